@@ -1,0 +1,236 @@
+//! Adapter choice and device creation. The device is requested with the adapter's real
+//! limits (not WebGPU's defaults) so that kernels can use what the hardware grants; an
+//! application that already owns a `wgpu::Device` hands it over with `Gpu::from_wgpu`.
+
+use super::pipeline::PipelineCache;
+use super::pool::BufferPool;
+use super::profile::Profiler;
+use crate::error::{Error, Result};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+
+/// Which graphics API to open. `Auto` lets wgpu pick in its order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BackendChoice {
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendChoice {
+    pub fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Auto => wgpu::Backends::all(),
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+impl FromStr for BackendChoice {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "vulkan" | "vk" => Ok(Self::Vulkan),
+            "metal" | "mtl" => Ok(Self::Metal),
+            "dx12" | "d3d12" => Ok(Self::Dx12),
+            "gl" | "gles" | "opengl" => Ok(Self::Gl),
+            other => Err(Error::Invalid(format!(
+                "backend '{other}' is not one of auto, vulkan, metal, dx12, gl"
+            ))),
+        }
+    }
+}
+
+/// How to open the GPU. `from_env` reads `SCOREGEN_BACKEND` and `SCOREGEN_ADAPTER`.
+#[derive(Debug, Clone, Default)]
+pub struct GpuOptions {
+    pub backend: BackendChoice,
+    /// Index into the adapter list that `scoregen info` prints; `None` = best available.
+    pub adapter: Option<usize>,
+    /// Record timestamp queries around every dispatch (`--profile`).
+    pub profile: bool,
+}
+
+impl GpuOptions {
+    pub fn from_env() -> Result<Self> {
+        let mut o = GpuOptions::default();
+        if let Ok(b) = std::env::var("SCOREGEN_BACKEND") {
+            o.backend = b.parse()?;
+        }
+        if let Ok(a) = std::env::var("SCOREGEN_ADAPTER") {
+            o.adapter = Some(a.trim().parse().map_err(|_| {
+                Error::Invalid(format!("SCOREGEN_ADAPTER='{a}' is not an adapter index (see `scoregen info`)"))
+            })?);
+        }
+        Ok(o)
+    }
+}
+
+/// Features we enable when the adapter has them, and why.
+pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
+    (wgpu::Features::TIMESTAMP_QUERY, "per-kernel GPU time for --profile"),
+];
+
+/// The engine's handle on one device: queue, granted limits, buffer pool, pipeline cache.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) pool: BufferPool,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) profiler: Option<Mutex<Profiler>>,
+    /// Errors wgpu raised outside any scope; surfaced by `check_errors` instead of a panic.
+    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    /// Matmul tile configuration, tuned on first use (see ops::matmul::tuned_config).
+    pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::MatmulConfig>,
+}
+
+fn instance(backend: BackendChoice) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backend.backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter wgpu sees for this backend choice, in the order `--adapter N` indexes.
+pub fn enumerate_adapters(backend: BackendChoice) -> Vec<wgpu::Adapter> {
+    let inst = instance(backend);
+    let mut v = pollster::block_on(inst.enumerate_adapters(backend.backends()));
+    // Stable order: discrete, integrated, virtual, cpu, other; native APIs before GL; then name.
+    v.sort_by_key(|a| {
+        let i = a.get_info();
+        let rank = match i.device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Cpu => 3,
+            wgpu::DeviceType::Other => 4,
+        };
+        let api = match i.backend {
+            wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+            _ => 1, // GL last: fewer compute features, slower
+        };
+        (rank, api, i.name.clone(), format!("{:?}", i.backend))
+    });
+    v
+}
+
+pub const NO_ADAPTER_HINT: &str = "install a Vulkan/Metal/DX12 driver; on a headless Linux box \
+     `apt-get install -y mesa-vulkan-drivers libvulkan1` gives Mesa's software Vulkan (lavapipe)";
+
+impl Gpu {
+    /// Open an adapter as `opts` says and create a device with the adapter's full limits.
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let adapters = enumerate_adapters(opts.backend);
+        if adapters.is_empty() {
+            return Err(Error::NoAdapter(format!(
+                "wgpu found no adapter for backend {:?}; {NO_ADAPTER_HINT}",
+                opts.backend
+            )));
+        }
+        let adapter = match opts.adapter {
+            Some(i) => adapters.into_iter().nth(i).ok_or_else(|| {
+                Error::NoAdapter(format!(
+                    "--adapter {i} is out of range; `scoregen info` lists the adapters"
+                ))
+            })?,
+            None => adapters.into_iter().next().unwrap(),
+        };
+        let mut features = wgpu::Features::empty();
+        for (f, _) in WANTED_FEATURES {
+            if adapter.features().contains(*f) {
+                features |= *f;
+            }
+        }
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("scoregen"),
+            required_features: features,
+            required_limits: adapter.limits(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let info = adapter.get_info();
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::NoAdapter(format!("could not open a device on '{}': {e}", info.name))
+        })?;
+        Ok(Self::assemble(device, queue, info, opts.profile))
+    }
+
+    /// Adopt a device and queue owned by a host application (embedding). Kernels respect the
+    /// limits that device was created with; nothing about it is changed.
+    pub fn from_wgpu(device: wgpu::Device, queue: wgpu::Queue) -> Gpu {
+        let info = device.adapter_info();
+        Self::assemble(device, queue, info, false)
+    }
+
+    fn assemble(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo, profile: bool) -> Gpu {
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string().lines().next().unwrap_or("").to_string());
+        }));
+        let limits = device.limits();
+        let features = device.features();
+        let profiler = if profile {
+            Some(Mutex::new(Profiler::new(&device, &queue, features)))
+        } else {
+            None
+        };
+        Gpu {
+            pool: BufferPool::new(),
+            pipelines: PipelineCache::new(),
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            profiler,
+            uncaptured,
+            matmul_config: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Returns the first error wgpu raised behind our back since the last call, if any.
+    pub fn check_errors(&self) -> Result<()> {
+        let mut v = self.uncaptured.lock().unwrap();
+        if v.is_empty() {
+            Ok(())
+        } else {
+            let first = v.remove(0);
+            v.clear();
+            Err(Error::Gpu(first))
+        }
+    }
+
+    /// Block until all submitted work has finished.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        Ok(())
+    }
+
+    /// Largest number of workgroups in one dimension of a dispatch.
+    pub fn max_groups_per_dim(&self) -> u32 {
+        self.limits.max_compute_workgroups_per_dimension
+    }
+
+    /// Short description: "name (backend, type)".
+    pub fn describe(&self) -> String {
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+    }
+
+    /// Is this a CPU implementation (lavapipe, SwiftShader, WARP)?
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+}

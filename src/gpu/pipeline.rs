@@ -1,0 +1,107 @@
+//! Pipeline cache. A compute pipeline is identified by shader file, entry point and every
+//! specialisation constant (WGSL `override`) it was built with; each is compiled once per
+//! device and shared.
+
+use crate::error::{Error, Result};
+use crate::shaders;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Everything that makes one pipeline different from another.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub shader: &'static str,
+    pub entry: &'static str,
+    /// (override name, f64 bits), sorted by name.
+    pub constants: Vec<(&'static str, u64)>,
+}
+
+impl PipelineKey {
+    pub fn new(shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> Self {
+        let mut c: Vec<_> = constants.iter().map(|(k, v)| (*k, v.to_bits())).collect();
+        c.sort();
+        PipelineKey { shader, entry, constants: c }
+    }
+}
+
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+    pub label: String,
+}
+
+/// `SCOREGEN_CHECKED=1`: compile shaders with wgpu's runtime bounds checks and loop bounding.
+pub fn checked_shaders() -> bool {
+    std::env::var("SCOREGEN_CHECKED").map(|v| v == "1").unwrap_or(false)
+}
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    created: Mutex<u64>,
+}
+
+impl PipelineCache {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn created(&self) -> u64 {
+        *self.created.lock().unwrap()
+    }
+
+    fn module(&self, device: &wgpu::Device, name: &'static str) -> Result<Arc<wgpu::ShaderModule>> {
+        let mut m = self.modules.lock().unwrap();
+        if let Some(x) = m.get(name) {
+            return Ok(x.clone());
+        }
+        let src = shaders::source(name)
+            .ok_or_else(|| Error::Invalid(format!("no shader named '{name}' in shaders/")))?;
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(src.into()) };
+        let module = if checked_shaders() {
+            device.create_shader_module(desc)
+        } else {
+            // SAFETY: every kernel clamps its indices into range by construction (loads use
+            // min(i, len - 1), stores are masked) and every loop has a uniform bound, which the
+            // CPU-reference tests exercise on random shapes. wgpu's injected bounds checks and
+            // loop counters block the compiler's unrolling (3x slower matmul on lavapipe).
+            // SCOREGEN_CHECKED=1 turns them back on for debugging.
+            unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+        };
+        let module = Arc::new(module);
+        m.insert(name, module.clone());
+        Ok(module)
+    }
+
+    pub fn get(&self, device: &wgpu::Device, key: &PipelineKey) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(device, key.shader)?;
+        let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        let label = format!("{}::{}", key.shader, key.entry);
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(&label),
+            layout: None,
+            module: &module,
+            entry_point: Some(key.entry),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &constants,
+                // Every kernel writes its workgroup memory before reading it.
+                zero_initialize_workgroup_memory: false,
+            },
+            cache: None,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            let msg = e.to_string().replace('\n', " ");
+            return Err(Error::Gpu(format!("pipeline {label} {:?} failed to build: {msg}", key.constants)));
+        }
+        let layout = pipeline.get_bind_group_layout(0);
+        let p = Arc::new(Pipeline { pipeline, layout, label });
+        self.pipelines.lock().unwrap().insert(key.clone(), p.clone());
+        *self.created.lock().unwrap() += 1;
+        Ok(p)
+    }
+}

@@ -1,0 +1,50 @@
+//! On-disk cache of per-adapter autotune results: one line per (kernel, adapter) in
+//! `$SCOREGEN_CACHE_DIR` or `$XDG_CACHE_HOME/scoregen` or `~/.cache/scoregen`, file `tune.txt`.
+//! A missing or unwritable cache only means the autotune runs again.
+
+use super::context::Gpu;
+use std::path::PathBuf;
+
+pub fn cache_file() -> Option<PathBuf> {
+    let dir = if let Ok(d) = std::env::var("SCOREGEN_CACHE_DIR") {
+        PathBuf::from(d)
+    } else if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        PathBuf::from(d).join("scoregen")
+    } else {
+        PathBuf::from(std::env::var("HOME").ok()?).join(".cache").join("scoregen")
+    };
+    Some(dir.join("tune.txt"))
+}
+
+/// Identifies an adapter and driver version: a driver update re-tunes.
+pub fn adapter_key(gpu: &Gpu) -> String {
+    let i = &gpu.info;
+    format!("{}|{:?}|{}|{}|v1", i.name, i.backend, i.driver, i.driver_info).replace(['\t', '\n'], " ")
+}
+
+pub fn load(kernel: &str, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(cache_file()?).ok()?;
+    text.lines().find_map(|l| {
+        let mut it = l.splitn(3, '\t');
+        (it.next()? == kernel && it.next()? == key).then(|| it.next().map(str::to_string)).flatten()
+    })
+}
+
+pub fn store(kernel: &str, key: &str, value: &str) {
+    let Some(path) = cache_file() else { return };
+    let old = std::fs::read_to_string(&path).unwrap_or_default();
+    let mut lines: Vec<String> = old
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{kernel}\t{key}\t")))
+        .map(str::to_string)
+        .collect();
+    lines.push(format!("{kernel}\t{key}\t{value}"));
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    // Atomic: write a temporary file, then rename over the old one.
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&tmp, lines.join("\n") + "\n").is_ok() {
+        let _ = std::fs::rename(&tmp, &path);
+    }
+}

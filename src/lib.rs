@@ -1,0 +1,12 @@
+//! scoregen: score-based generative models trained and sampled on the GPU through
+//! hand-written WGSL compute shaders on wgpu.
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod shaders;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions, Recorder};
+pub use tensor::Tensor;

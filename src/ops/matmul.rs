@@ -1,0 +1,323 @@
+//! Batched matmul with optional transposes, on one of two kernel families chosen per adapter
+//! by a short autotune whose result is cached on disk (see shaders/matmul.wgsl).
+
+use super::dim;
+use crate::error::{Error, Result};
+use crate::gpu::{Gpu, Recorder};
+use crate::tensor::Tensor;
+use bytemuck::{Pod, Zeroable};
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    m: u32,
+    n: u32,
+    k: u32,
+    batch: u32,
+    a_bstride: u32,
+    b_bstride: u32,
+    c_bstride: u32,
+    groups_x: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// Register blocking, no workgroup memory (`mm_reg4` when B is row-major with N % 4 == 0,
+    /// else `mm_reg`).
+    Reg,
+    /// Workgroup-memory tiles (`mm_tiled`).
+    Tiled,
+}
+
+/// One tile configuration; every field is a pipeline specialisation constant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulConfig {
+    pub family: Family,
+    pub wg_x: u32,
+    pub wg_y: u32,
+    /// Rows per invocation.
+    pub tm: u32,
+    /// Columns per invocation (a multiple of 4 for `Reg`).
+    pub tn: u32,
+    /// k-slice depth (`Tiled` only).
+    pub bk: u32,
+}
+
+impl MatmulConfig {
+    pub const fn reg(wg_x: u32, wg_y: u32, tm: u32, tn: u32) -> Self {
+        MatmulConfig { family: Family::Reg, wg_x, wg_y, tm, tn, bk: 0 }
+    }
+    pub const fn tiled(wg_x: u32, wg_y: u32, tm: u32, tn: u32, bk: u32) -> Self {
+        MatmulConfig { family: Family::Tiled, wg_x, wg_y, tm, tn, bk }
+    }
+    /// Output rows and columns covered by one workgroup.
+    pub fn tile(&self) -> (u32, u32) {
+        (self.wg_y * self.tm, self.wg_x * self.tn)
+    }
+
+    /// Compact text form, e.g. `reg:8x8:4x8` or `tiled:16x16:4x4:8` (also `SCOREGEN_MATMUL`).
+    pub fn name(&self) -> String {
+        match self.family {
+            Family::Reg => format!("reg:{}x{}:{}x{}", self.wg_x, self.wg_y, self.tm, self.tn),
+            Family::Tiled => format!("tiled:{}x{}:{}x{}:{}", self.wg_x, self.wg_y, self.tm, self.tn, self.bk),
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = || Error::Invalid(format!("matmul config '{s}' is not like reg:8x8:4x8 or tiled:16x16:4x4:8"));
+        let parts: Vec<&str> = s.split(':').collect();
+        let pair = |t: &str| -> Result<(u32, u32)> {
+            let (x, y) = t.split_once('x').ok_or_else(bad)?;
+            Ok((x.parse().map_err(|_| bad())?, y.parse().map_err(|_| bad())?))
+        };
+        let cfg = match parts.as_slice() {
+            ["reg", wg, t] => {
+                let ((wx, wy), (tm, tn)) = (pair(wg)?, pair(t)?);
+                MatmulConfig::reg(wx, wy, tm, tn)
+            }
+            ["tiled", wg, t, bk] => {
+                let ((wx, wy), (tm, tn)) = (pair(wg)?, pair(t)?);
+                MatmulConfig::tiled(wx, wy, tm, tn, bk.parse().map_err(|_| bad())?)
+            }
+            _ => return Err(bad()),
+        };
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Respect the shader's register-array bounds and the workgroup-memory tiles.
+    pub fn validate(&self) -> Result<()> {
+        let ok = match self.family {
+            Family::Reg => self.tm >= 1 && self.tm <= 16 && self.tn % 4 == 0 && self.tn >= 4 && self.tn <= 16,
+            Family::Tiled => {
+                let (bm, bn) = self.tile();
+                self.tm >= 1 && self.tm <= 8 && self.tn >= 1 && self.tn <= 8 && self.tm * self.tn <= 64
+                    && self.bk >= 1 && self.bk <= 16 && self.bk * bm <= 2048 && self.bk * bn <= 2048
+            }
+        };
+        if !ok {
+            return Err(Error::Invalid(format!("matmul config {} is outside the kernel's bounds", self.name())));
+        }
+        Ok(())
+    }
+
+    fn fits(&self, gpu: &Gpu) -> bool {
+        let inv = self.wg_x * self.wg_y;
+        inv <= gpu.limits.max_compute_invocations_per_workgroup
+            && self.wg_x <= gpu.limits.max_compute_workgroup_size_x
+            && self.wg_y <= gpu.limits.max_compute_workgroup_size_y
+            && (self.family == Family::Reg || gpu.limits.max_compute_workgroup_storage_size >= 2 * 2048 * 4)
+    }
+}
+
+/// Candidates the autotune tries, both families, so that CPU and GPU adapters each find theirs.
+pub const CANDIDATES: &[MatmulConfig] = &[
+    MatmulConfig::reg(8, 8, 16, 16),
+    MatmulConfig::reg(8, 4, 16, 16),
+    MatmulConfig::reg(8, 8, 8, 16),
+    MatmulConfig::reg(16, 4, 4, 8),
+    MatmulConfig::reg(8, 8, 4, 4),
+    MatmulConfig::tiled(16, 16, 4, 4, 8),
+    MatmulConfig::tiled(16, 16, 8, 8, 8),
+    MatmulConfig::tiled(16, 8, 8, 8, 16),
+    MatmulConfig::tiled(16, 16, 4, 4, 16),
+];
+
+/// Options of one matmul call.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MatmulOpts {
+    pub trans_a: bool,
+    pub trans_b: bool,
+    /// Use this tile configuration instead of the adapter's tuned one.
+    pub config: Option<MatmulConfig>,
+}
+
+/// Shapes of a (possibly batched) matmul: returns (batch, m, k, n, a_bstride, b_bstride).
+/// A is [.., M, K] (or [.., K, M] transposed), B is [.., K, N] (or [.., N, K]); a rank-2
+/// operand broadcasts over the other's batch.
+fn plan(a: &[usize], b: &[usize], o: &MatmulOpts) -> Result<(usize, usize, usize, usize, usize, usize, Vec<usize>)> {
+    if a.len() < 2 || b.len() < 2 || a.len() > 3 || b.len() > 3 {
+        return Err(Error::Shape(format!("matmul takes rank-2 or rank-3 operands, got a {a:?} and b {b:?}")));
+    }
+    let (ar, ac) = (a[a.len() - 2], a[a.len() - 1]);
+    let (br, bc) = (b[b.len() - 2], b[b.len() - 1]);
+    let (m, ka) = if o.trans_a { (ac, ar) } else { (ar, ac) };
+    let (kb, n) = if o.trans_b { (bc, br) } else { (br, bc) };
+    if ka != kb {
+        return Err(Error::Shape(format!(
+            "matmul: a {a:?}{} and b {b:?}{} disagree on the inner dimension ({ka} vs {kb})",
+            if o.trans_a { "^T" } else { "" },
+            if o.trans_b { "^T" } else { "" }
+        )));
+    }
+    let ba = if a.len() == 3 { a[0] } else { 1 };
+    let bb = if b.len() == 3 { b[0] } else { 1 };
+    if a.len() == 3 && b.len() == 3 && ba != bb {
+        return Err(Error::Shape(format!("matmul: batch sizes differ, a {a:?} and b {b:?}")));
+    }
+    let batch = ba.max(bb);
+    let a_bs = if a.len() == 3 { ar * ac } else { 0 };
+    let b_bs = if b.len() == 3 { br * bc } else { 0 };
+    let out = if a.len() == 3 || b.len() == 3 { vec![batch, m, n] } else { vec![m, n] };
+    Ok((batch, m, ka, n, a_bs, b_bs, out))
+}
+
+/// C = op(A) @ op(B), recorded into `rec`.
+pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, o: MatmulOpts) -> Result<Tensor> {
+    let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
+    let c = Tensor::empty(rec.gpu, &out_shape)?;
+    matmul_into(rec, a, b, &c, o, false, (batch, m, k, n, a_bs, b_bs))?;
+    Ok(c)
+}
+
+/// C += op(A) @ op(B) into an existing tensor (gradient accumulation).
+pub fn matmul_acc(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: MatmulOpts) -> Result<()> {
+    let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
+    if c.shape() != out_shape.as_slice() {
+        return Err(Error::Shape(format!("matmul_acc: output is {:?}, expected {out_shape:?}", c.shape())));
+    }
+    matmul_into(rec, a, b, c, o, true, (batch, m, k, n, a_bs, b_bs))
+}
+
+fn matmul_into(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    o: MatmulOpts,
+    accumulate: bool,
+    (batch, m, k, n, a_bs, b_bs): (usize, usize, usize, usize, usize, usize),
+) -> Result<()> {
+    if m == 0 || n == 0 || batch == 0 {
+        return Ok(());
+    }
+    let cfg = match o.config {
+        Some(c) => c,
+        None => tuned_config(rec.gpu),
+    };
+    cfg.validate()?;
+    let (bm, bn) = cfg.tile();
+    let gx = dim(n.div_ceil(bn as usize), "matmul column tiles")?;
+    let gy = dim(m.div_ceil(bm as usize), "matmul row tiles")?;
+    let gz = dim(batch, "matmul batch")?;
+    let max = rec.gpu.max_groups_per_dim();
+    if gx > max || gy > max || gz > max {
+        return Err(Error::Limit(format!("matmul [{batch}, {m}, {n}] needs a {gx} x {gy} x {gz} grid; the device allows {max} per dimension")));
+    }
+    let params = Params {
+        m: dim(m, "matmul m")?,
+        n: dim(n, "matmul n")?,
+        k: dim(k, "matmul k")?,
+        batch: gz,
+        a_bstride: dim(a_bs, "matmul a batch stride")?,
+        b_bstride: dim(b_bs, "matmul b batch stride")?,
+        c_bstride: dim(m * n, "matmul c batch stride")?,
+        groups_x: gx,
+    };
+    let vec4 = cfg.family == Family::Reg && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
+    let (shader, entry, tn_name, tn_val) = match cfg.family {
+        Family::Reg if vec4 => ("matmul_vec4", "mm_reg4", "TN4", cfg.tn / 4),
+        Family::Reg => ("matmul", "mm_reg", "TN4", cfg.tn / 4),
+        Family::Tiled => ("matmul", "mm_tiled", "TN", cfg.tn),
+    };
+    let mut consts = vec![("TRANS_A", o.trans_a as u32 as f64), ("ACCUMULATE", accumulate as u32 as f64)];
+    consts.extend([("WG_X", cfg.wg_x as f64), ("WG_Y", cfg.wg_y as f64), ("TM", cfg.tm as f64)]);
+    if !vec4 {
+        consts.extend([("TRANS_B", o.trans_b as u32 as f64), (tn_name, tn_val as f64)]);
+    }
+    if cfg.family == Family::Tiled {
+        consts.push(("BK", cfg.bk as f64));
+    }
+    let pipe = rec.pipeline(shader, entry, &consts)?;
+    let pi = rec.params(&params);
+    if k == 0 {
+        return Err(Error::Shape("matmul with inner dimension 0".into()));
+    }
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, gz])
+}
+
+/// The tile configuration for this adapter: `SCOREGEN_MATMUL` if set, else the cached
+/// autotune result, else a fresh autotune (cached for next time).
+pub fn tuned_config(gpu: &Gpu) -> MatmulConfig {
+    *gpu.matmul_config.get_or_init(|| {
+        if let Ok(s) = std::env::var("SCOREGEN_MATMUL") {
+            if let Ok(c) = MatmulConfig::parse(&s) {
+                return c;
+            }
+            eprintln!("warning: SCOREGEN_MATMUL='{s}' ignored (expected e.g. reg:8x8:4x8)");
+        }
+        let key = crate::gpu::tune::adapter_key(gpu);
+        if let Some(c) = crate::gpu::tune::load("matmul", &key).and_then(|s| MatmulConfig::parse(&s).ok()) {
+            if c.fits(gpu) {
+                return c;
+            }
+        }
+        let best = autotune(gpu).unwrap_or(CANDIDATES[0]);
+        crate::gpu::tune::store("matmul", &key, &best.name());
+        best
+    })
+}
+
+/// Time every candidate on a 512^3 product and return the fastest (a second or two on a CPU
+/// adapter, milliseconds on a GPU).
+pub fn autotune(gpu: &Gpu) -> Result<MatmulConfig> {
+    let n = 512;
+    let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let a = Tensor::from_slice(gpu, &data, &[n, n])?;
+    let b = Tensor::from_slice(gpu, &data, &[n, n])?;
+    let mut best: Option<(f64, MatmulConfig)> = None;
+    for cfg in CANDIDATES.iter().filter(|c| c.fits(gpu)) {
+        let o = MatmulOpts { config: Some(*cfg), ..Default::default() };
+        // Warm-up (pipeline build), then time two runs and keep the faster.
+        let run = || -> Result<f64> {
+            let t = std::time::Instant::now();
+            let mut rec = Recorder::new(gpu);
+            let _c = matmul(&mut rec, &a, &b, o)?;
+            rec.finish()?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        if run().is_err() {
+            continue;
+        }
+        let t = run()?.min(run()?);
+        if best.map(|(bt, _)| t < bt).unwrap_or(true) {
+            best = Some((t, *cfg));
+        }
+    }
+    best.map(|(_, c)| c).ok_or_else(|| Error::Gpu("no matmul configuration runs on this adapter".into()))
+}
+
+/// CPU reference: plain loops, f64 accumulation. Same shape rules as `matmul`.
+pub fn matmul_ref(a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], o: MatmulOpts) -> Result<(Vec<f32>, Vec<usize>)> {
+    let (batch, m, k, n, a_bs, b_bs, out) = plan(a_shape, b_shape, &o)?;
+    let mut c = vec![0f32; batch * m * n];
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0f64;
+                for kk in 0..k {
+                    let av = if o.trans_a { a[bi * a_bs + kk * m + i] } else { a[bi * a_bs + i * k + kk] };
+                    let bv = if o.trans_b { b[bi * b_bs + j * k + kk] } else { b[bi * b_bs + kk * n + j] };
+                    s += av as f64 * bv as f64;
+                }
+                c[bi * m * n + i * n + j] = s as f32;
+            }
+        }
+    }
+    Ok((c, out))
+}
+
+/// The naive one-invocation-per-output kernel, kept as the benchmark baseline.
+pub fn matmul_naive(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (_, m, k, n, _, _, out) = plan(a.shape(), b.shape(), &MatmulOpts::default())?;
+    if out.len() != 2 {
+        return Err(Error::Shape("matmul_naive takes rank-2 operands".into()));
+    }
+    let c = Tensor::empty(rec.gpu, &out)?;
+    let pipe = rec.pipeline("matmul_naive", "main", &[])?;
+    let pi = rec.params(&[m as u32, n as u32, k as u32, 0u32]);
+    let gx = dim(n.div_ceil(16), "naive tiles")?;
+    let gy = dim(m.div_ceil(16), "naive tiles")?;
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, 1])?;
+    Ok(c)
+}

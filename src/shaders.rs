@@ -1,0 +1,21 @@
+//! The WGSL sources, compiled into the binary. One file per kernel family under `shaders/`.
+
+pub const SOURCES: &[(&str, &str)] = &[
+    ("matmul", include_str!("../shaders/matmul.wgsl")),
+    ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
+    ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
+];
+
+pub fn source(name: &str) -> Option<&'static str> {
+    SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Parse and validate one shader with naga (no GPU needed); the error names file and line.
+pub fn validate(name: &str) -> Result<(), String> {
+    let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
+    let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+        .validate(&module)
+        .map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
+    Ok(())
+}
