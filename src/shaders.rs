@@ -3,6 +3,15 @@
 pub const SOURCES: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
+    ("elementwise", include_str!("../shaders/elementwise.wgsl")),
+    ("reduce", include_str!("../shaders/reduce.wgsl")),
+    ("conv2d", include_str!("../shaders/conv2d.wgsl")),
+    ("groupnorm", include_str!("../shaders/groupnorm.wgsl")),
+    ("softmax", include_str!("../shaders/softmax.wgsl")),
+    ("attention", include_str!("../shaders/attention.wgsl")),
+    ("layout", include_str!("../shaders/layout.wgsl")),
+    ("embedding", include_str!("../shaders/embedding.wgsl")),
+    ("random", include_str!("../shaders/random.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
 ];
 

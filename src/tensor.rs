@@ -62,7 +62,7 @@ impl Tensor {
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
-    pub fn buffer(&self) -> &PooledBuffer {
+    pub fn buffer(&self) -> &Arc<PooledBuffer> {
         &self.buf
     }
 

@@ -176,7 +176,8 @@ impl Gpu {
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            sink.lock().unwrap().push(e.to_string().lines().next().unwrap_or("").to_string());
+            let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            sink.lock().unwrap().push(msg.join(" "));
         }));
         let limits = device.limits();
         let features = device.features();
@@ -217,6 +218,21 @@ impl Gpu {
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
         Ok(())
+    }
+
+    /// Pipelines compiled so far (a replayed plan must not add any).
+    pub fn pipelines_created(&self) -> u64 {
+        self.pipelines.created()
+    }
+
+    /// Buffer pool counters: live and peak bytes, buffers created.
+    pub fn pool_stats(&self) -> super::pool::PoolStats {
+        self.pool.stats()
+    }
+
+    /// Per-kernel GPU times collected with `--profile` (None when profiling is off).
+    pub fn profile_report(&self) -> Option<String> {
+        self.profiler.as_ref().map(|p| p.lock().unwrap().report())
     }
 
     /// Largest number of workgroups in one dimension of a dispatch.

@@ -15,6 +15,9 @@ pub struct Recorder<'g> {
     pass: Option<wgpu::ComputePass<'static>>,
     /// Parameter blocks alive until the submission is made.
     keep: Vec<PooledBuffer>,
+    /// Every buffer bound by recorded work, held until submission so that no other thread can
+    /// recycle (and re-upload into) it while this recording still reads it.
+    held: Vec<Arc<PooledBuffer>>,
     /// Pipeline labels of profiled dispatches, in query-pair order.
     profiled: Vec<String>,
     pub dispatches: u64,
@@ -38,7 +41,7 @@ pub fn fold_groups(n: u32, max: u32) -> Result<[u32; 3]> {
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
         let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") });
-        Recorder { gpu, encoder: Some(encoder), pass: None, keep: Vec::new(), profiled: Vec::new(), dispatches: 0 }
+        Recorder { gpu, encoder: Some(encoder), pass: None, keep: Vec::new(), held: Vec::new(), profiled: Vec::new(), dispatches: 0 }
     }
 
     pub fn pipeline(&self, shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
@@ -60,7 +63,14 @@ impl<'g> Recorder<'g> {
 
     /// Record one dispatch. `params`: index returned by `params`, bound at 0; `storage` bound
     /// at 1, 2, ... `groups`: workgroup grid (see `fold_groups`).
-    pub fn dispatch(&mut self, pipe: &Pipeline, params: Option<usize>, storage: &[&PooledBuffer], groups: [u32; 3]) -> Result<()> {
+    pub fn dispatch(&mut self, pipe: &Pipeline, params: Option<usize>, storage: &[&Arc<PooledBuffer>], groups: [u32; 3]) -> Result<()> {
+        let at: Vec<(u32, &Arc<PooledBuffer>)> = storage.iter().enumerate().map(|(k, b)| (k as u32 + 1, *b)).collect();
+        self.dispatch_at(pipe, params, &at, groups)
+    }
+
+    /// Like `dispatch`, with explicit binding numbers (for entry points that use a subset of
+    /// their file's bindings).
+    pub fn dispatch_at(&mut self, pipe: &Pipeline, params: Option<usize>, storage: &[(u32, &Arc<PooledBuffer>)], groups: [u32; 3]) -> Result<()> {
         let max = self.gpu.max_groups_per_dim();
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Limit(format!("dispatch {groups:?} of {} exceeds {max} workgroups per dimension", pipe.label)));
@@ -73,9 +83,10 @@ impl<'g> Recorder<'g> {
         if let Some(i) = params {
             entries.push(wgpu::BindGroupEntry { binding: 0, resource: self.keep[i].binding() });
         }
-        for (k, b) in storage.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: k as u32 + 1, resource: b.binding() });
+        for (k, b) in storage {
+            entries.push(wgpu::BindGroupEntry { binding: *k, resource: b.binding() });
         }
+        self.held.extend(storage.iter().map(|(_, b)| Arc::clone(b)));
         let bind = self.gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipe.layout,
@@ -144,8 +155,9 @@ impl<'g> Recorder<'g> {
             None
         };
         let idx = self.gpu.queue.submit(Some(enc.finish()));
-        self.gpu.pool.on_submit();
         self.keep.clear();
+        self.held.clear();
+        self.gpu.pool.on_submit();
         if let Some(staging) = resolve {
             let labels = std::mem::take(&mut self.profiled);
             let prof = self.gpu.profiler.as_ref().unwrap();

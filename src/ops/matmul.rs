@@ -113,14 +113,11 @@ impl MatmulConfig {
 /// Candidates the autotune tries, both families, so that CPU and GPU adapters each find theirs.
 pub const CANDIDATES: &[MatmulConfig] = &[
     MatmulConfig::reg(8, 8, 16, 16),
-    MatmulConfig::reg(8, 4, 16, 16),
     MatmulConfig::reg(8, 8, 8, 16),
     MatmulConfig::reg(16, 4, 4, 8),
-    MatmulConfig::reg(8, 8, 4, 4),
     MatmulConfig::tiled(16, 16, 4, 4, 8),
     MatmulConfig::tiled(16, 16, 8, 8, 8),
     MatmulConfig::tiled(16, 8, 8, 8, 16),
-    MatmulConfig::tiled(16, 16, 4, 4, 16),
 ];
 
 /// Options of one matmul call.

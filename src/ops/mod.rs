@@ -1,10 +1,17 @@
 //! The kernel library: one module per op family, each with its host launcher, its plain-loop
 //! CPU reference (f64 accumulation, written to be read) and its tests side by side.
 
+pub mod attention;
+pub mod conv;
+pub mod elementwise;
+pub mod embedding;
+pub mod layout;
 pub mod matmul;
+pub mod norm;
+pub mod random;
+pub mod reduce;
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
 
 /// Workgroups needed to cover `n` items with `per_group` items each.
 pub(crate) fn groups_for(n: usize, per_group: usize) -> Result<u32> {
@@ -17,9 +24,8 @@ pub(crate) fn dim(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::Limit(format!("{what} = {n} exceeds the 32-bit index range of the kernels")))
 }
 
-pub(crate) fn same_shape(a: &Tensor, b: &Tensor, op: &str) -> Result<()> {
-    if a.shape() != b.shape() {
-        return Err(Error::Shape(format!("{op}: shapes {:?} and {:?} differ", a.shape(), b.shape())));
-    }
-    Ok(())
+
+/// Folded grid for `n` items at `per_group` items per workgroup.
+pub(crate) fn grid(rec: &crate::gpu::Recorder, n: usize, per_group: usize) -> Result<[u32; 3]> {
+    crate::gpu::fold_groups(groups_for(n, per_group)?, rec.gpu.max_groups_per_dim())
 }

@@ -1,0 +1,82 @@
+// 2-D convolution, NCHW, as an implicit GEMM (no im2col buffer):
+//   y[n, co, oh, ow] = bias[co] + sum_{ci, kh, kw} w[co, ci, kh, kw] * x[n, ci, ih, iw]
+//   ih = oh * stride - pad + kh,  iw = ow * stride - pad + kw  (zero outside the input)
+// GEMM view: M = C_out (rows of w: [C_out, C_in*KH*KW]), N = batch*H_out*W_out pixels,
+// K = C_in*KH*KW. Each invocation computes TC output channels x TP consecutive pixels; the
+// receptive-field origin of each pixel is computed once, then the k loop walks (ci, kh, kw).
+// Bindings: 0 params, 1 x [B, C_in, H, W], 2 w [C_out, C_in, KH, KW], 3 bias [C_out]
+// (ignored unless HAS_BIAS), 4 y [B, C_out, H_out, W_out].
+
+struct Params {
+    batch: u32, c_in: u32, h: u32, w: u32,
+    c_out: u32, kh: u32, kw: u32, stride: u32,
+    pad: u32, h_out: u32, w_out: u32, groups_x: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> wt: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+override HAS_BIAS: bool = true;
+override WG_X: u32 = 16;
+override WG_Y: u32 = 4;
+override TC: u32 = 4;  // output channels per invocation (<= 8)
+override TP: u32 = 4;  // pixels per invocation (<= 8)
+
+@compute @workgroup_size(WG_X, WG_Y, 1)
+fn conv2d(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let n_pix = p.batch * p.h_out * p.w_out;
+    let hw_out = p.h_out * p.w_out;
+    let k_len = p.c_in * p.kh * p.kw;
+    let co0 = (wg.y * WG_Y + lid.y) * TC;
+    let px0 = (wg.z * p.groups_x + wg.x) * WG_X * TP + lid.x;
+    // Pixel j of this invocation is px0 + j * WG_X (neighbouring invocations, neighbouring pixels).
+    var xbase: array<u32, 8>;
+    var ih0: array<i32, 8>;
+    var iw0: array<i32, 8>;
+    for (var j = 0u; j < TP; j++) {
+        let px = min(px0 + j * WG_X, n_pix - 1u);
+        let nb = px / hw_out;
+        let r = px % hw_out;
+        xbase[j] = nb * p.c_in * p.h * p.w;
+        ih0[j] = i32((r / p.w_out) * p.stride) - i32(p.pad);
+        iw0[j] = i32((r % p.w_out) * p.stride) - i32(p.pad);
+    }
+    var wrow: array<u32, 8>;
+    for (var i = 0u; i < TC; i++) { wrow[i] = min(co0 + i, p.c_out - 1u) * k_len; }
+    var acc: array<f32, 64>;
+    for (var i = 0u; i < TC * TP; i++) { acc[i] = 0.0; }
+    for (var ci = 0u; ci < p.c_in; ci++) {
+        for (var kh = 0u; kh < p.kh; kh++) {
+            for (var kw = 0u; kw < p.kw; kw++) {
+                let kk = (ci * p.kh + kh) * p.kw + kw;
+                var xv: array<f32, 8>;
+                for (var j = 0u; j < TP; j++) {
+                    let ih = ih0[j] + i32(kh);
+                    let iw = iw0[j] + i32(kw);
+                    let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
+                    let off = xbase[j] + (ci * p.h + u32(clamp(ih, 0, i32(p.h) - 1))) * p.w + u32(clamp(iw, 0, i32(p.w) - 1));
+                    xv[j] = select(0.0, x[off], inside);
+                }
+                for (var i = 0u; i < TC; i++) {
+                    let wv = wt[wrow[i] + kk];
+                    for (var j = 0u; j < TP; j++) { acc[i * TP + j] = fma(wv, xv[j], acc[i * TP + j]); }
+                }
+            }
+        }
+    }
+    for (var i = 0u; i < TC; i++) {
+        let co = co0 + i;
+        if (co >= p.c_out) { continue; }
+        var b = 0.0;
+        if (HAS_BIAS) { b = bias[co]; }
+        for (var j = 0u; j < TP; j++) {
+            let px = px0 + j * WG_X;
+            if (px < n_pix) {
+                let nb = px / hw_out;
+                y[(nb * p.c_out + co) * hw_out + px % hw_out] = acc[i * TP + j] + b;
+            }
+        }
+    }
+}

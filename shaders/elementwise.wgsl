@@ -1,0 +1,109 @@
+// Element-wise ops. One invocation per output element; the linear index comes from a folded
+// 2-D grid (wg.y * num_workgroups.x + wg.x) so > 65,535 workgroups work.
+//   unary:  out[i] = f(a[i])                      (OP selects f; s0, s1 are scalar operands)
+//   binary: out[i] = g(a[ia(i)], b[ib(i)])        with NumPy broadcasting: a and b carry one
+//           stride per output dimension (0 where that operand broadcasts). BCAST = false is
+//           the fast path for equal shapes.
+// Unary OP: 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 square, 6 silu, 7 tanh, 8 sigmoid,
+//   9 softplus, 10 clamp(s0, s1), 11 x + s0, 12 x * s0, 13 abs, 14 relu, 15 x^s0 (x > 0),
+//   16 s0 * x + s1.
+// Binary OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min.
+// Bindings: 0 params, 1 a, 2 b (binary only), 3 out. Shapes: rank <= 8, strides in elements.
+
+struct Params {
+    n: u32, rank: u32, s0: f32, s1: f32,
+    shape: array<vec4<u32>, 2>,
+    a_stride: array<vec4<u32>, 2>,
+    b_stride: array<vec4<u32>, 2>,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+override OP: u32 = 0u;
+override BCAST: bool = true;
+const WG: u32 = 256u;
+
+fn sigmoid(x: f32) -> f32 {
+    // Stable on both tails: exp of a non-positive number only.
+    let e = exp(-abs(x));
+    return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0);
+}
+
+fn unary_op(x: f32) -> f32 {
+    switch OP {
+        case 0u: { return -x; }
+        case 1u: { return exp(x); }
+        case 2u: { return log(x); }
+        case 3u: { return sqrt(x); }
+        case 4u: { return inverseSqrt(x); }
+        case 5u: { return x * x; }
+        case 6u: { return x * sigmoid(x); }
+        case 7u: {
+            let e = exp(-2.0 * abs(x));
+            return sign(x) * (1.0 - e) / (1.0 + e);
+        }
+        case 8u: { return sigmoid(x); }
+        case 9u: { return max(x, 0.0) + log(1.0 + exp(-abs(x))); }
+        case 10u: { return clamp(x, p.s0, p.s1); }
+        case 11u: { return x + p.s0; }
+        case 12u: { return x * p.s0; }
+        case 13u: { return abs(x); }
+        case 14u: { return max(x, 0.0); }
+        case 15u: { return pow(x, p.s0); }
+        case 16u: { return fma(p.s0, x, p.s1); }
+        default: { return x; }
+    }
+}
+
+fn binary_op(x: f32, y: f32) -> f32 {
+    switch OP {
+        case 0u: { return x + y; }
+        case 1u: { return x - y; }
+        case 2u: { return x * y; }
+        case 3u: { return x / y; }
+        case 4u: { return max(x, y); }
+        case 5u: { return min(x, y); }
+        default: { return x; }
+    }
+}
+
+fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG + lid.x;
+}
+
+fn dim_of(v: array<vec4<u32>, 2>, d: u32) -> u32 {
+    return v[d / 4u][d % 4u];
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    out[i] = unary_op(a[i]);
+}
+
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = linear(wg, nwg, lid);
+    if (i >= p.n) { return; }
+    if (!BCAST) {
+        out[i] = binary_op(a[i], b[i]);
+        return;
+    }
+    // Peel coordinates from the last dimension; accumulate each operand's offset.
+    var rem = i;
+    var ia = 0u;
+    var ib = 0u;
+    for (var d = p.rank; d > 0u; d--) {
+        let extent = dim_of(p.shape, d - 1u);
+        let coord = rem % extent;
+        rem = rem / extent;
+        ia += coord * dim_of(p.a_stride, d - 1u);
+        ib += coord * dim_of(p.b_stride, d - 1u);
+    }
+    out[i] = binary_op(a[ia], b[ib]);
+}

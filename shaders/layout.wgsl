@@ -1,0 +1,46 @@
+// Data movement kernels (no arithmetic):
+//   upsample2x: y[n, c, i, j] = x[n, c, i / 2, j / 2]     x: [NC, H, W] -> y: [NC, 2H, 2W]
+//   concat:     y[o, t, r] = t < la ? a[o, t, r] : b[o, t - la, r]
+//               a: [outer, la, inner], b: [outer, lb, inner] -> y: [outer, la + lb, inner]
+//               (channel concat of NCHW tensors is outer = N, inner = H*W)
+// One invocation per output element, folded 2-D grid.
+// Bindings: 0 params, then inputs, then output.
+
+struct Params { n: u32, d0: u32, d1: u32, d2: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+const WG: u32 = 256u;
+
+// d0 = H, d1 = W.
+@compute @workgroup_size(WG)
+fn upsample2x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let w2 = p.d1 * 2u;
+    let plane = i / (4u * p.d0 * p.d1);
+    let r = i % (4u * p.d0 * p.d1);
+    let yy = r / w2;
+    let xx = r % w2;
+    y[i] = a[(plane * p.d0 + yy / 2u) * p.d1 + xx / 2u];
+}
+
+// d0 = la, d1 = lb, d2 = inner.
+@compute @workgroup_size(WG)
+fn concat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let len = p.d0 + p.d1;
+    let o = i / (len * p.d2);
+    let r = i % (len * p.d2);
+    let t = r / p.d2;
+    let c = r % p.d2;
+    if (t < p.d0) {
+        y[i] = a[(o * p.d0 + t) * p.d2 + c];
+    } else {
+        y[i] = b[(o * p.d1 + t - p.d0) * p.d2 + c];
+    }
+}

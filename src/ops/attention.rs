@@ -1,0 +1,69 @@
+//! Fused scaled-dot-product attention with an online softmax (shaders/attention.wgsl).
+
+use super::{dim, grid};
+use crate::error::{Error, Result};
+use crate::gpu::Recorder;
+use crate::tensor::Tensor;
+
+pub const MAX_HEAD_DIM: usize = 128;
+
+/// out = softmax(scale q k^T) v for q [.., Nq, D], k [.., Nk, D], v [.., Nk, DV] with the
+/// same leading (batch, heads) dims; returns (out [.., Nq, DV], logsumexp [.., Nq]).
+/// `scale` defaults to 1/sqrt(D). Self-attention is q, k, v from one sequence; cross-attention
+/// takes k, v from another (Nk != Nq).
+pub fn attention(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, scale: Option<f32>) -> Result<(Tensor, Tensor)> {
+    let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
+    let r = qs.len();
+    if r < 2 || ks.len() != r || vs.len() != r || qs[..r - 2] != ks[..r - 2] || ks[..r - 2] != vs[..r - 2] {
+        return Err(Error::Shape(format!("attention: q {qs:?}, k {ks:?}, v {vs:?} must share leading dims [.., N, D]")));
+    }
+    let (nq, d, nk, dv) = (qs[r - 2], qs[r - 1], ks[r - 2], vs[r - 1]);
+    if ks[r - 1] != d || vs[r - 2] != nk {
+        return Err(Error::Shape(format!("attention: q {qs:?} and k {ks:?} need the same D, k and v {vs:?} the same N")));
+    }
+    if d == 0 || dv == 0 || d > MAX_HEAD_DIM || dv > MAX_HEAD_DIM {
+        return Err(Error::Shape(format!("attention: head dims D={d}, DV={dv} must be in 1..={MAX_HEAD_DIM}")));
+    }
+    if nk == 0 {
+        return Err(Error::Shape(format!("attention: no keys (k {ks:?})")));
+    }
+    let bh: usize = qs[..r - 2].iter().product();
+    let mut os = qs.to_vec();
+    os[r - 1] = dv;
+    let out = Tensor::empty(rec.gpu, &os)?;
+    let lse = Tensor::empty(rec.gpu, &qs[..r - 1])?;
+    if bh * nq == 0 {
+        return Ok((out, lse));
+    }
+    // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
+    let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
+    let q_blocks = nq.div_ceil(tq);
+    let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
+    let params = [dim(bh, "batch*heads")?, dim(nq, "queries")?, dim(nk, "keys")?, scale.to_bits(), dim(q_blocks, "query blocks")?, 0, 0, 0];
+    let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;
+    let pi = rec.params(&params);
+    let g = grid(rec, bh * q_blocks, 64)?;
+    rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], g)?;
+    Ok((out, lse))
+}
+
+/// CPU reference (explicit softmax, f64): (out, logsumexp).
+pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], bh: usize, nq: usize, nk: usize, d: usize, dv: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
+    let mut out = vec![0f32; bh * nq * dv];
+    let mut lse = vec![0f32; bh * nq];
+    for b in 0..bh {
+        for i in 0..nq {
+            let s: Vec<f64> = (0..nk)
+                .map(|j| (0..d).map(|t| q[(b * nq + i) * d + t] as f64 * k[(b * nk + j) * d + t] as f64).sum::<f64>() * scale as f64)
+                .collect();
+            let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+            for t in 0..dv {
+                let acc: f64 = (0..nk).map(|j| (s[j] - m).exp() / z * v[(b * nk + j) * dv + t] as f64).sum();
+                out[(b * nq + i) * dv + t] = acc as f32;
+            }
+            lse[b * nq + i] = (m + z.ln()) as f32;
+        }
+    }
+    (out, lse)
+}

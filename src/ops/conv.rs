@@ -1,0 +1,107 @@
+//! conv2d NCHW as an implicit GEMM (shaders/conv2d.wgsl).
+
+use super::dim;
+use crate::error::{Error, Result};
+use crate::gpu::Recorder;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOpts {
+    pub stride: usize,
+    pub pad: usize,
+}
+impl Default for Conv2dOpts {
+    fn default() -> Self {
+        Conv2dOpts { stride: 1, pad: 0 }
+    }
+}
+
+/// Output shape of conv2d, or a clear error naming the shapes.
+pub fn conv2d_shape(x: &[usize], w: &[usize], o: Conv2dOpts) -> Result<[usize; 4]> {
+    if x.len() != 4 || w.len() != 4 {
+        return Err(Error::Shape(format!("conv2d wants x [B, C, H, W] and w [C_out, C_in, KH, KW], got {x:?} and {w:?}")));
+    }
+    if x[1] != w[1] {
+        return Err(Error::Shape(format!("conv2d: x {x:?} has {} channels, w {w:?} expects {}", x[1], w[1])));
+    }
+    if o.stride == 0 {
+        return Err(Error::Shape("conv2d: stride 0".into()));
+    }
+    let (hp, wp) = (x[2] + 2 * o.pad, x[3] + 2 * o.pad);
+    if w[2] > hp || w[3] > wp || w[2] == 0 || w[3] == 0 {
+        return Err(Error::Shape(format!(
+            "conv2d: kernel {}x{} does not fit the padded input {hp}x{wp} (x {x:?}, pad {})",
+            w[2], w[3], o.pad
+        )));
+    }
+    Ok([x[0], w[0], (hp - w[2]) / o.stride + 1, (wp - w[3]) / o.stride + 1])
+}
+
+/// y = conv2d(x, w) + bias.
+pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts) -> Result<Tensor> {
+    let ys = conv2d_shape(x.shape(), w.shape(), o)?;
+    if let Some(b) = bias {
+        if b.shape() != [w.shape()[0]] {
+            return Err(Error::Shape(format!("conv2d: bias {:?} should be [{}]", b.shape(), w.shape()[0])));
+        }
+    }
+    let y = Tensor::empty(rec.gpu, &ys)?;
+    let (tc, tp, wx, wy) = (4u32, 4u32, 16u32, 4u32);
+    let n_pix = ys[0] * ys[2] * ys[3];
+    if n_pix == 0 || ys[1] == 0 {
+        return Ok(y);
+    }
+    let groups = dim(n_pix.div_ceil((wx * tp) as usize), "conv2d pixel tiles")?;
+    let max = rec.gpu.max_groups_per_dim();
+    let (gx, gz) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
+    let gy = dim(ys[1].div_ceil((wy * tc) as usize), "conv2d channel tiles")?;
+    if gy > max || gz > max {
+        return Err(Error::Limit(format!("conv2d output {ys:?} exceeds the dispatch grid")));
+    }
+    let s = x.shape();
+    let ws = w.shape();
+    let params = [
+        dim(s[0], "batch")?, dim(s[1], "c_in")?, dim(s[2], "h")?, dim(s[3], "w")?,
+        dim(ws[0], "c_out")?, dim(ws[2], "kh")?, dim(ws[3], "kw")?, dim(o.stride, "stride")?,
+        dim(o.pad, "pad")?, ys[2] as u32, ys[3] as u32, gx,
+    ];
+    let pipe = rec.pipeline("conv2d", "conv2d", &[
+        ("HAS_BIAS", bias.is_some() as u32 as f64),
+        ("WG_X", wx as f64), ("WG_Y", wy as f64), ("TC", tc as f64), ("TP", tp as f64),
+    ])?;
+    let pi = rec.params(&params);
+    let b = bias.unwrap_or(w); // bound but unread without HAS_BIAS
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])?;
+    Ok(y)
+}
+
+/// CPU reference (f64 accumulation).
+pub fn conv2d_ref(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, o: Conv2dOpts) -> Result<Vec<f32>> {
+    let ys = conv2d_shape(xs, ws, o)?;
+    let mut y = vec![0f32; ys.iter().product()];
+    for n in 0..ys[0] {
+        for co in 0..ys[1] {
+            for oh in 0..ys[2] {
+                for ow in 0..ys[3] {
+                    let mut s = bias.map(|b| b[co] as f64).unwrap_or(0.0);
+                    for ci in 0..xs[1] {
+                        for kh in 0..ws[2] {
+                            for kw in 0..ws[3] {
+                                let ih = (oh * o.stride + kh) as isize - o.pad as isize;
+                                let iw = (ow * o.stride + kw) as isize - o.pad as isize;
+                                if ih < 0 || iw < 0 || ih >= xs[2] as isize || iw >= xs[3] as isize {
+                                    continue;
+                                }
+                                let xv = x[((n * xs[1] + ci) * xs[2] + ih as usize) * xs[3] + iw as usize];
+                                let wv = w[((co * ws[1] + ci) * ws[2] + kh) * ws[3] + kw];
+                                s += xv as f64 * wv as f64;
+                            }
+                        }
+                    }
+                    y[((n * ys[1] + co) * ys[2] + oh) * ys[3] + ow] = s as f32;
+                }
+            }
+        }
+    }
+    Ok(y)
+}

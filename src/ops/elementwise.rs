@@ -1,0 +1,211 @@
+//! Element-wise unary and binary ops with NumPy broadcasting (shaders/elementwise.wgsl).
+
+use super::{dim, grid};
+use crate::error::{Error, Result};
+use crate::gpu::Recorder;
+use crate::tensor::Tensor;
+use bytemuck::{Pod, Zeroable};
+
+pub const MAX_RANK: usize = 8;
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable)]
+struct Params {
+    n: u32,
+    rank: u32,
+    s0: f32,
+    s1: f32,
+    shape: [u32; 8],
+    a_stride: [u32; 8],
+    b_stride: [u32; 8],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    Neg,
+    Exp,
+    Log,
+    Sqrt,
+    Rsqrt,
+    Square,
+    Silu,
+    Tanh,
+    Sigmoid,
+    Softplus,
+    Clamp(f32, f32),
+    AddScalar(f32),
+    MulScalar(f32),
+    Abs,
+    Relu,
+    /// x^p for x > 0.
+    PowScalar(f32),
+    /// s * x + t.
+    Affine(f32, f32),
+}
+
+impl Unary {
+    fn code(self) -> (u32, f32, f32) {
+        use Unary::*;
+        match self {
+            Neg => (0, 0.0, 0.0),
+            Exp => (1, 0.0, 0.0),
+            Log => (2, 0.0, 0.0),
+            Sqrt => (3, 0.0, 0.0),
+            Rsqrt => (4, 0.0, 0.0),
+            Square => (5, 0.0, 0.0),
+            Silu => (6, 0.0, 0.0),
+            Tanh => (7, 0.0, 0.0),
+            Sigmoid => (8, 0.0, 0.0),
+            Softplus => (9, 0.0, 0.0),
+            Clamp(lo, hi) => (10, lo, hi),
+            AddScalar(s) => (11, s, 0.0),
+            MulScalar(s) => (12, s, 0.0),
+            Abs => (13, 0.0, 0.0),
+            Relu => (14, 0.0, 0.0),
+            PowScalar(s) => (15, s, 0.0),
+            Affine(s, t) => (16, s, t),
+        }
+    }
+
+    /// CPU reference (f64).
+    pub fn eval(self, x: f64) -> f64 {
+        use Unary::*;
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        match self {
+            Neg => -x,
+            Exp => x.exp(),
+            Log => x.ln(),
+            Sqrt => x.sqrt(),
+            Rsqrt => 1.0 / x.sqrt(),
+            Square => x * x,
+            Silu => x * sig(x),
+            Tanh => x.tanh(),
+            Sigmoid => sig(x),
+            Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Clamp(lo, hi) => x.clamp(lo as f64, hi as f64),
+            AddScalar(s) => x + s as f64,
+            MulScalar(s) => x * s as f64,
+            Abs => x.abs(),
+            Relu => x.max(0.0),
+            PowScalar(s) => x.powf(s as f64),
+            Affine(s, t) => s as f64 * x + t as f64,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min,
+}
+
+impl Binary {
+    fn code(self) -> u32 {
+        self as u32
+    }
+    pub fn eval(self, x: f64, y: f64) -> f64 {
+        match self {
+            Binary::Add => x + y,
+            Binary::Sub => x - y,
+            Binary::Mul => x * y,
+            Binary::Div => x / y,
+            Binary::Max => x.max(y),
+            Binary::Min => x.min(y),
+        }
+    }
+}
+
+/// out = f(a), same shape.
+pub fn unary(rec: &mut Recorder, op: Unary, a: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(rec.gpu, a.shape())?;
+    let n = a.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let (code, s0, s1) = op.code();
+    let params = Params { n: dim(n, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
+    let pipe = rec.pipeline("elementwise", "unary", &[("OP", code as f64)])?;
+    let pi = rec.params(&params);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g)?;
+    Ok(out)
+}
+
+/// NumPy broadcast of two shapes (aligned at the right).
+pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let r = a.len().max(b.len());
+    let mut out = vec![0; r];
+    for i in 0..r {
+        let da = if i + a.len() >= r { a[i + a.len() - r] } else { 1 };
+        let db = if i + b.len() >= r { b[i + b.len() - r] } else { 1 };
+        out[i] = match (da, db) {
+            (x, y) if x == y => x,
+            (1, y) => y,
+            (x, 1) => x,
+            _ => return Err(Error::Shape(format!("cannot broadcast {a:?} with {b:?} (dimension {i}: {da} vs {db})"))),
+        };
+    }
+    Ok(out)
+}
+
+/// Strides of `shape` aligned to `out` (0 where it broadcasts).
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let r = out.len();
+    let mut strides = vec![0; r];
+    let mut s = 1;
+    for i in (0..shape.len()).rev() {
+        let o = i + r - shape.len();
+        strides[o] = if shape[i] == 1 && out[o] != 1 { 0 } else { s };
+        s *= shape[i];
+    }
+    strides
+}
+
+/// out = g(a, b) with broadcasting.
+pub fn binary(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    if shape.len() > MAX_RANK {
+        return Err(Error::Shape(format!("{op:?}: rank {} exceeds {MAX_RANK}", shape.len())));
+    }
+    let out = Tensor::empty(rec.gpu, &shape)?;
+    let n = out.numel();
+    if n == 0 {
+        return Ok(out);
+    }
+    let bcast = a.shape() != b.shape();
+    let mut params = Params { n: dim(n, "elements")?, rank: shape.len() as u32, s0: 0.0, s1: 0.0, shape: [1; 8], a_stride: [0; 8], b_stride: [0; 8] };
+    let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
+    for i in 0..shape.len() {
+        params.shape[i] = dim(shape[i], "dimension")?;
+        params.a_stride[i] = sa[i] as u32;
+        params.b_stride[i] = sb[i] as u32;
+    }
+    let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", bcast as u32 as f64)])?;
+    let pi = rec.params(&params);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)?;
+    Ok(out)
+}
+
+/// CPU reference for `binary`.
+pub fn binary_ref(op: Binary, a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+    let shape = broadcast_shape(a_shape, b_shape)?;
+    let (sa, sb) = (broadcast_strides(a_shape, &shape), broadcast_strides(b_shape, &shape));
+    let n: usize = shape.iter().product();
+    let mut out = vec![0f32; n];
+    for (i, o) in out.iter_mut().enumerate() {
+        let (mut rem, mut ia, mut ib) = (i, 0, 0);
+        for d in (0..shape.len()).rev() {
+            let c = rem % shape[d];
+            rem /= shape[d];
+            ia += c * sa[d];
+            ib += c * sb[d];
+        }
+        *o = op.eval(a[ia] as f64, b[ib] as f64) as f32;
+    }
+    Ok((out, shape))
+}

@@ -1,0 +1,87 @@
+//! Group normalisation and row softmax (shaders/groupnorm.wgsl, shaders/softmax.wgsl).
+
+use super::dim;
+use crate::error::{Error, Result};
+use crate::gpu::{fold_groups, Recorder};
+use crate::tensor::Tensor;
+
+/// y = group_norm(x) * gamma + beta over x: [B, C, ...]; returns (y, stats [B, G, 2] = mean, rstd).
+pub fn group_norm(rec: &mut Recorder, x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps: f32) -> Result<(Tensor, Tensor)> {
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::Shape(format!("group_norm wants x [B, C, ...], got {s:?}")));
+    }
+    let (b, c) = (s[0], s[1]);
+    if groups == 0 || c % groups != 0 {
+        return Err(Error::Shape(format!("group_norm: {c} channels of x {s:?} do not split into {groups} groups")));
+    }
+    if gamma.shape() != [c] || beta.shape() != [c] {
+        return Err(Error::Shape(format!("group_norm: gamma {:?} and beta {:?} should be [{c}]", gamma.shape(), beta.shape())));
+    }
+    let sp: usize = s[2..].iter().product();
+    let y = Tensor::empty(rec.gpu, s)?;
+    let stats = Tensor::empty(rec.gpu, &[b, groups, 2])?;
+    let n_wg = dim(b * groups, "group_norm groups")?;
+    if n_wg == 0 || sp == 0 {
+        return Ok((y, stats));
+    }
+    let params = (dim(b, "batch")?, dim(c, "channels")?, dim(sp, "spatial")?, dim(groups, "groups")?, eps, n_wg, 0u32, 0u32);
+    let pipe = rec.pipeline("groupnorm", "group_norm", &[])?;
+    let pi = rec.params(&bytemuck::cast::<_, [u32; 8]>([params.0, params.1, params.2, params.3, eps.to_bits(), n_wg, 0, 0]));
+    let g = fold_groups(n_wg, rec.gpu.max_groups_per_dim())?;
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), gamma.buffer(), beta.buffer(), y.buffer(), stats.buffer()], g)?;
+    Ok((y, stats))
+}
+
+/// CPU reference: (y, stats).
+pub fn group_norm_ref(x: &[f32], s: &[usize], gamma: &[f32], beta: &[f32], groups: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+    let (b, c) = (s[0], s[1]);
+    let sp: usize = s[2..].iter().product();
+    let cpg = c / groups;
+    let mut y = vec![0f32; x.len()];
+    let mut stats = vec![0f32; b * groups * 2];
+    for n in 0..b {
+        for g in 0..groups {
+            let base = (n * c + g * cpg) * sp;
+            let vals = &x[base..base + cpg * sp];
+            let mean = vals.iter().map(|&v| v as f64).sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+            let rstd = 1.0 / (var + eps as f64).sqrt();
+            for (i, &v) in vals.iter().enumerate() {
+                let ch = g * cpg + i / sp;
+                y[base + i] = ((v as f64 - mean) * rstd * gamma[ch] as f64 + beta[ch] as f64) as f32;
+            }
+            stats[(n * groups + g) * 2] = mean as f32;
+            stats[(n * groups + g) * 2 + 1] = rstd as f32;
+        }
+    }
+    (y, stats)
+}
+
+/// Softmax over the last axis.
+pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let s = x.shape();
+    let len = *s.last().ok_or_else(|| Error::Shape("softmax of a scalar".into()))?;
+    let rows = x.numel() / len.max(1);
+    let y = Tensor::empty(rec.gpu, s)?;
+    if rows == 0 || len == 0 {
+        return Ok(y);
+    }
+    let pipe = rec.pipeline("softmax", "softmax_rows", &[])?;
+    let pi = rec.params(&[dim(rows, "rows")?, dim(len, "row length")?, 0u32, 0u32]);
+    let g = fold_groups(dim(rows, "rows")?, rec.gpu.max_groups_per_dim())?;
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), y.buffer()], g)?;
+    Ok(y)
+}
+
+pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {
+    let mut y = vec![0f32; x.len()];
+    for (xr, yr) in x.chunks(len).zip(y.chunks_mut(len)) {
+        let m = xr.iter().fold(f64::NEG_INFINITY, |a, &v| a.max(v as f64));
+        let z: f64 = xr.iter().map(|&v| (v as f64 - m).exp()).sum();
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = ((v as f64 - m).exp() / z) as f32;
+        }
+    }
+    y
+}

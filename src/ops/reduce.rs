@@ -1,0 +1,72 @@
+//! Reductions along one axis: sum, mean, max, logsumexp (shaders/reduce.wgsl).
+
+use super::{dim, grid};
+use crate::error::{Error, Result};
+use crate::gpu::{fold_groups, Recorder};
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Mean,
+    Max,
+    LogSumExp,
+}
+
+/// (outer, len, inner) view of `shape` around `axis`.
+pub fn split_axis(shape: &[usize], axis: usize) -> Result<(usize, usize, usize)> {
+    if axis >= shape.len() {
+        return Err(Error::Shape(format!("axis {axis} is out of range for shape {shape:?}")));
+    }
+    Ok((shape[..axis].iter().product(), shape[axis], shape[axis + 1..].iter().product()))
+}
+
+/// Reduce `x` along `axis`; the axis is removed from the output shape.
+pub fn reduce(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize) -> Result<Tensor> {
+    let (outer, len, inner) = split_axis(x.shape(), axis)?;
+    if len == 0 {
+        return Err(Error::Shape(format!("{op:?} over an empty axis {axis} of {:?}", x.shape())));
+    }
+    let mut shape = x.shape().to_vec();
+    shape.remove(axis);
+    let out = Tensor::empty(rec.gpu, &shape)?;
+    let n_out = outer * inner;
+    if n_out == 0 {
+        return Ok(out);
+    }
+    let params = [dim(outer, "outer")?, dim(len, "axis length")?, dim(inner, "inner")?, dim(n_out, "outputs")?];
+    // Long axes with few outputs: a workgroup per output; otherwise an invocation per output.
+    let tree = len >= 512 && n_out < 4096;
+    let (entry, g) = if tree {
+        ("reduce_tree", fold_groups(dim(n_out, "outputs")?, rec.gpu.max_groups_per_dim())?)
+    } else {
+        ("reduce_lanes", grid(rec, n_out, 256)?)
+    };
+    let pipe = rec.pipeline("reduce", entry, &[("OP", op as u32 as f64)])?;
+    let pi = rec.params(&params);
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), out.buffer()], g)?;
+    Ok(out)
+}
+
+/// CPU reference (f64).
+pub fn reduce_ref(op: Reduce, x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<f32>> {
+    let (outer, len, inner) = split_axis(shape, axis)?;
+    let mut out = vec![0f32; outer * inner];
+    for o in 0..outer {
+        for j in 0..inner {
+            let vals = (0..len).map(|t| x[(o * len + t) * inner + j] as f64);
+            let r = match op {
+                Reduce::Sum => vals.sum(),
+                Reduce::Mean => vals.sum::<f64>() / len as f64,
+                Reduce::Max => vals.fold(f64::NEG_INFINITY, f64::max),
+                Reduce::LogSumExp => {
+                    let v: Vec<f64> = vals.collect();
+                    let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
+                }
+            };
+            out[o * inner + j] = r as f32;
+        }
+    }
+    Ok(out)
+}

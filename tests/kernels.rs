@@ -1,0 +1,246 @@
+//! Every kernel against its plain-loop CPU reference on random shapes, including sizes that are
+//! not multiples of the tile and grids folded past 65,535 workgroups.
+
+mod common;
+use common::{assert_close, gpu, Rng};
+use scoregen::ops::attention::{attention, attention_ref};
+use scoregen::ops::conv::{conv2d, conv2d_ref, Conv2dOpts};
+use scoregen::ops::elementwise::{binary, binary_ref, unary, Binary, Unary};
+use scoregen::ops::embedding::{embed, embed_ref, Embedding};
+use scoregen::ops::layout::{concat, concat_ref, upsample2x, upsample2x_ref};
+use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
+use scoregen::ops::random::{random, random_ref, Dist, RngKey};
+use scoregen::ops::reduce::{reduce, reduce_ref, Reduce};
+use scoregen::{Error, Recorder, Tensor};
+
+fn up(data: &[f32], shape: &[usize]) -> Tensor {
+    Tensor::from_slice(gpu(), data, shape).unwrap()
+}
+
+#[test]
+fn unary_ops_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(10);
+    let ops = [
+        Unary::Neg, Unary::Exp, Unary::Square, Unary::Silu, Unary::Tanh, Unary::Sigmoid, Unary::Softplus,
+        Unary::Clamp(-0.5, 0.25), Unary::AddScalar(1.5), Unary::MulScalar(-2.0), Unary::Abs, Unary::Relu,
+        Unary::Affine(3.0, -1.0),
+    ];
+    let n = rng.int(1000, 3000);
+    let x = rng.vec(n, -30.0, 30.0); // both tails: tanh, sigmoid, softplus must not overflow
+    let pos = rng.vec(n, 0.01, 50.0);
+    let mut rec = Recorder::new(g);
+    let outs: Vec<_> = ops.iter().map(|op| unary(&mut rec, *op, &up(&x, &[n])).unwrap()).collect();
+    let pos_ops = [Unary::Log, Unary::Sqrt, Unary::Rsqrt, Unary::PowScalar(1.7)];
+    let pos_outs: Vec<_> = pos_ops.iter().map(|op| unary(&mut rec, *op, &up(&pos, &[n])).unwrap()).collect();
+    rec.finish().unwrap();
+    for (op, t) in ops.iter().zip(outs) {
+        let want: Vec<f32> = x.iter().map(|&v| op.eval(v as f64) as f32).collect();
+        assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
+    }
+    for (op, t) in pos_ops.iter().zip(pos_outs) {
+        let want: Vec<f32> = pos.iter().map(|&v| op.eval(v as f64) as f32).collect();
+        assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
+    }
+}
+
+#[test]
+fn binary_ops_broadcast_like_numpy() {
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let cases: [(&[usize], &[usize]); 6] = [
+        (&[37, 5], &[37, 5]),
+        (&[3, 1, 7], &[4, 1]),
+        (&[1], &[2, 3, 5]),
+        (&[6, 1, 3, 1], &[5, 1, 2]),
+        (&[2, 3, 4, 5, 1, 2, 1, 3], &[1, 3]),
+        (&[129], &[1]),
+    ];
+    for (sa, sb) in cases {
+        for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min] {
+            let a = rng.vec(sa.iter().product(), -2.0, 2.0);
+            let b = rng.vec(sb.iter().product(), 0.5, 2.0);
+            let (want, shape) = binary_ref(op, &a, sa, &b, sb).unwrap();
+            let mut rec = Recorder::new(g);
+            let c = binary(&mut rec, op, &up(&a, sa), &up(&b, sb)).unwrap();
+            rec.finish().unwrap();
+            assert_eq!(c.shape(), shape.as_slice());
+            assert_close(&c.to_vec(g).unwrap(), &want, 1e-6, 1e-6, &format!("{op:?} {sa:?} {sb:?}"));
+        }
+    }
+    let mut rec = Recorder::new(g);
+    let err = binary(&mut rec, Binary::Add, &up(&[0.0; 6], &[2, 3]), &up(&[0.0; 8], &[2, 4])).unwrap_err();
+    assert!(matches!(&err, Error::Shape(m) if m.contains("[2, 3]") && m.contains("[2, 4]")), "{err}");
+}
+
+#[test]
+fn folded_grid_beyond_65535_workgroups() {
+    // 256 * 65,535 < 17.3M elements: this needs a 2-D grid.
+    let g = gpu();
+    let n = 256 * 65_535 + 1000;
+    let x: Vec<f32> = (0..n).map(|i| (i % 1013) as f32).collect();
+    let mut rec = Recorder::new(g);
+    let y = unary(&mut rec, Unary::AddScalar(1.0), &up(&x, &[n])).unwrap();
+    let r = random(&mut rec, &[n], RngKey { seed: 7, stream: 1, counter: 0 }, Dist::Bits).unwrap();
+    rec.finish().unwrap();
+    let yv = y.to_vec(g).unwrap();
+    assert!(yv.iter().enumerate().all(|(i, &v)| v == (i % 1013) as f32 + 1.0), "folded elementwise");
+    let rv = r.to_u32(g).unwrap();
+    let want: Vec<u32> = random_ref(n, RngKey { seed: 7, stream: 1, counter: 0 }, Dist::Bits).into_iter().map(f32::to_bits).collect();
+    assert!(rv[n - 5..] == want[n - 5..] && rv[..5] == want[..5], "folded random tail");
+}
+
+#[test]
+fn reductions_along_every_axis() {
+    let g = gpu();
+    let mut rng = Rng::new(12);
+    for shape in [vec![7, 13, 5], vec![3, 1000], vec![2000, 3], vec![1, 4097], vec![33]] {
+        let x = rng.vec(shape.iter().product(), -5.0, 5.0);
+        for axis in 0..shape.len() {
+            for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::LogSumExp] {
+                let want = reduce_ref(op, &x, &shape, axis).unwrap();
+                let mut rec = Recorder::new(g);
+                let y = reduce(&mut rec, op, &up(&x, &shape), axis).unwrap();
+                rec.finish().unwrap();
+                assert_close(&y.to_vec(g).unwrap(), &want, 2e-4, 1e-5, &format!("{op:?} {shape:?} axis {axis}"));
+            }
+        }
+    }
+    let mut rec = Recorder::new(g);
+    assert!(matches!(reduce(&mut rec, Reduce::Sum, &up(&[1.0; 4], &[2, 2]), 2), Err(Error::Shape(_))));
+}
+
+#[test]
+fn conv2d_matches_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(13);
+    let cases = [
+        ([2, 3, 9, 11], [5, 3, 3, 3], 1, 1, true),
+        ([1, 1, 28, 28], [32, 1, 3, 3], 1, 1, true),
+        ([3, 7, 14, 14], [9, 7, 3, 3], 2, 1, false),
+        ([2, 6, 5, 7], [4, 6, 1, 1], 1, 0, true),
+        ([1, 2, 4, 4], [3, 2, 4, 4], 1, 0, true),
+        ([2, 5, 13, 6], [17, 5, 3, 2], 3, 2, true),
+    ];
+    for (xs, ws, stride, pad, with_bias) in cases {
+        let o = Conv2dOpts { stride, pad };
+        let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+        let w = rng.vec(ws.iter().product(), -1.0, 1.0);
+        let b = rng.vec(ws[0], -1.0, 1.0);
+        let want = conv2d_ref(&x, &xs, &w, &ws, with_bias.then_some(&b[..]), o).unwrap();
+        let mut rec = Recorder::new(g);
+        let bt = up(&b, &[ws[0]]);
+        let y = conv2d(&mut rec, &up(&x, &xs), &up(&w, &ws), with_bias.then_some(&bt), o).unwrap();
+        rec.finish().unwrap();
+        assert_close(&y.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad}"));
+    }
+    let mut rec = Recorder::new(g);
+    let err = conv2d(&mut rec, &up(&[0.0; 16], &[1, 1, 4, 4]), &up(&[0.0; 36], &[1, 1, 6, 6]), None, Conv2dOpts::default()).unwrap_err();
+    assert!(matches!(&err, Error::Shape(m) if m.contains("6x6")), "{err}");
+    let err = conv2d(&mut rec, &up(&[0.0; 32], &[1, 2, 4, 4]), &up(&[0.0; 27], &[1, 3, 3, 3]), None, Conv2dOpts::default()).unwrap_err();
+    assert!(matches!(err, Error::Shape(_)));
+}
+
+#[test]
+fn group_norm_and_softmax_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(14);
+    for (shape, groups) in [(vec![2, 32, 7, 7], 8), (vec![3, 6, 5], 3), (vec![1, 64, 28, 28], 8), (vec![4, 4], 2)] {
+        let c = shape[1];
+        let x: Vec<f32> = rng.vec(shape.iter().product(), -3.0, 5.0);
+        let (gm, bt) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5));
+        let (want, want_stats) = group_norm_ref(&x, &shape, &gm, &bt, groups, 1e-5);
+        let mut rec = Recorder::new(g);
+        let (y, stats) = group_norm(&mut rec, &up(&x, &shape), &up(&gm, &[c]), &up(&bt, &[c]), groups, 1e-5).unwrap();
+        rec.finish().unwrap();
+        assert_close(&y.to_vec(g).unwrap(), &want, 1e-4, 1e-4, &format!("group_norm {shape:?}"));
+        assert_close(&stats.to_vec(g).unwrap(), &want_stats, 1e-4, 1e-4, "group_norm stats");
+    }
+    let mut rec = Recorder::new(g);
+    assert!(matches!(group_norm(&mut rec, &up(&[0.0; 12], &[1, 6, 2]), &up(&[1.0; 6], &[6]), &up(&[0.0; 6], &[6]), 4, 1e-5), Err(Error::Shape(_))));
+    for shape in [vec![5, 7], vec![3, 1000], vec![2, 3, 65], vec![1, 1]] {
+        let x = rng.vec(shape.iter().product(), -20.0, 20.0);
+        let want = softmax_ref(&x, *shape.last().unwrap());
+        let mut rec = Recorder::new(g);
+        let y = softmax(&mut rec, &up(&x, &shape)).unwrap();
+        rec.finish().unwrap();
+        assert_close(&y.to_vec(g).unwrap(), &want, 1e-6, 1e-4, &format!("softmax {shape:?}"));
+    }
+}
+
+#[test]
+fn attention_self_and_cross_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(15);
+    // (batch*heads, Nq, Nk, D, DV): self-attention has Nq == Nk; cross-attention does not.
+    for (bh, nq, nk, d, dv) in [(2, 49, 49, 64, 64), (3, 17, 5, 32, 16), (1, 1, 300, 8, 8), (4, 33, 33, 3, 5), (1, 7, 2, 128, 128)] {
+        let q = rng.vec(bh * nq * d, -2.0, 2.0);
+        let k = rng.vec(bh * nk * d, -2.0, 2.0);
+        let v = rng.vec(bh * nk * dv, -1.0, 1.0);
+        let scale = 1.0 / (d as f32).sqrt();
+        let (want, want_lse) = attention_ref(&q, &k, &v, bh, nq, nk, d, dv, scale);
+        let mut rec = Recorder::new(g);
+        let (o, lse) = attention(&mut rec, &up(&q, &[bh, nq, d]), &up(&k, &[bh, nk, d]), &up(&v, &[bh, nk, dv]), None).unwrap();
+        rec.finish().unwrap();
+        assert_eq!(o.shape(), &[bh, nq, dv]);
+        assert_close(&o.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("attention {bh} {nq} {nk} {d} {dv}"));
+        assert_close(&lse.to_vec(g).unwrap(), &want_lse, 1e-5, 1e-5, "attention logsumexp");
+    }
+    let mut rec = Recorder::new(g);
+    let err = attention(&mut rec, &up(&[0.0; 8], &[1, 2, 4]), &up(&[0.0; 6], &[1, 2, 3]), &up(&[0.0; 6], &[1, 2, 3]), None).unwrap_err();
+    assert!(matches!(err, Error::Shape(_)));
+}
+
+#[test]
+fn upsample_concat_embedding_match_reference() {
+    let g = gpu();
+    let mut rng = Rng::new(16);
+    let xs = [2, 3, 7, 5];
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let y2 = rng.vec(2 * 4 * 7 * 5, -1.0, 1.0);
+    let t = rng.vec(37, 0.0, 5.0);
+    let w = rng.vec(16, -3.0, 3.0);
+    let mut rec = Recorder::new(g);
+    let u = upsample2x(&mut rec, &up(&x, &xs)).unwrap();
+    let c = concat(&mut rec, &up(&x, &xs), &up(&y2, &[2, 4, 7, 5]), 1).unwrap();
+    let c0 = concat(&mut rec, &up(&x, &xs), &up(&x, &xs), 0).unwrap();
+    let e = embed(&mut rec, &up(&t, &[37]), 33, &Embedding::Sinusoidal { max_period: 10_000.0 }).unwrap();
+    let f = embed(&mut rec, &up(&t, &[37]), 32, &Embedding::Fourier { w: up(&w, &[16]) }).unwrap();
+    rec.finish().unwrap();
+    assert_eq!(u.shape(), &[2, 3, 14, 10]);
+    assert_close(&u.to_vec(g).unwrap(), &upsample2x_ref(&x, &xs), 0.0, 0.0, "upsample2x");
+    assert_eq!(c.shape(), &[2, 7, 7, 5]);
+    assert_close(&c.to_vec(g).unwrap(), &concat_ref(&x, &xs, &y2, &[2, 4, 7, 5], 1), 0.0, 0.0, "concat axis 1");
+    assert_close(&c0.to_vec(g).unwrap(), &concat_ref(&x, &xs, &x, &xs, 0), 0.0, 0.0, "concat axis 0");
+    assert_close(&e.to_vec(g).unwrap(), &embed_ref(&t, 33, 10_000.0, None), 2e-5, 1e-4, "sinusoidal");
+    assert_close(&f.to_vec(g).unwrap(), &embed_ref(&t, 32, 0.0, Some(&w)), 1e-4, 1e-4, "fourier");
+    let mut rec = Recorder::new(g);
+    assert!(matches!(concat(&mut rec, &up(&x, &xs), &up(&[0.0; 10], &[2, 5]), 1), Err(Error::Shape(_))));
+}
+
+#[test]
+fn rng_is_bit_identical_to_cpu_and_independent_of_split() {
+    let g = gpu();
+    let key = RngKey { seed: 0x1234_5678_9abc_def0, stream: 42, counter: (1u64 << 32) - 3 }; // crosses a 32-bit carry
+    let n = 10_001;
+    let mut rec = Recorder::new(g);
+    let bits = random(&mut rec, &[n], key, Dist::Bits).unwrap();
+    let uni = random(&mut rec, &[n], key, Dist::Uniform).unwrap();
+    let nor = random(&mut rec, &[n], key, Dist::Normal).unwrap();
+    // The second half drawn on its own: counter advanced by the blocks of the first half.
+    let half = 5000; // multiple of 4
+    let tail = random(&mut rec, &[n - half], RngKey { counter: key.counter + half as u64 / 4, ..key }, Dist::Bits).unwrap();
+    rec.finish().unwrap();
+    let want_bits: Vec<u32> = random_ref(n, key, Dist::Bits).into_iter().map(f32::to_bits).collect();
+    assert_eq!(bits.to_u32(g).unwrap(), want_bits, "raw bits");
+    let want_uni: Vec<u32> = random_ref(n, key, Dist::Uniform).into_iter().map(f32::to_bits).collect();
+    assert_eq!(uni.to_u32(g).unwrap(), want_uni, "uniform bits");
+    assert_eq!(tail.to_u32(g).unwrap(), want_bits[half..].to_vec(), "split draw");
+    let z = nor.to_vec(g).unwrap();
+    assert_close(&z, &random_ref(n, key, Dist::Normal), 2e-5, 2e-5, "normal");
+    let mean = z.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
+    assert!(mean.abs() < 0.05 && (var - 1.0).abs() < 0.05, "normal moments {mean} {var}");
+    let u = uni.to_vec(g).unwrap();
+    assert!(u.iter().all(|&v| v > 0.0 && v < 1.0));
+}

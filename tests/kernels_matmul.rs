@@ -1,0 +1,104 @@
+//! matmul against its CPU reference on random shapes, every tile configuration, transposes,
+//! batches and broadcasting, accumulation, and bad shapes.
+
+mod common;
+use common::{assert_close, gpu, Rng};
+use scoregen::ops::matmul::{matmul, matmul_acc, matmul_naive, matmul_ref, MatmulOpts, CANDIDATES};
+use scoregen::{Error, Recorder, Tensor};
+
+fn check(rng: &mut Rng, a_shape: &[usize], b_shape: &[usize], o: MatmulOpts) {
+    let g = gpu();
+    let a: Vec<f32> = rng.vec(a_shape.iter().product(), -1.0, 1.0);
+    let b: Vec<f32> = rng.vec(b_shape.iter().product(), -1.0, 1.0);
+    let (want, shape) = matmul_ref(&a, a_shape, &b, b_shape, o).unwrap();
+    let ta = Tensor::from_slice(g, &a, a_shape).unwrap();
+    let tb = Tensor::from_slice(g, &b, b_shape).unwrap();
+    let mut rec = Recorder::new(g);
+    let c = matmul(&mut rec, &ta, &tb, o).unwrap();
+    rec.finish().unwrap();
+    assert_eq!(c.shape(), shape.as_slice());
+    let k = if o.trans_a { a_shape[a_shape.len() - 2] } else { a_shape[a_shape.len() - 1] };
+    assert_close(&c.to_vec(g).unwrap(), &want, 1e-5 * k as f32, 1e-4, &format!("matmul {a_shape:?} {b_shape:?} {o:?}"));
+}
+
+#[test]
+fn every_config_matches_reference_on_odd_shapes() {
+    let mut rng = Rng::new(1);
+    for cfg in CANDIDATES {
+        for _ in 0..1 {
+            let (m, k, n) = (rng.int(1, 150), rng.int(1, 70), rng.int(1, 150));
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let a_shape = if ta { vec![k, m] } else { vec![m, k] };
+                let b_shape = if tb { vec![n, k] } else { vec![k, n] };
+                check(&mut rng, &a_shape, &b_shape, MatmulOpts { trans_a: ta, trans_b: tb, config: Some(*cfg) });
+            }
+        }
+        // N a multiple of 4 takes the vec4 path of the register family.
+        check(&mut rng, &[37, 29], &[29, 68], MatmulOpts { config: Some(*cfg), ..Default::default() });
+    }
+}
+
+#[test]
+fn batched_and_broadcast() {
+    let mut rng = Rng::new(2);
+    for cfg in [CANDIDATES[0], CANDIDATES[3]] {
+        let o = MatmulOpts { config: Some(cfg), ..Default::default() };
+        check(&mut rng, &[3, 17, 9], &[3, 9, 20], o);
+        check(&mut rng, &[4, 17, 9], &[9, 13], o);
+        check(&mut rng, &[33, 9], &[5, 9, 12], o);
+        check(&mut rng, &[2, 9, 17], &[2, 20, 9], MatmulOpts { trans_a: true, trans_b: true, config: Some(cfg) });
+    }
+}
+
+#[test]
+fn tuned_config_and_large_sizes() {
+    let mut rng = Rng::new(3);
+    check(&mut rng, &[257, 130], &[130, 255], MatmulOpts::default());
+    check(&mut rng, &[64, 300], &[300, 64], MatmulOpts::default());
+}
+
+#[test]
+fn accumulate_adds_into_output() {
+    let g = gpu();
+    let mut rng = Rng::new(4);
+    let (a, b, c0) = (rng.vec(6 * 5, -1.0, 1.0), rng.vec(5 * 8, -1.0, 1.0), rng.vec(6 * 8, -1.0, 1.0));
+    for cfg in [CANDIDATES[0], CANDIDATES[3]] {
+        let (ab, _) = matmul_ref(&a, &[6, 5], &b, &[5, 8], MatmulOpts::default()).unwrap();
+        let want: Vec<f32> = ab.iter().zip(&c0).map(|(x, y)| x + y).collect();
+        let c = Tensor::from_slice(g, &c0, &[6, 8]).unwrap();
+        let mut rec = Recorder::new(g);
+        let (ta, tb) = (Tensor::from_slice(g, &a, &[6, 5]).unwrap(), Tensor::from_slice(g, &b, &[5, 8]).unwrap());
+        matmul_acc(&mut rec, &ta, &tb, &c, MatmulOpts { config: Some(cfg), ..Default::default() }).unwrap();
+        rec.finish().unwrap();
+        assert_close(&c.to_vec(g).unwrap(), &want, 1e-5, 1e-5, "matmul_acc");
+    }
+}
+
+#[test]
+fn naive_baseline_is_correct() {
+    let g = gpu();
+    let mut rng = Rng::new(5);
+    let (a, b) = (rng.vec(19 * 23, -1.0, 1.0), rng.vec(23 * 31, -1.0, 1.0));
+    let (want, _) = matmul_ref(&a, &[19, 23], &b, &[23, 31], MatmulOpts::default()).unwrap();
+    let mut rec = Recorder::new(g);
+    let c = matmul_naive(&mut rec, &Tensor::from_slice(g, &a, &[19, 23]).unwrap(), &Tensor::from_slice(g, &b, &[23, 31]).unwrap()).unwrap();
+    rec.finish().unwrap();
+    assert_close(&c.to_vec(g).unwrap(), &want, 1e-5, 1e-4, "naive");
+}
+
+#[test]
+fn mismatched_shapes_are_clear_errors() {
+    let g = gpu();
+    let a = Tensor::zeros(g, &[4, 5]).unwrap();
+    let b = Tensor::zeros(g, &[6, 7]).unwrap();
+    let mut rec = Recorder::new(g);
+    match matmul(&mut rec, &a, &b, MatmulOpts::default()) {
+        Err(Error::Shape(m)) => assert!(m.contains("[4, 5]") && m.contains("[6, 7]"), "{m}"),
+        other => panic!("expected a shape error, got {other:?}"),
+    }
+    let c = Tensor::zeros(g, &[2, 5, 3]).unwrap();
+    let d = Tensor::zeros(g, &[3, 3, 4]).unwrap();
+    assert!(matches!(matmul(&mut rec, &c, &d, MatmulOpts::default()), Err(Error::Shape(_))));
+    let too_big = Tensor::empty(g, &[g.limits.max_storage_buffer_binding_size as usize / 4 + 1]);
+    assert!(matches!(too_big, Err(Error::Limit(_))), "{too_big:?}");
+}
