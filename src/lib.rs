@@ -1,6 +1,7 @@
 //! scoregen: score-based generative models trained and sampled on the GPU through
 //! hand-written WGSL compute shaders on wgpu.
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod ops;

@@ -102,8 +102,20 @@ fn instance(backend: BackendChoice) -> wgpu::Instance {
 
 /// Every adapter wgpu sees for this backend choice, in the order `--adapter N` indexes.
 pub fn enumerate_adapters(backend: BackendChoice) -> Vec<wgpu::Adapter> {
-    let inst = instance(backend);
-    let mut v = pollster::block_on(inst.enumerate_adapters(backend.backends()));
+    // Auto: native APIs first; GL (whose probing is noisy on headless machines) only if none.
+    let mut v = if backend == BackendChoice::Auto {
+        let native = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = native;
+        let found = pollster::block_on(wgpu::Instance::new(desc).enumerate_adapters(native));
+        if found.is_empty() {
+            pollster::block_on(instance(BackendChoice::Gl).enumerate_adapters(wgpu::Backends::GL))
+        } else {
+            found
+        }
+    } else {
+        pollster::block_on(instance(backend).enumerate_adapters(backend.backends()))
+    };
     // Stable order: discrete, integrated, virtual, cpu, other; native APIs before GL; then name.
     v.sort_by_key(|a| {
         let i = a.get_info();

