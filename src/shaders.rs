@@ -12,6 +12,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("random", include_str!("../shaders/random.wgsl")),
+    ("matmul_sg", include_str!("../shaders/matmul_sg.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
 ];
 
@@ -23,7 +24,7 @@ pub fn source(name: &str) -> Option<&'static str> {
 pub fn validate(name: &str) -> Result<(), String> {
     let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
     let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default())
+    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP)
         .validate(&module)
         .map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
     Ok(())
