@@ -9,6 +9,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("groupnorm", include_str!("../shaders/groupnorm.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),
+    ("attention_sg", include_str!("../shaders/attention_sg.wgsl")),
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("random", include_str!("../shaders/random.wgsl")),

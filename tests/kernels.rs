@@ -3,7 +3,7 @@
 
 mod common;
 use common::{assert_close, gpu, Rng};
-use scoregen::ops::attention::{attention, attention_ref};
+use scoregen::ops::attention::{attention, attention_ref, attention_with};
 use scoregen::ops::conv::{conv2d, conv2d_ref, Conv2dOpts};
 use scoregen::ops::elementwise::{binary, binary_ref, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
@@ -173,17 +173,18 @@ fn attention_self_and_cross_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(15);
     // (batch*heads, Nq, Nk, D, DV): self-attention has Nq == Nk; cross-attention does not.
-    for (bh, nq, nk, d, dv) in [(2, 49, 49, 64, 64), (3, 17, 5, 32, 16), (1, 1, 300, 8, 8), (4, 33, 33, 3, 5), (1, 7, 2, 128, 128)] {
+    let shapes = [(2, 49, 49, 64, 64), (3, 17, 5, 32, 16), (1, 1, 300, 8, 8), (4, 33, 33, 3, 5), (1, 7, 2, 128, 128), (2, 70, 9, 16, 32), (1, 40, 3, 128, 4)];
+    for ((bh, nq, nk, d, dv), subgroups) in shapes.into_iter().flat_map(|s| [(s, true), (s, false)]) {
         let q = rng.vec(bh * nq * d, -2.0, 2.0);
         let k = rng.vec(bh * nk * d, -2.0, 2.0);
         let v = rng.vec(bh * nk * dv, -1.0, 1.0);
         let scale = 1.0 / (d as f32).sqrt();
         let (want, want_lse) = attention_ref(&q, &k, &v, bh, nq, nk, d, dv, scale);
         let mut rec = Recorder::new(g);
-        let (o, lse) = attention(&mut rec, &up(&q, &[bh, nq, d]), &up(&k, &[bh, nk, d]), &up(&v, &[bh, nk, dv]), None).unwrap();
+        let (o, lse) = attention_with(&mut rec, &up(&q, &[bh, nq, d]), &up(&k, &[bh, nk, d]), &up(&v, &[bh, nk, dv]), None, subgroups).unwrap();
         rec.finish().unwrap();
         assert_eq!(o.shape(), &[bh, nq, dv]);
-        assert_close(&o.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("attention {bh} {nq} {nk} {d} {dv}"));
+        assert_close(&o.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("attention {bh} {nq} {nk} {d} {dv} subgroups {subgroups}"));
         assert_close(&lse.to_vec(g).unwrap(), &want_lse, 1e-5, 1e-5, "attention logsumexp");
     }
     let mut rec = Recorder::new(g);
