@@ -26,6 +26,7 @@ override D4: u32 = 16u;   // D / 4
 override DV4: u32 = 16u;  // DV / 4
 override SG8: bool = false;
 override TQ: u32 = 1u;    // queries per invocation (<= 4)
+override KB: u32 = 1u;    // keys per step, 1 or 2 (one rescale of the running sums per step)
 const WG: u32 = 64u;
 const NEG_INF: f32 = -3.4028235e38;
 
@@ -54,30 +55,83 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
     let kb = bh * p.nk * D4;
     let vb = bh * p.nk * DV4;
-    for (var j = 0u; j < p.nk; j++) {
-        var kc: array<vec4<f32>, 4>;
-        for (var c = 0u; c < (D4 + 7u) / 8u; c++) { kc[c] = k[kb + j * D4 + min(c * 8u + lane, D4 - 1u)]; }
-        var vc: array<vec4<f32>, 4>;
-        for (var c = 0u; c < (DV4 + 7u) / 8u; c++) { vc[c] = v[vb + j * DV4 + min(c * 8u + lane, DV4 - 1u)]; }
-        var sv: array<vec4<f32>, 4>;
-        for (var t = 0u; t < TQ; t++) { sv[t] = vec4<f32>(0.0); }
-        for (var d = 0u; d < D4; d++) {
-            let kv = subgroupShuffle(kc[d / 8u], src0 + d % 8u);
-            for (var t = 0u; t < TQ; t++) { sv[t] = fma(qs[t * D4 + d], kv, sv[t]); }
+    if (KB == 2u) {
+        // Keys two at a time: one rescale of the running sums per pair.
+        for (var j = 0u; j < p.nk; j += 2u) {
+            let j1 = min(j + 1u, p.nk - 1u);
+            let has1 = j + 1u < p.nk;
+            var kc0: array<vec4<f32>, 4>;
+            var kc1: array<vec4<f32>, 4>;
+            for (var c = 0u; c < (D4 + 7u) / 8u; c++) {
+                let o = min(c * 8u + lane, D4 - 1u);
+                kc0[c] = k[kb + j * D4 + o];
+                kc1[c] = k[kb + j1 * D4 + o];
+            }
+            var vc0: array<vec4<f32>, 4>;
+            var vc1: array<vec4<f32>, 4>;
+            for (var c = 0u; c < (DV4 + 7u) / 8u; c++) {
+                let o = min(c * 8u + lane, DV4 - 1u);
+                vc0[c] = v[vb + j * DV4 + o];
+                vc1[c] = v[vb + j1 * DV4 + o];
+            }
+            var sv0: array<vec4<f32>, 4>;
+            var sv1: array<vec4<f32>, 4>;
+            for (var t = 0u; t < TQ; t++) { sv0[t] = vec4<f32>(0.0); sv1[t] = vec4<f32>(0.0); }
+            for (var d = 0u; d < D4; d++) {
+                let k0 = subgroupShuffle(kc0[d / 8u], src0 + d % 8u);
+                let k1 = subgroupShuffle(kc1[d / 8u], src0 + d % 8u);
+                for (var t = 0u; t < TQ; t++) {
+                    sv0[t] = fma(qs[t * D4 + d], k0, sv0[t]);
+                    sv1[t] = fma(qs[t * D4 + d], k1, sv1[t]);
+                }
+            }
+            var corr: array<f32, 4>;
+            var p0: array<f32, 4>;
+            var p1: array<f32, 4>;
+            for (var t = 0u; t < TQ; t++) {
+                let s0 = (sv0[t].x + sv0[t].y) + (sv0[t].z + sv0[t].w);
+                let s1 = select(NEG_INF, (sv1[t].x + sv1[t].y) + (sv1[t].z + sv1[t].w), has1);
+                let mn = max(m[t], max(s0, s1));
+                corr[t] = exp(m[t] - mn);
+                p0[t] = exp(s0 - mn);
+                p1[t] = exp(s1 - mn);
+                l[t] = l[t] * corr[t] + p0[t] + p1[t];
+                m[t] = mn;
+            }
+            for (var d = 0u; d < DV4; d++) {
+                let v0 = subgroupShuffle(vc0[d / 8u], src0 + d % 8u);
+                let v1 = subgroupShuffle(vc1[d / 8u], src0 + d % 8u);
+                for (var t = 0u; t < TQ; t++) {
+                    acc[t * DV4 + d] = fma(acc[t * DV4 + d], vec4<f32>(corr[t]), fma(vec4<f32>(p0[t]), v0, p1[t] * v1));
+                }
+            }
         }
-        var corr: array<f32, 4>;
-        var pj: array<f32, 4>;
-        for (var t = 0u; t < TQ; t++) {
-            let s = (sv[t].x + sv[t].y) + (sv[t].z + sv[t].w);
-            let mn = max(m[t], s);
-            corr[t] = exp(m[t] - mn);
-            pj[t] = exp(s - mn);
-            l[t] = l[t] * corr[t] + pj[t];
-            m[t] = mn;
-        }
-        for (var d = 0u; d < DV4; d++) {
-            let vv = subgroupShuffle(vc[d / 8u], src0 + d % 8u);
-            for (var t = 0u; t < TQ; t++) { acc[t * DV4 + d] = fma(acc[t * DV4 + d], vec4<f32>(corr[t]), pj[t] * vv); }
+    } else {
+        for (var j = 0u; j < p.nk; j++) {
+            var kc: array<vec4<f32>, 4>;
+            for (var c = 0u; c < (D4 + 7u) / 8u; c++) { kc[c] = k[kb + j * D4 + min(c * 8u + lane, D4 - 1u)]; }
+            var vc: array<vec4<f32>, 4>;
+            for (var c = 0u; c < (DV4 + 7u) / 8u; c++) { vc[c] = v[vb + j * DV4 + min(c * 8u + lane, DV4 - 1u)]; }
+            var sv: array<vec4<f32>, 4>;
+            for (var t = 0u; t < TQ; t++) { sv[t] = vec4<f32>(0.0); }
+            for (var d = 0u; d < D4; d++) {
+                let kv = subgroupShuffle(kc[d / 8u], src0 + d % 8u);
+                for (var t = 0u; t < TQ; t++) { sv[t] = fma(qs[t * D4 + d], kv, sv[t]); }
+            }
+            var corr: array<f32, 4>;
+            var pj: array<f32, 4>;
+            for (var t = 0u; t < TQ; t++) {
+                let s = (sv[t].x + sv[t].y) + (sv[t].z + sv[t].w);
+                let mn = max(m[t], s);
+                corr[t] = exp(m[t] - mn);
+                pj[t] = exp(s - mn);
+                l[t] = l[t] * corr[t] + pj[t];
+                m[t] = mn;
+            }
+            for (var d = 0u; d < DV4; d++) {
+                let vv = subgroupShuffle(vc[d / 8u], src0 + d % 8u);
+                for (var t = 0u; t < TQ; t++) { acc[t * DV4 + d] = fma(acc[t * DV4 + d], vec4<f32>(corr[t]), pj[t] * vv); }
+            }
         }
     }
     for (var t = 0u; t < TQ; t++) {
