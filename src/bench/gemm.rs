@@ -9,7 +9,7 @@ use crate::tensor::Tensor;
 
 pub fn run(gpu: &Gpu, sizes: &[usize], naive_max: usize, report: &Report) -> Result<()> {
     let cfg = tuned_config(gpu);
-    report.note(&format!("adapter: {}; matmul tiles: {} (autotuned, cached)", gpu.describe(), cfg.name()));
+    report.note(&format!("adapter: {}; matmul tiles (small,large): {} (autotuned, cached)", gpu.describe(), cfg.name()));
     for &n in sizes {
         let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let a = Tensor::from_slice(gpu, &data, &[n, n])?;

@@ -92,7 +92,7 @@ pub struct Gpu {
     /// Errors wgpu raised outside any scope; surfaced by `check_errors` instead of a panic.
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     /// Matmul tile configuration, tuned on first use (see ops::matmul::tuned_config).
-    pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::MatmulConfig>,
+    pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::TunedMatmul>,
 }
 
 fn instance(backend: BackendChoice) -> wgpu::Instance {

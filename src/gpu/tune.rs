@@ -19,7 +19,7 @@ pub fn cache_file() -> Option<PathBuf> {
 /// Identifies an adapter and driver version: a driver update re-tunes.
 pub fn adapter_key(gpu: &Gpu) -> String {
     let i = &gpu.info;
-    format!("{}|{:?}|{}|{}|v1", i.name, i.backend, i.driver, i.driver_info).replace(['\t', '\n'], " ")
+    format!("{}|{:?}|{}|{}|v2", i.name, i.backend, i.driver, i.driver_info).replace(['\t', '\n'], " ")
 }
 
 pub fn load(kernel: &str, key: &str) -> Option<String> {

@@ -219,7 +219,7 @@ fn matmul_into(
             }
             c
         }
-        None => tuned_config(rec.gpu),
+        None => tuned_config(rec.gpu).for_outputs(batch * m * n),
     };
     let vec4 = cfg.family != Family::Tiled && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
     // The subgroup kernel covers the vec4 layout only; elsewhere its tile runs on mm_reg.
@@ -266,32 +266,58 @@ fn matmul_into(
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, gz])
 }
 
-/// The tile configuration for this adapter: `SCOREGEN_MATMUL` if set, else the cached
-/// autotune result, else a fresh autotune (cached for next time).
-pub fn tuned_config(gpu: &Gpu) -> MatmulConfig {
+/// Tuned tile configurations of an adapter: one for small products (a 512^3 product), where
+/// filling the device with workgroups matters most, and one for large ones (2048^3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunedMatmul {
+    pub small: MatmulConfig,
+    pub large: MatmulConfig,
+}
+
+/// Products with fewer outputs than this (batch * m * n) use the small configuration.
+pub const SMALL_OUTPUTS: usize = 1 << 20;
+
+impl TunedMatmul {
+    pub fn for_outputs(&self, outputs: usize) -> MatmulConfig {
+        if outputs < SMALL_OUTPUTS { self.small } else { self.large }
+    }
+    pub fn name(&self) -> String {
+        if self.small == self.large { self.large.name() } else { format!("{},{}", self.small.name(), self.large.name()) }
+    }
+    fn parse(s: &str) -> Result<Self> {
+        let (a, b) = s.split_once(',').unwrap_or((s, s));
+        Ok(TunedMatmul { small: MatmulConfig::parse(a)?, large: MatmulConfig::parse(b)? })
+    }
+}
+
+/// The tile configurations for this adapter: `SCOREGEN_MATMUL` if set (one config, or
+/// `small,large`), else the cached autotune result, else a fresh autotune (cached).
+pub fn tuned_config(gpu: &Gpu) -> TunedMatmul {
     *gpu.matmul_config.get_or_init(|| {
         if let Ok(s) = std::env::var("SCOREGEN_MATMUL") {
-            if let Ok(c) = MatmulConfig::parse(&s) {
-                return c;
+            match TunedMatmul::parse(&s) {
+                Ok(c) if c.small.fits(gpu) && c.large.fits(gpu) => return c,
+                _ => eprintln!("warning: SCOREGEN_MATMUL='{s}' ignored (expected e.g. sg:8x4:32x16 or tiled:16x16:4x4:8,tiled:16x16:8x8:8, fitting this adapter)"),
             }
-            eprintln!("warning: SCOREGEN_MATMUL='{s}' ignored (expected e.g. reg:8x8:4x8)");
         }
         let key = crate::gpu::tune::adapter_key(gpu);
-        if let Some(c) = crate::gpu::tune::load("matmul", &key).and_then(|s| MatmulConfig::parse(&s).ok()) {
-            if c.fits(gpu) {
+        if let Some(c) = crate::gpu::tune::load("matmul", &key).and_then(|s| TunedMatmul::parse(&s).ok()) {
+            if c.small.fits(gpu) && c.large.fits(gpu) {
                 return c;
             }
         }
-        let best = autotune(gpu).unwrap_or(CANDIDATES[0]);
+        let best = autotune(gpu).unwrap_or(TunedMatmul { small: CANDIDATES[2], large: CANDIDATES[2] });
         crate::gpu::tune::store("matmul", &key, &best.name());
         best
     })
 }
 
-/// Time every candidate that fits on a 512^3 product; when the fastest takes under 5 ms (a
-/// real GPU), time the best four again at 2048^3, where launch overhead no longer hides the
-/// differences. A second or two on a CPU adapter, well under a second on a GPU.
-pub fn autotune(gpu: &Gpu) -> Result<MatmulConfig> {
+/// Time every candidate that fits on a 512^3 product: the fastest is the small configuration.
+/// When it takes under 5 ms (a real GPU), time the best four again at 2048^3, where launch
+/// overhead no longer hides the differences, for the large one; otherwise (a CPU adapter,
+/// where 512 is already compute-bound) the same serves both. A second or two on a CPU adapter,
+/// well under a second on a GPU.
+pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
     let time_at = |n: usize, cands: &[MatmulConfig]| -> Result<Vec<(f64, MatmulConfig)>> {
         let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let a = Tensor::from_slice(gpu, &data, &[n, n])?;
@@ -316,12 +342,14 @@ pub fn autotune(gpu: &Gpu) -> Result<MatmulConfig> {
         Ok(out)
     };
     let fitting: Vec<MatmulConfig> = CANDIDATES.iter().copied().filter(|c| c.fits(gpu)).collect();
-    let mut ranked = time_at(512, &fitting)?;
-    if ranked.first().map(|r| r.0 < 5e-3).unwrap_or(false) {
-        let top: Vec<MatmulConfig> = ranked.iter().take(4).map(|r| r.1).collect();
-        ranked = time_at(2048, &top)?;
+    let small_rank = time_at(512, &fitting)?;
+    let small = small_rank.first().map(|r| r.1).ok_or_else(|| Error::Gpu("no matmul configuration runs on this adapter".into()))?;
+    let mut large = small;
+    if small_rank[0].0 < 5e-3 {
+        let top: Vec<MatmulConfig> = small_rank.iter().take(4).map(|r| r.1).collect();
+        large = time_at(2048, &top)?.first().map(|r| r.1).unwrap_or(small);
     }
-    ranked.first().map(|r| r.1).ok_or_else(|| Error::Gpu("no matmul configuration runs on this adapter".into()))
+    Ok(TunedMatmul { small, large })
 }
 
 /// CPU reference: plain loops, f64 accumulation. Same shape rules as `matmul`.
