@@ -29,6 +29,9 @@ override TQ: u32 = 1u;    // queries per invocation (<= 4)
 override KB: u32 = 1u;    // keys per step, 1 or 2 (one rescale of the running sums per step)
 const WG: u32 = 64u;
 const NEG_INF: f32 = -3.4028235e38;
+// Scores are kept in base 2 (q pre-scaled by log2 e) so that every exponential is an exp2.
+const LOG2E: f32 = 1.4426950408889634;
+const LN2: f32 = 0.6931471805599453;
 
 @compute @workgroup_size(WG)
 fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -48,7 +51,7 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     var l: array<f32, 4>;
     for (var t = 0u; t < TQ; t++) {
         let qrow = (bh * p.nq + min(i0 + 8u * t, p.nq - 1u)) * D4;
-        for (var d = 0u; d < D4; d++) { qs[t * D4 + d] = q[qrow + d] * p.scale; }
+        for (var d = 0u; d < D4; d++) { qs[t * D4 + d] = q[qrow + d] * (p.scale * LOG2E); }
         for (var d = 0u; d < DV4; d++) { acc[t * DV4 + d] = vec4<f32>(0.0); }
         m[t] = NEG_INF;
         l[t] = 0.0;
@@ -92,9 +95,9 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 let s0 = (sv0[t].x + sv0[t].y) + (sv0[t].z + sv0[t].w);
                 let s1 = select(NEG_INF, (sv1[t].x + sv1[t].y) + (sv1[t].z + sv1[t].w), has1);
                 let mn = max(m[t], max(s0, s1));
-                corr[t] = exp(m[t] - mn);
-                p0[t] = exp(s0 - mn);
-                p1[t] = exp(s1 - mn);
+                corr[t] = exp2(m[t] - mn);
+                p0[t] = exp2(s0 - mn);
+                p1[t] = exp2(s1 - mn);
                 l[t] = l[t] * corr[t] + p0[t] + p1[t];
                 m[t] = mn;
             }
@@ -123,8 +126,8 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             for (var t = 0u; t < TQ; t++) {
                 let s = (sv[t].x + sv[t].y) + (sv[t].z + sv[t].w);
                 let mn = max(m[t], s);
-                corr[t] = exp(m[t] - mn);
-                pj[t] = exp(s - mn);
+                corr[t] = exp2(m[t] - mn);
+                pj[t] = exp2(s - mn);
                 l[t] = l[t] * corr[t] + pj[t];
                 m[t] = mn;
             }
@@ -140,7 +143,7 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
             let inv = 1.0 / l[t];
             let orow = (bh * p.nq + i) * DV4;
             for (var d = 0u; d < DV4; d++) { out[orow + d] = acc[t * DV4 + d] * inv; }
-            lse[bh * p.nq + i] = m[t] + log(l[t]);
+            lse[bh * p.nq + i] = (m[t] + log2(l[t])) * LN2;
         }
     }
 }
