@@ -6,8 +6,10 @@
 //           the fast path for equal shapes.
 // Unary OP: 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 square, 6 silu, 7 tanh, 8 sigmoid,
 //   9 softplus, 10 clamp(s0, s1), 11 x + s0, 12 x * s0, 13 abs, 14 relu, 15 x^s0 (x > 0),
-//   16 s0 * x + s1.
-// Binary OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min.
+//   16 s0 * x + s1, 17 step (x > 0 ? 1 : 0), 18 sign, 19 in_range (s0 < x < s1 ? 1 : 0),
+//   20 sin, 21 cos, 22 1 / x.
+// Binary OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 first (x: broadcast copy of a),
+//   7 equal (x == y ? 1 : 0).
 // Bindings: 0 params, 1 a, 2 b (binary only), 3 out. Shapes: rank <= 8, strides in elements.
 
 struct Params {
@@ -53,6 +55,12 @@ fn unary_op(x: f32) -> f32 {
         case 14u: { return max(x, 0.0); }
         case 15u: { return pow(x, p.s0); }
         case 16u: { return fma(p.s0, x, p.s1); }
+        case 17u: { return select(0.0, 1.0, x > 0.0); }
+        case 18u: { return sign(x); }
+        case 19u: { return select(0.0, 1.0, x > p.s0 && x < p.s1); }
+        case 20u: { return sin(x); }
+        case 21u: { return cos(x); }
+        case 22u: { return 1.0 / x; }
         default: { return x; }
     }
 }
@@ -65,6 +73,8 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 3u: { return x / y; }
         case 4u: { return max(x, y); }
         case 5u: { return min(x, y); }
+        case 6u: { return x; }
+        case 7u: { return select(0.0, 1.0, x == y); }
         default: { return x; }
     }
 }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod error;
 pub mod gpu;
+pub mod graph;
 pub mod ops;
 pub mod shaders;
 pub mod tensor;

@@ -35,6 +35,15 @@ impl Tensor {
         Ok(Tensor { buf: Arc::new(buf), shape: shape.to_vec() })
     }
 
+    /// A tensor over an existing buffer (plans share buffers between nodes by liveness).
+    pub fn view(buf: Arc<PooledBuffer>, shape: &[usize]) -> Result<Tensor> {
+        let need = numel(shape) as u64 * 4;
+        if need > buf.len {
+            return Err(Error::Shape(format!("a view of shape {shape:?} needs {need} bytes, the buffer has {}", buf.len)));
+        }
+        Ok(Tensor { buf, shape: shape.to_vec() })
+    }
+
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != data.len() {
             return Err(Error::Shape(format!("{} values do not fill shape {shape:?}", data.len())));
@@ -76,7 +85,7 @@ impl Tensor {
 
     /// Copy to the host (submits and waits).
     pub fn to_vec(&self, gpu: &Gpu) -> Result<Vec<f32>> {
-        let bytes = self.buf.len;
+        let bytes = self.numel() as u64 * 4;
         if bytes == 0 {
             return Ok(Vec::new());
         }

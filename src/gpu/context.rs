@@ -93,6 +93,7 @@ pub struct Gpu {
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     /// Matmul tile configuration, tuned on first use (see ops::matmul::tuned_config).
     pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::TunedMatmul>,
+    pub(crate) bind_groups_created: std::sync::atomic::AtomicU64,
 }
 
 fn instance(backend: BackendChoice) -> wgpu::Instance {
@@ -210,6 +211,7 @@ impl Gpu {
             profiler,
             uncaptured,
             matmul_config: std::sync::OnceLock::new(),
+            bind_groups_created: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -236,6 +238,11 @@ impl Gpu {
     /// Pipelines compiled so far (a replayed plan must not add any).
     pub fn pipelines_created(&self) -> u64 {
         self.pipelines.created()
+    }
+
+    /// Bind groups created so far (a replayed plan must not add any).
+    pub fn bind_groups_created(&self) -> u64 {
+        self.bind_groups_created.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Buffer pool counters: live and peak bytes, buffers created.

@@ -21,6 +21,22 @@ pub struct Recorder<'g> {
     /// Pipeline labels of profiled dispatches, in query-pair order.
     profiled: Vec<String>,
     pub dispatches: u64,
+    /// Capture mode (plans): dispatches are kept as steps instead of being encoded.
+    capture: Option<Vec<Step>>,
+}
+
+/// One recorded dispatch with everything made at plan time; replaying it creates nothing.
+pub struct Step {
+    pub pipeline: Arc<Pipeline>,
+    pub bind: wgpu::BindGroup,
+    pub groups: [u32; 3],
+}
+
+/// What a capture produced: the steps and the buffers they bind (kept alive by the plan).
+pub struct Captured {
+    pub steps: Vec<Step>,
+    pub params: Vec<PooledBuffer>,
+    pub held: Vec<Arc<PooledBuffer>>,
 }
 
 /// Split `n` workgroups into a grid no dimension of which exceeds `max` (kernels rebuild the
@@ -41,7 +57,30 @@ pub fn fold_groups(n: u32, max: u32) -> Result<[u32; 3]> {
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
         let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") });
-        Recorder { gpu, encoder: Some(encoder), pass: None, keep: Vec::new(), held: Vec::new(), profiled: Vec::new(), dispatches: 0 }
+        Recorder { gpu, encoder: Some(encoder), pass: None, keep: Vec::new(), held: Vec::new(), profiled: Vec::new(), dispatches: 0, capture: None }
+    }
+
+    /// A recorder that captures steps for a plan instead of encoding them.
+    pub fn capturing(gpu: &'g Gpu) -> Self {
+        let mut r = Recorder::new(gpu);
+        r.capture = Some(Vec::new());
+        r
+    }
+
+    /// End a capture: the steps and every buffer they need.
+    pub fn into_captured(mut self) -> Captured {
+        Captured {
+            steps: self.capture.take().unwrap_or_default(),
+            params: std::mem::take(&mut self.keep),
+            held: std::mem::take(&mut self.held),
+        }
+    }
+
+    /// Encode previously captured steps (no allocation, no bind group, no pipeline).
+    pub fn replay(&mut self, steps: &[Step]) {
+        for st in steps {
+            self.dispatch_bound(&st.pipeline, &st.bind, st.groups);
+        }
     }
 
     pub fn pipeline(&self, shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
@@ -63,14 +102,14 @@ impl<'g> Recorder<'g> {
 
     /// Record one dispatch. `params`: index returned by `params`, bound at 0; `storage` bound
     /// at 1, 2, ... `groups`: workgroup grid (see `fold_groups`).
-    pub fn dispatch(&mut self, pipe: &Pipeline, params: Option<usize>, storage: &[&Arc<PooledBuffer>], groups: [u32; 3]) -> Result<()> {
+    pub fn dispatch(&mut self, pipe: &Arc<Pipeline>, params: Option<usize>, storage: &[&Arc<PooledBuffer>], groups: [u32; 3]) -> Result<()> {
         let at: Vec<(u32, &Arc<PooledBuffer>)> = storage.iter().enumerate().map(|(k, b)| (k as u32 + 1, *b)).collect();
         self.dispatch_at(pipe, params, &at, groups)
     }
 
     /// Like `dispatch`, with explicit binding numbers (for entry points that use a subset of
     /// their file's bindings).
-    pub fn dispatch_at(&mut self, pipe: &Pipeline, params: Option<usize>, storage: &[(u32, &Arc<PooledBuffer>)], groups: [u32; 3]) -> Result<()> {
+    pub fn dispatch_at(&mut self, pipe: &Arc<Pipeline>, params: Option<usize>, storage: &[(u32, &Arc<PooledBuffer>)], groups: [u32; 3]) -> Result<()> {
         let max = self.gpu.max_groups_per_dim();
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Limit(format!("dispatch {groups:?} of {} exceeds {max} workgroups per dimension", pipe.label)));
@@ -92,7 +131,11 @@ impl<'g> Recorder<'g> {
             layout: &pipe.layout,
             entries: &entries,
         });
-        self.dispatch_bound(pipe, &bind, groups);
+        self.gpu.bind_groups_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.capture.as_mut() {
+            Some(steps) => steps.push(Step { pipeline: Arc::clone(pipe), bind, groups }),
+            None => self.dispatch_bound(pipe, &bind, groups),
+        }
         Ok(())
     }
 

@@ -41,6 +41,16 @@ pub enum Unary {
     PowScalar(f32),
     /// s * x + t.
     Affine(f32, f32),
+    /// 1 where x > 0, else 0 (zero derivative).
+    Step,
+    /// -1, 0 or 1 (zero derivative).
+    Sign,
+    /// 1 where lo < x < hi, else 0 (zero derivative).
+    InRange(f32, f32),
+    Sin,
+    Cos,
+    /// 1 / x.
+    Recip,
 }
 
 impl Unary {
@@ -64,6 +74,12 @@ impl Unary {
             Relu => (14, 0.0, 0.0),
             PowScalar(s) => (15, s, 0.0),
             Affine(s, t) => (16, s, t),
+            Step => (17, 0.0, 0.0),
+            Sign => (18, 0.0, 0.0),
+            InRange(lo, hi) => (19, lo, hi),
+            Sin => (20, 0.0, 0.0),
+            Cos => (21, 0.0, 0.0),
+            Recip => (22, 0.0, 0.0),
         }
     }
 
@@ -89,6 +105,12 @@ impl Unary {
             Relu => x.max(0.0),
             PowScalar(s) => x.powf(s as f64),
             Affine(s, t) => s as f64 * x + t as f64,
+            Step => (x > 0.0) as u8 as f64,
+            Sign => if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 },
+            InRange(lo, hi) => (x > lo as f64 && x < hi as f64) as u8 as f64,
+            Sin => x.sin(),
+            Cos => x.cos(),
+            Recip => 1.0 / x,
         }
     }
 }
@@ -101,6 +123,10 @@ pub enum Binary {
     Div,
     Max,
     Min,
+    /// a, broadcast to the output shape (b only contributes its shape).
+    First,
+    /// 1 where a == b, else 0 (zero derivative).
+    Equal,
 }
 
 impl Binary {
@@ -115,6 +141,8 @@ impl Binary {
             Binary::Div => x / y,
             Binary::Max => x.max(y),
             Binary::Min => x.min(y),
+            Binary::First => x,
+            Binary::Equal => (x == y) as u8 as f64,
         }
     }
 }
@@ -122,17 +150,25 @@ impl Binary {
 /// out = f(a), same shape.
 pub fn unary(rec: &mut Recorder, op: Unary, a: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(rec.gpu, a.shape())?;
+    unary_into(rec, op, a, &out)?;
+    Ok(out)
+}
+
+/// out = f(a) into an existing tensor of the same element count.
+pub fn unary_into(rec: &mut Recorder, op: Unary, a: &Tensor, out: &Tensor) -> Result<()> {
+    if out.numel() != a.numel() {
+        return Err(Error::Shape(format!("{op:?}: output {:?} does not match input {:?}", out.shape(), a.shape())));
+    }
     let n = a.numel();
     if n == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let (code, s0, s1) = op.code();
     let params = Params { n: dim(n, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
     let pipe = rec.pipeline("elementwise", "unary", &[("OP", code as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g)?;
-    Ok(out)
+    rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g)
 }
 
 /// NumPy broadcast of two shapes (aligned at the right).
@@ -168,17 +204,52 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
 /// out = g(a, b) with broadcasting.
 pub fn binary(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
+    let out = Tensor::empty(rec.gpu, &shape)?;
+    binary_into(rec, op, a, b, &out)?;
+    Ok(out)
+}
+
+/// Broadcast `a` to `shape` (a copy).
+pub fn broadcast_to(rec: &mut Recorder, a: &Tensor, shape: &[usize]) -> Result<Tensor> {
+    let out = Tensor::empty(rec.gpu, shape)?;
+    broadcast_to_into(rec, a, &out)?;
+    Ok(out)
+}
+
+pub fn broadcast_to_into(rec: &mut Recorder, a: &Tensor, out: &Tensor) -> Result<()> {
+    if broadcast_shape(a.shape(), out.shape())? != out.shape() {
+        return Err(Error::Shape(format!("cannot broadcast {:?} to {:?}", a.shape(), out.shape())));
+    }
+    // `first` never reads b: bind a in its place with zero strides.
+    let zero = vec![0; out.shape().len()];
+    binary_launch(rec, Binary::First, a, &broadcast_strides(a.shape(), out.shape()), a, &zero, out)
+}
+
+/// out = g(a, b) with broadcasting, into an existing tensor of the broadcast shape.
+pub fn binary_into(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor, out: &Tensor) -> Result<()> {
+    let shape = broadcast_shape(a.shape(), b.shape())?;
     if shape.len() > MAX_RANK {
         return Err(Error::Shape(format!("{op:?}: rank {} exceeds {MAX_RANK}", shape.len())));
     }
-    let out = Tensor::empty(rec.gpu, &shape)?;
+    if out.shape() != shape.as_slice() {
+        return Err(Error::Shape(format!("{op:?}: output {:?} is not the broadcast shape {shape:?}", out.shape())));
+    }
+    let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
+    binary_launch(rec, op, a, &sa, b, &sb, out)
+}
+
+/// The binary kernel with explicit per-output-dimension strides for a and b.
+fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &Tensor, sb: &[usize], out: &Tensor) -> Result<()> {
+    let shape = out.shape();
+    if shape.len() > MAX_RANK {
+        return Err(Error::Shape(format!("{op:?}: rank {} exceeds {MAX_RANK}", shape.len())));
+    }
     let n = out.numel();
     if n == 0 {
-        return Ok(out);
+        return Ok(());
     }
-    let bcast = a.shape() != b.shape();
+    let bcast = a.shape() != shape || b.shape() != shape;
     let mut params = Params { n: dim(n, "elements")?, rank: shape.len() as u32, s0: 0.0, s1: 0.0, shape: [1; 8], a_stride: [0; 8], b_stride: [0; 8] };
-    let (sa, sb) = (broadcast_strides(a.shape(), &shape), broadcast_strides(b.shape(), &shape));
     for i in 0..shape.len() {
         params.shape[i] = dim(shape[i], "dimension")?;
         params.a_stride[i] = sa[i] as u32;
@@ -187,8 +258,7 @@ pub fn binary(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor) -> Result<
     let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", bcast as u32 as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 256)?;
-    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)?;
-    Ok(out)
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)
 }
 
 /// CPU reference for `binary`.

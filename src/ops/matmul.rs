@@ -187,6 +187,20 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, o: MatmulOpts) -> Resu
     Ok(c)
 }
 
+/// C = op(A) @ op(B) into an existing tensor of the product's shape.
+pub fn matmul_out(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: MatmulOpts) -> Result<()> {
+    let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
+    if c.shape() != out_shape.as_slice() {
+        return Err(Error::Shape(format!("matmul: output is {:?}, expected {out_shape:?}", c.shape())));
+    }
+    matmul_into(rec, a, b, c, o, false, (batch, m, k, n, a_bs, b_bs))
+}
+
+/// Output shape of op(A) @ op(B).
+pub fn matmul_shape(a: &[usize], b: &[usize], o: MatmulOpts) -> Result<Vec<usize>> {
+    Ok(plan(a, b, &o)?.6)
+}
+
 /// C += op(A) @ op(B) into an existing tensor (gradient accumulation).
 pub fn matmul_acc(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: MatmulOpts) -> Result<()> {
     let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;

@@ -60,18 +60,24 @@ pub fn group_norm_ref(x: &[f32], s: &[usize], gamma: &[f32], beta: &[f32], group
 
 /// Softmax over the last axis.
 pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
-    let s = x.shape();
-    let len = *s.last().ok_or_else(|| Error::Shape("softmax of a scalar".into()))?;
+    let y = Tensor::empty(rec.gpu, x.shape())?;
+    softmax_into(rec, x, &y)?;
+    Ok(y)
+}
+
+pub fn softmax_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+    let len = *x.shape().last().ok_or_else(|| Error::Shape("softmax of a scalar".into()))?;
+    if y.shape() != x.shape() {
+        return Err(Error::Shape(format!("softmax: output {:?} differs from input {:?}", y.shape(), x.shape())));
+    }
     let rows = x.numel() / len.max(1);
-    let y = Tensor::empty(rec.gpu, s)?;
     if rows == 0 || len == 0 {
-        return Ok(y);
+        return Ok(());
     }
     let pipe = rec.pipeline("softmax", "softmax_rows", &[])?;
     let pi = rec.params(&[dim(rows, "rows")?, dim(len, "row length")?, 0u32, 0u32]);
     let g = fold_groups(dim(rows, "rows")?, rec.gpu.max_groups_per_dim())?;
-    rec.dispatch(&pipe, Some(pi), &[x.buffer(), y.buffer()], g)?;
-    Ok(y)
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), y.buffer()], g)
 }
 
 pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {

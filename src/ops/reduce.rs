@@ -23,16 +23,26 @@ pub fn split_axis(shape: &[usize], axis: usize) -> Result<(usize, usize, usize)>
 
 /// Reduce `x` along `axis`; the axis is removed from the output shape.
 pub fn reduce(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize) -> Result<Tensor> {
+    split_axis(x.shape(), axis)?;
+    let mut shape = x.shape().to_vec();
+    shape.remove(axis);
+    let out = Tensor::empty(rec.gpu, &shape)?;
+    reduce_into(rec, op, x, axis, &out)?;
+    Ok(out)
+}
+
+/// Reduce into an existing tensor with outer * inner elements (any shape, e.g. keepdim).
+pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out: &Tensor) -> Result<()> {
     let (outer, len, inner) = split_axis(x.shape(), axis)?;
     if len == 0 {
         return Err(Error::Shape(format!("{op:?} over an empty axis {axis} of {:?}", x.shape())));
     }
-    let mut shape = x.shape().to_vec();
-    shape.remove(axis);
-    let out = Tensor::empty(rec.gpu, &shape)?;
     let n_out = outer * inner;
+    if out.numel() != n_out {
+        return Err(Error::Shape(format!("{op:?} of {:?} along {axis}: output {:?} has the wrong size", x.shape(), out.shape())));
+    }
     if n_out == 0 {
-        return Ok(out);
+        return Ok(());
     }
     let params = [dim(outer, "outer")?, dim(len, "axis length")?, dim(inner, "inner")?, dim(n_out, "outputs")?];
     // Long axes with few outputs: a workgroup per output; otherwise an invocation per output.
@@ -44,8 +54,7 @@ pub fn reduce(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize) -> Result
     };
     let pipe = rec.pipeline("reduce", entry, &[("OP", op as u32 as f64)])?;
     let pi = rec.params(&params);
-    rec.dispatch(&pipe, Some(pi), &[x.buffer(), out.buffer()], g)?;
-    Ok(out)
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), out.buffer()], g)
 }
 
 /// CPU reference (f64).

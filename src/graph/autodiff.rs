@@ -1,0 +1,205 @@
+//! Reverse-mode differentiation. Each op's derivative is written with graph ops (next to the
+//! others, below), so a gradient is itself a differentiable graph: `grad` of a scalar built
+//! from gradients gives second derivatives (what the energy parameterisation needs).
+
+use super::{Graph, Op, Var};
+use crate::error::{Error, Result};
+use crate::ops::elementwise::{Binary, Unary};
+use crate::ops::reduce::Reduce;
+use std::collections::HashMap;
+
+/// Gradients of the scalar `y` (one element) with respect to each of `wrt`, as new nodes of
+/// the graph. A variable `y` does not depend on gets zeros.
+pub fn grad(g: &mut Graph, y: Var, wrt: &[Var]) -> Result<Vec<Var>> {
+    if g.shape(y).iter().product::<usize>() != 1 {
+        return Err(Error::Shape(format!("grad needs a scalar output, got shape {:?}", g.shape(y))));
+    }
+    // Which nodes depend on a `wrt` variable (only those need gradients).
+    let mut needs = vec![false; y.0 + 1];
+    for w in wrt {
+        if w.0 <= y.0 {
+            needs[w.0] = true;
+        }
+    }
+    for i in 0..=y.0 {
+        if !needs[i] && g.nodes[i].inputs.iter().any(|v| v.0 <= y.0 && needs[v.0]) {
+            needs[i] = true;
+        }
+    }
+    let mut grads: HashMap<usize, Var> = HashMap::new();
+    let seed = g.fill(1.0, &g.shape(y).to_vec());
+    grads.insert(y.0, seed);
+    for i in (0..=y.0).rev() {
+        let Some(&gy) = grads.get(&i) else { continue };
+        if !needs[i] {
+            continue;
+        }
+        let node = g.nodes[i].clone();
+        let gin = backward(g, Var(i), &node.op, &node.inputs, gy)?;
+        for (inp, gi) in node.inputs.iter().zip(gin) {
+            let Some(gi) = gi else { continue };
+            if !needs[inp.0] {
+                continue;
+            }
+            let total = match grads.get(&inp.0) {
+                Some(&prev) => g.add(prev, gi)?,
+                None => gi,
+            };
+            grads.insert(inp.0, total);
+        }
+    }
+    wrt.iter()
+        .map(|w| match grads.get(&w.0) {
+            Some(&v) => Ok(v),
+            None => Ok(g.fill(0.0, &g.shape(*w).to_vec())),
+        })
+        .collect()
+}
+
+/// Gradients of a node's inputs given the gradient `gy` of its output (None: no gradient).
+fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<Vec<Option<Var>>> {
+    let x = inputs.first().copied();
+    Ok(match op {
+        Op::Input(_) | Op::Param(_) | Op::Fill(_) => vec![],
+        Op::Unary(u) => vec![unary_backward(g, *u, x.unwrap(), y, gy)?],
+        Op::Binary(b) => binary_backward(g, *b, inputs[0], inputs[1], y, gy)?,
+        Op::Reduce(r, axis) => {
+            let x = x.unwrap();
+            let xs = g.shape(x).to_vec();
+            let gb = g.broadcast_to(gy, &xs)?;
+            vec![Some(match r {
+                Reduce::Sum => gb,
+                Reduce::Mean => g.scale(gb, 1.0 / xs[*axis] as f32),
+                Reduce::Max => {
+                    // Every maximal element gets the gradient (ties share it fully).
+                    let yb = g.broadcast_to(y, &xs)?;
+                    let hit = g.binary(Binary::Equal, x, yb)?;
+                    g.mul(gb, hit)?
+                }
+                Reduce::LogSumExp => {
+                    let yb = g.broadcast_to(y, &xs)?;
+                    let d = g.sub(x, yb)?;
+                    let p = g.unary(Unary::Exp, d);
+                    g.mul(gb, p)?
+                }
+            })]
+        }
+        Op::Reshape => {
+            let xs = g.shape(x.unwrap()).to_vec();
+            vec![Some(g.reshape(gy, &xs)?)]
+        }
+        Op::BroadcastTo => {
+            let xs = g.shape(x.unwrap()).to_vec();
+            vec![Some(g.sum_to(gy, &xs)?)]
+        }
+        Op::Matmul { trans_a, trans_b } => matmul_backward(g, inputs[0], inputs[1], *trans_a, *trans_b, gy)?,
+        Op::Softmax => {
+            // dx = y * (g - sum(g * y, last axis))
+            let last = g.shape(y).len() - 1;
+            let gyy = g.mul(gy, y)?;
+            let s = g.reduce_keep(Reduce::Sum, gyy, last)?;
+            let d = g.sub(gy, s)?;
+            vec![Some(g.mul(y, d)?)]
+        }
+    })
+}
+
+fn unary_backward(g: &mut Graph, u: Unary, x: Var, y: Var, gy: Var) -> Result<Option<Var>> {
+    use Unary::*;
+    let d = match u {
+        Neg => return Ok(Some(g.neg(gy))),
+        AddScalar(_) => return Ok(Some(gy)),
+        MulScalar(s) | Affine(s, _) => return Ok(Some(g.scale(gy, s))),
+        Step | Sign | InRange(..) => return Ok(None),
+        Exp => y,
+        Log => g.unary(Recip, x),
+        Sqrt => {
+            let r = g.unary(Recip, y);
+            g.scale(r, 0.5)
+        }
+        Rsqrt => {
+            // d/dx x^(-1/2) = -1/2 y^3
+            let y2 = g.mul(y, y)?;
+            let y3 = g.mul(y2, y)?;
+            g.scale(y3, -0.5)
+        }
+        Square => g.scale(x, 2.0),
+        Silu => {
+            // s (1 + x (1 - s)), s = sigmoid(x)
+            let s = g.unary(Sigmoid, x);
+            let one_minus = g.unary(Affine(-1.0, 1.0), s);
+            let xm = g.mul(x, one_minus)?;
+            let inner = g.unary(AddScalar(1.0), xm);
+            g.mul(s, inner)?
+        }
+        Tanh => {
+            let y2 = g.mul(y, y)?;
+            g.unary(Affine(-1.0, 1.0), y2)
+        }
+        Sigmoid => {
+            let one_minus = g.unary(Affine(-1.0, 1.0), y);
+            g.mul(y, one_minus)?
+        }
+        Softplus => g.unary(Sigmoid, x),
+        Clamp(lo, hi) => g.unary(InRange(lo, hi), x),
+        Abs => g.unary(Sign, x),
+        Relu => g.unary(Step, x),
+        PowScalar(p) => {
+            let t = g.unary(PowScalar(p - 1.0), x);
+            g.scale(t, p)
+        }
+        Sin => g.unary(Cos, x),
+        Cos => {
+            let s = g.unary(Sin, x);
+            g.neg(s)
+        }
+        Recip => {
+            let y2 = g.mul(y, y)?;
+            g.neg(y2)
+        }
+    };
+    Ok(Some(g.mul(gy, d)?))
+}
+
+fn binary_backward(g: &mut Graph, op: Binary, a: Var, b: Var, y: Var, gy: Var) -> Result<Vec<Option<Var>>> {
+    let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
+    let (ga, gb) = match op {
+        Binary::Add => (Some(gy), Some(gy)),
+        Binary::Sub => (Some(gy), Some(g.neg(gy))),
+        Binary::Mul => (Some(g.mul(gy, b)?), Some(g.mul(gy, a)?)),
+        Binary::Div => {
+            // d/da = 1/b, d/db = -a/b^2 = -y/b
+            let ga = g.div(gy, b)?;
+            let t = g.mul(gy, y)?;
+            let t = g.div(t, b)?;
+            (Some(ga), Some(g.neg(t)))
+        }
+        Binary::Max | Binary::Min => {
+            let ha = g.binary(Binary::Equal, a, y)?;
+            let hb = g.binary(Binary::Equal, b, y)?;
+            (Some(g.mul(gy, ha)?), Some(g.mul(gy, hb)?))
+        }
+        Binary::First => (Some(gy), None),
+        Binary::Equal => (None, None),
+    };
+    let ga = match ga {
+        Some(v) => Some(g.sum_to(v, &sa)?),
+        None => None,
+    };
+    let gb = match gb {
+        Some(v) => Some(g.sum_to(v, &sb)?),
+        None => None,
+    };
+    Ok(vec![ga, gb])
+}
+
+/// C = op(A) op(B): dA and dB as matmuls with the transposes folded in; a rank-2 operand
+/// broadcast over a batch gets its gradient summed over the batch.
+fn matmul_backward(g: &mut Graph, a: Var, b: Var, ta: bool, tb: bool, gy: Var) -> Result<Vec<Option<Var>>> {
+    let ga = if ta { g.matmul(b, gy, tb, true)? } else { g.matmul(gy, b, false, !tb)? };
+    let gb = if tb { g.matmul(gy, a, true, ta)? } else { g.matmul(a, gy, !ta, false)? };
+    let (sa, sb) = (g.shape(a).to_vec(), g.shape(b).to_vec());
+    let ga = if g.shape(ga).len() > sa.len() { g.sum(ga, 0)? } else { ga };
+    let gb = if g.shape(gb).len() > sb.len() { g.sum(gb, 0)? } else { gb };
+    Ok(vec![Some(ga), Some(gb)])
+}

@@ -1,0 +1,142 @@
+//! Plain-loop f64 evaluation of a graph: the executable spec the GPU plan is tested against,
+//! and the function the finite-difference checks differentiate.
+
+use super::{Graph, Op, Var};
+use crate::error::{Error, Result};
+use crate::ops::elementwise::{broadcast_shape, broadcast_strides};
+use crate::ops::matmul::MatmulOpts;
+use crate::ops::reduce::{split_axis, Reduce};
+use std::collections::{BTreeMap, HashMap};
+
+/// Values by name for `Param` and `Input` nodes.
+pub type Feeds = BTreeMap<String, Vec<f64>>;
+
+pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> {
+    let top = outputs.iter().map(|v| v.0).max().unwrap_or(0);
+    let mut vals: HashMap<usize, Vec<f64>> = HashMap::new();
+    for i in 0..=top {
+        let n = &g.nodes[i];
+        let x = |k: usize| &vals[&n.inputs[k].0];
+        let shp = |k: usize| g.shape(n.inputs[k]);
+        let numel: usize = n.shape.iter().product();
+        let v = match &n.op {
+            Op::Input(name) | Op::Param(name) => {
+                let v = feeds.get(name).ok_or_else(|| Error::Invalid(format!("no value for '{name}'")))?.clone();
+                if v.len() != numel {
+                    return Err(Error::Shape(format!("'{name}' has {} values, shape {:?}", v.len(), n.shape)));
+                }
+                v
+            }
+            Op::Fill(c) => vec![*c as f64; numel],
+            Op::Unary(u) => x(0).iter().map(|&a| u.eval(a)).collect(),
+            Op::Binary(b) => {
+                let shape = broadcast_shape(shp(0), shp(1))?;
+                let (sa, sb) = (broadcast_strides(shp(0), &shape), broadcast_strides(shp(1), &shape));
+                (0..numel)
+                    .map(|i| {
+                        let (mut rem, mut ia, mut ib) = (i, 0, 0);
+                        for d in (0..shape.len()).rev() {
+                            let c = rem % shape[d];
+                            rem /= shape[d];
+                            ia += c * sa[d];
+                            ib += c * sb[d];
+                        }
+                        b.eval(x(0)[ia], x(1)[ib])
+                    })
+                    .collect()
+            }
+            Op::Reduce(r, axis) => {
+                let (outer, len, inner) = split_axis(shp(0), *axis)?;
+                let mut out = vec![0.0; outer * inner];
+                for o in 0..outer {
+                    for j in 0..inner {
+                        let it = (0..len).map(|t| x(0)[(o * len + t) * inner + j]);
+                        out[o * inner + j] = match r {
+                            Reduce::Sum => it.sum(),
+                            Reduce::Mean => it.sum::<f64>() / len as f64,
+                            Reduce::Max => it.fold(f64::NEG_INFINITY, f64::max),
+                            Reduce::LogSumExp => {
+                                let v: Vec<f64> = it.collect();
+                                let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                                m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
+                            }
+                        };
+                    }
+                }
+                out
+            }
+            Op::Reshape => x(0).clone(),
+            Op::BroadcastTo => {
+                let st = broadcast_strides(shp(0), &n.shape);
+                (0..numel)
+                    .map(|i| {
+                        let (mut rem, mut ia) = (i, 0);
+                        for d in (0..n.shape.len()).rev() {
+                            ia += (rem % n.shape[d]) * st[d];
+                            rem /= n.shape[d];
+                        }
+                        x(0)[ia]
+                    })
+                    .collect()
+            }
+            Op::Matmul { trans_a, trans_b } => {
+                let o = MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None };
+                matmul_f64(x(0), shp(0), x(1), shp(1), o)
+            }
+            Op::Softmax => {
+                let len = *n.shape.last().unwrap();
+                let mut out = vec![0.0; numel];
+                for (xr, yr) in x(0).chunks(len).zip(out.chunks_mut(len)) {
+                    let m = xr.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = xr.iter().map(|a| (a - m).exp()).sum();
+                    for (y, a) in yr.iter_mut().zip(xr) {
+                        *y = (a - m).exp() / z;
+                    }
+                }
+                out
+            }
+        };
+        vals.insert(i, v);
+    }
+    Ok(outputs.iter().map(|o| vals[&o.0].clone()).collect())
+}
+
+fn matmul_f64(a: &[f64], sa: &[usize], b: &[f64], sb: &[usize], o: MatmulOpts) -> Vec<f64> {
+    let (ar, ac) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+    let (br, bc) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+    let (m, k) = if o.trans_a { (ac, ar) } else { (ar, ac) };
+    let n = if o.trans_b { br } else { bc };
+    let batch = if sa.len() == 3 { sa[0] } else if sb.len() == 3 { sb[0] } else { 1 };
+    let (a_bs, b_bs) = (if sa.len() == 3 { ar * ac } else { 0 }, if sb.len() == 3 { br * bc } else { 0 });
+    let mut c = vec![0.0; batch * m * n];
+    for bi in 0..batch {
+        for i in 0..m {
+            for j in 0..n {
+                let mut s = 0.0;
+                for kk in 0..k {
+                    let av = if o.trans_a { a[bi * a_bs + kk * m + i] } else { a[bi * a_bs + i * k + kk] };
+                    let bv = if o.trans_b { b[bi * b_bs + j * k + kk] } else { b[bi * b_bs + kk * n + j] };
+                    s += av * bv;
+                }
+                c[(bi * m + i) * n + j] = s;
+            }
+        }
+    }
+    c
+}
+
+/// Central finite differences of the scalar output `y` with respect to the feed `name`.
+pub fn finite_diff(g: &Graph, y: Var, feeds: &Feeds, name: &str, eps: f64) -> Result<Vec<f64>> {
+    let base = feeds.get(name).ok_or_else(|| Error::Invalid(format!("no feed '{name}'")))?;
+    let mut out = Vec::with_capacity(base.len());
+    let mut f = feeds.clone();
+    for i in 0..base.len() {
+        f.get_mut(name).unwrap()[i] = base[i] + eps;
+        let up = eval(g, &[y], &f)?[0][0];
+        f.get_mut(name).unwrap()[i] = base[i] - eps;
+        let down = eval(g, &[y], &f)?[0][0];
+        f.get_mut(name).unwrap()[i] = base[i];
+        out.push((up - down) / (2.0 * eps));
+    }
+    Ok(out)
+}

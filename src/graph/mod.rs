@@ -1,0 +1,189 @@
+//! Computation graphs with static shapes. A `Graph` is an append-only list of nodes, so node
+//! ids are already a topological order; `Var` is a node id. Reverse-mode differentiation
+//! (`autodiff::grad`) appends the backward pass to the same graph, built from the same ops, so
+//! the gradient of a gradient is just another call to `grad`. `plan::Plan` turns the nodes an
+//! output needs into GPU steps that replay as one submission.
+
+pub mod autodiff;
+pub mod cpu;
+pub mod plan;
+
+use crate::error::{Error, Result};
+use crate::ops::elementwise::{broadcast_shape, Binary, Unary};
+use crate::ops::matmul::{matmul_shape, MatmulOpts};
+use crate::ops::reduce::Reduce;
+
+/// A node of a graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Var(pub usize);
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Fed before each run (data, noise levels).
+    Input(String),
+    /// A trainable tensor held by a `ParamStore`.
+    Param(String),
+    /// A tensor filled with one value.
+    Fill(f32),
+    Unary(Unary),
+    Binary(Binary),
+    /// Reduce along an axis, keeping it with size 1 (keepdim).
+    Reduce(Reduce, usize),
+    /// Same data, new shape.
+    Reshape,
+    /// NumPy broadcast of the input to this node's shape.
+    BroadcastTo,
+    Matmul { trans_a: bool, trans_b: bool },
+    /// Softmax over the last axis.
+    Softmax,
+}
+
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub op: Op,
+    pub inputs: Vec<Var>,
+    pub shape: Vec<usize>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Graph {
+    pub nodes: Vec<Node>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn shape(&self, v: Var) -> &[usize] {
+        &self.nodes[v.0].shape
+    }
+    pub fn node(&self, v: Var) -> &Node {
+        &self.nodes[v.0]
+    }
+
+    fn push(&mut self, op: Op, inputs: Vec<Var>, shape: Vec<usize>) -> Var {
+        self.nodes.push(Node { op, inputs, shape });
+        Var(self.nodes.len() - 1)
+    }
+
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> Var {
+        self.push(Op::Input(name.into()), vec![], shape.to_vec())
+    }
+    pub fn param(&mut self, name: &str, shape: &[usize]) -> Var {
+        self.push(Op::Param(name.into()), vec![], shape.to_vec())
+    }
+    pub fn fill(&mut self, value: f32, shape: &[usize]) -> Var {
+        self.push(Op::Fill(value), vec![], shape.to_vec())
+    }
+
+    pub fn unary(&mut self, op: Unary, a: Var) -> Var {
+        let s = self.shape(a).to_vec();
+        self.push(Op::Unary(op), vec![a], s)
+    }
+    pub fn binary(&mut self, op: Binary, a: Var, b: Var) -> Result<Var> {
+        let s = broadcast_shape(self.shape(a), self.shape(b))?;
+        Ok(self.push(Op::Binary(op), vec![a, b], s))
+    }
+    pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
+        self.binary(Binary::Add, a, b)
+    }
+    pub fn sub(&mut self, a: Var, b: Var) -> Result<Var> {
+        self.binary(Binary::Sub, a, b)
+    }
+    pub fn mul(&mut self, a: Var, b: Var) -> Result<Var> {
+        self.binary(Binary::Mul, a, b)
+    }
+    pub fn div(&mut self, a: Var, b: Var) -> Result<Var> {
+        self.binary(Binary::Div, a, b)
+    }
+    pub fn scale(&mut self, a: Var, s: f32) -> Var {
+        self.unary(Unary::MulScalar(s), a)
+    }
+    pub fn neg(&mut self, a: Var) -> Var {
+        self.unary(Unary::Neg, a)
+    }
+
+    /// Reduce along `axis`, keeping it with size 1.
+    pub fn reduce_keep(&mut self, op: Reduce, a: Var, axis: usize) -> Result<Var> {
+        let mut s = self.shape(a).to_vec();
+        if axis >= s.len() {
+            return Err(Error::Shape(format!("{op:?}: axis {axis} out of range for {s:?}")));
+        }
+        s[axis] = 1;
+        Ok(self.push(Op::Reduce(op, axis), vec![a], s))
+    }
+    /// Reduce along `axis`, removing it.
+    pub fn reduce(&mut self, op: Reduce, a: Var, axis: usize) -> Result<Var> {
+        let k = self.reduce_keep(op, a, axis)?;
+        let mut s = self.shape(a).to_vec();
+        s.remove(axis);
+        self.reshape(k, &s)
+    }
+    pub fn sum(&mut self, a: Var, axis: usize) -> Result<Var> {
+        self.reduce(Reduce::Sum, a, axis)
+    }
+    pub fn mean(&mut self, a: Var, axis: usize) -> Result<Var> {
+        self.reduce(Reduce::Mean, a, axis)
+    }
+    /// Sum of every element, shape [1].
+    pub fn sum_all(&mut self, a: Var) -> Result<Var> {
+        let n = self.shape(a).iter().product();
+        let flat = self.reshape(a, &[n])?;
+        self.reduce_keep(Reduce::Sum, flat, 0)
+    }
+    /// Mean of every element, shape [1].
+    pub fn mean_all(&mut self, a: Var) -> Result<Var> {
+        let n: usize = self.shape(a).iter().product();
+        let s = self.sum_all(a)?;
+        Ok(self.scale(s, 1.0 / n as f32))
+    }
+
+    pub fn reshape(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
+        let n: usize = self.shape(a).iter().product();
+        if n != shape.iter().product::<usize>() {
+            return Err(Error::Shape(format!("cannot reshape {:?} to {shape:?}", self.shape(a))));
+        }
+        if self.shape(a) == shape {
+            return Ok(a);
+        }
+        Ok(self.push(Op::Reshape, vec![a], shape.to_vec()))
+    }
+
+    pub fn broadcast_to(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
+        if broadcast_shape(self.shape(a), shape)? != shape {
+            return Err(Error::Shape(format!("cannot broadcast {:?} to {shape:?}", self.shape(a))));
+        }
+        if self.shape(a) == shape {
+            return Ok(a);
+        }
+        Ok(self.push(Op::BroadcastTo, vec![a], shape.to_vec()))
+    }
+
+    /// Sum `a` down to `shape` (the adjoint of broadcasting `shape` up to `a`'s shape).
+    pub fn sum_to(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
+        let from = self.shape(a).to_vec();
+        if from == shape {
+            return Ok(a);
+        }
+        let lead = from.len() - shape.len();
+        let mut v = a;
+        for ax in 0..from.len() {
+            let target = if ax < lead { 1 } else { shape[ax - lead] };
+            if from[ax] != target {
+                v = self.reduce_keep(Reduce::Sum, v, ax)?;
+            }
+        }
+        self.reshape(v, shape)
+    }
+
+    pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
+        let s = matmul_shape(self.shape(a), self.shape(b), MatmulOpts { trans_a, trans_b, config: None })?;
+        Ok(self.push(Op::Matmul { trans_a, trans_b }, vec![a, b], s))
+    }
+
+    pub fn softmax(&mut self, a: Var) -> Var {
+        let s = self.shape(a).to_vec();
+        self.push(Op::Softmax, vec![a], s)
+    }
+}

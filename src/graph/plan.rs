@@ -1,0 +1,168 @@
+//! The planner: the nodes an output needs, in order, with intermediate buffers shared by
+//! liveness, and every pipeline and bind group made once. `run` replays the steps as one
+//! submission: after the plan is built, a run creates no buffer, pipeline or bind group.
+
+use super::{Graph, Op, Var};
+use crate::error::{Error, Result};
+use crate::gpu::pool::{size_class, Usage};
+use crate::gpu::{Captured, Gpu, Recorder};
+use crate::ops::elementwise::{binary_into, broadcast_to_into, unary_into};
+use crate::ops::matmul::{matmul_out, MatmulOpts};
+use crate::ops::norm::softmax_into;
+use crate::ops::reduce::reduce_into;
+use crate::tensor::Tensor;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Named trainable tensors that `Param` nodes read (and optimizers update in place).
+pub type ParamStore = BTreeMap<String, Tensor>;
+
+pub struct Plan {
+    captured: Captured,
+    inputs: HashMap<String, Tensor>,
+    outputs: Vec<Tensor>,
+    /// Bytes of the intermediate buffers, inputs and constants the plan owns.
+    pub peak_bytes: u64,
+    pub steps: usize,
+}
+
+impl Plan {
+    /// Plan the computation of `outputs`. Parameters come from `params` (by name, shapes
+    /// checked); inputs get buffers of their own, filled with `feed` before a run.
+    pub fn new(gpu: &Gpu, g: &Graph, outputs: &[Var], params: &ParamStore) -> Result<Plan> {
+        // Nodes the outputs need.
+        let top = outputs.iter().map(|v| v.0).max().unwrap_or(0);
+        let mut need = vec![false; top + 1];
+        for o in outputs {
+            need[o.0] = true;
+        }
+        for i in (0..=top).rev() {
+            if need[i] {
+                for v in &g.nodes[i].inputs {
+                    need[v.0] = true;
+                }
+            }
+        }
+        // Storage roots: a reshape shares its input's buffer.
+        let mut root: Vec<usize> = (0..=top).collect();
+        for i in 0..=top {
+            if need[i] && g.nodes[i].op == Op::Reshape {
+                root[i] = root[g.nodes[i].inputs[0].0];
+            }
+        }
+        // Last step reading each root; outputs live forever.
+        let mut last_use = vec![0usize; top + 1];
+        for i in 0..=top {
+            if need[i] {
+                for v in &g.nodes[i].inputs {
+                    last_use[root[v.0]] = last_use[root[v.0]].max(i);
+                }
+            }
+        }
+        for o in outputs {
+            last_use[root[o.0]] = usize::MAX;
+        }
+        let mut vals: HashMap<usize, Tensor> = HashMap::new();
+        let mut inputs = HashMap::new();
+        let mut free: Vec<(u64, Arc<crate::gpu::PooledBuffer>)> = Vec::new();
+        let mut peak = 0u64;
+        let mut rec = Recorder::capturing(gpu);
+        for i in 0..=top {
+            if !need[i] {
+                continue;
+            }
+            let node = &g.nodes[i];
+            let shape = node.shape.clone();
+            let t = match &node.op {
+                Op::Input(name) => {
+                    let t = Tensor::empty(gpu, &shape)?;
+                    peak += size_class(t.numel() as u64 * 4);
+                    if inputs.insert(name.clone(), t.clone()).is_some() {
+                        return Err(Error::Invalid(format!("graph has two inputs named '{name}'")));
+                    }
+                    t
+                }
+                Op::Param(name) => {
+                    let t = params.get(name).ok_or_else(|| Error::Invalid(format!("parameter '{name}' is missing from the parameter store")))?;
+                    if t.shape() != shape.as_slice() {
+                        return Err(Error::Shape(format!("parameter '{name}' is {:?}, the graph wants {shape:?}", t.shape())));
+                    }
+                    t.clone()
+                }
+                Op::Fill(v) => {
+                    peak += size_class(shape.iter().product::<usize>() as u64 * 4);
+                    Tensor::from_slice(gpu, &vec![*v; shape.iter().product()], &shape)?
+                }
+                Op::Reshape => vals[&node.inputs[0].0].reshape(&shape)?,
+                op => {
+                    let bytes = (shape.iter().product::<usize>() as u64 * 4).max(4);
+                    let class = size_class(bytes);
+                    let buf = match free.iter().position(|(c, _)| *c == class) {
+                        Some(k) => free.swap_remove(k).1,
+                        None => {
+                            peak += class;
+                            Arc::new(gpu.pool.get(&gpu.device, Usage::Storage, class))
+                        }
+                    };
+                    let out = Tensor::view(buf, &shape)?;
+                    let x = |k: usize| &vals[&node.inputs[k].0];
+                    match op {
+                        Op::Unary(u) => unary_into(&mut rec, *u, x(0), &out)?,
+                        Op::Binary(b) => binary_into(&mut rec, *b, x(0), x(1), &out)?,
+                        Op::Reduce(r, axis) => reduce_into(&mut rec, *r, x(0), *axis, &out)?,
+                        Op::BroadcastTo => broadcast_to_into(&mut rec, x(0), &out)?,
+                        Op::Matmul { trans_a, trans_b } => {
+                            matmul_out(&mut rec, x(0), x(1), &out, MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None })?
+                        }
+                        Op::Softmax => softmax_into(&mut rec, x(0), &out)?,
+                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape => unreachable!(),
+                    }
+                    out
+                }
+            };
+            vals.insert(i, t);
+            // Release intermediate buffers whose last reader was this node.
+            for v in &node.inputs {
+                let r = root[v.0];
+                if last_use[r] == i && matches!(g.nodes[r].op, Op::Unary(_) | Op::Binary(_) | Op::Reduce(..) | Op::BroadcastTo | Op::Matmul { .. } | Op::Softmax) {
+                    last_use[r] = usize::MAX - 1; // released once
+                    let buf = vals[&r].buffer().clone();
+                    free.push((size_class(buf.len), buf));
+                }
+            }
+        }
+        let outputs = outputs.iter().map(|o| vals[&o.0].clone()).collect();
+        let captured = rec.into_captured();
+        let steps = captured.steps.len();
+        Ok(Plan { captured, inputs, outputs, peak_bytes: peak, steps })
+    }
+
+    /// Upload the data of input `name` (lands before the next submission).
+    pub fn feed(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
+        let t = self.inputs.get(name).ok_or_else(|| Error::Invalid(format!("the plan has no input named '{name}'")))?;
+        if data.len() != t.numel() {
+            return Err(Error::Shape(format!("input '{name}' takes {} values ({:?}), got {}", t.numel(), t.shape(), data.len())));
+        }
+        gpu.queue.write_buffer(t.buffer().buffer(), 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    pub fn input(&self, name: &str) -> Option<&Tensor> {
+        self.inputs.get(name)
+    }
+    pub fn output(&self, i: usize) -> &Tensor {
+        &self.outputs[i]
+    }
+
+    /// Append this plan's steps to a recording (e.g. many sampler steps per submission).
+    pub fn record(&self, rec: &mut Recorder) {
+        rec.replay(&self.captured.steps);
+    }
+
+    /// Run once: one submission, not waited for.
+    pub fn run(&self, gpu: &Gpu) -> Result<()> {
+        let mut rec = Recorder::new(gpu);
+        self.record(&mut rec);
+        rec.submit()
+    }
+}
