@@ -5,7 +5,9 @@ pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod graph;
+pub mod nn;
 pub mod ops;
+pub mod optim;
 pub mod shaders;
 pub mod tensor;
 

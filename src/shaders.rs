@@ -14,6 +14,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("random", include_str!("../shaders/random.wgsl")),
     ("matmul_sg", include_str!("../shaders/matmul_sg.wgsl")),
+    ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
 ];
 

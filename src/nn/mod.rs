@@ -1,0 +1,111 @@
+//! Layers as functions that add named parameters and ops to a graph. Parameter names and
+//! layouts follow PyTorch (`fc.0.weight` is [out, in]), so a checkpoint maps one-to-one onto a
+//! `state_dict` of the same architecture; initialisers are PyTorch's defaults.
+
+use crate::error::Result;
+use crate::gpu::Gpu;
+use crate::graph::plan::ParamStore;
+use crate::graph::{Graph, Var};
+use crate::ops::elementwise::Unary;
+use crate::tensor::Tensor;
+
+/// How a parameter starts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// U(-bound, bound): PyTorch's default for Linear and Conv weights and biases is
+    /// bound = 1 / sqrt(fan_in) (kaiming_uniform with a = sqrt(5)).
+    Uniform(f32),
+    Zeros,
+    Ones,
+}
+
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub init: Init,
+}
+
+/// Builds a model into a graph, collecting its parameters under dotted names.
+pub struct Builder<'g> {
+    pub g: &'g mut Graph,
+    pub specs: Vec<ParamSpec>,
+    prefix: Vec<String>,
+}
+
+impl<'g> Builder<'g> {
+    pub fn new(g: &'g mut Graph) -> Self {
+        Builder { g, specs: Vec::new(), prefix: Vec::new() }
+    }
+
+    /// Run `f` with `name.` prepended to the parameter names it creates.
+    pub fn scope<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
+        self.prefix.push(name.to_string());
+        let r = f(self);
+        self.prefix.pop();
+        r
+    }
+
+    pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Var {
+        let mut full = self.prefix.join(".");
+        if !full.is_empty() {
+            full.push('.');
+        }
+        full.push_str(name);
+        self.specs.push(ParamSpec { name: full.clone(), shape: shape.to_vec(), init });
+        self.g.param(&full, shape)
+    }
+
+    /// Total number of parameters.
+    pub fn count(&self) -> usize {
+        self.specs.iter().map(|s| s.shape.iter().product::<usize>()).sum()
+    }
+}
+
+/// y = x W^T + b, x: [N, in] -> [N, out]; weight [out, in], bias [out].
+pub fn linear(b: &mut Builder, x: Var, d_in: usize, d_out: usize, bias: bool) -> Result<Var> {
+    let bound = 1.0 / (d_in as f32).sqrt();
+    let w = b.param("weight", &[d_out, d_in], Init::Uniform(bound));
+    let mut y = b.g.matmul(x, w, false, true)?;
+    if bias {
+        let bv = b.param("bias", &[d_out], Init::Uniform(bound));
+        y = b.g.add(y, bv)?;
+    }
+    Ok(y)
+}
+
+/// An MLP with `act` between layers: sizes = [in, hidden..., out]; layers are named `net.0`,
+/// `net.2`, ... as in `nn.Sequential(Linear, act, Linear, ...)`.
+pub fn mlp(b: &mut Builder, x: Var, sizes: &[usize], act: Unary) -> Result<Var> {
+    let mut h = x;
+    for (i, w) in sizes.windows(2).enumerate() {
+        h = b.scope("net", |b| b.scope(&(2 * i).to_string(), |b| linear(b, h, w[0], w[1], true)))?;
+        if i + 2 < sizes.len() {
+            h = b.g.unary(act, h);
+        }
+    }
+    Ok(h)
+}
+
+/// Create the parameters on the GPU, drawn from a seeded generator (SplitMix64 -> uniform).
+pub fn init_params(gpu: &Gpu, specs: &[ParamSpec], seed: u64) -> Result<ParamStore> {
+    let mut state = seed;
+    let mut next = || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut store = ParamStore::new();
+    for s in specs {
+        let n: usize = s.shape.iter().product();
+        let data: Vec<f32> = match s.init {
+            Init::Uniform(b) => (0..n).map(|_| (2.0 * next() - 1.0) * b).collect(),
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+        };
+        store.insert(s.name.clone(), Tensor::from_slice(gpu, &data, &s.shape)?);
+    }
+    Ok(store)
+}
