@@ -2,14 +2,15 @@
 // 2-D grid (wg.y * num_workgroups.x + wg.x) so > 65,535 workgroups work.
 //   unary:  out[i] = f(a[i])                      (OP selects f; s0, s1 are scalar operands)
 //   binary: out[i] = g(a[ia(i)], b[ib(i)])        with NumPy broadcasting: a and b carry one
-//           stride per output dimension (0 where that operand broadcasts). BCAST = false is
-//           the fast path for equal shapes.
+//           stride per output dimension (0 where that operand broadcasts). BCAST selects the
+//           indexing: 0 equal shapes; 1 b is a trailing block repeated over leading dims
+//           (b[i % nb], e.g. a bias); 2 the same for a (a[i % na]); 3 general strides.
 // Unary OP: 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 square, 6 silu, 7 tanh, 8 sigmoid,
 //   9 softplus, 10 clamp(s0, s1), 11 x + s0, 12 x * s0, 13 abs, 14 relu, 15 x^s0 (x > 0),
 //   16 s0 * x + s1, 17 step (x > 0 ? 1 : 0), 18 sign, 19 in_range (s0 < x < s1 ? 1 : 0),
 //   20 sin, 21 cos, 22 1 / x.
 // Binary OP: 0 add, 1 sub, 2 mul, 3 div, 4 max, 5 min, 6 first (x: broadcast copy of a),
-//   7 equal (x == y ? 1 : 0).
+//   7 equal (x == y ? 1 : 0), 8 silu_grad (x * silu'(y): gradient of SiLU at y, fused).
 // Bindings: 0 params, 1 a, 2 b (binary only), 3 out. Shapes: rank <= 8, strides in elements.
 
 struct Params {
@@ -24,7 +25,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 override OP: u32 = 0u;
-override BCAST: bool = true;
+override BCAST: u32 = 3u;
 const WG: u32 = 256u;
 
 fn sigmoid(x: f32) -> f32 {
@@ -75,6 +76,10 @@ fn binary_op(x: f32, y: f32) -> f32 {
         case 5u: { return min(x, y); }
         case 6u: { return x; }
         case 7u: { return select(0.0, 1.0, x == y); }
+        case 8u: {
+            let s = sigmoid(y);
+            return x * s * (1.0 + y * (1.0 - s));
+        }
         default: { return x; }
     }
 }
@@ -100,9 +105,11 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear(wg, nwg, lid);
     if (i >= p.n) { return; }
-    if (!BCAST) {
-        out[i] = binary_op(a[i], b[i]);
-        return;
+    switch BCAST {
+        case 0u: { out[i] = binary_op(a[i], b[i]); return; }
+        case 1u: { out[i] = binary_op(a[i], b[i % p.shape[0].x]); return; }
+        case 2u: { out[i] = binary_op(a[i % p.shape[0].x], b[i]); return; }
+        default: {}
     }
     // Peel coordinates from the last dimension; accumulate each operand's offset.
     var rem = i;

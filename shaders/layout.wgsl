@@ -3,6 +3,7 @@
 //   concat:     y[o, t, r] = t < la ? a[o, t, r] : b[o, t - la, r]
 //               a: [outer, la, inner], b: [outer, lb, inner] -> y: [outer, la + lb, inner]
 //               (channel concat of NCHW tensors is outer = N, inner = H*W)
+//   transpose:  y[b, j, i] = x[b, i, j]      x: [batch, R, C] -> y: [batch, C, R]
 // One invocation per output element, folded 2-D grid.
 // Bindings: 0 params, then inputs, then output.
 
@@ -43,4 +44,18 @@ fn concat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     } else {
         y[i] = b[(o * p.d1 + t - p.d0) * p.d2 + c];
     }
+}
+
+// d0 = R, d1 = C (of the input).
+@compute @workgroup_size(WG)
+fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let plane = p.d0 * p.d1;
+    let b = i / plane;
+    let r = i % plane;
+    let j = r / p.d0; // output row = input column
+    let k = r % p.d0; // output column = input row
+    y[i] = a[b * plane + k * p.d1 + j];
 }

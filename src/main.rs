@@ -51,6 +51,14 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// W1: training steps per second of the score MLP (forward, backward, Adam).
+    Mlp {
+        /// Timed steps (after 50 warm-up steps).
+        #[arg(long, default_value_t = 500)]
+        steps: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn open(cli: &Cli) -> Result<Gpu> {
@@ -74,6 +82,7 @@ fn run(cli: Cli) -> Result<()> {
             match which {
                 BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
                 BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
+                BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
             }
         }
     }

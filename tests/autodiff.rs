@@ -99,7 +99,7 @@ fn unary_rules() {
 fn binary_rules_with_broadcasting() {
     let mut rng = Rng::new(21);
     let shapes: [(&[usize], &[usize]); 4] = [(&[4, 5], &[4, 5]), (&[4, 5], &[5]), (&[3, 1, 4], &[2, 1]), (&[1], &[2, 3])];
-    for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min] {
+    for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::SiluGrad] {
         for (sa, sb) in shapes {
             let mut g = Graph::new();
             let a = g.param("a", sa);

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod gemm;
+pub mod mlp;
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Recorder};

@@ -124,14 +124,8 @@ fn unary_backward(g: &mut Graph, u: Unary, x: Var, y: Var, gy: Var) -> Result<Op
             g.scale(y3, -0.5)
         }
         Square => g.scale(x, 2.0),
-        Silu => {
-            // s (1 + x (1 - s)), s = sigmoid(x)
-            let s = g.unary(Sigmoid, x);
-            let one_minus = g.unary(Affine(-1.0, 1.0), s);
-            let xm = g.mul(x, one_minus)?;
-            let inner = g.unary(AddScalar(1.0), xm);
-            g.mul(s, inner)?
-        }
+        // One fused kernel for g * silu'(x); its own derivative is composed (silu_grad_backward).
+        Silu => return Ok(Some(g.binary(Binary::SiluGrad, gy, x)?)),
         Tanh => {
             let y2 = g.mul(y, y)?;
             g.unary(Affine(-1.0, 1.0), y2)
@@ -181,6 +175,14 @@ fn binary_backward(g: &mut Graph, op: Binary, a: Var, b: Var, y: Var, gy: Var) -
         }
         Binary::First => (Some(gy), None),
         Binary::Equal => (None, None),
+        Binary::SiluGrad => {
+            // y = a silu'(b): dy/da = silu'(b), dy/db = a silu''(b)
+            let d1 = silu_prime(g, b)?;
+            let d2 = silu_second(g, b)?;
+            let ga = g.mul(gy, d1)?;
+            let t = g.mul(gy, a)?;
+            (Some(ga), Some(g.mul(t, d2)?))
+        }
     };
     let ga = match ga {
         Some(v) => Some(g.sum_to(v, &sa)?),
@@ -202,4 +204,24 @@ fn matmul_backward(g: &mut Graph, a: Var, b: Var, ta: bool, tb: bool, gy: Var) -
     let ga = if g.shape(ga).len() > sa.len() { g.sum(ga, 0)? } else { ga };
     let gb = if g.shape(gb).len() > sb.len() { g.sum(gb, 0)? } else { gb };
     Ok(vec![Some(ga), Some(gb)])
+}
+
+/// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x), from primitive ops.
+fn silu_prime(g: &mut Graph, x: Var) -> Result<Var> {
+    let s = g.unary(Unary::Sigmoid, x);
+    let one_minus = g.unary(Unary::Affine(-1.0, 1.0), s);
+    let xm = g.mul(x, one_minus)?;
+    let inner = g.unary(Unary::AddScalar(1.0), xm);
+    g.mul(s, inner)
+}
+
+/// silu''(x) = s (1 - s) (2 + x (1 - 2 s)), from primitive ops.
+fn silu_second(g: &mut Graph, x: Var) -> Result<Var> {
+    let s = g.unary(Unary::Sigmoid, x);
+    let one_minus = g.unary(Unary::Affine(-1.0, 1.0), s);
+    let ss = g.mul(s, one_minus)?;
+    let one_minus_2s = g.unary(Unary::Affine(-2.0, 1.0), s);
+    let xt = g.mul(x, one_minus_2s)?;
+    let inner = g.unary(Unary::AddScalar(2.0), xt);
+    g.mul(ss, inner)
 }

@@ -127,6 +127,8 @@ pub enum Binary {
     First,
     /// 1 where a == b, else 0 (zero derivative).
     Equal,
+    /// a * silu'(b): SiLU's backward in one pass (its own derivative is composed in autodiff).
+    SiluGrad,
 }
 
 impl Binary {
@@ -143,6 +145,10 @@ impl Binary {
             Binary::Min => x.min(y),
             Binary::First => x,
             Binary::Equal => (x == y) as u8 as f64,
+            Binary::SiluGrad => {
+                let s = 1.0 / (1.0 + (-y).exp());
+                x * s * (1.0 + y * (1.0 - s))
+            }
         }
     }
 }
@@ -201,6 +207,25 @@ pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
     strides
 }
 
+fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut st = vec![0; shape.len()];
+    let mut s = 1;
+    for i in (0..shape.len()).rev() {
+        st[i] = s;
+        s *= shape[i];
+    }
+    st
+}
+
+/// If `strides` read a contiguous block of the trailing dims, repeated over the leading ones
+/// (zero strides there), the block's size.
+fn trailing_block(strides: &[usize], shape: &[usize]) -> Option<usize> {
+    let full = contiguous_strides(shape);
+    let k = (0..=shape.len()).find(|&k| strides[k..].iter().zip(&full[k..]).all(|(a, b)| a == b) && strides[..k].iter().all(|&x| x == 0))?;
+    let block: usize = shape[k..].iter().product();
+    (block > 0).then_some(block)
+}
+
 /// out = g(a, b) with broadcasting.
 pub fn binary(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
@@ -248,14 +273,26 @@ fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &T
     if n == 0 {
         return Ok(());
     }
-    let bcast = a.shape() != shape || b.shape() != shape;
     let mut params = Params { n: dim(n, "elements")?, rank: shape.len() as u32, s0: 0.0, s1: 0.0, shape: [1; 8], a_stride: [0; 8], b_stride: [0; 8] };
     for i in 0..shape.len() {
         params.shape[i] = dim(shape[i], "dimension")?;
         params.a_stride[i] = sa[i] as u32;
         params.b_stride[i] = sb[i] as u32;
     }
-    let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", bcast as u32 as f64)])?;
+    // Cheaper indexing for the common patterns (the general path divides per dimension).
+    let dense = |st: &[usize]| st == contiguous_strides(shape).as_slice();
+    let mode = if dense(sa) && dense(sb) {
+        0
+    } else if dense(sa) && trailing_block(sb, shape).is_some() {
+        params.shape[0] = trailing_block(sb, shape).unwrap() as u32;
+        1
+    } else if dense(sb) && trailing_block(sa, shape).is_some() {
+        params.shape[0] = trailing_block(sa, shape).unwrap() as u32;
+        2
+    } else {
+        3
+    };
+    let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)

@@ -72,3 +72,36 @@ pub fn concat_ref(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], axis: usize)
     }
     y
 }
+
+/// Swap the last two axes: [.., R, C] -> [.., C, R].
+pub fn transpose(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let s = x.shape();
+    if s.len() < 2 {
+        return Err(Error::Shape(format!("transpose wants rank >= 2, got {s:?}")));
+    }
+    let mut shape = s.to_vec();
+    shape.swap(s.len() - 2, s.len() - 1);
+    let y = Tensor::empty(rec.gpu, &shape)?;
+    let n = y.numel();
+    if n == 0 {
+        return Ok(y);
+    }
+    let pipe = rec.pipeline("layout", "transpose", &[])?;
+    let pi = rec.params(&[dim(n, "elements")?, dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0u32]);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)?;
+    Ok(y)
+}
+
+pub fn transpose_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
+    let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
+    let mut y = vec![0f32; x.len()];
+    for b in 0..x.len() / (r * c).max(1) {
+        for i in 0..r {
+            for j in 0..c {
+                y[b * r * c + j * r + i] = x[b * r * c + i * c + j];
+            }
+        }
+    }
+    y
+}

@@ -233,8 +233,20 @@ fn matmul_into(
             }
             c
         }
-        None => tuned_config(rec.gpu).for_outputs(batch * m * n),
+        None => {
+            let t = tuned_config(rec.gpu).for_outputs(batch * m * n);
+            // A register tile much wider than the product (e.g. N = 2, a network's last layer)
+            // wastes nearly all its work: take a 4 x 4 tile for narrow products.
+            if t.family != Family::Tiled && n < 8 { MatmulConfig::reg(8, 8, 4, 4) } else { t }
+        }
     };
+    if cfg.family != Family::Tiled && o.trans_b && n % 4 == 0 {
+        // The register families read B row-major as vec4s: transposing B once (a cheap pass
+        // over K x N) beats their generic path for B^T by a wide margin on CPU adapters.
+        let bt = crate::ops::layout::transpose(rec, b)?;
+        let b_bs = if bt.shape().len() == 3 { n * k } else { 0 };
+        return matmul_into(rec, a, &bt, c, MatmulOpts { trans_b: false, ..o }, accumulate, (batch, m, k, n, a_bs, b_bs));
+    }
     let vec4 = cfg.family != Family::Tiled && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
     // The subgroup kernel covers the vec4 layout only; elsewhere its tile runs on mm_reg.
     let cfg = if cfg.family == Family::Subgroup && !vec4 { MatmulConfig::reg(8, cfg.wg_y, cfg.tm.min(16), 16) } else { cfg };
