@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod graph;
 pub mod nn;
 pub mod ops;

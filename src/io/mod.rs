@@ -1,0 +1,3 @@
+//! Files: checkpoints (safetensors).
+
+pub mod checkpoint;
