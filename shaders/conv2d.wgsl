@@ -80,3 +80,68 @@ fn conv2d(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         }
     }
 }
+
+// Adjoints of the convolution (same Params; bindings 1 gy [B, C_out, H_out, W_out], 2 w or x,
+// 4 result). All three ops are derivatives of one trilinear form
+//   T(x, w, y) = sum y[n, co, oh, ow] w[co, ci, kh, kw] x[n, ci, oh*s - pad + kh, ow*s - pad + kw]
+// conv2d = dT/dy, conv2d_bwd_input = dT/dx, conv2d_bwd_weight = dT/dw, which is why their own
+// derivatives are again these three ops (src/graph/autodiff.rs).
+//   conv2d_bwd_input:  gx[n, ci, ih, iw] = sum_{co, kh, kw} gy[n, co, oh, ow] w[co, ci, kh, kw]
+//                      over (oh, ow) with oh * s - pad + kh = ih (one invocation per gx element)
+//   conv2d_bwd_weight: gw[co, ci, kh, kw] = sum_{n, oh, ow} gy[n, co, oh, ow] x[n, ci, ih, iw]
+//                      (one invocation per gw element)
+@group(0) @binding(1) var<storage, read> gy: array<f32>;
+@group(0) @binding(2) var<storage, read> other: array<f32>;
+@group(0) @binding(4) var<storage, read_write> res: array<f32>;
+
+@compute @workgroup_size(64)
+fn conv2d_bwd_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (i >= p.batch * p.c_in * p.h * p.w) { return; }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.c_in;
+    let nb = i / (p.w * p.h * p.c_in);
+    var acc = 0.0;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let t = i32(ih) + i32(p.pad) - i32(kh);
+        if (t < 0 || t % i32(p.stride) != 0) { continue; }
+        let oh = u32(t) / p.stride;
+        if (oh >= p.h_out) { continue; }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let u = i32(iw) + i32(p.pad) - i32(kw);
+            if (u < 0 || u % i32(p.stride) != 0) { continue; }
+            let ow = u32(u) / p.stride;
+            if (ow >= p.w_out) { continue; }
+            for (var co = 0u; co < p.c_out; co++) {
+                acc = fma(gy[((nb * p.c_out + co) * p.h_out + oh) * p.w_out + ow], other[((co * p.c_in + ci) * p.kh + kh) * p.kw + kw], acc);
+            }
+        }
+    }
+    res[i] = acc;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (i >= p.c_out * p.c_in * p.kh * p.kw) { return; }
+    let kw = i % p.kw;
+    let kh = (i / p.kw) % p.kh;
+    let ci = (i / (p.kw * p.kh)) % p.c_in;
+    let co = i / (p.kw * p.kh * p.c_in);
+    var acc = 0.0;
+    for (var nb = 0u; nb < p.batch; nb++) {
+        for (var oh = 0u; oh < p.h_out; oh++) {
+            let ih = i32(oh * p.stride + kh) - i32(p.pad);
+            if (ih < 0 || ih >= i32(p.h)) { continue; }
+            for (var ow = 0u; ow < p.w_out; ow++) {
+                let iw = i32(ow * p.stride + kw) - i32(p.pad);
+                if (iw < 0 || iw >= i32(p.w)) { continue; }
+                acc = fma(gy[((nb * p.c_out + co) * p.h_out + oh) * p.w_out + ow], other[((nb * p.c_in + ci) * p.h + u32(ih)) * p.w + u32(iw)], acc);
+            }
+        }
+    }
+    res[i] = acc;
+}

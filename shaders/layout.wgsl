@@ -4,10 +4,15 @@
 //               a: [outer, la, inner], b: [outer, lb, inner] -> y: [outer, la + lb, inner]
 //               (channel concat of NCHW tensors is outer = N, inner = H*W)
 //   transpose:  y[b, j, i] = x[b, i, j]      x: [batch, R, C] -> y: [batch, C, R]
+//   downsample2x_sum: y[p, i, j] = sum of the 2x2 block x[p, 2i..2i+2, 2j..2j+2] (the adjoint
+//               of upsample2x)
+//   slice:      y[o, t, r] = x[o, start + t, r]  x: [outer, L, inner] -> y: [outer, len, inner]
+//   pad:        y[o, t, r] = x[o, t - start, r] for start <= t < start + len, else 0 (the
+//               adjoint of slice)
 // One invocation per output element, folded 2-D grid.
 // Bindings: 0 params, then inputs, then output.
 
-struct Params { n: u32, d0: u32, d1: u32, d2: u32 }
+struct Params { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, p0: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -58,4 +63,44 @@ fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let j = r / p.d0; // output row = input column
     let k = r % p.d0; // output column = input row
     y[i] = a[b * plane + k * p.d1 + j];
+}
+
+// d0 = H, d1 = W (of the output).
+@compute @workgroup_size(WG)
+fn downsample2x_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let plane = i / (p.d0 * p.d1);
+    let r = i % (p.d0 * p.d1);
+    let yy = r / p.d1;
+    let xx = r % p.d1;
+    let w2 = 2u * p.d1;
+    let base = (plane * 2u * p.d0 + 2u * yy) * w2 + 2u * xx;
+    y[i] = (a[base] + a[base + 1u]) + (a[base + w2] + a[base + w2 + 1u]);
+}
+
+// d0 = L (of x), d1 = len, d2 = inner, d3 = start.
+@compute @workgroup_size(WG)
+fn slice(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let o = i / (p.d1 * p.d2);
+    let r = i % (p.d1 * p.d2);
+    y[i] = a[(o * p.d0 + p.d3 + r / p.d2) * p.d2 + r % p.d2];
+}
+
+// d0 = L (of y), d1 = len (of x), d2 = inner, d3 = start.
+@compute @workgroup_size(WG)
+fn pad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+       @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let o = i / (p.d0 * p.d2);
+    let r = i % (p.d0 * p.d2);
+    let t = r / p.d2;
+    var v = 0.0;
+    if (t >= p.d3 && t < p.d3 + p.d1) { v = a[(o * p.d1 + t - p.d3) * p.d2 + r % p.d2]; }
+    y[i] = v;
 }

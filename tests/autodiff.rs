@@ -236,3 +236,64 @@ fn plan_replay_creates_nothing_and_reuses_buffers() {
     assert!(matches!(plan.feed(gp, "nope", &[1.0]), Err(scoregen::Error::Invalid(_))));
     assert!(matches!(plan.feed(gp, "x", &[1.0]), Err(scoregen::Error::Shape(_))));
 }
+
+#[test]
+fn conv_upsample_concat_slice_rules() {
+    let mut rng = Rng::new(26);
+    for (xs, ws, stride, pad, bias) in [([2, 3, 5, 6], [4, 3, 3, 3], 1, 1, true), ([1, 2, 7, 7], [3, 2, 3, 3], 2, 1, false), ([2, 2, 4, 4], [2, 2, 1, 1], 1, 0, true)] {
+        let mut g = Graph::new();
+        let x = g.param("x", &xs);
+        let w = g.param("w", &ws);
+        let b = bias.then(|| g.param("b", &[ws[0]]));
+        let y = g.conv2d(x, w, b, stride, pad).unwrap();
+        let y2 = g.unary(Unary::Tanh, y); // a non-linearity so second derivatives matter below
+        let l = weighted_sum(&mut g, y2, &mut rng);
+        let mut leaves = vec![x, w];
+        let mut items = vec![("x", xs.iter().product(), -1.0, 1.0), ("w", ws.iter().product(), -0.5, 0.5)];
+        if let Some(b) = b {
+            leaves.push(b);
+            items.push(("b", ws[0], -0.5, 0.5));
+        }
+        let mut fd = feeds(&mut rng, &items);
+        with_w(&mut fd, &g, &mut rng);
+        check(&mut g, l, &leaves, &fd, &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad}"));
+    }
+    let mut g = Graph::new();
+    let a = g.param("a", &[2, 3, 2, 3]);
+    let b = g.param("b", &[2, 1, 2, 3]);
+    let c = g.concat(a, b, 1).unwrap();
+    let u = g.upsample2x(c).unwrap();
+    let s = g.slice(u, 1, 1, 2).unwrap();
+    let l = weighted_sum(&mut g, s, &mut rng);
+    let mut fd = feeds(&mut rng, &[("a", 36, -1.0, 1.0), ("b", 12, -1.0, 1.0)]);
+    with_w(&mut fd, &g, &mut rng);
+    check(&mut g, l, &[a, b], &fd, "concat + upsample + slice");
+}
+
+/// A small conv net with group norm and attention: second derivatives through every rule.
+#[test]
+fn second_order_conv_net_with_group_norm_and_attention() {
+    use scoregen::nn::{attention_block, conv2d, group_norm, Builder};
+    let mut rng = Rng::new(27);
+    let mut g = Graph::new();
+    let x = g.param("x", &[2, 1, 4, 4]);
+    let mut b = Builder::new(&mut g);
+    let h = b.scope("conv", |b| conv2d(b, x, 1, 4, 3, 1, 1)).unwrap();
+    let h = b.scope("norm", |b| group_norm(b, h, 4, 2, 1e-5)).unwrap();
+    let h = b.g.unary(Unary::Silu, h);
+    let h = b.scope("attn", |b| attention_block(b, h, 4, 2)).unwrap();
+    let specs = b.specs.clone();
+    let f = g.sum_all(h).unwrap();
+    let gx = grad(&mut g, f, &[x]).unwrap()[0];
+    let sq = g.unary(Unary::Square, gx);
+    let hv = g.sum_all(sq).unwrap();
+    let mut fd = feeds(&mut rng, &[("x", 32, -1.0, 1.0)]);
+    let mut leaves = vec![];
+    for s in &specs {
+        let n: usize = s.shape.iter().product();
+        let (lo, hi) = if s.name.ends_with("weight") && s.shape.len() == 1 { (0.5, 1.5) } else { (-0.5, 0.5) };
+        fd.insert(s.name.clone(), rng.vec(n, lo, hi).into_iter().map(|v| v as f64).collect());
+        leaves.push(find(&g, &s.name));
+    }
+    check(&mut g, hv, &leaves, &fd, "d/dtheta ||grad_x convnet||^2");
+}

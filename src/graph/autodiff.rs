@@ -60,7 +60,53 @@ pub fn grad(g: &mut Graph, y: Var, wrt: &[Var]) -> Result<Vec<Var>> {
 fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<Vec<Option<Var>>> {
     let x = inputs.first().copied();
     Ok(match op {
-        Op::Input(_) | Op::Param(_) | Op::Fill(_) => vec![],
+        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) => vec![],
+        // The three convolution ops are the partial derivatives of one trilinear form
+        // T(x, w, y) (see shaders/conv2d.wgsl), so each one's derivatives are the other two.
+        Op::Conv2d { stride, pad } => {
+            let (x, w) = (inputs[0], inputs[1]);
+            let (xs, ws) = (g.shape(x).to_vec(), g.shape(w).to_vec());
+            let gx = g.conv2d_bwd_input(gy, w, &xs, *stride, *pad);
+            let gw = g.conv2d_bwd_weight(gy, x, &ws, *stride, *pad);
+            let mut v = vec![Some(gx), Some(gw)];
+            if inputs.len() == 3 {
+                let c = ws[0];
+                let gb = g.sum_to(gy, &[1, c, 1, 1])?;
+                v.push(Some(g.reshape(gb, &[c])?));
+            }
+            v
+        }
+        Op::Conv2dBwdInput { stride, pad } => {
+            // z = dT/dx (g, w): dz/dg -> conv2d(gz, w); dz/dw -> dT/dw (g, gz)
+            let (gg, w) = (inputs[0], inputs[1]);
+            let ws = g.shape(w).to_vec();
+            let d_g = g.conv2d(gy, w, None, *stride, *pad)?;
+            let d_w = g.conv2d_bwd_weight(gg, gy, &ws, *stride, *pad);
+            vec![Some(d_g), Some(d_w)]
+        }
+        Op::Conv2dBwdWeight { stride, pad } => {
+            // u = dT/dw (g, x): du/dg -> conv2d(x, gu); du/dx -> dT/dx (g, gu)
+            let (gg, x) = (inputs[0], inputs[1]);
+            let xs = g.shape(x).to_vec();
+            let d_g = g.conv2d(x, gy, None, *stride, *pad)?;
+            let d_x = g.conv2d_bwd_input(gg, gy, &xs, *stride, *pad);
+            vec![Some(d_g), Some(d_x)]
+        }
+        Op::Upsample2x => vec![Some(g.downsample2x_sum(gy))],
+        Op::Downsample2xSum => vec![Some(g.upsample2x(gy)?)],
+        Op::Concat { axis } => {
+            let la = g.shape(inputs[0])[*axis];
+            let lb = g.shape(inputs[1])[*axis];
+            vec![Some(g.slice(gy, *axis, 0, la)?), Some(g.slice(gy, *axis, la, lb)?)]
+        }
+        Op::Slice { axis, start } => {
+            let full = g.shape(inputs[0])[*axis];
+            vec![Some(g.pad(gy, *axis, *start, full))]
+        }
+        Op::Pad { axis, start } => {
+            let len = g.shape(inputs[0])[*axis];
+            vec![Some(g.slice(gy, *axis, *start, len)?)]
+        }
         Op::Unary(u) => vec![unary_backward(g, *u, x.unwrap(), y, gy)?],
         Op::Binary(b) => binary_backward(g, *b, inputs[0], inputs[1], y, gy)?,
         Op::Reduce(r, axis) => {

@@ -83,6 +83,76 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
                 let o = MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None };
                 matmul_f64(x(0), shp(0), x(1), shp(1), o)
             }
+            Op::Constant(d) => d.iter().map(|&v| v as f64).collect(),
+            Op::Conv2d { stride, pad } | Op::Conv2dBwdInput { stride, pad } | Op::Conv2dBwdWeight { stride, pad } => {
+                let o = crate::ops::conv::Conv2dOpts { stride: *stride, pad: *pad };
+                let mut out = vec![0.0; numel];
+                match &n.op {
+                    Op::Conv2d { .. } => {
+                        let (xs, ws) = (shp(0), shp(1));
+                        crate::ops::conv::conv_loops(xs, ws, &n.shape, o, |xi, wi, yi| out[yi] += x(0)[xi] * x(1)[wi]);
+                        if n.inputs.len() == 3 {
+                            let hw = n.shape[2] * n.shape[3];
+                            for (i, v) in out.iter_mut().enumerate() {
+                                *v += x(2)[(i / hw) % n.shape[1]];
+                            }
+                        }
+                    }
+                    Op::Conv2dBwdInput { .. } => {
+                        let ys = shp(0);
+                        crate::ops::conv::conv_loops(&n.shape, shp(1), ys, o, |xi, wi, yi| out[xi] += x(0)[yi] * x(1)[wi]);
+                    }
+                    _ => {
+                        let ys = shp(0);
+                        crate::ops::conv::conv_loops(shp(1), &n.shape, ys, o, |xi, wi, yi| out[wi] += x(0)[yi] * x(1)[xi]);
+                    }
+                }
+                out
+            }
+            Op::Upsample2x => {
+                let (h, w) = (n.shape[2], n.shape[3]);
+                (0..numel).map(|i| {
+                    let (p, r) = (i / (h * w), i % (h * w));
+                    x(0)[(p * (h / 2) + (r / w) / 2) * (w / 2) + (r % w) / 2]
+                }).collect()
+            }
+            Op::Downsample2xSum => {
+                let mut out = vec![0.0; numel];
+                let (h, w) = (n.shape[2], n.shape[3]);
+                for (i, v) in x(0).iter().enumerate() {
+                    let (p, r) = (i / (4 * h * w), i % (4 * h * w));
+                    out[(p * h + (r / (2 * w)) / 2) * w + (r % (2 * w)) / 2] += v;
+                }
+                out
+            }
+            Op::Concat { axis } => {
+                let (outer, la, inner) = split_axis(shp(0), *axis)?;
+                let lb = shp(1)[*axis];
+                let mut out = Vec::with_capacity(numel);
+                for o in 0..outer {
+                    out.extend_from_slice(&x(0)[o * la * inner..(o + 1) * la * inner]);
+                    out.extend_from_slice(&x(1)[o * lb * inner..(o + 1) * lb * inner]);
+                }
+                out
+            }
+            Op::Slice { axis, start } => {
+                let (outer, l, inner) = split_axis(shp(0), *axis)?;
+                let len = n.shape[*axis];
+                let mut out = Vec::with_capacity(numel);
+                for o in 0..outer {
+                    out.extend_from_slice(&x(0)[(o * l + start) * inner..(o * l + start + len) * inner]);
+                }
+                out
+            }
+            Op::Pad { axis, start } => {
+                let (outer, l, inner) = split_axis(&n.shape, *axis)?;
+                let len = shp(0)[*axis];
+                let mut out = vec![0.0; numel];
+                for o in 0..outer {
+                    out[(o * l + start) * inner..(o * l + start + len) * inner].copy_from_slice(&x(0)[o * len * inner..(o + 1) * len * inner]);
+                }
+                out
+            }
             Op::Softmax => {
                 let len = *n.shape.last().unwrap();
                 let mut out = vec![0.0; numel];

@@ -36,6 +36,23 @@ pub enum Op {
     Matmul { trans_a: bool, trans_b: bool },
     /// Softmax over the last axis.
     Softmax,
+    /// A constant tensor with the given data (e.g. embedding frequencies).
+    Constant(Vec<f32>),
+    /// NCHW convolution of inputs [x, w] or [x, w, bias].
+    Conv2d { stride: usize, pad: usize },
+    /// Its adjoint in x: inputs [gy, w], this node's shape is x's.
+    Conv2dBwdInput { stride: usize, pad: usize },
+    /// Its adjoint in w: inputs [gy, x], this node's shape is w's.
+    Conv2dBwdWeight { stride: usize, pad: usize },
+    /// Nearest x2 upsampling of [B, C, H, W].
+    Upsample2x,
+    /// Sum of 2x2 blocks (the adjoint of Upsample2x).
+    Downsample2xSum,
+    Concat { axis: usize },
+    /// x[.., start..start + len, ..] along axis (len from this node's shape).
+    Slice { axis: usize, start: usize },
+    /// Zero tensor with x placed at `start` along axis (the adjoint of Slice).
+    Pad { axis: usize, start: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -180,6 +197,69 @@ impl Graph {
     pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
         let s = matmul_shape(self.shape(a), self.shape(b), MatmulOpts { trans_a, trans_b, config: None })?;
         Ok(self.push(Op::Matmul { trans_a, trans_b }, vec![a, b], s))
+    }
+
+    pub fn constant(&mut self, data: Vec<f32>, shape: &[usize]) -> Result<Var> {
+        if data.len() != shape.iter().product::<usize>() {
+            return Err(Error::Shape(format!("constant of {} values for shape {shape:?}", data.len())));
+        }
+        Ok(self.push(Op::Constant(data), vec![], shape.to_vec()))
+    }
+
+    /// y = conv2d(x, w) (+ bias [C_out]), NCHW.
+    pub fn conv2d(&mut self, x: Var, w: Var, bias: Option<Var>, stride: usize, pad: usize) -> Result<Var> {
+        let o = crate::ops::conv::Conv2dOpts { stride, pad };
+        let ys = crate::ops::conv::conv2d_shape(self.shape(x), self.shape(w), o)?;
+        let mut inputs = vec![x, w];
+        if let Some(b) = bias {
+            if self.shape(b) != [ys[1]] {
+                return Err(Error::Shape(format!("conv2d bias {:?} should be [{}]", self.shape(b), ys[1])));
+            }
+            inputs.push(b);
+        }
+        Ok(self.push(Op::Conv2d { stride, pad }, inputs, ys.to_vec()))
+    }
+    pub(crate) fn conv2d_bwd_input(&mut self, gy: Var, w: Var, x_shape: &[usize], stride: usize, pad: usize) -> Var {
+        self.push(Op::Conv2dBwdInput { stride, pad }, vec![gy, w], x_shape.to_vec())
+    }
+    pub(crate) fn conv2d_bwd_weight(&mut self, gy: Var, x: Var, w_shape: &[usize], stride: usize, pad: usize) -> Var {
+        self.push(Op::Conv2dBwdWeight { stride, pad }, vec![gy, x], w_shape.to_vec())
+    }
+
+    pub fn upsample2x(&mut self, x: Var) -> Result<Var> {
+        let s = self.shape(x).to_vec();
+        if s.len() != 4 {
+            return Err(Error::Shape(format!("upsample2x wants [B, C, H, W], got {s:?}")));
+        }
+        Ok(self.push(Op::Upsample2x, vec![x], vec![s[0], s[1], 2 * s[2], 2 * s[3]]))
+    }
+    pub(crate) fn downsample2x_sum(&mut self, x: Var) -> Var {
+        let s = self.shape(x).to_vec();
+        self.push(Op::Downsample2xSum, vec![x], vec![s[0], s[1], s[2] / 2, s[3] / 2])
+    }
+
+    pub fn concat(&mut self, a: Var, b: Var, axis: usize) -> Result<Var> {
+        let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
+        if sa.len() != sb.len() || axis >= sa.len() || sa.iter().zip(&sb).enumerate().any(|(i, (x, y))| i != axis && x != y) {
+            return Err(Error::Shape(format!("concat along {axis}: {sa:?} and {sb:?} differ elsewhere")));
+        }
+        let mut s = sa.clone();
+        s[axis] += sb[axis];
+        Ok(self.push(Op::Concat { axis }, vec![a, b], s))
+    }
+
+    pub fn slice(&mut self, x: Var, axis: usize, start: usize, len: usize) -> Result<Var> {
+        let mut s = self.shape(x).to_vec();
+        if axis >= s.len() || start + len > s[axis] {
+            return Err(Error::Shape(format!("slice {start}..{} of axis {axis} of {s:?}", start + len)));
+        }
+        s[axis] = len;
+        Ok(self.push(Op::Slice { axis, start }, vec![x], s))
+    }
+    pub(crate) fn pad(&mut self, x: Var, axis: usize, start: usize, full: usize) -> Var {
+        let mut s = self.shape(x).to_vec();
+        s[axis] = full;
+        self.push(Op::Pad { axis, start }, vec![x], s)
     }
 
     pub fn softmax(&mut self, a: Var) -> Var {

@@ -6,7 +6,9 @@ use super::{Graph, Op, Var};
 use crate::error::{Error, Result};
 use crate::gpu::pool::{size_class, Usage};
 use crate::gpu::{Captured, Gpu, Recorder};
+use crate::ops::conv::{conv2d_bwd_input_into, conv2d_bwd_weight_into, conv2d_into, Conv2dOpts};
 use crate::ops::elementwise::{binary_into, broadcast_to_into, unary_into};
+use crate::ops::layout::{concat_into, downsample2x_sum_into, pad_into, slice_into, upsample2x_into};
 use crate::ops::matmul::{matmul_out, MatmulOpts};
 use crate::ops::norm::softmax_into;
 use crate::ops::reduce::reduce_into;
@@ -94,6 +96,10 @@ impl Plan {
                     Tensor::from_slice(gpu, &vec![*v; shape.iter().product()], &shape)?
                 }
                 Op::Reshape => vals[&node.inputs[0].0].reshape(&shape)?,
+                Op::Constant(d) => {
+                    peak += size_class(d.len() as u64 * 4);
+                    Tensor::from_slice(gpu, d, &shape)?
+                }
                 op => {
                     let bytes = (shape.iter().product::<usize>() as u64 * 4).max(4);
                     let class = size_class(bytes);
@@ -115,7 +121,18 @@ impl Plan {
                             matmul_out(&mut rec, x(0), x(1), &out, MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None })?
                         }
                         Op::Softmax => softmax_into(&mut rec, x(0), &out)?,
-                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape => unreachable!(),
+                        Op::Conv2d { stride, pad } => {
+                            let b = (node.inputs.len() == 3).then(|| x(2));
+                            conv2d_into(&mut rec, x(0), x(1), b, Conv2dOpts { stride: *stride, pad: *pad }, &out)?
+                        }
+                        Op::Conv2dBwdInput { stride, pad } => conv2d_bwd_input_into(&mut rec, x(0), x(1), Conv2dOpts { stride: *stride, pad: *pad }, &out)?,
+                        Op::Conv2dBwdWeight { stride, pad } => conv2d_bwd_weight_into(&mut rec, x(0), x(1), Conv2dOpts { stride: *stride, pad: *pad }, &out)?,
+                        Op::Upsample2x => upsample2x_into(&mut rec, x(0), &out)?,
+                        Op::Downsample2xSum => downsample2x_sum_into(&mut rec, x(0), &out)?,
+                        Op::Concat { axis } => concat_into(&mut rec, x(0), x(1), *axis, &out)?,
+                        Op::Slice { axis, start } => slice_into(&mut rec, x(0), *axis, *start, &out)?,
+                        Op::Pad { axis, start } => pad_into(&mut rec, x(0), *axis, *start, &out)?,
+                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape | Op::Constant(_) => unreachable!(),
                     }
                     out
                 }
@@ -124,7 +141,7 @@ impl Plan {
             // Release intermediate buffers whose last reader was this node.
             for v in &node.inputs {
                 let r = root[v.0];
-                if last_use[r] == i && matches!(g.nodes[r].op, Op::Unary(_) | Op::Binary(_) | Op::Reduce(..) | Op::BroadcastTo | Op::Matmul { .. } | Op::Softmax) {
+                if last_use[r] == i && !matches!(g.nodes[r].op, Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape) {
                     last_use[r] = usize::MAX - 1; // released once
                     let buf = vals[&r].buffer().clone();
                     free.push((size_class(buf.len), buf));

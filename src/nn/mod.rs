@@ -109,3 +109,73 @@ pub fn init_params(gpu: &Gpu, specs: &[ParamSpec], seed: u64) -> Result<ParamSto
     }
     Ok(store)
 }
+
+/// Conv2d with bias; weight [out, in, k, k], PyTorch's default init.
+pub fn conv2d(b: &mut Builder, x: Var, c_in: usize, c_out: usize, k: usize, stride: usize, pad: usize) -> Result<Var> {
+    let bound = 1.0 / ((c_in * k * k) as f32).sqrt();
+    let w = b.param("weight", &[c_out, c_in, k, k], Init::Uniform(bound));
+    let bias = b.param("bias", &[c_out], Init::Uniform(bound));
+    b.g.conv2d(x, w, Some(bias), stride, pad)
+}
+
+/// GroupNorm (Wu & He 2018) over x [B, C, H, W], composed from reductions so that its
+/// derivatives of every order come from the graph: weight (ones) and bias (zeros) are [C].
+pub fn group_norm(b: &mut Builder, x: Var, channels: usize, groups: usize, eps: f32) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    if s.len() != 4 || s[1] != channels || channels % groups != 0 {
+        return Err(crate::Error::Shape(format!("group_norm({channels} channels, {groups} groups) of {s:?}")));
+    }
+    let gamma = b.param("weight", &[channels], Init::Ones);
+    let beta = b.param("bias", &[channels], Init::Zeros);
+    let g = &mut *b.g;
+    let per = channels / groups * s[2] * s[3];
+    let xg = g.reshape(x, &[s[0], groups, per])?;
+    let mean = g.reduce_keep(crate::ops::reduce::Reduce::Mean, xg, 2)?;
+    let xc = g.sub(xg, mean)?;
+    let sq = g.unary(Unary::Square, xc);
+    let var = g.reduce_keep(crate::ops::reduce::Reduce::Mean, sq, 2)?;
+    let ve = g.unary(Unary::AddScalar(eps), var);
+    let rstd = g.unary(Unary::Rsqrt, ve);
+    let xn = g.mul(xc, rstd)?;
+    let xn = g.reshape(xn, &s)?;
+    let gm = g.reshape(gamma, &[channels, 1, 1])?;
+    let bt = g.reshape(beta, &[channels, 1, 1])?;
+    let y = g.mul(xn, gm)?;
+    g.add(y, bt)
+}
+
+/// Self-attention over the H*W positions of x [B, C, H, W] with one head and a residual:
+/// x + proj(softmax(q^T k / sqrt(C)) applied to v), q, k, v from a 1x1 conv after GroupNorm.
+pub fn attention_block(b: &mut Builder, x: Var, channels: usize, groups: usize) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    let (bs, hw) = (s[0], s[2] * s[3]);
+    let h = b.scope("norm", |b| group_norm(b, x, channels, groups, 1e-5))?;
+    let qkv = b.scope("qkv", |b| conv2d(b, h, channels, 3 * channels, 1, 1, 0))?;
+    let g = &mut *b.g;
+    let qkv = g.reshape(qkv, &[bs, 3 * channels, hw])?;
+    let q = g.slice(qkv, 1, 0, channels)?;
+    let k = g.slice(qkv, 1, channels, channels)?;
+    let v = g.slice(qkv, 1, 2 * channels, channels)?;
+    // scores[b, i, j] = q[:, i] . k[:, j] / sqrt(C)
+    let sc = g.matmul(q, k, true, false)?;
+    let sc = g.scale(sc, 1.0 / (channels as f32).sqrt());
+    let p = g.softmax(sc);
+    // out[b, c, i] = sum_j v[c, j] p[i, j]
+    let o = g.matmul(v, p, false, true)?;
+    let o = g.reshape(o, &s)?;
+    let o = b.scope("proj_out", |b| conv2d(b, o, channels, channels, 1, 1, 0))?;
+    b.g.add(x, o)
+}
+
+/// Sinusoidal embedding [N] -> [N, dim] ([sin, cos], max period 10,000), from graph ops.
+pub fn sinusoidal(g: &mut Graph, t: Var, dim: usize) -> Result<Var> {
+    let n = g.shape(t)[0];
+    let half = dim / 2;
+    let freqs: Vec<f32> = (0..half).map(|k| (-(10_000f32).ln() * k as f32 / half as f32).exp()).collect();
+    let f = g.constant(freqs, &[1, half])?;
+    let tt = g.reshape(t, &[n, 1])?;
+    let arg = g.mul(tt, f)?;
+    let s = g.unary(Unary::Sin, arg);
+    let c = g.unary(Unary::Cos, arg);
+    g.concat(s, c, 1)
+}

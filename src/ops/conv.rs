@@ -1,6 +1,6 @@
 //! conv2d NCHW as an implicit GEMM (shaders/conv2d.wgsl).
 
-use super::dim;
+use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
@@ -46,10 +46,20 @@ pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
         }
     }
     let y = Tensor::empty(rec.gpu, &ys)?;
+    conv2d_into(rec, x, w, bias, o, &y)?;
+    Ok(y)
+}
+
+/// conv2d into an existing output of the right shape.
+pub fn conv2d_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts, y: &Tensor) -> Result<()> {
+    let ys = conv2d_shape(x.shape(), w.shape(), o)?;
+    if y.shape() != ys {
+        return Err(Error::Shape(format!("conv2d: output {:?}, expected {ys:?}", y.shape())));
+    }
     let (tc, tp, wx, wy) = (4u32, 4u32, 16u32, 4u32);
     let n_pix = ys[0] * ys[2] * ys[3];
     if n_pix == 0 || ys[1] == 0 {
-        return Ok(y);
+        return Ok(());
     }
     let groups = dim(n_pix.div_ceil((wx * tp) as usize), "conv2d pixel tiles")?;
     let max = rec.gpu.max_groups_per_dim();
@@ -71,8 +81,88 @@ pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
     ])?;
     let pi = rec.params(&params);
     let b = bias.unwrap_or(w); // bound but unread without HAS_BIAS
-    rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])?;
-    Ok(y)
+    rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])
+}
+
+fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<[u32; 12]> {
+    Ok([
+        dim(xs[0], "batch")?, dim(xs[1], "c_in")?, dim(xs[2], "h")?, dim(xs[3], "w")?,
+        dim(ws[0], "c_out")?, dim(ws[2], "kh")?, dim(ws[3], "kw")?, dim(o.stride, "stride")?,
+        dim(o.pad, "pad")?, dim(ys[2], "h_out")?, dim(ys[3], "w_out")?, 0,
+    ])
+}
+
+/// gx = conv2d_bwd_input(gy, w): the gradient of conv2d with respect to its input x, whose
+/// shape `gx` gives (a transposed convolution).
+pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<()> {
+    let ys = conv2d_shape(gx.shape(), w.shape(), o)?;
+    if gy.shape() != ys {
+        return Err(Error::Shape(format!("conv2d_bwd_input: gy {:?} does not match x {:?}, w {:?} ({ys:?})", gy.shape(), gx.shape(), w.shape())));
+    }
+    let n = gx.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
+    let pi = rec.params(&conv_params(gx.shape(), w.shape(), &ys, o)?);
+    let g = grid(rec, n, 64)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, w.buffer()), (4, gx.buffer())], g)
+}
+
+/// gw = conv2d_bwd_weight(gy, x): the gradient of conv2d with respect to its weight (shape
+/// given by `gw`).
+pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<()> {
+    let ys = conv2d_shape(x.shape(), gw.shape(), o)?;
+    if gy.shape() != ys {
+        return Err(Error::Shape(format!("conv2d_bwd_weight: gy {:?} does not match x {:?}, w {:?} ({ys:?})", gy.shape(), x.shape(), gw.shape())));
+    }
+    let n = gw.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
+    let pi = rec.params(&conv_params(x.shape(), gw.shape(), &ys, o)?);
+    let g = grid(rec, n, 64)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, x.buffer()), (4, gw.buffer())], g)
+}
+
+/// CPU references of the two adjoints (f64 accumulation).
+pub fn conv2d_bwd_input_ref(gy: &[f32], w: &[f32], xs: &[usize], ws: &[usize], o: Conv2dOpts) -> Vec<f32> {
+    let ys = conv2d_shape(xs, ws, o).unwrap();
+    let mut gx = vec![0f64; xs.iter().product()];
+    conv_loops(xs, ws, &ys, o, |xi, wi, yi| gx[xi] += gy[yi] as f64 * w[wi] as f64);
+    gx.into_iter().map(|v| v as f32).collect()
+}
+
+pub fn conv2d_bwd_weight_ref(gy: &[f32], x: &[f32], xs: &[usize], ws: &[usize], o: Conv2dOpts) -> Vec<f32> {
+    let ys = conv2d_shape(xs, ws, o).unwrap();
+    let mut gw = vec![0f64; ws.iter().product()];
+    conv_loops(xs, ws, &ys, o, |xi, wi, yi| gw[wi] += gy[yi] as f64 * x[xi] as f64);
+    gw.into_iter().map(|v| v as f32).collect()
+}
+
+/// Visit every (x index, w index, y index) triple of the convolution's trilinear form.
+pub fn conv_loops(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts, mut f: impl FnMut(usize, usize, usize)) {
+    for n in 0..ys[0] {
+        for co in 0..ys[1] {
+            for oh in 0..ys[2] {
+                for ow in 0..ys[3] {
+                    for ci in 0..xs[1] {
+                        for kh in 0..ws[2] {
+                            for kw in 0..ws[3] {
+                                let ih = (oh * o.stride + kh) as isize - o.pad as isize;
+                                let iw = (ow * o.stride + kw) as isize - o.pad as isize;
+                                if ih < 0 || iw < 0 || ih >= xs[2] as isize || iw >= xs[3] as isize {
+                                    continue;
+                                }
+                                f(((n * xs[1] + ci) * xs[2] + ih as usize) * xs[3] + iw as usize, ((co * ws[1] + ci) * ws[2] + kh) * ws[3] + kw, ((n * ys[1] + co) * ys[2] + oh) * ys[3] + ow);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// CPU reference (f64 accumulation).

@@ -13,15 +13,70 @@ pub fn upsample2x(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         return Err(Error::Shape(format!("upsample2x wants [B, C, H, W], got {s:?}")));
     }
     let y = Tensor::empty(rec.gpu, &[s[0], s[1], 2 * s[2], 2 * s[3]])?;
+    upsample2x_into(rec, x, &y)?;
+    Ok(y)
+}
+
+pub fn upsample2x_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+    let s = x.shape();
+    if s.len() != 4 || y.shape() != [s[0], s[1], 2 * s[2], 2 * s[3]] {
+        return Err(Error::Shape(format!("upsample2x: {s:?} -> {:?}", y.shape())));
+    }
     let n = y.numel();
     if n == 0 {
-        return Ok(y);
+        return Ok(());
     }
     let pipe = rec.pipeline("layout", "upsample2x", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(s[2], "h")?, dim(s[3], "w")?, 0u32]);
+    let pi = rec.params(&[dim(n, "elements")?, dim(s[2], "h")?, dim(s[3], "w")?, 0u32, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)?;
-    Ok(y)
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+}
+
+/// Sum of 2x2 blocks, [B, C, 2H, 2W] -> [B, C, H, W]: the adjoint of upsample2x.
+pub fn downsample2x_sum_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+    let s = y.shape();
+    if s.len() != 4 || x.shape() != [s[0], s[1], 2 * s[2], 2 * s[3]] {
+        return Err(Error::Shape(format!("downsample2x_sum: {:?} -> {s:?}", x.shape())));
+    }
+    let n = y.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("layout", "downsample2x_sum", &[])?;
+    let pi = rec.params(&[dim(n, "elements")?, dim(s[2], "h")?, dim(s[3], "w")?, 0u32, 0, 0, 0, 0]);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+}
+
+/// y = x[.., start..start + len, ..] along `axis` (len = y's extent there).
+pub fn slice_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: &Tensor) -> Result<()> {
+    let (outer, l, inner) = split_axis(x.shape(), axis)?;
+    let len = *y.shape().get(axis).ok_or_else(|| Error::Shape(format!("slice: axis {axis} of {:?}", y.shape())))?;
+    if start + len > l || y.numel() != outer * len * inner {
+        return Err(Error::Shape(format!("slice {start}..{} of axis {axis} of {:?} into {:?}", start + len, x.shape(), y.shape())));
+    }
+    layout_copy(rec, "slice", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
+}
+
+/// The adjoint of slice: y is zero except y[.., start..start + len, ..] = x.
+pub fn pad_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: &Tensor) -> Result<()> {
+    let (outer, l, inner) = split_axis(y.shape(), axis)?;
+    let len = *x.shape().get(axis).ok_or_else(|| Error::Shape(format!("pad: axis {axis} of {:?}", x.shape())))?;
+    if start + len > l || x.numel() != outer * len * inner {
+        return Err(Error::Shape(format!("pad {:?} at {start} of axis {axis} into {:?}", x.shape(), y.shape())));
+    }
+    layout_copy(rec, "pad", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
+}
+
+fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, d: [u32; 4]) -> Result<()> {
+    let n = y.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("layout", entry, &[])?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], d[3], 0, 0, 0]);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
 
 pub fn upsample2x_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
@@ -45,21 +100,29 @@ pub fn concat(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize) -> Result
     if !same_rest || axis >= sa.len() {
         return Err(Error::Shape(format!("concat along axis {axis}: {sa:?} and {sb:?} differ elsewhere")));
     }
-    let (outer, la, inner) = split_axis(sa, axis)?;
+    let la = split_axis(sa, axis)?.1;
     let lb = sb[axis];
     let mut shape = sa.to_vec();
     shape[axis] = la + lb;
     let y = Tensor::empty(rec.gpu, &shape)?;
+    concat_into(rec, a, b, axis, &y)?;
+    Ok(y)
+}
+
+pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &Tensor) -> Result<()> {
+    let (outer, la, inner) = split_axis(a.shape(), axis)?;
+    let lb = *b.shape().get(axis).ok_or_else(|| Error::Shape(format!("concat: axis {axis} of {:?}", b.shape())))?;
+    if y.numel() != outer * (la + lb) * inner || b.numel() != outer * lb * inner {
+        return Err(Error::Shape(format!("concat {:?} and {:?} along {axis} into {:?}", a.shape(), b.shape(), y.shape())));
+    }
     let n = y.numel();
     if n == 0 {
-        return Ok(y);
+        return Ok(());
     }
-    let _ = outer;
     let pipe = rec.pipeline("layout", "concat", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(la, "a length")?, dim(lb, "b length")?, dim(inner, "inner")?]);
+    let pi = rec.params(&[dim(n, "elements")?, dim(la, "a length")?, dim(lb, "b length")?, dim(inner, "inner")?, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
-    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)?;
-    Ok(y)
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)
 }
 
 pub fn concat_ref(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], axis: usize) -> Vec<f32> {
@@ -87,7 +150,7 @@ pub fn transpose(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
         return Ok(y);
     }
     let pipe = rec.pipeline("layout", "transpose", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0u32]);
+    let pi = rec.params(&[dim(n, "elements")?, dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0u32, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)?;
     Ok(y)
