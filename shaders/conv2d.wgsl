@@ -145,3 +145,59 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     }
     res[i] = acc;
 }
+
+// Lowering to GEMM (src/ops/conv.rs): the convolution's patches as a matrix.
+//   im2col:  cols[b, k, q] = x[b, ci, oh*s - pad + kh, ow*s - pad + kw] (0 outside), with
+//            k = (ci * KH + kh) * KW + kw and q = oh * W_out + ow; TRANSPOSED writes
+//            cols[b, q, k] instead. Bindings 1 x, 4 cols.
+//   col2im:  gx[b, ci, ih, iw] = sum over (kh, kw) of cols[b, k, q] at the q whose patch reads
+//            (ih, iw) -- the adjoint of im2col (a gather: no atomics). Bindings 1 cols, 4 gx.
+override TRANSPOSED: bool = false;
+
+@compute @workgroup_size(64)
+fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    let hwo = p.h_out * p.w_out;
+    let kk = p.c_in * p.kh * p.kw;
+    if (i >= p.batch * kk * hwo) { return; }
+    var q: u32; var k: u32;
+    if (TRANSPOSED) { k = i % kk; q = (i / kk) % hwo; } else { q = i % hwo; k = (i / hwo) % kk; }
+    let nb = i / (hwo * kk);
+    let kw = k % p.kw;
+    let kh = (k / p.kw) % p.kh;
+    let ci = k / (p.kw * p.kh);
+    let ih = i32((q / p.w_out) * p.stride + kh) - i32(p.pad);
+    let iw = i32((q % p.w_out) * p.stride + kw) - i32(p.pad);
+    let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
+    let off = ((nb * p.c_in + ci) * p.h + u32(clamp(ih, 0, i32(p.h) - 1))) * p.w + u32(clamp(iw, 0, i32(p.w) - 1));
+    res[i] = select(0.0, gy[off], inside);
+}
+
+@compute @workgroup_size(64)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (i >= p.batch * p.c_in * p.h * p.w) { return; }
+    let iw = i % p.w;
+    let ih = (i / p.w) % p.h;
+    let ci = (i / (p.w * p.h)) % p.c_in;
+    let nb = i / (p.w * p.h * p.c_in);
+    let hwo = p.h_out * p.w_out;
+    let kk = p.c_in * p.kh * p.kw;
+    var acc = 0.0;
+    for (var kh = 0u; kh < p.kh; kh++) {
+        let t = i32(ih) + i32(p.pad) - i32(kh);
+        if (t < 0 || t % i32(p.stride) != 0) { continue; }
+        let oh = u32(t) / p.stride;
+        if (oh >= p.h_out) { continue; }
+        for (var kw = 0u; kw < p.kw; kw++) {
+            let u = i32(iw) + i32(p.pad) - i32(kw);
+            if (u < 0 || u % i32(p.stride) != 0) { continue; }
+            let ow = u32(u) / p.stride;
+            if (ow >= p.w_out) { continue; }
+            acc += gy[(nb * kk + (ci * p.kh + kh) * p.kw + kw) * hwo + oh * p.w_out + ow];
+        }
+    }
+    res[i] = acc;
+}

@@ -4,7 +4,9 @@
 //   binary: out[i] = g(a[ia(i)], b[ib(i)])        with NumPy broadcasting: a and b carry one
 //           stride per output dimension (0 where that operand broadcasts). BCAST selects the
 //           indexing: 0 equal shapes; 1 b is a trailing block repeated over leading dims
-//           (b[i % nb], e.g. a bias); 2 the same for a (a[i % na]); 3 general strides.
+//           (b[i % nb], e.g. a bias); 2 the same for a (a[i % na]); 3 general strides;
+//           4 b is a contiguous block of middle dims, b[(i / inner) % nb] (e.g. a per-channel
+//           [C, 1, 1] or per-sample [B, C, 1, 1] term of an NCHW tensor); 5 the same for a.
 // Unary OP: 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 square, 6 silu, 7 tanh, 8 sigmoid,
 //   9 softplus, 10 clamp(s0, s1), 11 x + s0, 12 x * s0, 13 abs, 14 relu, 15 x^s0 (x > 0),
 //   16 s0 * x + s1, 17 step (x > 0 ? 1 : 0), 18 sign, 19 in_range (s0 < x < s1 ? 1 : 0),
@@ -109,6 +111,8 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         case 0u: { out[i] = binary_op(a[i], b[i]); return; }
         case 1u: { out[i] = binary_op(a[i], b[i % p.shape[0].x]); return; }
         case 2u: { out[i] = binary_op(a[i % p.shape[0].x], b[i]); return; }
+        case 4u: { out[i] = binary_op(a[i], b[(i / p.shape[0].y) % p.shape[0].x]); return; }
+        case 5u: { out[i] = binary_op(a[(i / p.shape[0].y) % p.shape[0].x], b[i]); return; }
         default: {}
     }
     // Peel coordinates from the last dimension; accumulate each operand's offset.

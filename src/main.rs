@@ -51,6 +51,17 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// W2: the 28x28 U-Net: parameters, training steps/s at batch 64, forward batches/s at 256.
+    Unet {
+        /// First timed training step (earlier ones are warm-up).
+        #[arg(long, default_value_t = 5)]
+        from: usize,
+        /// Steps run in all.
+        #[arg(long, default_value_t = 25)]
+        to: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// W1: training steps per second of the score MLP (forward, backward, Adam).
     Mlp {
         /// Timed steps (after 50 warm-up steps).
@@ -82,6 +93,12 @@ fn run(cli: Cli) -> Result<()> {
             match which {
                 BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
                 BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
+                BenchCmd::Unet { from, to, json } => {
+                    if from >= to {
+                        return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
+                    }
+                    bench::unet::run(&gpu, *from, *to, &Report { json: *json })
+                }
                 BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
             }
         }

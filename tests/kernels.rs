@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, gpu, Rng};
 use scoregen::ops::attention::{attention, attention_ref, attention_with};
-use scoregen::ops::conv::{conv2d, conv2d_ref, Conv2dOpts};
+use scoregen::ops::conv::{conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref, Conv2dOpts};
 use scoregen::ops::elementwise::{binary, binary_ref, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
 use scoregen::ops::layout::{concat, concat_ref, transpose, transpose_ref, upsample2x, upsample2x_ref};
@@ -48,7 +48,10 @@ fn unary_ops_match_reference() {
 fn binary_ops_broadcast_like_numpy() {
     let g = gpu();
     let mut rng = Rng::new(11);
-    let cases: [(&[usize], &[usize]); 6] = [
+    let cases: [(&[usize], &[usize]); 9] = [
+        (&[2, 3, 4, 5], &[3, 1, 1]),
+        (&[2, 3, 1, 1], &[2, 3, 4, 5]),
+        (&[4, 6, 7], &[4, 6, 1]),
         (&[37, 5], &[37, 5]),
         (&[3, 1, 7], &[4, 1]),
         (&[1], &[2, 3, 5]),
@@ -122,8 +125,8 @@ fn conv2d_matches_reference() {
         ([1, 2, 4, 4], [3, 2, 4, 4], 1, 0, true),
         ([2, 5, 13, 6], [17, 5, 3, 2], 3, 2, true),
     ];
-    for (xs, ws, stride, pad, with_bias) in cases {
-        let o = Conv2dOpts { stride, pad };
+    for ((xs, ws, stride, pad, with_bias), gemm) in cases.into_iter().flat_map(|c| [(c, true), (c, false)]) {
+        let o = Conv2dOpts { stride, pad, gemm };
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -1.0, 1.0);
         let b = rng.vec(ws[0], -1.0, 1.0);
@@ -132,7 +135,17 @@ fn conv2d_matches_reference() {
         let bt = up(&b, &[ws[0]]);
         let y = conv2d(&mut rec, &up(&x, &xs), &up(&w, &ws), with_bias.then_some(&bt), o).unwrap();
         rec.finish().unwrap();
-        assert_close(&y.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad}"));
+        assert_close(&y.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm}"));
+        // The two adjoints, direct and lowered to GEMM.
+        let ys = y.shape().to_vec();
+        let gy = rng.vec(ys.iter().product(), -1.0, 1.0);
+        let (gx, gw) = (Tensor::empty(g, &xs).unwrap(), Tensor::empty(g, &ws).unwrap());
+        let mut rec = Recorder::new(g);
+        conv2d_bwd_input_into(&mut rec, &up(&gy, &ys), &up(&w, &ws), o, &gx).unwrap();
+        conv2d_bwd_weight_into(&mut rec, &up(&gy, &ys), &up(&x, &xs), o, &gw).unwrap();
+        rec.finish().unwrap();
+        assert_close(&gx.to_vec(g).unwrap(), &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o), 1e-5, 1e-4, &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm}"));
+        assert_close(&gw.to_vec(g).unwrap(), &conv2d_bwd_weight_ref(&gy, &x, &xs, &ws, o), 1e-4, 1e-4, &format!("conv2d_bwd_weight {xs:?} {ws:?} gemm {gemm}"));
     }
     let mut rec = Recorder::new(g);
     let err = conv2d(&mut rec, &up(&[0.0; 16], &[1, 1, 4, 4]), &up(&[0.0; 36], &[1, 1, 6, 6]), None, Conv2dOpts::default()).unwrap_err();

@@ -113,3 +113,16 @@ fn mlp_regression_trains_below_threshold() {
     let var = ys.iter().map(|v| v * v).sum::<f32>() / n as f32;
     assert!(last < 0.01 && last < first / 10.0, "loss {first} -> {last} (target variance {var})");
 }
+
+#[test]
+fn w2_unet_parameter_count_matches_the_workload() {
+    use scoregen::nn::unet::{unet, UNetConfig};
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 1, 28, 28]);
+    let t = g.input("t", &[2]);
+    let mut b = Builder::new(&mut g);
+    let y = unet(&mut b, x, t, None, &UNetConfig::w2()).unwrap();
+    println!("W2 parameters: {}", b.count());
+    assert_eq!(b.g.shape(y), &[2, 1, 28, 28]);
+    assert_eq!(b.count(), 1_074_785, "PyTorch's W2 network in PEERS.md has 1,074,785 parameters");
+}

@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod mlp;
+pub mod unet;
 
 use crate::error::Result;
 use crate::gpu::{Gpu, Recorder};

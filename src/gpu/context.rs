@@ -94,6 +94,9 @@ pub struct Gpu {
     /// Matmul tile configuration, tuned on first use (see ops::matmul::tuned_config).
     pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::TunedMatmul>,
     pub(crate) bind_groups_created: std::sync::atomic::AtomicU64,
+    /// Shared scratch buffers by slot (im2col matrices): work on one queue runs in order, so
+    /// consecutive ops can reuse one buffer instead of each keeping its own.
+    scratch: Mutex<Vec<Option<Arc<super::PooledBuffer>>>>,
 }
 
 fn instance(backend: BackendChoice) -> wgpu::Instance {
@@ -212,6 +215,7 @@ impl Gpu {
             uncaptured,
             matmul_config: std::sync::OnceLock::new(),
             bind_groups_created: std::sync::atomic::AtomicU64::new(0),
+            scratch: Mutex::new(Vec::new()),
         }
     }
 
@@ -238,6 +242,24 @@ impl Gpu {
     /// Pipelines compiled so far (a replayed plan must not add any).
     pub fn pipelines_created(&self) -> u64 {
         self.pipelines.created()
+    }
+
+    /// A scratch buffer of at least `bytes` in `slot`, shared by every op that asks for the
+    /// same slot (grown on demand; holders of an older, smaller one keep it alive).
+    pub fn scratch(&self, slot: usize, bytes: u64) -> Arc<super::PooledBuffer> {
+        let mut v = self.scratch.lock().unwrap();
+        if v.len() <= slot {
+            v.resize(slot + 1, None);
+        }
+        match &v[slot] {
+            Some(b) if b.len >= bytes => b.clone(),
+            _ => {
+                let class = super::pool::size_class(bytes);
+                let b = Arc::new(self.pool.get(&self.device, super::Usage::Storage, class));
+                v[slot] = Some(b.clone());
+                b
+            }
+        }
     }
 
     /// Bind groups created so far (a replayed plan must not add any).

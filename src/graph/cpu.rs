@@ -85,7 +85,7 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
             }
             Op::Constant(d) => d.iter().map(|&v| v as f64).collect(),
             Op::Conv2d { stride, pad } | Op::Conv2dBwdInput { stride, pad } | Op::Conv2dBwdWeight { stride, pad } => {
-                let o = crate::ops::conv::Conv2dOpts { stride: *stride, pad: *pad };
+                let o = crate::ops::conv::Conv2dOpts::new(*stride, *pad);
                 let mut out = vec![0.0; numel];
                 match &n.op {
                     Op::Conv2d { .. } => {

@@ -208,7 +208,7 @@ impl Graph {
 
     /// y = conv2d(x, w) (+ bias [C_out]), NCHW.
     pub fn conv2d(&mut self, x: Var, w: Var, bias: Option<Var>, stride: usize, pad: usize) -> Result<Var> {
-        let o = crate::ops::conv::Conv2dOpts { stride, pad };
+        let o = crate::ops::conv::Conv2dOpts::new(stride, pad);
         let ys = crate::ops::conv::conv2d_shape(self.shape(x), self.shape(w), o)?;
         let mut inputs = vec![x, w];
         if let Some(b) = bias {

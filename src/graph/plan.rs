@@ -123,10 +123,10 @@ impl Plan {
                         Op::Softmax => softmax_into(&mut rec, x(0), &out)?,
                         Op::Conv2d { stride, pad } => {
                             let b = (node.inputs.len() == 3).then(|| x(2));
-                            conv2d_into(&mut rec, x(0), x(1), b, Conv2dOpts { stride: *stride, pad: *pad }, &out)?
+                            conv2d_into(&mut rec, x(0), x(1), b, Conv2dOpts::new(*stride, *pad), &out)?
                         }
-                        Op::Conv2dBwdInput { stride, pad } => conv2d_bwd_input_into(&mut rec, x(0), x(1), Conv2dOpts { stride: *stride, pad: *pad }, &out)?,
-                        Op::Conv2dBwdWeight { stride, pad } => conv2d_bwd_weight_into(&mut rec, x(0), x(1), Conv2dOpts { stride: *stride, pad: *pad }, &out)?,
+                        Op::Conv2dBwdInput { stride, pad } => conv2d_bwd_input_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?,
+                        Op::Conv2dBwdWeight { stride, pad } => conv2d_bwd_weight_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?,
                         Op::Upsample2x => upsample2x_into(&mut rec, x(0), &out)?,
                         Op::Downsample2xSum => downsample2x_sum_into(&mut rec, x(0), &out)?,
                         Op::Concat { axis } => concat_into(&mut rec, x(0), x(1), *axis, &out)?,

@@ -2,6 +2,8 @@
 //! layouts follow PyTorch (`fc.0.weight` is [out, in]), so a checkpoint maps one-to-one onto a
 //! `state_dict` of the same architecture; initialisers are PyTorch's defaults.
 
+pub mod unet;
+
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::graph::plan::ParamStore;

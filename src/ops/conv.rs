@@ -9,10 +9,19 @@ use crate::tensor::Tensor;
 pub struct Conv2dOpts {
     pub stride: usize,
     pub pad: usize,
+    /// Lower to im2col + GEMM when the patch matrix fits a binding (default); false forces the
+    /// direct kernels (tests run both).
+    pub gemm: bool,
 }
 impl Default for Conv2dOpts {
     fn default() -> Self {
-        Conv2dOpts { stride: 1, pad: 0 }
+        Conv2dOpts { stride: 1, pad: 0, gemm: true }
+    }
+}
+
+impl Conv2dOpts {
+    pub fn new(stride: usize, pad: usize) -> Self {
+        Conv2dOpts { stride, pad, gemm: true }
     }
 }
 
@@ -56,6 +65,9 @@ pub fn conv2d_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Ten
     if y.shape() != ys {
         return Err(Error::Shape(format!("conv2d: output {:?}, expected {ys:?}", y.shape())));
     }
+    if let Some(done) = conv2d_gemm(rec, x, w, bias, o, y)? {
+        return Ok(done);
+    }
     let (tc, tp, wx, wy) = (4u32, 4u32, 16u32, 4u32);
     let n_pix = ys[0] * ys[2] * ys[3];
     if n_pix == 0 || ys[1] == 0 {
@@ -84,6 +96,50 @@ pub fn conv2d_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Ten
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])
 }
 
+/// Whether the im2col matrix [B, C_in KH KW, H_out W_out] fits one binding.
+fn gemm_fits(rec: &Recorder, xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> bool {
+    if !o.gemm {
+        return false;
+    }
+    let bytes = (xs[0] * ws[1] * ws[2] * ws[3] * ys[2] * ys[3]) as u64 * 4;
+    bytes > 0 && bytes <= rec.gpu.limits.max_storage_buffer_binding_size.min(rec.gpu.limits.max_buffer_size)
+}
+
+fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
+    let bytes = shape.iter().product::<usize>() as u64 * 4;
+    Tensor::view(rec.gpu.scratch(slot, bytes), shape)
+}
+
+fn im2col(rec: &mut Recorder, x: &Tensor, ws: &[usize], ys: &[usize], o: Conv2dOpts, transposed: bool, cols: &Tensor) -> Result<()> {
+    let pipe = rec.pipeline("conv2d", "im2col", &[("TRANSPOSED", transposed as u32 as f64)])?;
+    let pi = rec.params(&conv_params(x.shape(), ws, ys, o)?);
+    let g = grid(rec, cols.numel(), 64)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (4, cols.buffer())], g)
+}
+
+/// conv2d as im2col + one batched GEMM (the tuned matmul): y[b] = W [C_out, K] @ cols[b].
+/// None when the patch matrix would not fit a binding (the direct kernel runs instead).
+fn conv2d_gemm(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts, y: &Tensor) -> Result<Option<()>> {
+    let (xs, ws, ys) = (x.shape(), w.shape(), y.shape().to_vec());
+    if !gemm_fits(rec, xs, ws, &ys, o) {
+        return Ok(None);
+    }
+    let k = ws[1] * ws[2] * ws[3];
+    let hwo = ys[2] * ys[3];
+    let cols = scratch(rec, 0, &[xs[0], k, hwo])?;
+    im2col(rec, x, ws, &ys, o, false, &cols)?;
+    let w2 = w.reshape(&[ws[0], k])?;
+    let y3 = y.reshape(&[ys[0], ys[1], hwo])?;
+    match bias {
+        Some(b) => {
+            crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &y3)?;
+            crate::ops::matmul::matmul_acc(rec, &w2, &cols, &y3, Default::default())?;
+        }
+        None => crate::ops::matmul::matmul_out(rec, &w2, &cols, &y3, Default::default())?,
+    }
+    Ok(Some(()))
+}
+
 fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<[u32; 12]> {
     Ok([
         dim(xs[0], "batch")?, dim(xs[1], "c_in")?, dim(xs[2], "h")?, dim(xs[3], "w")?,
@@ -103,6 +159,18 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
     if n == 0 {
         return Ok(());
     }
+    let ws = w.shape();
+    if gemm_fits(rec, gx.shape(), ws, &ys, o) {
+        // cols = W^T gy (one batched GEMM), then the gather adjoint of im2col.
+        let k = ws[1] * ws[2] * ws[3];
+        let cols = scratch(rec, 0, &[ys[0], k, ys[2] * ys[3]])?;
+        let o2 = crate::ops::matmul::MatmulOpts { trans_a: true, ..Default::default() };
+        crate::ops::matmul::matmul_out(rec, &w.reshape(&[ws[0], k])?, &gy.reshape(&[ys[0], ys[1], ys[2] * ys[3]])?, &cols, o2)?;
+        let pipe = rec.pipeline("conv2d", "col2im", &[])?;
+        let pi = rec.params(&conv_params(gx.shape(), ws, &ys, o)?);
+        let g = grid(rec, n, 64)?;
+        return rec.dispatch_at(&pipe, Some(pi), &[(1, cols.buffer()), (4, gx.buffer())], g);
+    }
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
     let pi = rec.params(&conv_params(gx.shape(), w.shape(), &ys, o)?);
     let g = grid(rec, n, 64)?;
@@ -119,6 +187,17 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
     let n = gw.numel();
     if n == 0 {
         return Ok(());
+    }
+    let ws = gw.shape();
+    if gemm_fits(rec, x.shape(), ws, &ys, o) {
+        // gw = sum_b gy[b] [C_out, HW] @ cols[b]^T [HW, K], with cols written transposed.
+        let k = ws[1] * ws[2] * ws[3];
+        let hwo = ys[2] * ys[3];
+        let cols_t = scratch(rec, 0, &[ys[0], hwo, k])?;
+        im2col(rec, x, ws, &ys, o, true, &cols_t)?;
+        let per = scratch(rec, 1, &[ys[0], ys[1], k])?;
+        crate::ops::matmul::matmul_out(rec, &gy.reshape(&[ys[0], ys[1], hwo])?, &cols_t, &per, Default::default())?;
+        return crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, gw);
     }
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
     let pi = rec.params(&conv_params(x.shape(), gw.shape(), &ys, o)?);

@@ -226,6 +226,28 @@ fn trailing_block(strides: &[usize], shape: &[usize]) -> Option<usize> {
     (block > 0).then_some(block)
 }
 
+/// If `strides` read a contiguous block of dims [k1, k2) (zero strides elsewhere), the block's
+/// size and the number of elements of the dims after it: element i then reads
+/// (i / inner) % block.
+fn middle_block(strides: &[usize], shape: &[usize]) -> Option<(usize, usize)> {
+    let r = shape.len();
+    for k2 in (0..=r).rev() {
+        if strides[k2..].iter().any(|&x| x != 0) {
+            break;
+        }
+        let inner: usize = shape[k2..].iter().product();
+        for k1 in (0..k2).rev() {
+            let sub = &shape[k1..k2];
+            let want = contiguous_strides(sub);
+            if strides[k1..k2] == want[..] && strides[..k1].iter().all(|&x| x == 0) {
+                let block: usize = sub.iter().product();
+                return (block > 0 && inner > 0).then_some((block, inner));
+            }
+        }
+    }
+    None
+}
+
 /// out = g(a, b) with broadcasting.
 pub fn binary(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
@@ -289,6 +311,14 @@ fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &T
     } else if dense(sb) && trailing_block(sa, shape).is_some() {
         params.shape[0] = trailing_block(sa, shape).unwrap() as u32;
         2
+    } else if let (true, Some((block, inner))) = (dense(sa), middle_block(sb, shape)) {
+        params.shape[0] = block as u32;
+        params.shape[1] = inner as u32;
+        4
+    } else if let (true, Some((block, inner))) = (dense(sb), middle_block(sa, shape)) {
+        params.shape[0] = block as u32;
+        params.shape[1] = inner as u32;
+        5
     } else {
         3
     };

@@ -1,0 +1,131 @@
+//! A configurable U-Net score network (DDPM-style, NCHW): noise-level embedding, residual
+//! blocks with the embedding added after the first convolution, self-attention at chosen
+//! resolutions, skip connections by channel concatenation, optional class conditioning with a
+//! null label for classifier-free guidance. The W2 network of ../shared/bench/WORKLOADS.md is
+//! `UNetConfig::w2()`.
+
+use super::{attention_block, conv2d, group_norm, linear, sinusoidal, Builder};
+use crate::error::{Error, Result};
+use crate::graph::Var;
+use crate::ops::elementwise::Unary;
+
+/// U-Net hyper-parameters (defaults: W2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UNetConfig {
+    pub in_channels: usize,
+    pub out_channels: usize,
+    pub base_channels: usize,
+    pub channel_mults: Vec<usize>,
+    /// Residual blocks per level on the way down (the way up has one more).
+    pub res_blocks: usize,
+    /// Resolutions (height) with self-attention after each residual block.
+    pub attn_resolutions: Vec<usize>,
+    /// Self-attention in the middle.
+    pub mid_attention: bool,
+    pub groups: usize,
+    /// Noise-level embedding width.
+    pub emb_dim: usize,
+    /// Number of classes for conditioning (a learned table with one extra row: the null label).
+    pub num_classes: Option<usize>,
+}
+
+impl UNetConfig {
+    pub fn w2() -> Self {
+        UNetConfig {
+            in_channels: 1,
+            out_channels: 1,
+            base_channels: 32,
+            channel_mults: vec![1, 2, 2],
+            res_blocks: 1,
+            attn_resolutions: vec![],
+            mid_attention: true,
+            groups: 8,
+            emb_dim: 128,
+            num_classes: None,
+        }
+    }
+}
+
+/// Residual block: GN -> SiLU -> conv3x3 -> (+ Linear(emb)) -> GN -> SiLU -> conv3x3, plus
+/// the input (through a 1x1 conv when the channel count changes).
+pub fn res_block(b: &mut Builder, x: Var, emb: Var, c_in: usize, c_out: usize, cfg: &UNetConfig) -> Result<Var> {
+    let bs = b.g.shape(x)[0];
+    let h = b.scope("norm1", |b| group_norm(b, x, c_in, cfg.groups, 1e-5))?;
+    let h = b.g.unary(Unary::Silu, h);
+    let h = b.scope("conv1", |b| conv2d(b, h, c_in, c_out, 3, 1, 1))?;
+    let e = b.g.unary(Unary::Silu, emb);
+    let e = b.scope("emb_proj", |b| linear(b, e, cfg.emb_dim, c_out, true))?;
+    let e = b.g.reshape(e, &[bs, c_out, 1, 1])?;
+    let h = b.g.add(h, e)?;
+    let h = b.scope("norm2", |b| group_norm(b, h, c_out, cfg.groups, 1e-5))?;
+    let h = b.g.unary(Unary::Silu, h);
+    let h = b.scope("conv2", |b| conv2d(b, h, c_out, c_out, 3, 1, 1))?;
+    let skip = if c_in != c_out { b.scope("skip", |b| conv2d(b, x, c_in, c_out, 1, 1, 0))? } else { x };
+    b.g.add(skip, h)
+}
+
+/// The network: x [B, C, H, W] and the embedding input `t` [B] (e.g. log sigma / 4), and an
+/// optional one-hot label [B, num_classes + 1]; returns [B, out_channels, H, W].
+pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    let levels = cfg.channel_mults.len();
+    if s.len() != 4 || s[1] != cfg.in_channels || s[2] % (1 << (levels - 1)) != 0 || s[3] % (1 << (levels - 1)) != 0 {
+        return Err(Error::Shape(format!("unet: input {s:?} must be [B, {}, H, W] with H, W divisible by {}", cfg.in_channels, 1 << (levels - 1))));
+    }
+    // Noise-level embedding: sinusoidal -> Linear -> SiLU -> Linear (+ class embedding).
+    let e = sinusoidal(b.g, t, cfg.emb_dim)?;
+    let e = b.scope("emb.0", |b| linear(b, e, cfg.emb_dim, cfg.emb_dim, true))?;
+    let e = b.g.unary(Unary::Silu, e);
+    let mut emb = b.scope("emb.2", |b| linear(b, e, cfg.emb_dim, cfg.emb_dim, true))?;
+    if let (Some(n), Some(l)) = (cfg.num_classes, label) {
+        let table = b.param("label_emb.weight", &[n + 1, cfg.emb_dim], super::Init::Uniform(1.0));
+        let le = b.g.matmul(l, table, false, false)?;
+        emb = b.g.add(emb, le)?;
+    }
+    let c0 = cfg.base_channels;
+    let mut h = b.scope("conv_in", |b| conv2d(b, x, cfg.in_channels, c0, 3, 1, 1))?;
+    let mut skips = vec![(h, c0)];
+    let mut ch = c0;
+    let mut res = s[2];
+    for (lvl, m) in cfg.channel_mults.iter().enumerate() {
+        let c_out = cfg.base_channels * m;
+        for r in 0..cfg.res_blocks {
+            h = b.scope(&format!("down.{lvl}.res.{r}"), |b| res_block(b, h, emb, ch, c_out, cfg))?;
+            ch = c_out;
+            if cfg.attn_resolutions.contains(&res) {
+                h = b.scope(&format!("down.{lvl}.attn.{r}"), |b| attention_block(b, h, ch, cfg.groups))?;
+            }
+            skips.push((h, ch));
+        }
+        if lvl + 1 < levels {
+            h = b.scope(&format!("down.{lvl}.downsample"), |b| conv2d(b, h, ch, ch, 3, 2, 1))?;
+            res /= 2;
+            skips.push((h, ch));
+        }
+    }
+    h = b.scope("mid.res.0", |b| res_block(b, h, emb, ch, ch, cfg))?;
+    if cfg.mid_attention {
+        h = b.scope("mid.attn", |b| attention_block(b, h, ch, cfg.groups))?;
+    }
+    h = b.scope("mid.res.1", |b| res_block(b, h, emb, ch, ch, cfg))?;
+    for (lvl, m) in cfg.channel_mults.iter().enumerate().rev() {
+        let c_out = cfg.base_channels * m;
+        for r in 0..cfg.res_blocks + 1 {
+            let (sk, sc) = skips.pop().ok_or_else(|| Error::Invalid("unet: skip connections out of balance".into()))?;
+            let cat = b.g.concat(h, sk, 1)?;
+            h = b.scope(&format!("up.{lvl}.res.{r}"), |b| res_block(b, cat, emb, ch + sc, c_out, cfg))?;
+            ch = c_out;
+            if cfg.attn_resolutions.contains(&res) {
+                h = b.scope(&format!("up.{lvl}.attn.{r}"), |b| attention_block(b, h, ch, cfg.groups))?;
+            }
+        }
+        if lvl > 0 {
+            let u = b.g.upsample2x(h)?;
+            h = b.scope(&format!("up.{lvl}.upsample"), |b| conv2d(b, u, ch, ch, 3, 1, 1))?;
+            res *= 2;
+        }
+    }
+    let h = b.scope("norm_out", |b| group_norm(b, h, ch, cfg.groups, 1e-5))?;
+    let h = b.g.unary(Unary::Silu, h);
+    b.scope("conv_out", |b| conv2d(b, h, ch, cfg.out_channels, 3, 1, 1))
+}
