@@ -248,8 +248,9 @@ fn matmul_into(
         return matmul_into(rec, a, &bt, c, MatmulOpts { trans_b: false, ..o }, accumulate, (batch, m, k, n, a_bs, b_bs));
     }
     let vec4 = cfg.family != Family::Tiled && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
-    // The subgroup kernel covers the vec4 layout only; elsewhere its tile runs on mm_reg.
-    let cfg = if cfg.family == Family::Subgroup && !vec4 { MatmulConfig::reg(8, cfg.wg_y, cfg.tm.min(16), 16) } else { cfg };
+    // The subgroup kernel covers the vec4 layout only; elsewhere mm_reg runs with an 8 x 8
+    // block, the largest whose loops compilers still unroll in the generic kernel.
+    let cfg = if cfg.family == Family::Subgroup && !vec4 { MatmulConfig::reg(8, 8, 8, 8) } else { cfg };
     let (bm, bn) = cfg.tile();
     let gx = dim(n.div_ceil(bn as usize), "matmul column tiles")?;
     let gy = dim(m.div_ceil(bm as usize), "matmul row tiles")?;
