@@ -121,8 +121,46 @@ fn w2_unet_parameter_count_matches_the_workload() {
     let x = g.input("x", &[2, 1, 28, 28]);
     let t = g.input("t", &[2]);
     let mut b = Builder::new(&mut g);
-    let y = unet(&mut b, x, t, None, &UNetConfig::w2()).unwrap();
+    let y = unet(&mut b, x, t, None, None, &UNetConfig::w2()).unwrap();
     println!("W2 parameters: {}", b.count());
     assert_eq!(b.g.shape(y), &[2, 1, 28, 28]);
     assert_eq!(b.count(), 1_074_785, "PyTorch's W2 network in PEERS.md has 1,074,785 parameters");
+}
+
+#[test]
+fn conditional_unet_with_labels_and_context_trains_a_step_and_round_trips_its_config() {
+    use scoregen::io::checkpoint::Checkpoint;
+    use scoregen::nn::unet::{unet, UNetConfig};
+    let gp = gpu();
+    let cfg = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], groups: 4, emb_dim: 16, attn_resolutions: vec![4], num_classes: Some(3), context_dim: Some(5), ..UNetConfig::w2() };
+    let mut g = Graph::new();
+    let x = g.input("x", &[2, 1, 8, 8]);
+    let t = g.input("t", &[2]);
+    let l = g.input("label", &[2, 4]);
+    let c = g.input("context", &[2, 3, 5]);
+    let mut b = Builder::new(&mut g);
+    let y = unet(&mut b, x, t, Some(l), Some(c), &cfg).unwrap();
+    let specs = b.specs.clone();
+    assert!(specs.iter().any(|s| s.name == "label_emb.weight" && s.shape == [4, 16]));
+    assert!(specs.iter().any(|s| s.name.ends_with("cross.to_k.weight")));
+    let sq = g.unary(Unary::Square, y);
+    let loss = g.mean_all(sq).unwrap();
+    let params = init_params(gp, &specs, 3).unwrap();
+    let step = TrainStep::new(gp, &mut g, loss, &params, AdamConfig::default()).unwrap();
+    let mut rng = Rng::new(32);
+    step.plan.feed(gp, "x", &rng.vec(128, -1.0, 1.0)).unwrap();
+    step.plan.feed(gp, "t", &[0.1, -0.3]).unwrap();
+    step.plan.feed(gp, "label", &[1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]).unwrap();
+    step.plan.feed(gp, "context", &rng.vec(30, -1.0, 1.0)).unwrap();
+    step.run(gp, 1).unwrap();
+    let l0 = step.loss().to_vec(gp).unwrap()[0];
+    step.run(gp, 30).unwrap();
+    let l1 = step.loss().to_vec(gp).unwrap()[0];
+    assert!(l1.is_finite() && l1 < l0, "loss {l0} -> {l1}");
+    // The config travels in the checkpoint's metadata.
+    let meta = [("model".to_string(), cfg.to_json())].into();
+    let ck = Checkpoint::from_params(gp, &params, meta).unwrap();
+    let back = Checkpoint::from_bytes(&ck.to_bytes()).unwrap();
+    assert_eq!(UNetConfig::from_json(&back.metadata["model"]).unwrap(), cfg);
+    assert!(matches!(UNetConfig::from_json("{\"base_chanels\": 3}"), Err(scoregen::Error::Invalid(m)) if m.contains("base_chanels")));
 }

@@ -45,7 +45,7 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     let t = g.input("t", &[b]);
     let target = g.input("target", &[b, 1, 28, 28]);
     let mut bld = Builder::new(&mut g);
-    let out = unet(&mut bld, x, t, None, &cfg)?;
+    let out = unet(&mut bld, x, t, None, None, &cfg)?;
     let (specs, count) = (bld.specs.clone(), bld.count());
     let d = g.sub(out, target)?;
     let sq = g.unary(Unary::Square, d);
@@ -83,7 +83,7 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     let x = g.input("x", &[b, 1, 28, 28]);
     let t = g.input("t", &[b]);
     let mut bld = Builder::new(&mut g);
-    let out = unet(&mut bld, x, t, None, &cfg)?;
+    let out = unet(&mut bld, x, t, None, None, &cfg)?;
     let plan = Plan::new(gpu, &g, &[out], &params)?;
     report.emit(Figure { bench: "unet", fields: vec![("batch", "256".into())], imp: "scoregen".into(), value: plan.peak_bytes as f64, unit: "forward plan peak bytes" });
     let (xv, tv, _) = batch(&mut rng, b);

@@ -181,3 +181,33 @@ pub fn sinusoidal(g: &mut Graph, t: Var, dim: usize) -> Result<Var> {
     let c = g.unary(Unary::Cos, arg);
     g.concat(s, c, 1)
 }
+
+/// Cross-attention from the positions of x [B, C, H, W] to context tokens [B, T, D_ctx]
+/// (retrieved neighbours, text, labels as tokens), one head, with a residual:
+/// q = 1x1 conv of GroupNorm(x), k and v = Linear(context); x + proj(softmax(q k^T / sqrt(C)) v).
+pub fn cross_attention_block(b: &mut Builder, x: Var, context: Var, channels: usize, groups: usize) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    let cs = b.g.shape(context).to_vec();
+    if cs.len() != 3 || cs[0] != s[0] {
+        return Err(crate::Error::Shape(format!("cross-attention context {cs:?} must be [B, T, D] with B = {}", s[0])));
+    }
+    let (bs, hw, t, dc) = (s[0], s[2] * s[3], cs[1], cs[2]);
+    let h = b.scope("norm", |b| group_norm(b, x, channels, groups, 1e-5))?;
+    let q = b.scope("to_q", |b| conv2d(b, h, channels, channels, 1, 1, 0))?;
+    let c2 = b.g.reshape(context, &[bs * t, dc])?;
+    let k = b.scope("to_k", |b| linear(b, c2, dc, channels, true))?;
+    let v = b.scope("to_v", |b| linear(b, c2, dc, channels, true))?;
+    let g = &mut *b.g;
+    let q = g.reshape(q, &[bs, channels, hw])?;
+    let k = g.reshape(k, &[bs, t, channels])?;
+    let v = g.reshape(v, &[bs, t, channels])?;
+    // scores[b, i, j] = q[:, i] . k[j, :] / sqrt(C): [B, HW, T]
+    let sc = g.matmul(q, k, true, true)?;
+    let sc = g.scale(sc, 1.0 / (channels as f32).sqrt());
+    let p = g.softmax(sc);
+    // out[b, c, i] = sum_j v[j, c] p[i, j]: [B, C, HW]
+    let o = g.matmul(v, p, true, true)?;
+    let o = g.reshape(o, &s)?;
+    let o = b.scope("proj_out", |b| conv2d(b, o, channels, channels, 1, 1, 0))?;
+    b.g.add(x, o)
+}

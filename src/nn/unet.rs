@@ -4,7 +4,7 @@
 //! null label for classifier-free guidance. The W2 network of ../shared/bench/WORKLOADS.md is
 //! `UNetConfig::w2()`.
 
-use super::{attention_block, conv2d, group_norm, linear, sinusoidal, Builder};
+use super::{attention_block, conv2d, cross_attention_block, group_norm, linear, sinusoidal, Builder};
 use crate::error::{Error, Result};
 use crate::graph::Var;
 use crate::ops::elementwise::Unary;
@@ -27,6 +27,9 @@ pub struct UNetConfig {
     pub emb_dim: usize,
     /// Number of classes for conditioning (a learned table with one extra row: the null label).
     pub num_classes: Option<usize>,
+    /// Width of context tokens attended to by cross-attention wherever self-attention runs
+    /// (retrieval neighbours, text); None: no cross-attention.
+    pub context_dim: Option<usize>,
 }
 
 impl UNetConfig {
@@ -42,6 +45,7 @@ impl UNetConfig {
             groups: 8,
             emb_dim: 128,
             num_classes: None,
+            context_dim: None,
         }
     }
 }
@@ -64,9 +68,19 @@ pub fn res_block(b: &mut Builder, x: Var, emb: Var, c_in: usize, c_out: usize, c
     b.g.add(skip, h)
 }
 
-/// The network: x [B, C, H, W] and the embedding input `t` [B] (e.g. log sigma / 4), and an
-/// optional one-hot label [B, num_classes + 1]; returns [B, out_channels, H, W].
-pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
+/// Self-attention, then cross-attention to the context tokens when the model has them.
+fn attend(b: &mut Builder, h: Var, ch: usize, context: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
+    let h = attention_block(b, h, ch, cfg.groups)?;
+    match (context, cfg.context_dim) {
+        (Some(c), Some(_)) => b.scope("cross", |b| cross_attention_block(b, h, c, ch, cfg.groups)),
+        _ => Ok(h),
+    }
+}
+
+/// The network: x [B, C, H, W], the embedding input `t` [B] (e.g. log sigma / 4), an optional
+/// one-hot label [B, num_classes + 1] (the last class is the null label) and optional context
+/// tokens [B, T, context_dim]; returns [B, out_channels, H, W].
+pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, context: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
     let s = b.g.shape(x).to_vec();
     let levels = cfg.channel_mults.len();
     if s.len() != 4 || s[1] != cfg.in_channels || s[2] % (1 << (levels - 1)) != 0 || s[3] % (1 << (levels - 1)) != 0 {
@@ -93,7 +107,7 @@ pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfi
             h = b.scope(&format!("down.{lvl}.res.{r}"), |b| res_block(b, h, emb, ch, c_out, cfg))?;
             ch = c_out;
             if cfg.attn_resolutions.contains(&res) {
-                h = b.scope(&format!("down.{lvl}.attn.{r}"), |b| attention_block(b, h, ch, cfg.groups))?;
+                h = b.scope(&format!("down.{lvl}.attn.{r}"), |b| attend(b, h, ch, context, cfg))?;
             }
             skips.push((h, ch));
         }
@@ -105,7 +119,7 @@ pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfi
     }
     h = b.scope("mid.res.0", |b| res_block(b, h, emb, ch, ch, cfg))?;
     if cfg.mid_attention {
-        h = b.scope("mid.attn", |b| attention_block(b, h, ch, cfg.groups))?;
+        h = b.scope("mid.attn", |b| attend(b, h, ch, context, cfg))?;
     }
     h = b.scope("mid.res.1", |b| res_block(b, h, emb, ch, ch, cfg))?;
     for (lvl, m) in cfg.channel_mults.iter().enumerate().rev() {
@@ -116,7 +130,7 @@ pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfi
             h = b.scope(&format!("up.{lvl}.res.{r}"), |b| res_block(b, cat, emb, ch + sc, c_out, cfg))?;
             ch = c_out;
             if cfg.attn_resolutions.contains(&res) {
-                h = b.scope(&format!("up.{lvl}.attn.{r}"), |b| attention_block(b, h, ch, cfg.groups))?;
+                h = b.scope(&format!("up.{lvl}.attn.{r}"), |b| attend(b, h, ch, context, cfg))?;
             }
         }
         if lvl > 0 {
@@ -128,4 +142,47 @@ pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, cfg: &UNetConfi
     let h = b.scope("norm_out", |b| group_norm(b, h, ch, cfg.groups, 1e-5))?;
     let h = b.g.unary(Unary::Silu, h);
     b.scope("conv_out", |b| conv2d(b, h, ch, cfg.out_channels, 3, 1, 1))
+}
+
+impl UNetConfig {
+    /// The config as JSON (stored in a checkpoint's `__metadata__`).
+    pub fn to_json(&self) -> String {
+        serde_json::json!({
+            "arch": "unet",
+            "in_channels": self.in_channels, "out_channels": self.out_channels,
+            "base_channels": self.base_channels, "channel_mults": self.channel_mults,
+            "res_blocks": self.res_blocks, "attn_resolutions": self.attn_resolutions,
+            "mid_attention": self.mid_attention, "groups": self.groups, "emb_dim": self.emb_dim,
+            "num_classes": self.num_classes, "context_dim": self.context_dim,
+        })
+        .to_string()
+    }
+
+    /// Parse `to_json`'s output; names the first bad or unknown key.
+    pub fn from_json(s: &str) -> Result<UNetConfig> {
+        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::Invalid(format!("model config is not JSON: {e}")))?;
+        let o = v.as_object().ok_or_else(|| Error::Invalid("model config is not a JSON object".into()))?;
+        let known = ["arch", "in_channels", "out_channels", "base_channels", "channel_mults", "res_blocks", "attn_resolutions", "mid_attention", "groups", "emb_dim", "num_classes", "context_dim"];
+        if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(Error::Invalid(format!("unknown model config key '{k}'")));
+        }
+        let num = |k: &str| -> Result<usize> { o.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a count"))) };
+        let list = |k: &str| -> Result<Vec<usize>> {
+            o.get(k).and_then(|x| x.as_array()).and_then(|a| a.iter().map(|x| x.as_u64().map(|y| y as usize)).collect()).ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a list of counts")))
+        };
+        let opt = |k: &str| o.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
+        Ok(UNetConfig {
+            in_channels: num("in_channels")?,
+            out_channels: num("out_channels")?,
+            base_channels: num("base_channels")?,
+            channel_mults: list("channel_mults")?,
+            res_blocks: num("res_blocks")?,
+            attn_resolutions: list("attn_resolutions")?,
+            mid_attention: o.get("mid_attention").and_then(|x| x.as_bool()).ok_or_else(|| Error::Invalid("model config key 'mid_attention' missing".into()))?,
+            groups: num("groups")?,
+            emb_dim: num("emb_dim")?,
+            num_classes: opt("num_classes"),
+            context_dim: opt("context_dim"),
+        })
+    }
 }
