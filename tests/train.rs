@@ -132,13 +132,14 @@ fn conditional_unet_with_labels_and_context_trains_a_step_and_round_trips_its_co
     use scoregen::io::checkpoint::Checkpoint;
     use scoregen::nn::unet::{unet, UNetConfig};
     let gp = gpu();
-    let cfg = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], groups: 4, emb_dim: 16, attn_resolutions: vec![4], num_classes: Some(3), context_dim: Some(5), ..UNetConfig::w2() };
+    let cfg = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], groups: 4, emb_dim: 16, attn_resolutions: vec![4], num_classes: Some(3), context_dim: Some(5), dropout: 0.1, ..UNetConfig::w2() };
     let mut g = Graph::new();
     let x = g.input("x", &[2, 1, 8, 8]);
     let t = g.input("t", &[2]);
     let l = g.input("label", &[2, 4]);
     let c = g.input("context", &[2, 3, 5]);
     let mut b = Builder::new(&mut g);
+    b.training = true;
     let y = unet(&mut b, x, t, Some(l), Some(c), &cfg).unwrap();
     let specs = b.specs.clone();
     assert!(specs.iter().any(|s| s.name == "label_emb.weight" && s.shape == [4, 16]));
@@ -163,4 +164,35 @@ fn conditional_unet_with_labels_and_context_trains_a_step_and_round_trips_its_co
     let back = Checkpoint::from_bytes(&ck.to_bytes()).unwrap();
     assert_eq!(UNetConfig::from_json(&back.metadata["model"]).unwrap(), cfg);
     assert!(matches!(UNetConfig::from_json("{\"base_chanels\": 3}"), Err(scoregen::Error::Invalid(m)) if m.contains("base_chanels")));
+}
+
+#[test]
+fn dropout_draws_a_fresh_mask_each_run_and_keeps_the_mean() {
+    use scoregen::graph::plan::Plan;
+    use scoregen::nn::dropout;
+    let gp = gpu();
+    let n = 20_000;
+    let mut g = Graph::new();
+    let x = g.input("x", &[n]);
+    let mut b = Builder::new(&mut g);
+    b.training = true;
+    b.seed = 9;
+    let y = dropout(&mut b, x, 0.25).unwrap();
+    let plan = Plan::new(gp, &g, &[y], &ParamStore::new()).unwrap();
+    plan.feed(gp, "x", &vec![2.0; n]).unwrap();
+    plan.run(gp).unwrap();
+    let a = plan.output(0).to_vec(gp).unwrap();
+    plan.run(gp).unwrap();
+    let c = plan.output(0).to_vec(gp).unwrap();
+    let zeros = a.iter().filter(|&&v| v == 0.0).count() as f64 / n as f64;
+    assert!((zeros - 0.25).abs() < 0.015, "dropped fraction {zeros}");
+    assert!(a.iter().all(|&v| v == 0.0 || (v - 2.0 / 0.75).abs() < 1e-5));
+    let mean = a.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+    assert!((mean - 2.0).abs() < 0.05, "mean {mean}");
+    assert_ne!(a, c, "the second run must draw a new mask");
+    // Without training, dropout is the identity.
+    let mut g2 = Graph::new();
+    let x2 = g2.input("x", &[4]);
+    let mut b2 = Builder::new(&mut g2);
+    assert_eq!(dropout(&mut b2, x2, 0.5).unwrap(), x2);
 }

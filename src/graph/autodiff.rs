@@ -60,7 +60,7 @@ pub fn grad(g: &mut Graph, y: Var, wrt: &[Var]) -> Result<Vec<Var>> {
 fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<Vec<Option<Var>>> {
     let x = inputs.first().copied();
     Ok(match op {
-        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) => vec![],
+        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Random { .. } => vec![],
         // The three convolution ops are the partial derivatives of one trilinear form
         // T(x, w, y) (see shaders/conv2d.wgsl), so each one's derivatives are the other two.
         Op::Conv2d { stride, pad } => {

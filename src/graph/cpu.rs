@@ -84,6 +84,11 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
                 matmul_f64(x(0), shp(0), x(1), shp(1), o)
             }
             Op::Constant(d) => d.iter().map(|&v| v as f64).collect(),
+            // The first draw (a plan's first run).
+            Op::Random { dist, seed, stream } => {
+                let key = crate::ops::random::RngKey { seed: *seed, stream: *stream, counter: 0 };
+                crate::ops::random::random_ref(numel, key, *dist).into_iter().map(|v| v as f64).collect()
+            }
             Op::Conv2d { stride, pad } | Op::Conv2dBwdInput { stride, pad } | Op::Conv2dBwdWeight { stride, pad } => {
                 let o = crate::ops::conv::Conv2dOpts::new(*stride, *pad);
                 let mut out = vec![0.0; numel];

@@ -53,6 +53,9 @@ pub enum Op {
     Slice { axis: usize, start: usize },
     /// Zero tensor with x placed at `start` along axis (the adjoint of Slice).
     Pad { axis: usize, start: usize },
+    /// Counter-based random numbers, a fresh draw each time a plan runs (the counter advances
+    /// on the GPU). A leaf: nothing flows back through it.
+    Random { dist: crate::ops::random::Dist, seed: u64, stream: u64 },
 }
 
 #[derive(Clone, Debug)]
@@ -260,6 +263,13 @@ impl Graph {
         let mut s = self.shape(x).to_vec();
         s[axis] = full;
         self.push(Op::Pad { axis, start }, vec![x], s)
+    }
+
+    /// Random numbers of `shape`; each node draws from its own stream (its node id mixed into
+    /// `stream`), and each plan run takes the next counter block.
+    pub fn random(&mut self, shape: &[usize], dist: crate::ops::random::Dist, seed: u64, stream: u64) -> Var {
+        let id = self.nodes.len() as u64;
+        self.push(Op::Random { dist, seed, stream: stream ^ (id << 32) }, vec![], shape.to_vec())
     }
 
     pub fn softmax(&mut self, a: Var) -> Var {

@@ -69,6 +69,9 @@ impl Plan {
         let mut free: Vec<(u64, Arc<crate::gpu::PooledBuffer>)> = Vec::new();
         let mut peak = 0u64;
         let mut rec = Recorder::capturing(gpu);
+        // Replay count for random draws, advanced on the GPU at the end of every run.
+        let steps_t = Tensor::zeros(gpu, &[1])?;
+        let mut draws = false;
         for i in 0..=top {
             if !need[i] {
                 continue;
@@ -99,6 +102,15 @@ impl Plan {
                 Op::Constant(d) => {
                     peak += size_class(d.len() as u64 * 4);
                     Tensor::from_slice(gpu, d, &shape)?
+                }
+                Op::Random { dist, seed, stream } => {
+                    // Its own buffer: a draw is read by later steps of the same run only.
+                    let t = Tensor::empty(gpu, &shape)?;
+                    peak += size_class(t.numel() as u64 * 4);
+                    let key = crate::ops::random::RngKey { seed: *seed, stream: *stream, counter: 0 };
+                    crate::ops::random::random_stepped_into(&mut rec, key, *dist, &steps_t, &t)?;
+                    draws = true;
+                    t
                 }
                 op => {
                     let bytes = (shape.iter().product::<usize>() as u64 * 4).max(4);
@@ -132,7 +144,7 @@ impl Plan {
                         Op::Concat { axis } => concat_into(&mut rec, x(0), x(1), *axis, &out)?,
                         Op::Slice { axis, start } => slice_into(&mut rec, x(0), *axis, *start, &out)?,
                         Op::Pad { axis, start } => pad_into(&mut rec, x(0), *axis, *start, &out)?,
-                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape | Op::Constant(_) => unreachable!(),
+                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape | Op::Constant(_) | Op::Random { .. } => unreachable!(),
                     }
                     out
                 }
@@ -141,12 +153,15 @@ impl Plan {
             // Release intermediate buffers whose last reader was this node.
             for v in &node.inputs {
                 let r = root[v.0];
-                if last_use[r] == i && !matches!(g.nodes[r].op, Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape) {
+                if last_use[r] == i && !matches!(g.nodes[r].op, Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape | Op::Random { .. }) {
                     last_use[r] = usize::MAX - 1; // released once
                     let buf = vals[&r].buffer().clone();
                     free.push((size_class(buf.len), buf));
                 }
             }
+        }
+        if draws {
+            crate::ops::random::plan_tick(&mut rec, &steps_t)?;
         }
         let outputs = outputs.iter().map(|o| vals[&o.0].clone()).collect();
         let captured = rec.into_captured();

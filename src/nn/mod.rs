@@ -33,11 +33,15 @@ pub struct Builder<'g> {
     pub g: &'g mut Graph,
     pub specs: Vec<ParamSpec>,
     prefix: Vec<String>,
+    /// Training graphs apply dropout; sampling graphs do not.
+    pub training: bool,
+    /// Seed of the dropout masks.
+    pub seed: u64,
 }
 
 impl<'g> Builder<'g> {
     pub fn new(g: &'g mut Graph) -> Self {
-        Builder { g, specs: Vec::new(), prefix: Vec::new() }
+        Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0 }
     }
 
     /// Run `f` with `name.` prepended to the parameter names it creates.
@@ -210,4 +214,22 @@ pub fn cross_attention_block(b: &mut Builder, x: Var, context: Var, channels: us
     let o = g.reshape(o, &s)?;
     let o = b.scope("proj_out", |b| conv2d(b, o, channels, channels, 1, 1, 0))?;
     b.g.add(x, o)
+}
+
+/// Inverted dropout: in training graphs each element is kept with probability 1 - p and scaled
+/// by 1 / (1 - p); a fresh mask is drawn on the GPU at every run. Identity otherwise.
+pub fn dropout(b: &mut Builder, x: Var, p: f32) -> Result<Var> {
+    if !b.training || p <= 0.0 {
+        return Ok(x);
+    }
+    if p >= 1.0 {
+        return Err(crate::Error::Invalid(format!("dropout probability {p} must be below 1")));
+    }
+    let s = b.g.shape(x).to_vec();
+    let u = b.g.random(&s, crate::ops::random::Dist::Uniform, b.seed, 0);
+    // keep where u > p
+    let shifted = b.g.unary(Unary::AddScalar(-p), u);
+    let keep = b.g.unary(Unary::Step, shifted);
+    let mask = b.g.scale(keep, 1.0 / (1.0 - p));
+    b.g.mul(x, mask)
 }

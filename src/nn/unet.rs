@@ -30,6 +30,8 @@ pub struct UNetConfig {
     /// Width of context tokens attended to by cross-attention wherever self-attention runs
     /// (retrieval neighbours, text); None: no cross-attention.
     pub context_dim: Option<usize>,
+    /// Dropout before each residual block's second convolution (training graphs only).
+    pub dropout: f32,
 }
 
 impl UNetConfig {
@@ -46,6 +48,7 @@ impl UNetConfig {
             emb_dim: 128,
             num_classes: None,
             context_dim: None,
+            dropout: 0.0,
         }
     }
 }
@@ -63,6 +66,7 @@ pub fn res_block(b: &mut Builder, x: Var, emb: Var, c_in: usize, c_out: usize, c
     let h = b.g.add(h, e)?;
     let h = b.scope("norm2", |b| group_norm(b, h, c_out, cfg.groups, 1e-5))?;
     let h = b.g.unary(Unary::Silu, h);
+    let h = super::dropout(b, h, cfg.dropout)?;
     let h = b.scope("conv2", |b| conv2d(b, h, c_out, c_out, 3, 1, 1))?;
     let skip = if c_in != c_out { b.scope("skip", |b| conv2d(b, x, c_in, c_out, 1, 1, 0))? } else { x };
     b.g.add(skip, h)
@@ -153,7 +157,7 @@ impl UNetConfig {
             "base_channels": self.base_channels, "channel_mults": self.channel_mults,
             "res_blocks": self.res_blocks, "attn_resolutions": self.attn_resolutions,
             "mid_attention": self.mid_attention, "groups": self.groups, "emb_dim": self.emb_dim,
-            "num_classes": self.num_classes, "context_dim": self.context_dim,
+            "num_classes": self.num_classes, "context_dim": self.context_dim, "dropout": self.dropout,
         })
         .to_string()
     }
@@ -162,7 +166,7 @@ impl UNetConfig {
     pub fn from_json(s: &str) -> Result<UNetConfig> {
         let v: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::Invalid(format!("model config is not JSON: {e}")))?;
         let o = v.as_object().ok_or_else(|| Error::Invalid("model config is not a JSON object".into()))?;
-        let known = ["arch", "in_channels", "out_channels", "base_channels", "channel_mults", "res_blocks", "attn_resolutions", "mid_attention", "groups", "emb_dim", "num_classes", "context_dim"];
+        let known = ["arch", "in_channels", "out_channels", "base_channels", "channel_mults", "res_blocks", "attn_resolutions", "mid_attention", "groups", "emb_dim", "num_classes", "context_dim", "dropout"];
         if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(Error::Invalid(format!("unknown model config key '{k}'")));
         }
@@ -183,6 +187,7 @@ impl UNetConfig {
             emb_dim: num("emb_dim")?,
             num_classes: opt("num_classes"),
             context_dim: opt("context_dim"),
+            dropout: o.get("dropout").and_then(|x| x.as_f64()).unwrap_or(0.0) as f32,
         })
     }
 }

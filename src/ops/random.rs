@@ -27,26 +27,51 @@ pub struct RngKey {
     pub counter: u64,
 }
 
+fn key_params(n: usize, key: RngKey) -> Result<[u32; 8]> {
+    Ok([
+        dim(n, "random elements")?,
+        key.seed as u32, (key.seed >> 32) as u32,
+        key.stream as u32, (key.stream >> 32) as u32,
+        key.counter as u32, (key.counter >> 32) as u32,
+        0u32,
+    ])
+}
+
+fn mode(dist: Dist) -> f64 {
+    match dist {
+        Dist::Uniform => 0.0,
+        Dist::Normal => 1.0,
+        Dist::Bits => 2.0,
+    }
+}
+
+/// Like `random`, with the counter advanced on the GPU by `steps[0]` (a plan's replay count)
+/// times the blocks one draw of `out` takes: a new draw each replay, no host write.
+pub fn random_stepped_into(rec: &mut Recorder, key: RngKey, dist: Dist, steps: &Tensor, out: &Tensor) -> Result<()> {
+    let n = out.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("random", "random_stepped", &[("MODE", mode(dist))])?;
+    let pi = rec.params(&key_params(n, key)?);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, out.buffer()), (2, steps.buffer())], g)
+}
+
+/// Add one to `steps[0]` (appended to plans that draw random numbers).
+pub fn plan_tick(rec: &mut Recorder, steps: &Tensor) -> Result<()> {
+    let pipe = rec.pipeline("random", "plan_tick", &[])?;
+    rec.dispatch_at(&pipe, None, &[(2, steps.buffer())], [1, 1, 1])
+}
+
 pub fn random(rec: &mut Recorder, shape: &[usize], key: RngKey, dist: Dist) -> Result<Tensor> {
     let out = Tensor::empty(rec.gpu, shape)?;
     let n = out.numel();
     if n == 0 {
         return Ok(out);
     }
-    let params = [
-        dim(n, "random elements")?,
-        key.seed as u32, (key.seed >> 32) as u32,
-        key.stream as u32, (key.stream >> 32) as u32,
-        key.counter as u32, (key.counter >> 32) as u32,
-        0u32,
-    ];
-    let mode = match dist {
-        Dist::Uniform => 0,
-        Dist::Normal => 1,
-        Dist::Bits => 2,
-    };
-    let pipe = rec.pipeline("random", "random", &[("MODE", mode as f64)])?;
-    let pi = rec.params(&params);
+    let pipe = rec.pipeline("random", "random", &[("MODE", mode(dist))])?;
+    let pi = rec.params(&key_params(n, key)?);
     let g = grid(rec, n, 256)?;
     rec.dispatch(&pipe, Some(pi), &[out.buffer()], g)?;
     Ok(out)
