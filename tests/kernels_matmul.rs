@@ -55,6 +55,10 @@ fn tuned_config_and_large_sizes() {
     let mut rng = Rng::new(3);
     check(&mut rng, &[257, 130], &[130, 255], MatmulOpts::default());
     check(&mut rng, &[64, 300], &[300, 64], MatmulOpts::default());
+    // Narrow products (N < 8) take the swapped path.
+    check(&mut rng, &[200, 70], &[70, 2], MatmulOpts::default());
+    check(&mut rng, &[200, 70], &[3, 70], MatmulOpts { trans_b: true, ..Default::default() });
+    check(&mut rng, &[70, 128], &[70, 5], MatmulOpts { trans_a: true, ..Default::default() });
 }
 
 #[test]

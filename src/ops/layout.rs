@@ -145,15 +145,28 @@ pub fn transpose(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     let mut shape = s.to_vec();
     shape.swap(s.len() - 2, s.len() - 1);
     let y = Tensor::empty(rec.gpu, &shape)?;
+    transpose_into(rec, x, &y)?;
+    Ok(y)
+}
+
+/// y = x with the last two axes swapped, into an existing tensor.
+pub fn transpose_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+    let s = x.shape();
+    let mut shape = s.to_vec();
+    if s.len() >= 2 {
+        shape.swap(s.len() - 2, s.len() - 1);
+    }
+    if s.len() < 2 || y.shape() != shape.as_slice() {
+        return Err(Error::Shape(format!("transpose {s:?} into {:?}", y.shape())));
+    }
     let n = y.numel();
     if n == 0 {
-        return Ok(y);
+        return Ok(());
     }
     let pipe = rec.pipeline("layout", "transpose", &[])?;
     let pi = rec.params(&[dim(n, "elements")?, dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0u32, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)?;
-    Ok(y)
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
 
 pub fn transpose_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
