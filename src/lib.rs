@@ -4,8 +4,8 @@
 pub mod bench;
 pub mod error;
 pub mod gpu;
-pub mod io;
 pub mod graph;
+pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;

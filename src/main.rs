@@ -83,7 +83,10 @@ fn run(cli: Cli) -> Result<()> {
             let backend: BackendChoice = cli.backend.parse()?;
             let r = adapters_report(backend);
             if r.is_empty() {
-                return Err(Error::NoAdapter(format!("wgpu found no adapter for backend {backend:?}; {}", scoregen::gpu::context::NO_ADAPTER_HINT)));
+                return Err(Error::NoAdapter(format!(
+                    "wgpu found no adapter for backend {backend:?}; {}",
+                    scoregen::gpu::context::NO_ADAPTER_HINT
+                )));
             }
             print!("{r}");
             Ok(())
@@ -91,7 +94,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { which } => {
             let gpu = open(&cli)?;
             match which {
-                BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
+                BenchCmd::Gemm { sizes, naive_max, json } => {
+                    bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json })
+                }
                 BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
                 BenchCmd::Unet { from, to, json } => {
                     if from >= to {
@@ -108,7 +113,10 @@ fn run(cli: Cli) -> Result<()> {
 fn main() {
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
-        let msg = info.payload().downcast_ref::<&str>().map(|s| s.to_string())
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();

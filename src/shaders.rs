@@ -25,9 +25,13 @@ pub fn source(name: &str) -> Option<&'static str> {
 /// Parse and validate one shader with naga (no GPU needed); the error names file and line.
 pub fn validate(name: &str) -> Result<(), String> {
     let src = source(name).ok_or_else(|| format!("no shader named {name}"))?;
-    let module = naga::front::wgsl::parse_str(src).map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
-    naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP)
-        .validate(&module)
-        .map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
+    let module =
+        naga::front::wgsl::parse_str(src).map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
+    naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::default() | naga::valid::Capabilities::SUBGROUP,
+    )
+    .validate(&module)
+    .map_err(|e| format!("shaders/{name}.wgsl: {}", e.emit_to_string(src)))?;
     Ok(())
 }

@@ -24,7 +24,9 @@ impl Tensor {
     /// An uninitialised tensor; errors if the device cannot hold it in one binding.
     pub fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
         let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        let bytes = n.and_then(|n| n.checked_mul(4)).ok_or_else(|| Error::Limit(format!("tensor shape {shape:?} overflows")))? as u64;
+        let bytes = n
+            .and_then(|n| n.checked_mul(4))
+            .ok_or_else(|| Error::Limit(format!("tensor shape {shape:?} overflows")))? as u64;
         let max = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);
         if bytes > max {
             return Err(Error::Limit(format!(
@@ -39,7 +41,10 @@ impl Tensor {
     pub fn view(buf: Arc<PooledBuffer>, shape: &[usize]) -> Result<Tensor> {
         let need = numel(shape) as u64 * 4;
         if need > buf.len {
-            return Err(Error::Shape(format!("a view of shape {shape:?} needs {need} bytes, the buffer has {}", buf.len)));
+            return Err(Error::Shape(format!(
+                "a view of shape {shape:?} needs {need} bytes, the buffer has {}",
+                buf.len
+            )));
         }
         Ok(Tensor { buf, shape: shape.to_vec() })
     }

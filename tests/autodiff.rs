@@ -38,7 +38,12 @@ fn check(g: &mut Graph, y: Var, leaves: &[Var], feeds: &Feeds, what: &str) {
     let gp = gpu();
     let params: ParamStore = feeds
         .iter()
-        .map(|(n, v)| (n.clone(), Tensor::from_slice(gp, &v.iter().map(|&x| x as f32).collect::<Vec<_>>(), g.shape(find(g, n))).unwrap()))
+        .map(|(n, v)| {
+            (
+                n.clone(),
+                Tensor::from_slice(gp, &v.iter().map(|&x| x as f32).collect::<Vec<_>>(), g.shape(find(g, n))).unwrap(),
+            )
+        })
         .collect();
     let plan = Plan::new(gp, g, &grads, &params).unwrap();
     plan.run(gp).unwrap();
@@ -53,7 +58,10 @@ fn find(g: &Graph, name: &str) -> Var {
 }
 
 fn feeds(rng: &mut Rng, items: &[(&str, usize, f32, f32)]) -> Feeds {
-    items.iter().map(|(n, len, lo, hi)| (n.to_string(), rng.vec(*len, *lo, *hi).into_iter().map(|x| x as f64).collect())).collect()
+    items
+        .iter()
+        .map(|(n, len, lo, hi)| (n.to_string(), rng.vec(*len, *lo, *hi).into_iter().map(|x| x as f64).collect()))
+        .collect()
 }
 
 /// y = sum(w * f), w fixed random weights so that every output element matters differently.
@@ -77,12 +85,26 @@ fn with_w(f: &mut Feeds, g: &Graph, rng: &mut Rng) {
 fn unary_rules() {
     let mut rng = Rng::new(20);
     let ops: Vec<(Unary, f32, f32)> = vec![
-        (Unary::Neg, -2.0, 2.0), (Unary::Exp, -2.0, 2.0), (Unary::Log, 0.2, 3.0), (Unary::Sqrt, 0.2, 3.0),
-        (Unary::Rsqrt, 0.2, 3.0), (Unary::Square, -2.0, 2.0), (Unary::Silu, -4.0, 4.0), (Unary::Tanh, -3.0, 3.0),
-        (Unary::Sigmoid, -4.0, 4.0), (Unary::Softplus, -4.0, 4.0), (Unary::Clamp(-0.5, 0.7), -1.0, 1.0),
-        (Unary::AddScalar(0.3), -1.0, 1.0), (Unary::MulScalar(-1.7), -1.0, 1.0), (Unary::Abs, -1.0, 1.0),
-        (Unary::Relu, -1.0, 1.0), (Unary::PowScalar(2.5), 0.2, 2.0), (Unary::Affine(2.0, -1.0), -1.0, 1.0),
-        (Unary::Sin, -3.0, 3.0), (Unary::Cos, -3.0, 3.0), (Unary::Recip, 0.3, 2.0),
+        (Unary::Neg, -2.0, 2.0),
+        (Unary::Exp, -2.0, 2.0),
+        (Unary::Log, 0.2, 3.0),
+        (Unary::Sqrt, 0.2, 3.0),
+        (Unary::Rsqrt, 0.2, 3.0),
+        (Unary::Square, -2.0, 2.0),
+        (Unary::Silu, -4.0, 4.0),
+        (Unary::Tanh, -3.0, 3.0),
+        (Unary::Sigmoid, -4.0, 4.0),
+        (Unary::Softplus, -4.0, 4.0),
+        (Unary::Clamp(-0.5, 0.7), -1.0, 1.0),
+        (Unary::AddScalar(0.3), -1.0, 1.0),
+        (Unary::MulScalar(-1.7), -1.0, 1.0),
+        (Unary::Abs, -1.0, 1.0),
+        (Unary::Relu, -1.0, 1.0),
+        (Unary::PowScalar(2.5), 0.2, 2.0),
+        (Unary::Affine(2.0, -1.0), -1.0, 1.0),
+        (Unary::Sin, -3.0, 3.0),
+        (Unary::Cos, -3.0, 3.0),
+        (Unary::Recip, 0.3, 2.0),
     ];
     for (op, lo, hi) in ops {
         let mut g = Graph::new();
@@ -98,7 +120,8 @@ fn unary_rules() {
 #[test]
 fn binary_rules_with_broadcasting() {
     let mut rng = Rng::new(21);
-    let shapes: [(&[usize], &[usize]); 4] = [(&[4, 5], &[4, 5]), (&[4, 5], &[5]), (&[3, 1, 4], &[2, 1]), (&[1], &[2, 3])];
+    let shapes: [(&[usize], &[usize]); 4] =
+        [(&[4, 5], &[4, 5]), (&[4, 5], &[5]), (&[3, 1, 4], &[2, 1]), (&[1], &[2, 3])];
     for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div, Binary::Max, Binary::Min, Binary::SiluGrad] {
         for (sa, sb) in shapes {
             let mut g = Graph::new();
@@ -191,7 +214,16 @@ fn second_order_mlp_gradient_of_input_gradient_norm() {
     let gx = grad(&mut g, fsum, &[x]).unwrap()[0];
     let sq = g.unary(Unary::Square, gx);
     let hval = g.sum_all(sq).unwrap();
-    let fd = feeds(&mut rng, &[("x", n * d, -1.0, 1.0), ("w1", hdim * d, -1.0, 1.0), ("b1", hdim, -0.5, 0.5), ("w2", hdim, -1.0, 1.0), ("b2", 1, -0.5, 0.5)]);
+    let fd = feeds(
+        &mut rng,
+        &[
+            ("x", n * d, -1.0, 1.0),
+            ("w1", hdim * d, -1.0, 1.0),
+            ("b1", hdim, -0.5, 0.5),
+            ("w2", hdim, -1.0, 1.0),
+            ("b2", 1, -0.5, 0.5),
+        ],
+    );
     check(&mut g, hval, &[w1, b1, w2, b2, x], &fd, "d/dtheta ||grad_x f||^2");
 }
 
@@ -244,7 +276,11 @@ fn plan_replay_creates_nothing_and_reuses_buffers() {
 #[test]
 fn conv_upsample_concat_slice_rules() {
     let mut rng = Rng::new(26);
-    for (xs, ws, stride, pad, bias) in [([2, 3, 5, 6], [4, 3, 3, 3], 1, 1, true), ([1, 2, 7, 7], [3, 2, 3, 3], 2, 1, false), ([2, 2, 4, 4], [2, 2, 1, 1], 1, 0, true)] {
+    for (xs, ws, stride, pad, bias) in [
+        ([2, 3, 5, 6], [4, 3, 3, 3], 1, 1, true),
+        ([1, 2, 7, 7], [3, 2, 3, 3], 2, 1, false),
+        ([2, 2, 4, 4], [2, 2, 1, 1], 1, 0, true),
+    ] {
         let mut g = Graph::new();
         let x = g.param("x", &xs);
         let w = g.param("w", &ws);

@@ -8,7 +8,10 @@ use scoregen::{Error, Tensor};
 use std::collections::BTreeMap;
 
 fn store(rng: &mut Rng, shapes: &[(&str, &[usize])]) -> ParamStore {
-    shapes.iter().map(|(n, s)| (n.to_string(), Tensor::from_slice(gpu(), &rng.vec(s.iter().product(), -1.0, 1.0), s).unwrap())).collect()
+    shapes
+        .iter()
+        .map(|(n, s)| (n.to_string(), Tensor::from_slice(gpu(), &rng.vec(s.iter().product(), -1.0, 1.0), s).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn round_trip_and_format() {
     for (name, t) in &q {
         assert_eq!(t.to_vec(g).unwrap(), p[name].to_vec(g).unwrap(), "{name}");
     }
-    assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")), "temporary file left behind");
+    assert!(
+        std::fs::read_dir(&dir).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().contains(".tmp")),
+        "temporary file left behind"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
@@ -51,7 +57,13 @@ fn mismatches_and_corruption_are_one_clear_error() {
     let other = store(&mut rng, &[("a", &[3, 2]), ("c", &[1])]);
     match ck.load_into(g, &other, "x.safetensors") {
         Err(Error::Invalid(m)) => {
-            assert!(m.contains("x.safetensors") && m.contains("'a' is [2, 3]") && m.contains("missing 'c'") && m.contains("unexpected 'b'"), "{m}");
+            assert!(
+                m.contains("x.safetensors")
+                    && m.contains("'a' is [2, 3]")
+                    && m.contains("missing 'c'")
+                    && m.contains("unexpected 'b'"),
+                "{m}"
+            );
         }
         r => panic!("{r:?}"),
     }
@@ -70,7 +82,9 @@ fn mismatches_and_corruption_are_one_clear_error() {
     let path = dir.join("bad.safetensors");
     std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
     match Checkpoint::load(&path) {
-        Err(Error::Io(m)) => assert!(m.contains("bad.safetensors") && m.contains("truncated") && !m.contains('\n'), "{m}"),
+        Err(Error::Io(m)) => {
+            assert!(m.contains("bad.safetensors") && m.contains("truncated") && !m.contains('\n'), "{m}")
+        }
         r => panic!("{r:?}"),
     }
     let f16 = String::from("{\"w\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[0,2]}}");

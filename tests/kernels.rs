@@ -4,7 +4,10 @@
 mod common;
 use common::{assert_close, gpu, Rng};
 use scoregen::ops::attention::{attention, attention_ref, attention_with};
-use scoregen::ops::conv::{conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref, Conv2dOpts};
+use scoregen::ops::conv::{
+    conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
+    Conv2dOpts,
+};
 use scoregen::ops::elementwise::{binary, binary_ref, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
 use scoregen::ops::layout::{concat, concat_ref, transpose, transpose_ref, upsample2x, upsample2x_ref};
@@ -22,8 +25,18 @@ fn unary_ops_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(10);
     let ops = [
-        Unary::Neg, Unary::Exp, Unary::Square, Unary::Silu, Unary::Tanh, Unary::Sigmoid, Unary::Softplus,
-        Unary::Clamp(-0.5, 0.25), Unary::AddScalar(1.5), Unary::MulScalar(-2.0), Unary::Abs, Unary::Relu,
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Square,
+        Unary::Silu,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Softplus,
+        Unary::Clamp(-0.5, 0.25),
+        Unary::AddScalar(1.5),
+        Unary::MulScalar(-2.0),
+        Unary::Abs,
+        Unary::Relu,
         Unary::Affine(3.0, -1.0),
     ];
     let n = rng.int(1000, 3000);
@@ -89,7 +102,8 @@ fn folded_grid_beyond_65535_workgroups() {
     let yv = y.to_vec(g).unwrap();
     assert!(yv.iter().enumerate().all(|(i, &v)| v == (i % 1013) as f32 + 1.0), "folded elementwise");
     let rv = r.to_u32(g).unwrap();
-    let want: Vec<u32> = random_ref(n, RngKey { seed: 7, stream: 1, counter: 0 }, Dist::Bits).into_iter().map(f32::to_bits).collect();
+    let want: Vec<u32> =
+        random_ref(n, RngKey { seed: 7, stream: 1, counter: 0 }, Dist::Bits).into_iter().map(f32::to_bits).collect();
     assert!(rv[n - 5..] == want[n - 5..] && rv[..5] == want[..5], "folded random tail");
 }
 
@@ -135,7 +149,13 @@ fn conv2d_matches_reference() {
         let bt = up(&b, &[ws[0]]);
         let y = conv2d(&mut rec, &up(&x, &xs), &up(&w, &ws), with_bias.then_some(&bt), o).unwrap();
         rec.finish().unwrap();
-        assert_close(&y.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm}"));
+        assert_close(
+            &y.to_vec(g).unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+            &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm}"),
+        );
         // The two adjoints, direct and lowered to GEMM.
         let ys = y.shape().to_vec();
         let gy = rng.vec(ys.iter().product(), -1.0, 1.0);
@@ -144,13 +164,29 @@ fn conv2d_matches_reference() {
         conv2d_bwd_input_into(&mut rec, &up(&gy, &ys), &up(&w, &ws), o, &gx).unwrap();
         conv2d_bwd_weight_into(&mut rec, &up(&gy, &ys), &up(&x, &xs), o, &gw).unwrap();
         rec.finish().unwrap();
-        assert_close(&gx.to_vec(g).unwrap(), &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o), 1e-5, 1e-4, &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm}"));
-        assert_close(&gw.to_vec(g).unwrap(), &conv2d_bwd_weight_ref(&gy, &x, &xs, &ws, o), 1e-4, 1e-4, &format!("conv2d_bwd_weight {xs:?} {ws:?} gemm {gemm}"));
+        assert_close(
+            &gx.to_vec(g).unwrap(),
+            &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o),
+            1e-5,
+            1e-4,
+            &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm}"),
+        );
+        assert_close(
+            &gw.to_vec(g).unwrap(),
+            &conv2d_bwd_weight_ref(&gy, &x, &xs, &ws, o),
+            1e-4,
+            1e-4,
+            &format!("conv2d_bwd_weight {xs:?} {ws:?} gemm {gemm}"),
+        );
     }
     let mut rec = Recorder::new(g);
-    let err = conv2d(&mut rec, &up(&[0.0; 16], &[1, 1, 4, 4]), &up(&[0.0; 36], &[1, 1, 6, 6]), None, Conv2dOpts::default()).unwrap_err();
+    let err =
+        conv2d(&mut rec, &up(&[0.0; 16], &[1, 1, 4, 4]), &up(&[0.0; 36], &[1, 1, 6, 6]), None, Conv2dOpts::default())
+            .unwrap_err();
     assert!(matches!(&err, Error::Shape(m) if m.contains("6x6")), "{err}");
-    let err = conv2d(&mut rec, &up(&[0.0; 32], &[1, 2, 4, 4]), &up(&[0.0; 27], &[1, 3, 3, 3]), None, Conv2dOpts::default()).unwrap_err();
+    let err =
+        conv2d(&mut rec, &up(&[0.0; 32], &[1, 2, 4, 4]), &up(&[0.0; 27], &[1, 3, 3, 3]), None, Conv2dOpts::default())
+            .unwrap_err();
     assert!(matches!(err, Error::Shape(_)));
 }
 
@@ -170,7 +206,10 @@ fn group_norm_and_softmax_match_reference() {
         assert_close(&stats.to_vec(g).unwrap(), &want_stats, 1e-4, 1e-4, "group_norm stats");
     }
     let mut rec = Recorder::new(g);
-    assert!(matches!(group_norm(&mut rec, &up(&[0.0; 12], &[1, 6, 2]), &up(&[1.0; 6], &[6]), &up(&[0.0; 6], &[6]), 4, 1e-5), Err(Error::Shape(_))));
+    assert!(matches!(
+        group_norm(&mut rec, &up(&[0.0; 12], &[1, 6, 2]), &up(&[1.0; 6], &[6]), &up(&[0.0; 6], &[6]), 4, 1e-5),
+        Err(Error::Shape(_))
+    ));
     for shape in [vec![5, 7], vec![3, 1000], vec![2, 3, 65], vec![1, 1]] {
         let x = rng.vec(shape.iter().product(), -20.0, 20.0);
         let want = softmax_ref(&x, *shape.last().unwrap());
@@ -186,7 +225,15 @@ fn attention_self_and_cross_match_reference() {
     let g = gpu();
     let mut rng = Rng::new(15);
     // (batch*heads, Nq, Nk, D, DV): self-attention has Nq == Nk; cross-attention does not.
-    let shapes = [(2, 49, 49, 64, 64), (3, 17, 5, 32, 16), (1, 1, 300, 8, 8), (4, 33, 33, 3, 5), (1, 7, 2, 128, 128), (2, 70, 9, 16, 32), (1, 40, 3, 128, 4)];
+    let shapes = [
+        (2, 49, 49, 64, 64),
+        (3, 17, 5, 32, 16),
+        (1, 1, 300, 8, 8),
+        (4, 33, 33, 3, 5),
+        (1, 7, 2, 128, 128),
+        (2, 70, 9, 16, 32),
+        (1, 40, 3, 128, 4),
+    ];
     for ((bh, nq, nk, d, dv), subgroups) in shapes.into_iter().flat_map(|s| [(s, true), (s, false)]) {
         let q = rng.vec(bh * nq * d, -2.0, 2.0);
         let k = rng.vec(bh * nk * d, -2.0, 2.0);
@@ -194,14 +241,30 @@ fn attention_self_and_cross_match_reference() {
         let scale = 1.0 / (d as f32).sqrt();
         let (want, want_lse) = attention_ref(&q, &k, &v, bh, nq, nk, d, dv, scale);
         let mut rec = Recorder::new(g);
-        let (o, lse) = attention_with(&mut rec, &up(&q, &[bh, nq, d]), &up(&k, &[bh, nk, d]), &up(&v, &[bh, nk, dv]), None, subgroups).unwrap();
+        let (o, lse) = attention_with(
+            &mut rec,
+            &up(&q, &[bh, nq, d]),
+            &up(&k, &[bh, nk, d]),
+            &up(&v, &[bh, nk, dv]),
+            None,
+            subgroups,
+        )
+        .unwrap();
         rec.finish().unwrap();
         assert_eq!(o.shape(), &[bh, nq, dv]);
-        assert_close(&o.to_vec(g).unwrap(), &want, 1e-5, 1e-4, &format!("attention {bh} {nq} {nk} {d} {dv} subgroups {subgroups}"));
+        assert_close(
+            &o.to_vec(g).unwrap(),
+            &want,
+            1e-5,
+            1e-4,
+            &format!("attention {bh} {nq} {nk} {d} {dv} subgroups {subgroups}"),
+        );
         assert_close(&lse.to_vec(g).unwrap(), &want_lse, 1e-5, 1e-5, "attention logsumexp");
     }
     let mut rec = Recorder::new(g);
-    let err = attention(&mut rec, &up(&[0.0; 8], &[1, 2, 4]), &up(&[0.0; 6], &[1, 2, 3]), &up(&[0.0; 6], &[1, 2, 3]), None).unwrap_err();
+    let err =
+        attention(&mut rec, &up(&[0.0; 8], &[1, 2, 4]), &up(&[0.0; 6], &[1, 2, 3]), &up(&[0.0; 6], &[1, 2, 3]), None)
+            .unwrap_err();
     assert!(matches!(err, Error::Shape(_)));
 }
 
@@ -246,7 +309,8 @@ fn rng_is_bit_identical_to_cpu_and_independent_of_split() {
     let nor = random(&mut rec, &[n], key, Dist::Normal).unwrap();
     // The second half drawn on its own: counter advanced by the blocks of the first half.
     let half = 5000; // multiple of 4
-    let tail = random(&mut rec, &[n - half], RngKey { counter: key.counter + half as u64 / 4, ..key }, Dist::Bits).unwrap();
+    let tail =
+        random(&mut rec, &[n - half], RngKey { counter: key.counter + half as u64 / 4, ..key }, Dist::Bits).unwrap();
     rec.finish().unwrap();
     let want_bits: Vec<u32> = random_ref(n, key, Dist::Bits).into_iter().map(f32::to_bits).collect();
     assert_eq!(bits.to_u32(g).unwrap(), want_bits, "raw bits");

@@ -85,7 +85,12 @@ fn naive_baseline_is_correct() {
     let (a, b) = (rng.vec(19 * 23, -1.0, 1.0), rng.vec(23 * 31, -1.0, 1.0));
     let (want, _) = matmul_ref(&a, &[19, 23], &b, &[23, 31], MatmulOpts::default()).unwrap();
     let mut rec = Recorder::new(g);
-    let c = matmul_naive(&mut rec, &Tensor::from_slice(g, &a, &[19, 23]).unwrap(), &Tensor::from_slice(g, &b, &[23, 31]).unwrap()).unwrap();
+    let c = matmul_naive(
+        &mut rec,
+        &Tensor::from_slice(g, &a, &[19, 23]).unwrap(),
+        &Tensor::from_slice(g, &b, &[23, 31]).unwrap(),
+    )
+    .unwrap();
     rec.finish().unwrap();
     assert_close(&c.to_vec(g).unwrap(), &want, 1e-5, 1e-4, "naive");
 }

@@ -11,7 +11,8 @@ fn adopts_a_device_owned_by_the_host_application() {
     // The host creates its own instance, adapter and device with WebGPU default limits ...
     let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     let adapter = pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions::default())).expect("adapter");
-    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("device");
+    let (device, queue) =
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).expect("device");
     // ... and hands clones to scoregen, keeping its own handles.
     let g = Gpu::from_wgpu(device.clone(), queue.clone());
     assert_eq!(g.limits.max_storage_buffer_binding_size, device.limits().max_storage_buffer_binding_size);
@@ -21,7 +22,12 @@ fn adopts_a_device_owned_by_the_host_application() {
     rec.finish().unwrap();
     assert_eq!(y.to_vec(&g).unwrap(), vec![1.0, 4.0, 9.0]);
     // The host's buffer API sees the same device: copy our result into a host buffer.
-    let host = device.create_buffer(&wgpu::BufferDescriptor { label: None, size: 12, usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ, mapped_at_creation: false });
+    let host = device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 12,
+        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
     let mut enc = device.create_command_encoder(&Default::default());
     enc.copy_buffer_to_buffer(y.buffer().buffer(), 0, &host, 0, 12);
     queue.submit(Some(enc.finish()));
@@ -76,12 +82,19 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         c.env(k, v);
     }
     let o = c.output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 #[test]
 fn no_adapter_is_one_line_exit_2() {
-    let (code, _, err) = cli(&["--backend", "vulkan", "bench", "gemm", "--sizes", "64"], &[("VK_ICD_FILENAMES", "/nonexistent.json"), ("VK_DRIVER_FILES", "/nonexistent.json")]);
+    let (code, _, err) = cli(
+        &["--backend", "vulkan", "bench", "gemm", "--sizes", "64"],
+        &[("VK_ICD_FILENAMES", "/nonexistent.json"), ("VK_DRIVER_FILES", "/nonexistent.json")],
+    );
     assert_eq!(code, 2, "{err}");
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(lines.len(), 1, "{err}");

@@ -49,7 +49,16 @@ fn adam_adamw_schedule_clipping_ema_match_cpu() {
     let mut rng = Rng::new(30);
     let cfgs = [
         AdamConfig::default(),
-        AdamConfig { lr: 0.05, weight_decay: 0.1, warmup_steps: 2, total_steps: 5, lr_min: 0.001, clip_norm: 0.5, ema_decay: Some(0.9), ..Default::default() },
+        AdamConfig {
+            lr: 0.05,
+            weight_decay: 0.1,
+            warmup_steps: 2,
+            total_steps: 5,
+            lr_min: 0.001,
+            clip_norm: 0.5,
+            ema_decay: Some(0.9),
+            ..Default::default()
+        },
     ];
     for cfg in cfgs {
         let n = 300;
@@ -132,7 +141,17 @@ fn conditional_unet_with_labels_and_context_trains_a_step_and_round_trips_its_co
     use scoregen::io::checkpoint::Checkpoint;
     use scoregen::nn::unet::{unet, UNetConfig};
     let gp = gpu();
-    let cfg = UNetConfig { base_channels: 8, channel_mults: vec![1, 2], groups: 4, emb_dim: 16, attn_resolutions: vec![4], num_classes: Some(3), context_dim: Some(5), dropout: 0.1, ..UNetConfig::w2() };
+    let cfg = UNetConfig {
+        base_channels: 8,
+        channel_mults: vec![1, 2],
+        groups: 4,
+        emb_dim: 16,
+        attn_resolutions: vec![4],
+        num_classes: Some(3),
+        context_dim: Some(5),
+        dropout: 0.1,
+        ..UNetConfig::w2()
+    };
     let mut g = Graph::new();
     let x = g.input("x", &[2, 1, 8, 8]);
     let t = g.input("t", &[2]);
@@ -163,7 +182,9 @@ fn conditional_unet_with_labels_and_context_trains_a_step_and_round_trips_its_co
     let ck = Checkpoint::from_params(gp, &params, meta).unwrap();
     let back = Checkpoint::from_bytes(&ck.to_bytes()).unwrap();
     assert_eq!(UNetConfig::from_json(&back.metadata["model"]).unwrap(), cfg);
-    assert!(matches!(UNetConfig::from_json("{\"base_chanels\": 3}"), Err(scoregen::Error::Invalid(m)) if m.contains("base_chanels")));
+    assert!(
+        matches!(UNetConfig::from_json("{\"base_chanels\": 3}"), Err(scoregen::Error::Invalid(m)) if m.contains("base_chanels"))
+    );
 }
 
 #[test]

@@ -23,9 +23,27 @@ pub fn run(gpu: &Gpu, report: &Report) -> Result<()> {
         let ms = t * 1e3;
         let shape = format!("\"{b}x{h}x{n}x{d}\"");
         let flop = 4.0 * (b * h) as f64 * (n * n * d) as f64;
-        report.emit(Figure { bench: "attention", fields: vec![("shape", shape.clone()), ("pass", "\"forward\"".into())], imp: "scoregen".into(), value: ms, unit: "ms" });
-        report.emit(Figure { bench: "attention", fields: vec![("shape", shape.clone()), ("pass", "\"forward\"".into())], imp: "scoregen".into(), value: flop / t / 1e9, unit: "GFLOP/s" });
-        report.emit(Figure { bench: "attention", fields: vec![("shape", shape), ("pass", "\"forward\"".into())], imp: "scoregen/pytorch-cpu-ref".into(), value: ms / torch_ms, unit: "x time" });
+        report.emit(Figure {
+            bench: "attention",
+            fields: vec![("shape", shape.clone()), ("pass", "\"forward\"".into())],
+            imp: "scoregen".into(),
+            value: ms,
+            unit: "ms",
+        });
+        report.emit(Figure {
+            bench: "attention",
+            fields: vec![("shape", shape.clone()), ("pass", "\"forward\"".into())],
+            imp: "scoregen".into(),
+            value: flop / t / 1e9,
+            unit: "GFLOP/s",
+        });
+        report.emit(Figure {
+            bench: "attention",
+            fields: vec![("shape", shape), ("pass", "\"forward\"".into())],
+            imp: "scoregen/pytorch-cpu-ref".into(),
+            value: ms / torch_ms,
+            unit: "x time",
+        });
     }
     report.note("forward+backward: the backward pass comes with the autodiff issue (#3)");
     if let Some(p) = gpu.profile_report() {

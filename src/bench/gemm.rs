@@ -9,7 +9,11 @@ use crate::tensor::Tensor;
 
 pub fn run(gpu: &Gpu, sizes: &[usize], naive_max: usize, report: &Report) -> Result<()> {
     let cfg = tuned_config(gpu);
-    report.note(&format!("adapter: {}; matmul tiles (small,large): {} (autotuned, cached)", gpu.describe(), cfg.name()));
+    report.note(&format!(
+        "adapter: {}; matmul tiles (small,large): {} (autotuned, cached)",
+        gpu.describe(),
+        cfg.name()
+    ));
     for &n in sizes {
         let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let a = Tensor::from_slice(gpu, &data, &[n, n])?;
@@ -22,8 +26,20 @@ pub fn run(gpu: &Gpu, sizes: &[usize], naive_max: usize, report: &Report) -> Res
         if n <= naive_max {
             let tn = best_time(gpu, 2, |rec| matmul_naive(rec, &a, &b).map(|_| ()))?;
             let naive = flop / tn / 1e9;
-            report.emit(Figure { bench: "gemm", fields: field(), imp: "naive-wgsl".into(), value: naive, unit: "GFLOP/s" });
-            report.emit(Figure { bench: "gemm", fields: field(), imp: "scoregen/naive".into(), value: ours / naive, unit: "x" });
+            report.emit(Figure {
+                bench: "gemm",
+                fields: field(),
+                imp: "naive-wgsl".into(),
+                value: naive,
+                unit: "GFLOP/s",
+            });
+            report.emit(Figure {
+                bench: "gemm",
+                fields: field(),
+                imp: "scoregen/naive".into(),
+                value: ours / naive,
+                unit: "x",
+            });
         }
     }
     if let Some(p) = gpu.profile_report() {

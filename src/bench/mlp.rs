@@ -59,7 +59,12 @@ pub fn run(gpu: &Gpu, steps: usize, report: &Report) -> Result<()> {
     let loss = g.mean_all(per)?;
     let params = init_params(gpu, &specs, 0)?;
     let step = TrainStep::new(gpu, &mut g, loss, &params, AdamConfig::default())?;
-    report.note(&format!("adapter: {}; W1 MLP, {n_params} parameters, batch {b}, plan peak {} KiB, {} kernels per step", gpu.describe(), step.plan.peak_bytes / 1024, step.plan.steps));
+    report.note(&format!(
+        "adapter: {}; W1 MLP, {n_params} parameters, batch {b}, plan peak {} KiB, {} kernels per step",
+        gpu.describe(),
+        step.plan.peak_bytes / 1024,
+        step.plan.steps
+    ));
     let mut rng = 0u64;
     let warm = 50.min(steps / 10).max(1);
     let mut t0 = Instant::now();
@@ -79,10 +84,34 @@ pub fn run(gpu: &Gpu, steps: usize, report: &Report) -> Result<()> {
     let loss_v = step.loss().to_vec(gpu)?[0];
     let fields = || vec![("batch", b.to_string())];
     report.emit(Figure { bench: "mlp", fields: fields(), imp: "scoregen".into(), value: sps, unit: "steps/s" });
-    report.emit(Figure { bench: "mlp", fields: fields(), imp: "scoregen".into(), value: sps * w1_flops(b) / 1e9, unit: "GFLOP/s" });
-    report.emit(Figure { bench: "mlp", fields: fields(), imp: "scoregen/pytorch-cpu-ref".into(), value: sps / 40.25, unit: "x" });
-    report.emit(Figure { bench: "mlp", fields: fields(), imp: "scoregen/burn-wgpu-ref".into(), value: sps / 2.425, unit: "x" });
-    report.emit(Figure { bench: "mlp", fields: fields(), imp: "scoregen".into(), value: step.plan.peak_bytes as f64, unit: "plan peak bytes" });
+    report.emit(Figure {
+        bench: "mlp",
+        fields: fields(),
+        imp: "scoregen".into(),
+        value: sps * w1_flops(b) / 1e9,
+        unit: "GFLOP/s",
+    });
+    report.emit(Figure {
+        bench: "mlp",
+        fields: fields(),
+        imp: "scoregen/pytorch-cpu-ref".into(),
+        value: sps / 40.25,
+        unit: "x",
+    });
+    report.emit(Figure {
+        bench: "mlp",
+        fields: fields(),
+        imp: "scoregen/burn-wgpu-ref".into(),
+        value: sps / 2.425,
+        unit: "x",
+    });
+    report.emit(Figure {
+        bench: "mlp",
+        fields: fields(),
+        imp: "scoregen".into(),
+        value: step.plan.peak_bytes as f64,
+        unit: "plan peak bytes",
+    });
     report.note(&format!("loss after {} steps: {loss_v:.4}", steps + warm));
     if let Some(p) = gpu.profile_report() {
         report.note(&p);

@@ -55,8 +55,20 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     let params = init_params(gpu, &specs, 0)?;
     let step = TrainStep::new(gpu, &mut g, loss, &params, AdamConfig { lr: 2e-4, ..Default::default() })?;
     report.note(&format!("adapter: {}; W2 U-Net, {} kernels per training step", gpu.describe(), step.plan.steps));
-    report.emit(Figure { bench: "unet", fields: vec![], imp: "scoregen".into(), value: count as f64, unit: "parameters" });
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "64".into())], imp: "scoregen".into(), value: step.plan.peak_bytes as f64, unit: "train plan peak bytes" });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![],
+        imp: "scoregen".into(),
+        value: count as f64,
+        unit: "parameters",
+    });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "64".into())],
+        imp: "scoregen".into(),
+        value: step.plan.peak_bytes as f64,
+        unit: "train plan peak bytes",
+    });
     let mut rng = 1u64;
     let mut t0 = Instant::now();
     for i in 0..last {
@@ -72,9 +84,27 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     }
     gpu.wait()?;
     let sps = (last - first) as f64 / t0.elapsed().as_secs_f64();
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "64".into())], imp: "scoregen".into(), value: sps, unit: "train steps/s" });
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "64".into())], imp: "scoregen".into(), value: sps * 71.7, unit: "GFLOP/s" });
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "64".into())], imp: "scoregen/pytorch-cpu-ref".into(), value: sps / 2.01, unit: "x" });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "64".into())],
+        imp: "scoregen".into(),
+        value: sps,
+        unit: "train steps/s",
+    });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "64".into())],
+        imp: "scoregen".into(),
+        value: sps * 71.7,
+        unit: "GFLOP/s",
+    });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "64".into())],
+        imp: "scoregen/pytorch-cpu-ref".into(),
+        value: sps / 2.01,
+        unit: "x",
+    });
     report.note(&format!("loss after {last} steps: {:.3}", step.loss().to_vec(gpu)?[0]));
     drop(step);
     // Forward-only plan at batch 256.
@@ -85,7 +115,13 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     let mut bld = Builder::new(&mut g);
     let out = unet(&mut bld, x, t, None, None, &cfg)?;
     let plan = Plan::new(gpu, &g, &[out], &params)?;
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "256".into())], imp: "scoregen".into(), value: plan.peak_bytes as f64, unit: "forward plan peak bytes" });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "256".into())],
+        imp: "scoregen".into(),
+        value: plan.peak_bytes as f64,
+        unit: "forward plan peak bytes",
+    });
     let (xv, tv, _) = batch(&mut rng, b);
     plan.feed(gpu, "x", &xv)?;
     plan.feed(gpu, "t", &tv)?;
@@ -98,8 +134,20 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     }
     gpu.wait()?;
     let bps = reps as f64 / t0.elapsed().as_secs_f64();
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "256".into())], imp: "scoregen".into(), value: bps, unit: "forward batches/s" });
-    report.emit(Figure { bench: "unet", fields: vec![("batch", "256".into())], imp: "scoregen/pytorch-cpu-ref".into(), value: bps / 0.885, unit: "x" });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "256".into())],
+        imp: "scoregen".into(),
+        value: bps,
+        unit: "forward batches/s",
+    });
+    report.emit(Figure {
+        bench: "unet",
+        fields: vec![("batch", "256".into())],
+        imp: "scoregen/pytorch-cpu-ref".into(),
+        value: bps / 0.885,
+        unit: "x",
+    });
     if let Some(p) = gpu.profile_report() {
         report.note(&p);
     }

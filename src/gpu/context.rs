@@ -41,9 +41,7 @@ impl FromStr for BackendChoice {
             "metal" | "mtl" => Ok(Self::Metal),
             "dx12" | "d3d12" => Ok(Self::Dx12),
             "gl" | "gles" | "opengl" => Ok(Self::Gl),
-            other => Err(Error::Invalid(format!(
-                "backend '{other}' is not one of auto, vulkan, metal, dx12, gl"
-            ))),
+            other => Err(Error::Invalid(format!("backend '{other}' is not one of auto, vulkan, metal, dx12, gl"))),
         }
     }
 }
@@ -155,9 +153,7 @@ impl Gpu {
         }
         let adapter = match opts.adapter {
             Some(i) => adapters.into_iter().nth(i).ok_or_else(|| {
-                Error::NoAdapter(format!(
-                    "--adapter {i} is out of range; `scoregen info` lists the adapters"
-                ))
+                Error::NoAdapter(format!("--adapter {i} is out of range; `scoregen info` lists the adapters"))
             })?,
             None => adapters.into_iter().next().unwrap(),
         };
@@ -176,9 +172,8 @@ impl Gpu {
             trace: wgpu::Trace::Off,
         };
         let info = adapter.get_info();
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
-            Error::NoAdapter(format!("could not open a device on '{}': {e}", info.name))
-        })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::NoAdapter(format!("could not open a device on '{}': {e}", info.name)))?;
         Ok(Self::assemble(device, queue, info, opts.profile))
     }
 
@@ -193,16 +188,13 @@ impl Gpu {
         let uncaptured = Arc::new(Mutex::new(Vec::new()));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
-            let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let msg: Vec<String> =
+                e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             sink.lock().unwrap().push(msg.join(" "));
         }));
         let limits = device.limits();
         let features = device.features();
-        let profiler = if profile {
-            Some(Mutex::new(Profiler::new(&device, &queue, features)))
-        } else {
-            None
-        };
+        let profiler = if profile { Some(Mutex::new(Profiler::new(&device, &queue, features))) } else { None };
         Gpu {
             pool: BufferPool::new(),
             pipelines: PipelineCache::new(),

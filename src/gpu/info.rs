@@ -45,7 +45,8 @@ pub fn adapters_report(backend: BackendChoice) -> String {
             (wgpu::Features::SHADER_F16, "f16 storage: not used yet (f32 is the default)"),
             (wgpu::Features::SUBGROUP, "subgroup ops: not used yet"),
         ] {
-            s += &format!("    {:<40} {} ({})\n", format!("{feat:?}"), if f.contains(feat) { "yes" } else { "no" }, why);
+            s +=
+                &format!("    {:<40} {} ({})\n", format!("{feat:?}"), if f.contains(feat) { "yes" } else { "no" }, why);
         }
     }
     s

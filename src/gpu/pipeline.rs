@@ -56,8 +56,8 @@ impl PipelineCache {
         if let Some(x) = m.get(name) {
             return Ok(x.clone());
         }
-        let src = shaders::source(name)
-            .ok_or_else(|| Error::Invalid(format!("no shader named '{name}' in shaders/")))?;
+        let src =
+            shaders::source(name).ok_or_else(|| Error::Invalid(format!("no shader named '{name}' in shaders/")))?;
         let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(src.into()) };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = if checked_shaders() {
@@ -71,7 +71,8 @@ impl PipelineCache {
             unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
         };
         if let Some(e) = pollster::block_on(scope.pop()) {
-            let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let msg: Vec<String> =
+                e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             return Err(Error::Gpu(format!("shaders/{name}.wgsl does not compile on this adapter: {}", msg.join(" "))));
         }
         let module = Arc::new(module);
@@ -100,9 +101,14 @@ impl PipelineCache {
             cache: None,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
-            let msg: Vec<String> = e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let msg: Vec<String> =
+                e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             let consts: Vec<String> = constants.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            return Err(Error::Gpu(format!("pipeline {label} [{}] failed to build: {}", consts.join(", "), msg.join(" "))));
+            return Err(Error::Gpu(format!(
+                "pipeline {label} [{}] failed to build: {}",
+                consts.join(", "),
+                msg.join(" ")
+            )));
         }
         let layout = pipeline.get_bind_group_layout(0);
         let p = Arc::new(Pipeline { pipeline, layout, label });

@@ -18,9 +18,7 @@ pub enum Usage {
 impl Usage {
     fn wgpu(self) -> wgpu::BufferUsages {
         match self {
-            Usage::Storage => {
-                wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST
-            }
+            Usage::Storage => wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             Usage::Uniform => wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         }
     }
@@ -31,7 +29,11 @@ pub fn size_class(bytes: u64) -> u64 {
     let b = bytes.max(256);
     let p = b.next_power_of_two();
     let mid = p / 2 + p / 4;
-    if b <= mid { mid } else { p }
+    if b <= mid {
+        mid
+    } else {
+        p
+    }
 }
 
 #[derive(Default)]

@@ -31,7 +31,12 @@ impl Profiler {
             usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
             mapped_at_creation: false,
         });
-        Profiler { set: Some(set), resolve: Some(resolve), period_ns: queue.get_timestamp_period() as f64, totals: BTreeMap::new() }
+        Profiler {
+            set: Some(set),
+            resolve: Some(resolve),
+            period_ns: queue.get_timestamp_period() as f64,
+            totals: BTreeMap::new(),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -85,7 +90,11 @@ impl Profiler {
         for (label, (n, ns)) in rows {
             s += &format!(
                 "{:<40} {:>8} {:>12.3} {:>12.1} {:>6.1}\n",
-                label, n, ns / 1e6, ns / 1e3 / *n as f64, 100.0 * ns / total.max(1e-9)
+                label,
+                n,
+                ns / 1e6,
+                ns / 1e3 / *n as f64,
+                100.0 * ns / total.max(1e-9)
             );
         }
         s += &format!("{:<40} {:>8} {:>12.3}\n", "total GPU time", "", total / 1e6);

@@ -57,7 +57,16 @@ pub fn fold_groups(n: u32, max: u32) -> Result<[u32; 3]> {
 impl<'g> Recorder<'g> {
     pub fn new(gpu: &'g Gpu) -> Self {
         let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") });
-        Recorder { gpu, encoder: Some(encoder), pass: None, keep: Vec::new(), held: Vec::new(), profiled: Vec::new(), dispatches: 0, capture: None }
+        Recorder {
+            gpu,
+            encoder: Some(encoder),
+            pass: None,
+            keep: Vec::new(),
+            held: Vec::new(),
+            profiled: Vec::new(),
+            dispatches: 0,
+            capture: None,
+        }
     }
 
     /// A recorder that captures steps for a plan instead of encoding them.
@@ -83,7 +92,12 @@ impl<'g> Recorder<'g> {
         }
     }
 
-    pub fn pipeline(&self, shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
+    pub fn pipeline(
+        &self,
+        shader: &'static str,
+        entry: &'static str,
+        constants: &[(&'static str, f64)],
+    ) -> Result<Arc<Pipeline>> {
         self.gpu.pipelines.get(&self.gpu.device, &PipelineKey::new(shader, entry, constants))
     }
 
@@ -102,21 +116,40 @@ impl<'g> Recorder<'g> {
 
     /// Record one dispatch. `params`: index returned by `params`, bound at 0; `storage` bound
     /// at 1, 2, ... `groups`: workgroup grid (see `fold_groups`).
-    pub fn dispatch(&mut self, pipe: &Arc<Pipeline>, params: Option<usize>, storage: &[&Arc<PooledBuffer>], groups: [u32; 3]) -> Result<()> {
+    pub fn dispatch(
+        &mut self,
+        pipe: &Arc<Pipeline>,
+        params: Option<usize>,
+        storage: &[&Arc<PooledBuffer>],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let at: Vec<(u32, &Arc<PooledBuffer>)> = storage.iter().enumerate().map(|(k, b)| (k as u32 + 1, *b)).collect();
         self.dispatch_at(pipe, params, &at, groups)
     }
 
     /// Like `dispatch`, with explicit binding numbers (for entry points that use a subset of
     /// their file's bindings).
-    pub fn dispatch_at(&mut self, pipe: &Arc<Pipeline>, params: Option<usize>, storage: &[(u32, &Arc<PooledBuffer>)], groups: [u32; 3]) -> Result<()> {
+    pub fn dispatch_at(
+        &mut self,
+        pipe: &Arc<Pipeline>,
+        params: Option<usize>,
+        storage: &[(u32, &Arc<PooledBuffer>)],
+        groups: [u32; 3],
+    ) -> Result<()> {
         let max = self.gpu.max_groups_per_dim();
         if groups.iter().any(|&g| g > max) {
-            return Err(Error::Limit(format!("dispatch {groups:?} of {} exceeds {max} workgroups per dimension", pipe.label)));
+            return Err(Error::Limit(format!(
+                "dispatch {groups:?} of {} exceeds {max} workgroups per dimension",
+                pipe.label
+            )));
         }
         let maxsb = self.gpu.limits.max_storage_buffers_per_shader_stage as usize;
         if storage.len() > maxsb {
-            return Err(Error::Limit(format!("{} needs {} storage buffers, the device allows {maxsb}", pipe.label, storage.len())));
+            return Err(Error::Limit(format!(
+                "{} needs {} storage buffers, the device allows {maxsb}",
+                pipe.label,
+                storage.len()
+            )));
         }
         let mut entries = Vec::with_capacity(storage.len() + 1);
         if let Some(i) = params {
@@ -172,7 +205,8 @@ impl<'g> Recorder<'g> {
         }
         if self.pass.is_none() {
             let enc = self.encoder.as_mut().unwrap();
-            let pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("scoregen"), timestamp_writes: None });
+            let pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("scoregen"), timestamp_writes: None });
             self.pass = Some(pass.forget_lifetime());
         }
         let pass = self.pass.as_mut().unwrap();
@@ -206,7 +240,8 @@ impl<'g> Recorder<'g> {
             let prof = self.gpu.profiler.as_ref().unwrap();
             prof.lock().unwrap().collect(&self.gpu.device, &self.gpu.queue, staging, &labels);
         }
-        self.encoder = Some(self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") }));
+        self.encoder =
+            Some(self.gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") }));
         idx
     }
 

@@ -33,11 +33,8 @@ pub fn load(kernel: &str, key: &str) -> Option<String> {
 pub fn store(kernel: &str, key: &str, value: &str) {
     let Some(path) = cache_file() else { return };
     let old = std::fs::read_to_string(&path).unwrap_or_default();
-    let mut lines: Vec<String> = old
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{kernel}\t{key}\t")))
-        .map(str::to_string)
-        .collect();
+    let mut lines: Vec<String> =
+        old.lines().filter(|l| !l.starts_with(&format!("{kernel}\t{key}\t"))).map(str::to_string).collect();
     lines.push(format!("{kernel}\t{key}\t{value}"));
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);

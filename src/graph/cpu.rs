@@ -3,9 +3,9 @@
 
 use super::{Graph, Op, Var};
 use crate::error::{Error, Result};
-use crate::ops::elementwise::{broadcast_shape, broadcast_strides};
+use crate::ops::elementwise::broadcast_strides;
 use crate::ops::matmul::MatmulOpts;
-use crate::ops::reduce::{split_axis, Reduce};
+use crate::ops::reduce::split_axis;
 use std::collections::{BTreeMap, HashMap};
 
 /// Values by name for `Param` and `Input` nodes.
@@ -29,42 +29,8 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
             }
             Op::Fill(c) => vec![*c as f64; numel],
             Op::Unary(u) => x(0).iter().map(|&a| u.eval(a)).collect(),
-            Op::Binary(b) => {
-                let shape = broadcast_shape(shp(0), shp(1))?;
-                let (sa, sb) = (broadcast_strides(shp(0), &shape), broadcast_strides(shp(1), &shape));
-                (0..numel)
-                    .map(|i| {
-                        let (mut rem, mut ia, mut ib) = (i, 0, 0);
-                        for d in (0..shape.len()).rev() {
-                            let c = rem % shape[d];
-                            rem /= shape[d];
-                            ia += c * sa[d];
-                            ib += c * sb[d];
-                        }
-                        b.eval(x(0)[ia], x(1)[ib])
-                    })
-                    .collect()
-            }
-            Op::Reduce(r, axis) => {
-                let (outer, len, inner) = split_axis(shp(0), *axis)?;
-                let mut out = vec![0.0; outer * inner];
-                for o in 0..outer {
-                    for j in 0..inner {
-                        let it = (0..len).map(|t| x(0)[(o * len + t) * inner + j]);
-                        out[o * inner + j] = match r {
-                            Reduce::Sum => it.sum(),
-                            Reduce::Mean => it.sum::<f64>() / len as f64,
-                            Reduce::Max => it.fold(f64::NEG_INFINITY, f64::max),
-                            Reduce::LogSumExp => {
-                                let v: Vec<f64> = it.collect();
-                                let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                                m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
-                            }
-                        };
-                    }
-                }
-                out
-            }
+            Op::Binary(b) => crate::ops::elementwise::binary_f64(*b, x(0), shp(0), x(1), shp(1))?.0,
+            Op::Reduce(r, axis) => crate::ops::reduce::reduce_f64(*r, x(0), shp(0), *axis)?,
             Op::Reshape => x(0).clone(),
             Op::BroadcastTo => {
                 let st = broadcast_strides(shp(0), &n.shape);
@@ -81,7 +47,7 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
             }
             Op::Matmul { trans_a, trans_b } => {
                 let o = MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None };
-                matmul_f64(x(0), shp(0), x(1), shp(1), o)
+                crate::ops::matmul::matmul_f64(x(0), shp(0), x(1), shp(1), o)?.0
             }
             Op::Constant(d) => d.iter().map(|&v| v as f64).collect(),
             // The first draw (a plan's first run).
@@ -105,21 +71,27 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
                     }
                     Op::Conv2dBwdInput { .. } => {
                         let ys = shp(0);
-                        crate::ops::conv::conv_loops(&n.shape, shp(1), ys, o, |xi, wi, yi| out[xi] += x(0)[yi] * x(1)[wi]);
+                        crate::ops::conv::conv_loops(&n.shape, shp(1), ys, o, |xi, wi, yi| {
+                            out[xi] += x(0)[yi] * x(1)[wi]
+                        });
                     }
                     _ => {
                         let ys = shp(0);
-                        crate::ops::conv::conv_loops(shp(1), &n.shape, ys, o, |xi, wi, yi| out[wi] += x(0)[yi] * x(1)[xi]);
+                        crate::ops::conv::conv_loops(shp(1), &n.shape, ys, o, |xi, wi, yi| {
+                            out[wi] += x(0)[yi] * x(1)[xi]
+                        });
                     }
                 }
                 out
             }
             Op::Upsample2x => {
                 let (h, w) = (n.shape[2], n.shape[3]);
-                (0..numel).map(|i| {
-                    let (p, r) = (i / (h * w), i % (h * w));
-                    x(0)[(p * (h / 2) + (r / w) / 2) * (w / 2) + (r % w) / 2]
-                }).collect()
+                (0..numel)
+                    .map(|i| {
+                        let (p, r) = (i / (h * w), i % (h * w));
+                        x(0)[(p * (h / 2) + (r / w) / 2) * (w / 2) + (r % w) / 2]
+                    })
+                    .collect()
             }
             Op::Downsample2xSum => {
                 let mut out = vec![0.0; numel];
@@ -154,7 +126,8 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
                 let len = shp(0)[*axis];
                 let mut out = vec![0.0; numel];
                 for o in 0..outer {
-                    out[(o * l + start) * inner..(o * l + start + len) * inner].copy_from_slice(&x(0)[o * len * inner..(o + 1) * len * inner]);
+                    out[(o * l + start) * inner..(o * l + start + len) * inner]
+                        .copy_from_slice(&x(0)[o * len * inner..(o + 1) * len * inner]);
                 }
                 out
             }
@@ -174,30 +147,6 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
         vals.insert(i, v);
     }
     Ok(outputs.iter().map(|o| vals[&o.0].clone()).collect())
-}
-
-fn matmul_f64(a: &[f64], sa: &[usize], b: &[f64], sb: &[usize], o: MatmulOpts) -> Vec<f64> {
-    let (ar, ac) = (sa[sa.len() - 2], sa[sa.len() - 1]);
-    let (br, bc) = (sb[sb.len() - 2], sb[sb.len() - 1]);
-    let (m, k) = if o.trans_a { (ac, ar) } else { (ar, ac) };
-    let n = if o.trans_b { br } else { bc };
-    let batch = if sa.len() == 3 { sa[0] } else if sb.len() == 3 { sb[0] } else { 1 };
-    let (a_bs, b_bs) = (if sa.len() == 3 { ar * ac } else { 0 }, if sb.len() == 3 { br * bc } else { 0 });
-    let mut c = vec![0.0; batch * m * n];
-    for bi in 0..batch {
-        for i in 0..m {
-            for j in 0..n {
-                let mut s = 0.0;
-                for kk in 0..k {
-                    let av = if o.trans_a { a[bi * a_bs + kk * m + i] } else { a[bi * a_bs + i * k + kk] };
-                    let bv = if o.trans_b { b[bi * b_bs + j * k + kk] } else { b[bi * b_bs + kk * n + j] };
-                    s += av * bv;
-                }
-                c[(bi * m + i) * n + j] = s;
-            }
-        }
-    }
-    c
 }
 
 /// Central finite differences of the scalar output `y` with respect to the feed `name`.

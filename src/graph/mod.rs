@@ -33,29 +33,53 @@ pub enum Op {
     Reshape,
     /// NumPy broadcast of the input to this node's shape.
     BroadcastTo,
-    Matmul { trans_a: bool, trans_b: bool },
+    Matmul {
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// Softmax over the last axis.
     Softmax,
     /// A constant tensor with the given data (e.g. embedding frequencies).
     Constant(Vec<f32>),
     /// NCHW convolution of inputs [x, w] or [x, w, bias].
-    Conv2d { stride: usize, pad: usize },
+    Conv2d {
+        stride: usize,
+        pad: usize,
+    },
     /// Its adjoint in x: inputs [gy, w], this node's shape is x's.
-    Conv2dBwdInput { stride: usize, pad: usize },
+    Conv2dBwdInput {
+        stride: usize,
+        pad: usize,
+    },
     /// Its adjoint in w: inputs [gy, x], this node's shape is w's.
-    Conv2dBwdWeight { stride: usize, pad: usize },
+    Conv2dBwdWeight {
+        stride: usize,
+        pad: usize,
+    },
     /// Nearest x2 upsampling of [B, C, H, W].
     Upsample2x,
     /// Sum of 2x2 blocks (the adjoint of Upsample2x).
     Downsample2xSum,
-    Concat { axis: usize },
+    Concat {
+        axis: usize,
+    },
     /// x[.., start..start + len, ..] along axis (len from this node's shape).
-    Slice { axis: usize, start: usize },
+    Slice {
+        axis: usize,
+        start: usize,
+    },
     /// Zero tensor with x placed at `start` along axis (the adjoint of Slice).
-    Pad { axis: usize, start: usize },
+    Pad {
+        axis: usize,
+        start: usize,
+    },
     /// Counter-based random numbers, a fresh draw each time a plan runs (the counter advances
     /// on the GPU). A leaf: nothing flows back through it.
-    Random { dist: crate::ops::random::Dist, seed: u64, stream: u64 },
+    Random {
+        dist: crate::ops::random::Dist,
+        seed: u64,
+        stream: u64,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -243,7 +267,10 @@ impl Graph {
 
     pub fn concat(&mut self, a: Var, b: Var, axis: usize) -> Result<Var> {
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
-        if sa.len() != sb.len() || axis >= sa.len() || sa.iter().zip(&sb).enumerate().any(|(i, (x, y))| i != axis && x != y) {
+        if sa.len() != sb.len()
+            || axis >= sa.len()
+            || sa.iter().zip(&sb).enumerate().any(|(i, (x, y))| i != axis && x != y)
+        {
             return Err(Error::Shape(format!("concat along {axis}: {sa:?} and {sb:?} differ elsewhere")));
         }
         let mut s = sa.clone();

@@ -88,9 +88,14 @@ impl Plan {
                     t
                 }
                 Op::Param(name) => {
-                    let t = params.get(name).ok_or_else(|| Error::Invalid(format!("parameter '{name}' is missing from the parameter store")))?;
+                    let t = params.get(name).ok_or_else(|| {
+                        Error::Invalid(format!("parameter '{name}' is missing from the parameter store"))
+                    })?;
                     if t.shape() != shape.as_slice() {
-                        return Err(Error::Shape(format!("parameter '{name}' is {:?}, the graph wants {shape:?}", t.shape())));
+                        return Err(Error::Shape(format!(
+                            "parameter '{name}' is {:?}, the graph wants {shape:?}",
+                            t.shape()
+                        )));
                     }
                     t.clone()
                 }
@@ -129,22 +134,35 @@ impl Plan {
                         Op::Binary(b) => binary_into(&mut rec, *b, x(0), x(1), &out)?,
                         Op::Reduce(r, axis) => reduce_into(&mut rec, *r, x(0), *axis, &out)?,
                         Op::BroadcastTo => broadcast_to_into(&mut rec, x(0), &out)?,
-                        Op::Matmul { trans_a, trans_b } => {
-                            matmul_out(&mut rec, x(0), x(1), &out, MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None })?
-                        }
+                        Op::Matmul { trans_a, trans_b } => matmul_out(
+                            &mut rec,
+                            x(0),
+                            x(1),
+                            &out,
+                            MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None },
+                        )?,
                         Op::Softmax => softmax_into(&mut rec, x(0), &out)?,
                         Op::Conv2d { stride, pad } => {
                             let b = (node.inputs.len() == 3).then(|| x(2));
                             conv2d_into(&mut rec, x(0), x(1), b, Conv2dOpts::new(*stride, *pad), &out)?
                         }
-                        Op::Conv2dBwdInput { stride, pad } => conv2d_bwd_input_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?,
-                        Op::Conv2dBwdWeight { stride, pad } => conv2d_bwd_weight_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?,
+                        Op::Conv2dBwdInput { stride, pad } => {
+                            conv2d_bwd_input_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?
+                        }
+                        Op::Conv2dBwdWeight { stride, pad } => {
+                            conv2d_bwd_weight_into(&mut rec, x(0), x(1), Conv2dOpts::new(*stride, *pad), &out)?
+                        }
                         Op::Upsample2x => upsample2x_into(&mut rec, x(0), &out)?,
                         Op::Downsample2xSum => downsample2x_sum_into(&mut rec, x(0), &out)?,
                         Op::Concat { axis } => concat_into(&mut rec, x(0), x(1), *axis, &out)?,
                         Op::Slice { axis, start } => slice_into(&mut rec, x(0), *axis, *start, &out)?,
                         Op::Pad { axis, start } => pad_into(&mut rec, x(0), *axis, *start, &out)?,
-                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Reshape | Op::Constant(_) | Op::Random { .. } => unreachable!(),
+                        Op::Input(_)
+                        | Op::Param(_)
+                        | Op::Fill(_)
+                        | Op::Reshape
+                        | Op::Constant(_)
+                        | Op::Random { .. } => unreachable!(),
                     }
                     out
                 }
@@ -153,7 +171,12 @@ impl Plan {
             // Release intermediate buffers whose last reader was this node.
             for v in &node.inputs {
                 let r = root[v.0];
-                if last_use[r] == i && !matches!(g.nodes[r].op, Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape | Op::Random { .. }) {
+                if last_use[r] == i
+                    && !matches!(
+                        g.nodes[r].op,
+                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape | Op::Random { .. }
+                    )
+                {
                     last_use[r] = usize::MAX - 1; // released once
                     let buf = vals[&r].buffer().clone();
                     free.push((size_class(buf.len), buf));
@@ -173,7 +196,12 @@ impl Plan {
     pub fn feed(&self, gpu: &Gpu, name: &str, data: &[f32]) -> Result<()> {
         let t = self.inputs.get(name).ok_or_else(|| Error::Invalid(format!("the plan has no input named '{name}'")))?;
         if data.len() != t.numel() {
-            return Err(Error::Shape(format!("input '{name}' takes {} values ({:?}), got {}", t.numel(), t.shape(), data.len())));
+            return Err(Error::Shape(format!(
+                "input '{name}' takes {} values ({:?}), got {}",
+                t.numel(),
+                t.shape(),
+                data.len()
+            )));
         }
         gpu.queue.write_buffer(t.buffer().buffer(), 0, bytemuck::cast_slice(data));
         Ok(())

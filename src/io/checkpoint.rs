@@ -34,13 +34,17 @@ impl Checkpoint {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut header = serde_json::Map::new();
         if !self.metadata.is_empty() {
-            let m: serde_json::Map<String, serde_json::Value> = self.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+            let m: serde_json::Map<String, serde_json::Value> =
+                self.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
             header.insert("__metadata__".into(), m.into());
         }
         let mut offset = 0usize;
         for (name, (shape, data)) in &self.tensors {
             let end = offset + data.len() * 4;
-            header.insert(name.clone(), serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}));
+            header.insert(
+                name.clone(),
+                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
+            );
             offset = end;
         }
         let mut h = serde_json::Value::Object(header).to_string().into_bytes();
@@ -63,7 +67,11 @@ impl Checkpoint {
         let bytes = self.to_bytes();
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| io_err(path, "cannot create its folder", e))?;
-        let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt"), std::process::id()));
+        let tmp = dir.join(format!(
+            ".{}.tmp{}",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt"),
+            std::process::id()
+        ));
         {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, "cannot create", e))?;
@@ -75,7 +83,8 @@ impl Checkpoint {
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).map_err(|e| io_err(path, "cannot read checkpoint", e))?;
-        Self::from_bytes(&bytes).map_err(|e| Error::Io(format!("{}: not a valid safetensors checkpoint: {e}", path.display())))
+        Self::from_bytes(&bytes)
+            .map_err(|e| Error::Io(format!("{}: not a valid safetensors checkpoint: {e}", path.display())))
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
@@ -86,14 +95,16 @@ impl Checkpoint {
         if n > bytes.len() - 8 {
             return Err(format!("header claims {n} bytes, the file has {} (truncated?)", bytes.len() - 8));
         }
-        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| format!("header is not JSON: {e}"))?;
+        let header: serde_json::Value =
+            serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| format!("header is not JSON: {e}"))?;
         let obj = header.as_object().ok_or("header is not a JSON object")?;
         let data = &bytes[8 + n..];
         let mut ck = Checkpoint::default();
         for (name, v) in obj {
             if name == "__metadata__" {
                 for (k, val) in v.as_object().ok_or("__metadata__ is not an object")? {
-                    ck.metadata.insert(k.clone(), val.as_str().ok_or(format!("metadata '{k}' is not a string"))?.to_string());
+                    ck.metadata
+                        .insert(k.clone(), val.as_str().ok_or(format!("metadata '{k}' is not a string"))?.to_string());
                 }
                 continue;
             }
@@ -101,15 +112,27 @@ impl Checkpoint {
             if dtype != "F32" {
                 return Err(format!("tensor '{name}' is {dtype}; scoregen reads F32 checkpoints"));
             }
-            let shape: Vec<usize> = v["shape"].as_array().ok_or(format!("tensor '{name}' has no shape"))?.iter().map(|d| d.as_u64().map(|x| x as usize)).collect::<Option<_>>().ok_or(format!("tensor '{name}' has a bad shape"))?;
-            let offs = v["data_offsets"].as_array().filter(|a| a.len() == 2).ok_or(format!("tensor '{name}' has no data_offsets"))?;
+            let shape: Vec<usize> = v["shape"]
+                .as_array()
+                .ok_or(format!("tensor '{name}' has no shape"))?
+                .iter()
+                .map(|d| d.as_u64().map(|x| x as usize))
+                .collect::<Option<_>>()
+                .ok_or(format!("tensor '{name}' has a bad shape"))?;
+            let offs = v["data_offsets"]
+                .as_array()
+                .filter(|a| a.len() == 2)
+                .ok_or(format!("tensor '{name}' has no data_offsets"))?;
             let (s, e) = (offs[0].as_u64().unwrap_or(u64::MAX) as usize, offs[1].as_u64().unwrap_or(0) as usize);
             let want = shape.iter().product::<usize>() * 4;
             if e < s || e - s != want {
                 return Err(format!("tensor '{name}': offsets {s}..{e} do not hold shape {shape:?}"));
             }
             if e > data.len() {
-                return Err(format!("tensor '{name}' ends at byte {e} of a {}-byte data section (truncated?)", data.len()));
+                return Err(format!(
+                    "tensor '{name}' ends at byte {e} of a {}-byte data section (truncated?)",
+                    data.len()
+                ));
             }
             let vals = data[s..e].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
             ck.tensors.insert(name.clone(), (shape, vals));
@@ -124,7 +147,9 @@ impl Checkpoint {
         for (name, t) in params {
             match self.tensors.get(name) {
                 None => problems.push(format!("missing '{name}' {:?}", t.shape())),
-                Some((shape, _)) if shape != t.shape() => problems.push(format!("'{name}' is {shape:?} in the file, the model wants {:?}", t.shape())),
+                Some((shape, _)) if shape != t.shape() => {
+                    problems.push(format!("'{name}' is {shape:?} in the file, the model wants {:?}", t.shape()))
+                }
                 _ => {}
             }
         }

@@ -84,11 +84,22 @@ fn attend(b: &mut Builder, h: Var, ch: usize, context: Option<Var>, cfg: &UNetCo
 /// The network: x [B, C, H, W], the embedding input `t` [B] (e.g. log sigma / 4), an optional
 /// one-hot label [B, num_classes + 1] (the last class is the null label) and optional context
 /// tokens [B, T, context_dim]; returns [B, out_channels, H, W].
-pub fn unet(b: &mut Builder, x: Var, t: Var, label: Option<Var>, context: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
+pub fn unet(
+    b: &mut Builder,
+    x: Var,
+    t: Var,
+    label: Option<Var>,
+    context: Option<Var>,
+    cfg: &UNetConfig,
+) -> Result<Var> {
     let s = b.g.shape(x).to_vec();
     let levels = cfg.channel_mults.len();
     if s.len() != 4 || s[1] != cfg.in_channels || s[2] % (1 << (levels - 1)) != 0 || s[3] % (1 << (levels - 1)) != 0 {
-        return Err(Error::Shape(format!("unet: input {s:?} must be [B, {}, H, W] with H, W divisible by {}", cfg.in_channels, 1 << (levels - 1))));
+        return Err(Error::Shape(format!(
+            "unet: input {s:?} must be [B, {}, H, W] with H, W divisible by {}",
+            cfg.in_channels,
+            1 << (levels - 1)
+        )));
     }
     // Noise-level embedding: sinusoidal -> Linear -> SiLU -> Linear (+ class embedding).
     let e = sinusoidal(b.g, t, cfg.emb_dim)?;
@@ -164,15 +175,38 @@ impl UNetConfig {
 
     /// Parse `to_json`'s output; names the first bad or unknown key.
     pub fn from_json(s: &str) -> Result<UNetConfig> {
-        let v: serde_json::Value = serde_json::from_str(s).map_err(|e| Error::Invalid(format!("model config is not JSON: {e}")))?;
+        let v: serde_json::Value =
+            serde_json::from_str(s).map_err(|e| Error::Invalid(format!("model config is not JSON: {e}")))?;
         let o = v.as_object().ok_or_else(|| Error::Invalid("model config is not a JSON object".into()))?;
-        let known = ["arch", "in_channels", "out_channels", "base_channels", "channel_mults", "res_blocks", "attn_resolutions", "mid_attention", "groups", "emb_dim", "num_classes", "context_dim", "dropout"];
+        let known = [
+            "arch",
+            "in_channels",
+            "out_channels",
+            "base_channels",
+            "channel_mults",
+            "res_blocks",
+            "attn_resolutions",
+            "mid_attention",
+            "groups",
+            "emb_dim",
+            "num_classes",
+            "context_dim",
+            "dropout",
+        ];
         if let Some(k) = o.keys().find(|k| !known.contains(&k.as_str())) {
             return Err(Error::Invalid(format!("unknown model config key '{k}'")));
         }
-        let num = |k: &str| -> Result<usize> { o.get(k).and_then(|x| x.as_u64()).map(|x| x as usize).ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a count"))) };
+        let num = |k: &str| -> Result<usize> {
+            o.get(k)
+                .and_then(|x| x.as_u64())
+                .map(|x| x as usize)
+                .ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a count")))
+        };
         let list = |k: &str| -> Result<Vec<usize>> {
-            o.get(k).and_then(|x| x.as_array()).and_then(|a| a.iter().map(|x| x.as_u64().map(|y| y as usize)).collect()).ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a list of counts")))
+            o.get(k)
+                .and_then(|x| x.as_array())
+                .and_then(|a| a.iter().map(|x| x.as_u64().map(|y| y as usize)).collect())
+                .ok_or_else(|| Error::Invalid(format!("model config key '{k}' missing or not a list of counts")))
         };
         let opt = |k: &str| o.get(k).and_then(|x| x.as_u64()).map(|x| x as usize);
         Ok(UNetConfig {
@@ -182,7 +216,10 @@ impl UNetConfig {
             channel_mults: list("channel_mults")?,
             res_blocks: num("res_blocks")?,
             attn_resolutions: list("attn_resolutions")?,
-            mid_attention: o.get("mid_attention").and_then(|x| x.as_bool()).ok_or_else(|| Error::Invalid("model config key 'mid_attention' missing".into()))?,
+            mid_attention: o
+                .get("mid_attention")
+                .and_then(|x| x.as_bool())
+                .ok_or_else(|| Error::Invalid("model config key 'mid_attention' missing".into()))?,
             groups: num("groups")?,
             emb_dim: num("emb_dim")?,
             num_classes: opt("num_classes"),

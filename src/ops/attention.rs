@@ -11,20 +11,37 @@ pub const MAX_HEAD_DIM: usize = 128;
 /// same leading (batch, heads) dims; returns (out [.., Nq, DV], logsumexp [.., Nq]).
 /// `scale` defaults to 1/sqrt(D). Self-attention is q, k, v from one sequence; cross-attention
 /// takes k, v from another (Nk != Nq).
-pub fn attention(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, scale: Option<f32>) -> Result<(Tensor, Tensor)> {
+pub fn attention(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: Option<f32>,
+) -> Result<(Tensor, Tensor)> {
     attention_with(rec, q, k, v, scale, true)
 }
 
 /// `attention`, choosing whether the subgroup kernel may be used (tests run both kernels).
-pub fn attention_with(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, scale: Option<f32>, allow_subgroups: bool) -> Result<(Tensor, Tensor)> {
+pub fn attention_with(
+    rec: &mut Recorder,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: Option<f32>,
+    allow_subgroups: bool,
+) -> Result<(Tensor, Tensor)> {
     let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
     let r = qs.len();
     if r < 2 || ks.len() != r || vs.len() != r || qs[..r - 2] != ks[..r - 2] || ks[..r - 2] != vs[..r - 2] {
-        return Err(Error::Shape(format!("attention: q {qs:?}, k {ks:?}, v {vs:?} must share leading dims [.., N, D]")));
+        return Err(Error::Shape(format!(
+            "attention: q {qs:?}, k {ks:?}, v {vs:?} must share leading dims [.., N, D]"
+        )));
     }
     let (nq, d, nk, dv) = (qs[r - 2], qs[r - 1], ks[r - 2], vs[r - 1]);
     if ks[r - 1] != d || vs[r - 2] != nk {
-        return Err(Error::Shape(format!("attention: q {qs:?} and k {ks:?} need the same D, k and v {vs:?} the same N")));
+        return Err(Error::Shape(format!(
+            "attention: q {qs:?} and k {ks:?} need the same D, k and v {vs:?} the same N"
+        )));
     }
     if d == 0 || dv == 0 || d > MAX_HEAD_DIM || dv > MAX_HEAD_DIM {
         return Err(Error::Shape(format!("attention: head dims D={d}, DV={dv} must be in 1..={MAX_HEAD_DIM}")));
@@ -42,20 +59,38 @@ pub fn attention_with(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, sc
     }
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
     let g = rec.gpu;
-    if allow_subgroups && g.features.contains(wgpu::Features::SUBGROUP) && g.info.subgroup_min_size >= 8 && d % 4 == 0 && dv % 4 == 0 {
+    if allow_subgroups
+        && g.features.contains(wgpu::Features::SUBGROUP)
+        && g.info.subgroup_min_size >= 8
+        && d % 4 == 0
+        && dv % 4 == 0
+    {
         // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
         let tq = tq_for(d.max(dv), nq);
         let q_blocks = nq.div_ceil(8 * tq);
-        let params = [dim(bh, "batch*heads")?, dim(nq, "queries")?, dim(nk, "keys")?, scale.to_bits(), dim(q_blocks, "query blocks")?, 0, 0, 0];
-        let pipe = rec.pipeline("attention_sg", "attention_sg", &[
-            ("D4", (d / 4) as f64),
-            ("DV4", (dv / 4) as f64),
-            ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
-            ("TQ", tq as f64),
-            // Two keys per step doubles the unrolled body: worth it for small heads only
-            // (lavapipe, W4: D=32 10.3 ms vs 12.7; D=64 5.3 ms vs 1.75).
-            ("KB", if d.max(dv) <= 32 { 2.0 } else { 1.0 }),
-        ])?;
+        let params = [
+            dim(bh, "batch*heads")?,
+            dim(nq, "queries")?,
+            dim(nk, "keys")?,
+            scale.to_bits(),
+            dim(q_blocks, "query blocks")?,
+            0,
+            0,
+            0,
+        ];
+        let pipe = rec.pipeline(
+            "attention_sg",
+            "attention_sg",
+            &[
+                ("D4", (d / 4) as f64),
+                ("DV4", (dv / 4) as f64),
+                ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
+                ("TQ", tq as f64),
+                // Two keys per step doubles the unrolled body: worth it for small heads only
+                // (lavapipe, W4: D=32 10.3 ms vs 12.7; D=64 5.3 ms vs 1.75).
+                ("KB", if d.max(dv) <= 32 { 2.0 } else { 1.0 }),
+            ],
+        )?;
         let pi = rec.params(&params);
         let grid_ = grid(rec, bh * q_blocks * 8, 64)?;
         rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], grid_)?;
@@ -64,7 +99,16 @@ pub fn attention_with(rec: &mut Recorder, q: &Tensor, k: &Tensor, v: &Tensor, sc
     // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
     let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
     let q_blocks = nq.div_ceil(tq);
-    let params = [dim(bh, "batch*heads")?, dim(nq, "queries")?, dim(nk, "keys")?, scale.to_bits(), dim(q_blocks, "query blocks")?, 0, 0, 0];
+    let params = [
+        dim(bh, "batch*heads")?,
+        dim(nq, "queries")?,
+        dim(nk, "keys")?,
+        scale.to_bits(),
+        dim(q_blocks, "query blocks")?,
+        0,
+        0,
+        0,
+    ];
     let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, bh * q_blocks, 64)?;
@@ -85,13 +129,26 @@ fn tq_for(head_dim: usize, nq: usize) -> usize {
 }
 
 /// CPU reference (explicit softmax, f64): (out, logsumexp).
-pub fn attention_ref(q: &[f32], k: &[f32], v: &[f32], bh: usize, nq: usize, nk: usize, d: usize, dv: usize, scale: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn attention_ref(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    bh: usize,
+    nq: usize,
+    nk: usize,
+    d: usize,
+    dv: usize,
+    scale: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let mut out = vec![0f32; bh * nq * dv];
     let mut lse = vec![0f32; bh * nq];
     for b in 0..bh {
         for i in 0..nq {
             let s: Vec<f64> = (0..nk)
-                .map(|j| (0..d).map(|t| q[(b * nq + i) * d + t] as f64 * k[(b * nk + j) * d + t] as f64).sum::<f64>() * scale as f64)
+                .map(|j| {
+                    (0..d).map(|t| q[(b * nq + i) * d + t] as f64 * k[(b * nk + j) * d + t] as f64).sum::<f64>()
+                        * scale as f64
+                })
                 .collect();
             let m = s.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let z: f64 = s.iter().map(|x| (x - m).exp()).sum();

@@ -28,7 +28,9 @@ impl Conv2dOpts {
 /// Output shape of conv2d, or a clear error naming the shapes.
 pub fn conv2d_shape(x: &[usize], w: &[usize], o: Conv2dOpts) -> Result<[usize; 4]> {
     if x.len() != 4 || w.len() != 4 {
-        return Err(Error::Shape(format!("conv2d wants x [B, C, H, W] and w [C_out, C_in, KH, KW], got {x:?} and {w:?}")));
+        return Err(Error::Shape(format!(
+            "conv2d wants x [B, C, H, W] and w [C_out, C_in, KH, KW], got {x:?} and {w:?}"
+        )));
     }
     if x[1] != w[1] {
         return Err(Error::Shape(format!("conv2d: x {x:?} has {} channels, w {w:?} expects {}", x[1], w[1])));
@@ -60,7 +62,14 @@ pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>,
 }
 
 /// conv2d into an existing output of the right shape.
-pub fn conv2d_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts, y: &Tensor) -> Result<()> {
+pub fn conv2d_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    o: Conv2dOpts,
+    y: &Tensor,
+) -> Result<()> {
     let ys = conv2d_shape(x.shape(), w.shape(), o)?;
     if y.shape() != ys {
         return Err(Error::Shape(format!("conv2d: output {:?}, expected {ys:?}", y.shape())));
@@ -83,14 +92,30 @@ pub fn conv2d_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Ten
     let s = x.shape();
     let ws = w.shape();
     let params = [
-        dim(s[0], "batch")?, dim(s[1], "c_in")?, dim(s[2], "h")?, dim(s[3], "w")?,
-        dim(ws[0], "c_out")?, dim(ws[2], "kh")?, dim(ws[3], "kw")?, dim(o.stride, "stride")?,
-        dim(o.pad, "pad")?, ys[2] as u32, ys[3] as u32, gx,
+        dim(s[0], "batch")?,
+        dim(s[1], "c_in")?,
+        dim(s[2], "h")?,
+        dim(s[3], "w")?,
+        dim(ws[0], "c_out")?,
+        dim(ws[2], "kh")?,
+        dim(ws[3], "kw")?,
+        dim(o.stride, "stride")?,
+        dim(o.pad, "pad")?,
+        ys[2] as u32,
+        ys[3] as u32,
+        gx,
     ];
-    let pipe = rec.pipeline("conv2d", "conv2d", &[
-        ("HAS_BIAS", bias.is_some() as u32 as f64),
-        ("WG_X", wx as f64), ("WG_Y", wy as f64), ("TC", tc as f64), ("TP", tp as f64),
-    ])?;
+    let pipe = rec.pipeline(
+        "conv2d",
+        "conv2d",
+        &[
+            ("HAS_BIAS", bias.is_some() as u32 as f64),
+            ("WG_X", wx as f64),
+            ("WG_Y", wy as f64),
+            ("TC", tc as f64),
+            ("TP", tp as f64),
+        ],
+    )?;
     let pi = rec.params(&params);
     let b = bias.unwrap_or(w); // bound but unread without HAS_BIAS
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])
@@ -110,7 +135,15 @@ fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
     Tensor::view(rec.gpu.scratch(slot, bytes), shape)
 }
 
-fn im2col(rec: &mut Recorder, x: &Tensor, ws: &[usize], ys: &[usize], o: Conv2dOpts, transposed: bool, cols: &Tensor) -> Result<()> {
+fn im2col(
+    rec: &mut Recorder,
+    x: &Tensor,
+    ws: &[usize],
+    ys: &[usize],
+    o: Conv2dOpts,
+    transposed: bool,
+    cols: &Tensor,
+) -> Result<()> {
     let pipe = rec.pipeline("conv2d", "im2col", &[("TRANSPOSED", transposed as u32 as f64)])?;
     let pi = rec.params(&conv_params(x.shape(), ws, ys, o)?);
     let g = grid(rec, cols.numel(), 64)?;
@@ -119,7 +152,14 @@ fn im2col(rec: &mut Recorder, x: &Tensor, ws: &[usize], ys: &[usize], o: Conv2dO
 
 /// conv2d as im2col + one batched GEMM (the tuned matmul): y[b] = W [C_out, K] @ cols[b].
 /// None when the patch matrix would not fit a binding (the direct kernel runs instead).
-fn conv2d_gemm(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts, y: &Tensor) -> Result<Option<()>> {
+fn conv2d_gemm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    o: Conv2dOpts,
+    y: &Tensor,
+) -> Result<Option<()>> {
     let (xs, ws, ys) = (x.shape(), w.shape(), y.shape().to_vec());
     if !gemm_fits(rec, xs, ws, &ys, o) {
         return Ok(None);
@@ -142,9 +182,18 @@ fn conv2d_gemm(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>
 
 fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<[u32; 12]> {
     Ok([
-        dim(xs[0], "batch")?, dim(xs[1], "c_in")?, dim(xs[2], "h")?, dim(xs[3], "w")?,
-        dim(ws[0], "c_out")?, dim(ws[2], "kh")?, dim(ws[3], "kw")?, dim(o.stride, "stride")?,
-        dim(o.pad, "pad")?, dim(ys[2], "h_out")?, dim(ys[3], "w_out")?, 0,
+        dim(xs[0], "batch")?,
+        dim(xs[1], "c_in")?,
+        dim(xs[2], "h")?,
+        dim(xs[3], "w")?,
+        dim(ws[0], "c_out")?,
+        dim(ws[2], "kh")?,
+        dim(ws[3], "kw")?,
+        dim(o.stride, "stride")?,
+        dim(o.pad, "pad")?,
+        dim(ys[2], "h_out")?,
+        dim(ys[3], "w_out")?,
+        0,
     ])
 }
 
@@ -153,7 +202,12 @@ fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Resul
 pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<()> {
     let ys = conv2d_shape(gx.shape(), w.shape(), o)?;
     if gy.shape() != ys {
-        return Err(Error::Shape(format!("conv2d_bwd_input: gy {:?} does not match x {:?}, w {:?} ({ys:?})", gy.shape(), gx.shape(), w.shape())));
+        return Err(Error::Shape(format!(
+            "conv2d_bwd_input: gy {:?} does not match x {:?}, w {:?} ({ys:?})",
+            gy.shape(),
+            gx.shape(),
+            w.shape()
+        )));
     }
     let n = gx.numel();
     if n == 0 {
@@ -165,7 +219,13 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         let k = ws[1] * ws[2] * ws[3];
         let cols = scratch(rec, 0, &[ys[0], k, ys[2] * ys[3]])?;
         let o2 = crate::ops::matmul::MatmulOpts { trans_a: true, ..Default::default() };
-        crate::ops::matmul::matmul_out(rec, &w.reshape(&[ws[0], k])?, &gy.reshape(&[ys[0], ys[1], ys[2] * ys[3]])?, &cols, o2)?;
+        crate::ops::matmul::matmul_out(
+            rec,
+            &w.reshape(&[ws[0], k])?,
+            &gy.reshape(&[ys[0], ys[1], ys[2] * ys[3]])?,
+            &cols,
+            o2,
+        )?;
         let pipe = rec.pipeline("conv2d", "col2im", &[])?;
         let pi = rec.params(&conv_params(gx.shape(), ws, &ys, o)?);
         let g = grid(rec, n, 64)?;
@@ -182,7 +242,12 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
 pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<()> {
     let ys = conv2d_shape(x.shape(), gw.shape(), o)?;
     if gy.shape() != ys {
-        return Err(Error::Shape(format!("conv2d_bwd_weight: gy {:?} does not match x {:?}, w {:?} ({ys:?})", gy.shape(), x.shape(), gw.shape())));
+        return Err(Error::Shape(format!(
+            "conv2d_bwd_weight: gy {:?} does not match x {:?}, w {:?} ({ys:?})",
+            gy.shape(),
+            x.shape(),
+            gw.shape()
+        )));
     }
     let n = gw.numel();
     if n == 0 {
@@ -234,7 +299,11 @@ pub fn conv_loops(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts, mut f
                                 if ih < 0 || iw < 0 || ih >= xs[2] as isize || iw >= xs[3] as isize {
                                     continue;
                                 }
-                                f(((n * xs[1] + ci) * xs[2] + ih as usize) * xs[3] + iw as usize, ((co * ws[1] + ci) * ws[2] + kh) * ws[3] + kw, ((n * ys[1] + co) * ys[2] + oh) * ys[3] + ow);
+                                f(
+                                    ((n * xs[1] + ci) * xs[2] + ih as usize) * xs[3] + iw as usize,
+                                    ((co * ws[1] + ci) * ws[2] + kh) * ws[3] + kw,
+                                    ((n * ys[1] + co) * ys[2] + oh) * ys[3] + ow,
+                                );
                             }
                         }
                     }
@@ -245,7 +314,14 @@ pub fn conv_loops(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts, mut f
 }
 
 /// CPU reference (f64 accumulation).
-pub fn conv2d_ref(x: &[f32], xs: &[usize], w: &[f32], ws: &[usize], bias: Option<&[f32]>, o: Conv2dOpts) -> Result<Vec<f32>> {
+pub fn conv2d_ref(
+    x: &[f32],
+    xs: &[usize],
+    w: &[f32],
+    ws: &[usize],
+    bias: Option<&[f32]>,
+    o: Conv2dOpts,
+) -> Result<Vec<f32>> {
     let ys = conv2d_shape(xs, ws, o)?;
     let mut y = vec![0f32; ys.iter().product()];
     for n in 0..ys[0] {

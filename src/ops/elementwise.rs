@@ -106,7 +106,15 @@ impl Unary {
             PowScalar(s) => x.powf(s as f64),
             Affine(s, t) => s as f64 * x + t as f64,
             Step => (x > 0.0) as u8 as f64,
-            Sign => if x > 0.0 { 1.0 } else if x < 0.0 { -1.0 } else { 0.0 },
+            Sign => {
+                if x > 0.0 {
+                    1.0
+                } else if x < 0.0 {
+                    -1.0
+                } else {
+                    0.0
+                }
+            }
             InRange(lo, hi) => (x > lo as f64 && x < hi as f64) as u8 as f64,
             Sin => x.sin(),
             Cos => x.cos(),
@@ -221,7 +229,8 @@ fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
 /// (zero strides there), the block's size.
 fn trailing_block(strides: &[usize], shape: &[usize]) -> Option<usize> {
     let full = contiguous_strides(shape);
-    let k = (0..=shape.len()).find(|&k| strides[k..].iter().zip(&full[k..]).all(|(a, b)| a == b) && strides[..k].iter().all(|&x| x == 0))?;
+    let k = (0..=shape.len())
+        .find(|&k| strides[k..].iter().zip(&full[k..]).all(|(a, b)| a == b) && strides[..k].iter().all(|&x| x == 0))?;
     let block: usize = shape[k..].iter().product();
     (block > 0).then_some(block)
 }
@@ -286,7 +295,15 @@ pub fn binary_into(rec: &mut Recorder, op: Binary, a: &Tensor, b: &Tensor, out: 
 }
 
 /// The binary kernel with explicit per-output-dimension strides for a and b.
-fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &Tensor, sb: &[usize], out: &Tensor) -> Result<()> {
+fn binary_launch(
+    rec: &mut Recorder,
+    op: Binary,
+    a: &Tensor,
+    sa: &[usize],
+    b: &Tensor,
+    sb: &[usize],
+    out: &Tensor,
+) -> Result<()> {
     let shape = out.shape();
     if shape.len() > MAX_RANK {
         return Err(Error::Shape(format!("{op:?}: rank {} exceeds {MAX_RANK}", shape.len())));
@@ -295,7 +312,15 @@ fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &T
     if n == 0 {
         return Ok(());
     }
-    let mut params = Params { n: dim(n, "elements")?, rank: shape.len() as u32, s0: 0.0, s1: 0.0, shape: [1; 8], a_stride: [0; 8], b_stride: [0; 8] };
+    let mut params = Params {
+        n: dim(n, "elements")?,
+        rank: shape.len() as u32,
+        s0: 0.0,
+        s1: 0.0,
+        shape: [1; 8],
+        a_stride: [0; 8],
+        b_stride: [0; 8],
+    };
     for i in 0..shape.len() {
         params.shape[i] = dim(shape[i], "dimension")?;
         params.a_stride[i] = sa[i] as u32;
@@ -329,20 +354,40 @@ fn binary_launch(rec: &mut Recorder, op: Binary, a: &Tensor, sa: &[usize], b: &T
 }
 
 /// CPU reference for `binary`.
-pub fn binary_ref(op: Binary, a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize]) -> Result<(Vec<f32>, Vec<usize>)> {
+pub fn binary_ref(
+    op: Binary,
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let (out, shape) = binary_f64(op, &f(a), a_shape, &f(b), b_shape)?;
+    Ok((out.into_iter().map(|x| x as f32).collect(), shape))
+}
+
+/// The same in f64 throughout (the graph's CPU evaluator uses it).
+pub fn binary_f64(
+    op: Binary,
+    a: &[f64],
+    a_shape: &[usize],
+    b: &[f64],
+    b_shape: &[usize],
+) -> Result<(Vec<f64>, Vec<usize>)> {
     let shape = broadcast_shape(a_shape, b_shape)?;
     let (sa, sb) = (broadcast_strides(a_shape, &shape), broadcast_strides(b_shape, &shape));
     let n: usize = shape.iter().product();
-    let mut out = vec![0f32; n];
-    for (i, o) in out.iter_mut().enumerate() {
-        let (mut rem, mut ia, mut ib) = (i, 0, 0);
-        for d in (0..shape.len()).rev() {
-            let c = rem % shape[d];
-            rem /= shape[d];
-            ia += c * sa[d];
-            ib += c * sb[d];
-        }
-        *o = op.eval(a[ia] as f64, b[ib] as f64) as f32;
-    }
+    let out = (0..n)
+        .map(|i| {
+            let (mut rem, mut ia, mut ib) = (i, 0, 0);
+            for d in (0..shape.len()).rev() {
+                let c = rem % shape[d];
+                rem /= shape[d];
+                ia += c * sa[d];
+                ib += c * sb[d];
+            }
+            op.eval(a[ia], b[ib])
+        })
+        .collect();
     Ok((out, shape))
 }

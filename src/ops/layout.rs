@@ -53,7 +53,12 @@ pub fn slice_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: 
     let (outer, l, inner) = split_axis(x.shape(), axis)?;
     let len = *y.shape().get(axis).ok_or_else(|| Error::Shape(format!("slice: axis {axis} of {:?}", y.shape())))?;
     if start + len > l || y.numel() != outer * len * inner {
-        return Err(Error::Shape(format!("slice {start}..{} of axis {axis} of {:?} into {:?}", start + len, x.shape(), y.shape())));
+        return Err(Error::Shape(format!(
+            "slice {start}..{} of axis {axis} of {:?} into {:?}",
+            start + len,
+            x.shape(),
+            y.shape()
+        )));
     }
     layout_copy(rec, "slice", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
 }
@@ -113,14 +118,28 @@ pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &
     let (outer, la, inner) = split_axis(a.shape(), axis)?;
     let lb = *b.shape().get(axis).ok_or_else(|| Error::Shape(format!("concat: axis {axis} of {:?}", b.shape())))?;
     if y.numel() != outer * (la + lb) * inner || b.numel() != outer * lb * inner {
-        return Err(Error::Shape(format!("concat {:?} and {:?} along {axis} into {:?}", a.shape(), b.shape(), y.shape())));
+        return Err(Error::Shape(format!(
+            "concat {:?} and {:?} along {axis} into {:?}",
+            a.shape(),
+            b.shape(),
+            y.shape()
+        )));
     }
     let n = y.numel();
     if n == 0 {
         return Ok(());
     }
     let pipe = rec.pipeline("layout", "concat", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(la, "a length")?, dim(lb, "b length")?, dim(inner, "inner")?, 0, 0, 0, 0]);
+    let pi = rec.params(&[
+        dim(n, "elements")?,
+        dim(la, "a length")?,
+        dim(lb, "b length")?,
+        dim(inner, "inner")?,
+        0,
+        0,
+        0,
+        0,
+    ]);
     let g = grid(rec, n, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)
 }
@@ -164,7 +183,16 @@ pub fn transpose_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> 
         return Ok(());
     }
     let pipe = rec.pipeline("layout", "transpose", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0u32, 0, 0, 0, 0]);
+    let pi = rec.params(&[
+        dim(n, "elements")?,
+        dim(s[s.len() - 2], "rows")?,
+        dim(s[s.len() - 1], "columns")?,
+        0u32,
+        0,
+        0,
+        0,
+        0,
+    ]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }

@@ -71,7 +71,9 @@ impl MatmulConfig {
     }
 
     pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::Invalid(format!("matmul config '{s}' is not like reg:8x8:16x16, sg:8x4:32x16 or tiled:16x16:8x8:8"));
+        let bad = || {
+            Error::Invalid(format!("matmul config '{s}' is not like reg:8x8:16x16, sg:8x4:32x16 or tiled:16x16:8x8:8"))
+        };
         let parts: Vec<&str> = s.split(':').collect();
         let pair = |t: &str| -> Result<(u32, u32)> {
             let (x, y) = t.split_once('x').ok_or_else(bad)?;
@@ -106,8 +108,15 @@ impl MatmulConfig {
             Family::Subgroup => self.wg_x == 8 && self.tn == 16 && self.tm % 8 == 0 && self.tm >= 8 && self.tm <= 32,
             Family::Tiled => {
                 let (bm, bn) = self.tile();
-                self.tm >= 1 && self.tm <= 8 && self.tn >= 1 && self.tn <= 8 && self.tm * self.tn <= 64
-                    && self.bk >= 1 && self.bk <= 16 && self.bk * bm <= 2048 && self.bk * bn <= 2048
+                self.tm >= 1
+                    && self.tm <= 8
+                    && self.tn >= 1
+                    && self.tn <= 8
+                    && self.tm * self.tn <= 64
+                    && self.bk >= 1
+                    && self.bk <= 16
+                    && self.bk * bm <= 2048
+                    && self.bk * bn <= 2048
             }
         };
         if !ok {
@@ -229,7 +238,11 @@ fn matmul_into(
         Some(c) => {
             c.validate()?;
             if !c.fits(rec.gpu) {
-                return Err(Error::Invalid(format!("matmul config {} does not fit this adapter ({})", c.name(), rec.gpu.describe())));
+                return Err(Error::Invalid(format!(
+                    "matmul config {} does not fit this adapter ({})",
+                    c.name(),
+                    rec.gpu.describe()
+                )));
             }
             c
         }
@@ -237,7 +250,11 @@ fn matmul_into(
             let t = tuned_config(rec.gpu).for_outputs(batch * m * n);
             // A register tile much wider than the product (e.g. N = 2, a network's last layer)
             // wastes nearly all its work: take a 4 x 4 tile for narrow products.
-            if t.family != Family::Tiled && n < 8 { MatmulConfig::reg(8, 8, 4, 4) } else { t }
+            if t.family != Family::Tiled && n < 8 {
+                MatmulConfig::reg(8, 8, 4, 4)
+            } else {
+                t
+            }
         }
     };
     if cfg.family != Family::Tiled && o.trans_b && n % 4 == 0 {
@@ -245,7 +262,15 @@ fn matmul_into(
         // over K x N) beats their generic path for B^T by a wide margin on CPU adapters.
         let bt = crate::ops::layout::transpose(rec, b)?;
         let b_bs = if bt.shape().len() == 3 { n * k } else { 0 };
-        return matmul_into(rec, a, &bt, c, MatmulOpts { trans_b: false, ..o }, accumulate, (batch, m, k, n, a_bs, b_bs));
+        return matmul_into(
+            rec,
+            a,
+            &bt,
+            c,
+            MatmulOpts { trans_b: false, ..o },
+            accumulate,
+            (batch, m, k, n, a_bs, b_bs),
+        );
     }
     let vec4 = cfg.family != Family::Tiled && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
     // The subgroup kernel covers the vec4 layout only; elsewhere mm_reg runs with an 8 x 8
@@ -257,7 +282,9 @@ fn matmul_into(
     let gz = dim(batch, "matmul batch")?;
     let max = rec.gpu.max_groups_per_dim();
     if gx > max || gy > max || gz > max {
-        return Err(Error::Limit(format!("matmul [{batch}, {m}, {n}] needs a {gx} x {gy} x {gz} grid; the device allows {max} per dimension")));
+        return Err(Error::Limit(format!(
+            "matmul [{batch}, {m}, {n}] needs a {gx} x {gy} x {gz} grid; the device allows {max} per dimension"
+        )));
     }
     let params = Params {
         m: dim(m, "matmul m")?,
@@ -275,7 +302,8 @@ fn matmul_into(
         Family::Reg => ("matmul", "mm_reg", "TN4", cfg.tn / 4),
         Family::Tiled => ("matmul", "mm_tiled", "TN", cfg.tn),
     };
-    let mut consts = vec![("TRANS_A", o.trans_a as u32 as f64), ("ACCUMULATE", accumulate as u32 as f64), ("WG_Y", cfg.wg_y as f64)];
+    let mut consts =
+        vec![("TRANS_A", o.trans_a as u32 as f64), ("ACCUMULATE", accumulate as u32 as f64), ("WG_Y", cfg.wg_y as f64)];
     if cfg.family != Family::Subgroup {
         consts.extend([("WG_X", cfg.wg_x as f64), ("TM", cfg.tm as f64)]);
     }
@@ -306,10 +334,18 @@ pub const SMALL_OUTPUTS: usize = 1 << 20;
 
 impl TunedMatmul {
     pub fn for_outputs(&self, outputs: usize) -> MatmulConfig {
-        if outputs < SMALL_OUTPUTS { self.small } else { self.large }
+        if outputs < SMALL_OUTPUTS {
+            self.small
+        } else {
+            self.large
+        }
     }
     pub fn name(&self) -> String {
-        if self.small == self.large { self.large.name() } else { format!("{},{}", self.small.name(), self.large.name()) }
+        if self.small == self.large {
+            self.large.name()
+        } else {
+            format!("{},{}", self.small.name(), self.large.name())
+        }
     }
     fn parse(s: &str) -> Result<Self> {
         let (a, b) = s.split_once(',').unwrap_or((s, s));
@@ -370,7 +406,10 @@ pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
     };
     let fitting: Vec<MatmulConfig> = CANDIDATES.iter().copied().filter(|c| c.fits(gpu)).collect();
     let small_rank = time_at(512, &fitting)?;
-    let small = small_rank.first().map(|r| r.1).ok_or_else(|| Error::Gpu("no matmul configuration runs on this adapter".into()))?;
+    let small = small_rank
+        .first()
+        .map(|r| r.1)
+        .ok_or_else(|| Error::Gpu("no matmul configuration runs on this adapter".into()))?;
     let mut large = small;
     if small_rank[0].0 < 5e-3 {
         let top: Vec<MatmulConfig> = small_rank.iter().take(4).map(|r| r.1).collect();
@@ -380,9 +419,28 @@ pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
 }
 
 /// CPU reference: plain loops, f64 accumulation. Same shape rules as `matmul`.
-pub fn matmul_ref(a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], o: MatmulOpts) -> Result<(Vec<f32>, Vec<usize>)> {
+pub fn matmul_ref(
+    a: &[f32],
+    a_shape: &[usize],
+    b: &[f32],
+    b_shape: &[usize],
+    o: MatmulOpts,
+) -> Result<(Vec<f32>, Vec<usize>)> {
+    let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let (c, out) = matmul_f64(&f(a), a_shape, &f(b), b_shape, o)?;
+    Ok((c.into_iter().map(|x| x as f32).collect(), out))
+}
+
+/// The same in f64 throughout (the graph's CPU evaluator uses it).
+pub fn matmul_f64(
+    a: &[f64],
+    a_shape: &[usize],
+    b: &[f64],
+    b_shape: &[usize],
+    o: MatmulOpts,
+) -> Result<(Vec<f64>, Vec<usize>)> {
     let (batch, m, k, n, a_bs, b_bs, out) = plan(a_shape, b_shape, &o)?;
-    let mut c = vec![0f32; batch * m * n];
+    let mut c = vec![0f64; batch * m * n];
     for bi in 0..batch {
         for i in 0..m {
             for j in 0..n {
@@ -390,9 +448,9 @@ pub fn matmul_ref(a: &[f32], a_shape: &[usize], b: &[f32], b_shape: &[usize], o:
                 for kk in 0..k {
                     let av = if o.trans_a { a[bi * a_bs + kk * m + i] } else { a[bi * a_bs + i * k + kk] };
                     let bv = if o.trans_b { b[bi * b_bs + j * k + kk] } else { b[bi * b_bs + kk * n + j] };
-                    s += av as f64 * bv as f64;
+                    s += av * bv;
                 }
-                c[bi * m * n + i * n + j] = s as f32;
+                c[bi * m * n + i * n + j] = s;
             }
         }
     }

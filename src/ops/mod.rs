@@ -24,7 +24,6 @@ pub(crate) fn dim(n: usize, what: &str) -> Result<u32> {
     u32::try_from(n).map_err(|_| Error::Limit(format!("{what} = {n} exceeds the 32-bit index range of the kernels")))
 }
 
-
 /// Folded grid for `n` items at `per_group` items per workgroup.
 pub(crate) fn grid(rec: &crate::gpu::Recorder, n: usize, per_group: usize) -> Result<[u32; 3]> {
     crate::gpu::fold_groups(groups_for(n, per_group)?, rec.gpu.max_groups_per_dim())

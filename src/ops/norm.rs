@@ -6,7 +6,14 @@ use crate::gpu::{fold_groups, Recorder};
 use crate::tensor::Tensor;
 
 /// y = group_norm(x) * gamma + beta over x: [B, C, ...]; returns (y, stats [B, G, 2] = mean, rstd).
-pub fn group_norm(rec: &mut Recorder, x: &Tensor, gamma: &Tensor, beta: &Tensor, groups: usize, eps: f32) -> Result<(Tensor, Tensor)> {
+pub fn group_norm(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f32,
+) -> Result<(Tensor, Tensor)> {
     let s = x.shape();
     if s.len() < 2 {
         return Err(Error::Shape(format!("group_norm wants x [B, C, ...], got {s:?}")));
@@ -16,7 +23,11 @@ pub fn group_norm(rec: &mut Recorder, x: &Tensor, gamma: &Tensor, beta: &Tensor,
         return Err(Error::Shape(format!("group_norm: {c} channels of x {s:?} do not split into {groups} groups")));
     }
     if gamma.shape() != [c] || beta.shape() != [c] {
-        return Err(Error::Shape(format!("group_norm: gamma {:?} and beta {:?} should be [{c}]", gamma.shape(), beta.shape())));
+        return Err(Error::Shape(format!(
+            "group_norm: gamma {:?} and beta {:?} should be [{c}]",
+            gamma.shape(),
+            beta.shape()
+        )));
     }
     let sp: usize = s[2..].iter().product();
     let y = Tensor::empty(rec.gpu, s)?;
@@ -25,16 +36,25 @@ pub fn group_norm(rec: &mut Recorder, x: &Tensor, gamma: &Tensor, beta: &Tensor,
     if n_wg == 0 || sp == 0 {
         return Ok((y, stats));
     }
-    let params = (dim(b, "batch")?, dim(c, "channels")?, dim(sp, "spatial")?, dim(groups, "groups")?, eps, n_wg, 0u32, 0u32);
+    let params =
+        (dim(b, "batch")?, dim(c, "channels")?, dim(sp, "spatial")?, dim(groups, "groups")?, eps, n_wg, 0u32, 0u32);
     let pipe = rec.pipeline("groupnorm", "group_norm", &[])?;
-    let pi = rec.params(&bytemuck::cast::<_, [u32; 8]>([params.0, params.1, params.2, params.3, eps.to_bits(), n_wg, 0, 0]));
+    let pi =
+        rec.params(&bytemuck::cast::<_, [u32; 8]>([params.0, params.1, params.2, params.3, eps.to_bits(), n_wg, 0, 0]));
     let g = fold_groups(n_wg, rec.gpu.max_groups_per_dim())?;
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), gamma.buffer(), beta.buffer(), y.buffer(), stats.buffer()], g)?;
     Ok((y, stats))
 }
 
 /// CPU reference: (y, stats).
-pub fn group_norm_ref(x: &[f32], s: &[usize], gamma: &[f32], beta: &[f32], groups: usize, eps: f32) -> (Vec<f32>, Vec<f32>) {
+pub fn group_norm_ref(
+    x: &[f32],
+    s: &[usize],
+    gamma: &[f32],
+    beta: &[f32],
+    groups: usize,
+    eps: f32,
+) -> (Vec<f32>, Vec<f32>) {
     let (b, c) = (s[0], s[1]);
     let sp: usize = s[2..].iter().product();
     let cpg = c / groups;

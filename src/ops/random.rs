@@ -30,9 +30,12 @@ pub struct RngKey {
 fn key_params(n: usize, key: RngKey) -> Result<[u32; 8]> {
     Ok([
         dim(n, "random elements")?,
-        key.seed as u32, (key.seed >> 32) as u32,
-        key.stream as u32, (key.stream >> 32) as u32,
-        key.counter as u32, (key.counter >> 32) as u32,
+        key.seed as u32,
+        (key.seed >> 32) as u32,
+        key.stream as u32,
+        (key.stream >> 32) as u32,
+        key.counter as u32,
+        (key.counter >> 32) as u32,
         0u32,
     ])
 }
@@ -106,7 +109,10 @@ pub fn random_ref(n: usize, key: RngKey, dist: Dist) -> Vec<f32> {
             let c = key.counter.wrapping_add(blk);
             // The GPU adds the block index with a 32-bit carry into the high word, the same as
             // this 64-bit add for blocks below 2^32.
-            let r = philox4x32([c as u32, (c >> 32) as u32, key.stream as u32, (key.stream >> 32) as u32], [key.seed as u32, (key.seed >> 32) as u32]);
+            let r = philox4x32(
+                [c as u32, (c >> 32) as u32, key.stream as u32, (key.stream >> 32) as u32],
+                [key.seed as u32, (key.seed >> 32) as u32],
+            );
             let w = i % 4;
             match dist {
                 Dist::Bits => f32::from_bits(r[w]),
@@ -130,10 +136,7 @@ mod tests {
     #[test]
     fn philox_known_answers() {
         assert_eq!(philox4x32([0, 0, 0, 0], [0, 0]), [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
-        assert_eq!(
-            philox4x32([0xffffffff; 4], [0xffffffff; 2]),
-            [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]
-        );
+        assert_eq!(philox4x32([0xffffffff; 4], [0xffffffff; 2]), [0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
         assert_eq!(
             philox4x32([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0]),
             [0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]

@@ -39,7 +39,11 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     }
     let n_out = outer * inner;
     if out.numel() != n_out {
-        return Err(Error::Shape(format!("{op:?} of {:?} along {axis}: output {:?} has the wrong size", x.shape(), out.shape())));
+        return Err(Error::Shape(format!(
+            "{op:?} of {:?} along {axis}: output {:?} has the wrong size",
+            x.shape(),
+            out.shape()
+        )));
     }
     if n_out == 0 {
         return Ok(());
@@ -59,12 +63,18 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
 
 /// CPU reference (f64).
 pub fn reduce_ref(op: Reduce, x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<f32>> {
+    let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    Ok(reduce_f64(op, &x64, shape, axis)?.into_iter().map(|v| v as f32).collect())
+}
+
+/// The same in f64 throughout (the graph's CPU evaluator uses it).
+pub fn reduce_f64(op: Reduce, x: &[f64], shape: &[usize], axis: usize) -> Result<Vec<f64>> {
     let (outer, len, inner) = split_axis(shape, axis)?;
-    let mut out = vec![0f32; outer * inner];
+    let mut out = vec![0f64; outer * inner];
     for o in 0..outer {
         for j in 0..inner {
-            let vals = (0..len).map(|t| x[(o * len + t) * inner + j] as f64);
-            let r = match op {
+            let vals = (0..len).map(|t| x[(o * len + t) * inner + j]);
+            out[o * inner + j] = match op {
                 Reduce::Sum => vals.sum(),
                 Reduce::Mean => vals.sum::<f64>() / len as f64,
                 Reduce::Max => vals.fold(f64::NEG_INFINITY, f64::max),
@@ -74,7 +84,6 @@ pub fn reduce_ref(op: Reduce, x: &[f32], shape: &[usize], axis: usize) -> Result
                     m + v.iter().map(|a| (a - m).exp()).sum::<f64>().ln()
                 }
             };
-            out[o * inner + j] = r as f32;
         }
     }
     Ok(out)

@@ -34,7 +34,18 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, warmup_steps: 0, total_steps: 0, lr_min: 0.0, clip_norm: 0.0, ema_decay: None }
+        AdamConfig {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            warmup_steps: 0,
+            total_steps: 0,
+            lr_min: 0.0,
+            clip_norm: 0.0,
+            ema_decay: None,
+        }
     }
 }
 
@@ -109,15 +120,25 @@ impl Optimizer {
         let ema = rec.pipeline("optim", "ema", &[])?;
         let mut slots = Vec::new();
         for (name, g) in grads {
-            let p = params.get(name).ok_or_else(|| Error::Invalid(format!("no parameter '{name}' for its gradient")))?;
+            let p =
+                params.get(name).ok_or_else(|| Error::Invalid(format!("no parameter '{name}' for its gradient")))?;
             if p.shape() != g.shape() {
-                return Err(Error::Shape(format!("parameter '{name}' {:?} and its gradient {:?} differ", p.shape(), g.shape())));
+                return Err(Error::Shape(format!(
+                    "parameter '{name}' {:?} and its gradient {:?} differ",
+                    p.shape(),
+                    g.shape()
+                )));
             }
             let (m, v) = (Tensor::zeros(gpu, p.shape())?, Tensor::zeros(gpu, p.shape())?);
             let n = p.numel();
             let groups = grid(&rec, n, 256)?;
             let pi = rec.params(&Params { n: n as u32, ..base });
-            rec.dispatch_at(&adam, Some(pi), &[(1, state.buffer()), (2, p.buffer()), (3, g.buffer()), (4, m.buffer()), (5, v.buffer())], groups)?;
+            rec.dispatch_at(
+                &adam,
+                Some(pi),
+                &[(1, state.buffer()), (2, p.buffer()), (3, g.buffer()), (4, m.buffer()), (5, v.buffer())],
+                groups,
+            )?;
             let e = match cfg.ema_decay {
                 Some(_) => {
                     // The EMA starts from the initial weights.
@@ -182,7 +203,8 @@ impl TrainStep {
         let mut outs = vec![loss];
         outs.extend(&grads);
         let plan = Plan::new(gpu, g, &outs, params)?;
-        let named: Vec<(String, Tensor)> = pv.iter().enumerate().map(|(i, (n, _))| (n.clone(), plan.output(1 + i).clone())).collect();
+        let named: Vec<(String, Tensor)> =
+            pv.iter().enumerate().map(|(i, (n, _))| (n.clone(), plan.output(1 + i).clone())).collect();
         let opt = Optimizer::new(gpu, cfg, params, &named)?;
         Ok(TrainStep { plan, opt })
     }
