@@ -152,6 +152,8 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 //            cols[b, q, k] instead. Bindings 1 x, 4 cols.
 //   col2im:  gx[b, ci, ih, iw] = sum over (kh, kw) of cols[b, k, q] at the q whose patch reads
 //            (ih, iw) -- the adjoint of im2col (a gather: no atomics). Bindings 1 cols, 4 gx.
+// Both work on a chunk of `batch` images starting at image `groups_x` of x (im2col) or gx
+// (col2im); cols holds the chunk only.
 override TRANSPOSED: bool = false;
 
 @compute @workgroup_size(64)
@@ -163,7 +165,7 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (i >= p.batch * kk * hwo) { return; }
     var q: u32; var k: u32;
     if (TRANSPOSED) { k = i % kk; q = (i / kk) % hwo; } else { q = i % hwo; k = (i / hwo) % kk; }
-    let nb = i / (hwo * kk);
+    let nb = i / (hwo * kk) + p.groups_x;
     let kw = k % p.kw;
     let kh = (k / p.kw) % p.kh;
     let ci = k / (p.kw * p.kh);
@@ -199,5 +201,5 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             acc += gy[(nb * kk + (ci * p.kh + kh) * p.kw + kw) * hwo + oh * p.w_out + ow];
         }
     }
-    res[i] = acc;
+    res[i + p.groups_x * p.c_in * p.h * p.w] = acc;
 }

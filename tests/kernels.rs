@@ -139,8 +139,10 @@ fn conv2d_matches_reference() {
         ([1, 2, 4, 4], [3, 2, 4, 4], 1, 0, true),
         ([2, 5, 13, 6], [17, 5, 3, 2], 3, 2, true),
     ];
-    for ((xs, ws, stride, pad, with_bias), gemm) in cases.into_iter().flat_map(|c| [(c, true), (c, false)]) {
-        let o = Conv2dOpts { stride, pad, gemm };
+    // Direct kernels, GEMM lowering in one chunk, and in chunks of 1 and 2 images.
+    let modes = [(false, 0), (true, 0), (true, 1), (true, 2)];
+    for ((xs, ws, stride, pad, with_bias), (gemm, chunk)) in cases.into_iter().flat_map(|c| modes.map(|m| (c, m))) {
+        let o = Conv2dOpts { stride, pad, gemm, chunk };
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -1.0, 1.0);
         let b = rng.vec(ws[0], -1.0, 1.0);

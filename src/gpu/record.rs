@@ -25,11 +25,10 @@ pub struct Recorder<'g> {
     capture: Option<Vec<Step>>,
 }
 
-/// One recorded dispatch with everything made at plan time; replaying it creates nothing.
-pub struct Step {
-    pub pipeline: Arc<Pipeline>,
-    pub bind: wgpu::BindGroup,
-    pub groups: [u32; 3],
+/// One recorded command with everything made at plan time; replaying it creates nothing.
+pub enum Step {
+    Dispatch { pipeline: Arc<Pipeline>, bind: wgpu::BindGroup, groups: [u32; 3] },
+    Copy { src: Arc<PooledBuffer>, src_off: u64, dst: Arc<PooledBuffer>, dst_off: u64, bytes: u64 },
 }
 
 /// What a capture produced: the steps and the buffers they bind (kept alive by the plan).
@@ -88,7 +87,12 @@ impl<'g> Recorder<'g> {
     /// Encode previously captured steps (no allocation, no bind group, no pipeline).
     pub fn replay(&mut self, steps: &[Step]) {
         for st in steps {
-            self.dispatch_bound(&st.pipeline, &st.bind, st.groups);
+            match st {
+                Step::Dispatch { pipeline, bind, groups } => self.dispatch_bound(pipeline, bind, *groups),
+                Step::Copy { src, src_off, dst, dst_off, bytes } => {
+                    self.copy(src.buffer(), *src_off, dst.buffer(), *dst_off, *bytes)
+                }
+            }
         }
     }
 
@@ -166,7 +170,7 @@ impl<'g> Recorder<'g> {
         });
         self.gpu.bind_groups_created.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         match self.capture.as_mut() {
-            Some(steps) => steps.push(Step { pipeline: Arc::clone(pipe), bind, groups }),
+            Some(steps) => steps.push(Step::Dispatch { pipeline: Arc::clone(pipe), bind, groups }),
             None => self.dispatch_bound(pipe, &bind, groups),
         }
         Ok(())
@@ -219,6 +223,28 @@ impl<'g> Recorder<'g> {
     pub fn copy(&mut self, src: &wgpu::Buffer, src_off: u64, dst: &wgpu::Buffer, dst_off: u64, bytes: u64) {
         self.end_pass();
         self.encoder.as_mut().unwrap().copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
+    }
+
+    /// Copy bytes between pooled buffers; captured as a step in capture mode. Offsets and
+    /// sizes are multiples of 4.
+    pub fn copy_buffers(
+        &mut self,
+        src: &Arc<PooledBuffer>,
+        src_off: u64,
+        dst: &Arc<PooledBuffer>,
+        dst_off: u64,
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        self.held.extend([Arc::clone(src), Arc::clone(dst)]);
+        match self.capture.as_mut() {
+            Some(steps) => {
+                steps.push(Step::Copy { src: Arc::clone(src), src_off, dst: Arc::clone(dst), dst_off, bytes })
+            }
+            None => self.copy(src.buffer(), src_off, dst.buffer(), dst_off, bytes),
+        }
     }
 
     /// Submit what was recorded and start a new encoder; returns the submission index.

@@ -9,19 +9,20 @@ use crate::tensor::Tensor;
 pub struct Conv2dOpts {
     pub stride: usize,
     pub pad: usize,
-    /// Lower to im2col + GEMM when the patch matrix fits a binding (default); false forces the
-    /// direct kernels (tests run both).
+    /// Lower to im2col + GEMM (default); false forces the direct kernels (tests run both).
     pub gemm: bool,
+    /// Images per GEMM chunk (0: as many as fit one binding and 64 MiB of scratch).
+    pub chunk: usize,
 }
 impl Default for Conv2dOpts {
     fn default() -> Self {
-        Conv2dOpts { stride: 1, pad: 0, gemm: true }
+        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0 }
     }
 }
 
 impl Conv2dOpts {
     pub fn new(stride: usize, pad: usize) -> Self {
-        Conv2dOpts { stride, pad, gemm: true }
+        Conv2dOpts { stride, pad, gemm: true, chunk: 0 }
     }
 }
 
@@ -74,8 +75,8 @@ pub fn conv2d_into(
     if y.shape() != ys {
         return Err(Error::Shape(format!("conv2d: output {:?}, expected {ys:?}", y.shape())));
     }
-    if let Some(done) = conv2d_gemm(rec, x, w, bias, o, y)? {
-        return Ok(done);
+    if conv2d_gemm(rec, x, w, bias, o, y)?.is_some() {
+        return Ok(());
     }
     let (tc, tp, wx, wy) = (4u32, 4u32, 16u32, 4u32);
     let n_pix = ys[0] * ys[2] * ys[3];
@@ -121,13 +122,20 @@ pub fn conv2d_into(
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), w.buffer(), b.buffer(), y.buffer()], [gx, gy, gz])
 }
 
-/// Whether the im2col matrix [B, C_in KH KW, H_out W_out] fits one binding.
-fn gemm_fits(rec: &Recorder, xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> bool {
+/// Images per GEMM chunk: the chunk's patch matrix [chunk, C_in KH KW, H_out W_out] fits one
+/// binding and 64 MiB of scratch. None when the lowering is off or one image does not fit.
+fn gemm_chunk(rec: &Recorder, xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Option<usize> {
     if !o.gemm {
-        return false;
+        return None;
     }
-    let bytes = (xs[0] * ws[1] * ws[2] * ws[3] * ys[2] * ys[3]) as u64 * 4;
-    bytes > 0 && bytes <= rec.gpu.limits.max_storage_buffer_binding_size.min(rec.gpu.limits.max_buffer_size)
+    let per_image = (ws[1] * ws[2] * ws[3] * ys[2] * ys[3]) as u64 * 4;
+    let limit = rec.gpu.limits.max_storage_buffer_binding_size.min(rec.gpu.limits.max_buffer_size);
+    if per_image == 0 || per_image > limit {
+        return None;
+    }
+    let fit = (limit.min(64 << 20) / per_image).max(1) as usize;
+    let chunk = if o.chunk > 0 { o.chunk.min(fit) } else { fit };
+    Some(chunk.min(xs[0]).max(1))
 }
 
 fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
@@ -135,23 +143,49 @@ fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
     Tensor::view(rec.gpu.scratch(slot, bytes), shape)
 }
 
-fn im2col(
+/// Chunks of the batch: (first image, images).
+fn chunks(batch: usize, chunk: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..batch).step_by(chunk).map(move |c0| (c0, chunk.min(batch - c0)))
+}
+
+/// im2col / col2im on images c0..c0+cb (params: batch = cb, groups_x = c0).
+fn patches(
     rec: &mut Recorder,
-    x: &Tensor,
+    entry: &'static str,
+    transposed: bool,
+    src: &Tensor,
+    dst: &Tensor,
+    xs: &[usize],
     ws: &[usize],
     ys: &[usize],
     o: Conv2dOpts,
-    transposed: bool,
-    cols: &Tensor,
+    (c0, cb): (usize, usize),
+    n: usize,
 ) -> Result<()> {
-    let pipe = rec.pipeline("conv2d", "im2col", &[("TRANSPOSED", transposed as u32 as f64)])?;
-    let pi = rec.params(&conv_params(x.shape(), ws, ys, o)?);
-    let g = grid(rec, cols.numel(), 64)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (4, cols.buffer())], g)
+    let pipe = rec.pipeline("conv2d", entry, &[("TRANSPOSED", transposed as u32 as f64)])?;
+    let mut params = conv_params(xs, ws, ys, o)?;
+    params[0] = dim(cb, "chunk")?;
+    params[11] = dim(c0, "chunk start")?;
+    let pi = rec.params(&params);
+    let g = grid(rec, n, 64)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g)
 }
 
-/// conv2d as im2col + one batched GEMM (the tuned matmul): y[b] = W [C_out, K] @ cols[b].
-/// None when the patch matrix would not fit a binding (the direct kernel runs instead).
+/// Rows c0..c0+cb of a [B, C, HW] tensor as a [cb, C, HW] tensor: the tensor itself when it is
+/// one chunk, else a copy into scratch `slot`.
+fn rows(rec: &mut Recorder, t: &Tensor, (c0, cb): (usize, usize), whole: bool, slot: usize) -> Result<Tensor> {
+    let s = t.shape();
+    if whole {
+        return Ok(t.clone());
+    }
+    let per = s[1] * s[2];
+    let out = scratch(rec, slot, &[cb, s[1], s[2]])?;
+    rec.copy_buffers(t.buffer(), (c0 * per * 4) as u64, out.buffer(), 0, (cb * per * 4) as u64);
+    Ok(out)
+}
+
+/// conv2d as im2col + batched GEMM (the tuned matmul), a chunk of images at a time:
+/// y[b] = W [C_out, K] @ cols[b]. None when the direct kernel must run instead.
 fn conv2d_gemm(
     rec: &mut Recorder,
     x: &Tensor,
@@ -160,22 +194,26 @@ fn conv2d_gemm(
     o: Conv2dOpts,
     y: &Tensor,
 ) -> Result<Option<()>> {
-    let (xs, ws, ys) = (x.shape(), w.shape(), y.shape().to_vec());
-    if !gemm_fits(rec, xs, ws, &ys, o) {
-        return Ok(None);
-    }
-    let k = ws[1] * ws[2] * ws[3];
-    let hwo = ys[2] * ys[3];
-    let cols = scratch(rec, 0, &[xs[0], k, hwo])?;
-    im2col(rec, x, ws, &ys, o, false, &cols)?;
+    let (xs, ws, ys) = (x.shape().to_vec(), w.shape().to_vec(), y.shape().to_vec());
+    let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) else { return Ok(None) };
+    let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
     let w2 = w.reshape(&[ws[0], k])?;
-    let y3 = y.reshape(&[ys[0], ys[1], hwo])?;
-    match bias {
-        Some(b) => {
-            crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &y3)?;
-            crate::ops::matmul::matmul_acc(rec, &w2, &cols, &y3, Default::default())?;
+    let whole = chunk >= xs[0];
+    for (c0, cb) in chunks(xs[0], chunk) {
+        let cols = scratch(rec, 0, &[cb, k, hwo])?;
+        patches(rec, "im2col", false, x, &cols, &xs, &ws, &ys, o, (c0, cb), cols.numel())?;
+        let yc = if whole { y.reshape(&[ys[0], ys[1], hwo])? } else { scratch(rec, 1, &[cb, ys[1], hwo])? };
+        match bias {
+            Some(b) => {
+                crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &yc)?;
+                crate::ops::matmul::matmul_acc(rec, &w2, &cols, &yc, Default::default())?;
+            }
+            None => crate::ops::matmul::matmul_out(rec, &w2, &cols, &yc, Default::default())?,
         }
-        None => crate::ops::matmul::matmul_out(rec, &w2, &cols, &y3, Default::default())?,
+        if !whole {
+            let per = ys[1] * hwo * 4;
+            rec.copy_buffers(yc.buffer(), 0, y.buffer(), (c0 * per) as u64, (cb * per) as u64);
+        }
     }
     Ok(Some(()))
 }
@@ -200,73 +238,80 @@ fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Resul
 /// gx = conv2d_bwd_input(gy, w): the gradient of conv2d with respect to its input x, whose
 /// shape `gx` gives (a transposed convolution).
 pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<()> {
-    let ys = conv2d_shape(gx.shape(), w.shape(), o)?;
+    let (xs, ws) = (gx.shape().to_vec(), w.shape().to_vec());
+    let ys = conv2d_shape(&xs, &ws, o)?;
     if gy.shape() != ys {
         return Err(Error::Shape(format!(
-            "conv2d_bwd_input: gy {:?} does not match x {:?}, w {:?} ({ys:?})",
-            gy.shape(),
-            gx.shape(),
-            w.shape()
+            "conv2d_bwd_input: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})",
+            gy.shape()
         )));
     }
-    let n = gx.numel();
-    if n == 0 {
+    if gx.numel() == 0 {
         return Ok(());
     }
-    let ws = w.shape();
-    if gemm_fits(rec, gx.shape(), ws, &ys, o) {
-        // cols = W^T gy (one batched GEMM), then the gather adjoint of im2col.
-        let k = ws[1] * ws[2] * ws[3];
-        let cols = scratch(rec, 0, &[ys[0], k, ys[2] * ys[3]])?;
-        let o2 = crate::ops::matmul::MatmulOpts { trans_a: true, ..Default::default() };
-        crate::ops::matmul::matmul_out(
-            rec,
-            &w.reshape(&[ws[0], k])?,
-            &gy.reshape(&[ys[0], ys[1], ys[2] * ys[3]])?,
-            &cols,
-            o2,
-        )?;
-        let pipe = rec.pipeline("conv2d", "col2im", &[])?;
-        let pi = rec.params(&conv_params(gx.shape(), ws, &ys, o)?);
-        let g = grid(rec, n, 64)?;
-        return rec.dispatch_at(&pipe, Some(pi), &[(1, cols.buffer()), (4, gx.buffer())], g);
+    if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
+        // Per chunk: cols = W^T gy (a batched GEMM), then col2im, the gather adjoint of im2col.
+        let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
+        let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
+        let wt = crate::ops::matmul::MatmulOpts { trans_a: true, ..Default::default() };
+        for (c0, cb) in chunks(xs[0], chunk) {
+            let gyc = rows(rec, &gy3, (c0, cb), chunk >= xs[0], 2)?;
+            let cols = scratch(rec, 0, &[cb, k, hwo])?;
+            crate::ops::matmul::matmul_out(rec, &w.reshape(&[ws[0], k])?, &gyc, &cols, wt)?;
+            patches(rec, "col2im", false, &cols, gx, &xs, &ws, &ys, o, (c0, cb), cb * xs[1] * xs[2] * xs[3])?;
+        }
+        return Ok(());
     }
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
-    let pi = rec.params(&conv_params(gx.shape(), w.shape(), &ys, o)?);
-    let g = grid(rec, n, 64)?;
+    let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
+    let g = grid(rec, gx.numel(), 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, w.buffer()), (4, gx.buffer())], g)
 }
 
 /// gw = conv2d_bwd_weight(gy, x): the gradient of conv2d with respect to its weight (shape
 /// given by `gw`).
 pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<()> {
-    let ys = conv2d_shape(x.shape(), gw.shape(), o)?;
+    let (xs, ws) = (x.shape().to_vec(), gw.shape().to_vec());
+    let ys = conv2d_shape(&xs, &ws, o)?;
     if gy.shape() != ys {
         return Err(Error::Shape(format!(
-            "conv2d_bwd_weight: gy {:?} does not match x {:?}, w {:?} ({ys:?})",
-            gy.shape(),
-            x.shape(),
-            gw.shape()
+            "conv2d_bwd_weight: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})",
+            gy.shape()
         )));
     }
-    let n = gw.numel();
-    if n == 0 {
+    if gw.numel() == 0 {
         return Ok(());
     }
-    let ws = gw.shape();
-    if gemm_fits(rec, x.shape(), ws, &ys, o) {
-        // gw = sum_b gy[b] [C_out, HW] @ cols[b]^T [HW, K], with cols written transposed.
-        let k = ws[1] * ws[2] * ws[3];
-        let hwo = ys[2] * ys[3];
-        let cols_t = scratch(rec, 0, &[ys[0], hwo, k])?;
-        im2col(rec, x, ws, &ys, o, true, &cols_t)?;
-        let per = scratch(rec, 1, &[ys[0], ys[1], k])?;
-        crate::ops::matmul::matmul_out(rec, &gy.reshape(&[ys[0], ys[1], hwo])?, &cols_t, &per, Default::default())?;
-        return crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, gw);
+    if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
+        // Per chunk: sum_b gy[b] [C_out, HW] @ cols[b]^T [HW, K] (cols written transposed);
+        // chunk sums land in rows of a scratch matrix, summed at the end.
+        let (k, hwo, co) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3], ws[0]);
+        let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
+        let n_chunks = xs[0].div_ceil(chunk);
+        let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
+        for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
+            let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
+            patches(rec, "im2col", true, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
+            let gyc = rows(rec, &gy3, (c0, cb), n_chunks == 1, 2)?;
+            let per = scratch(rec, 1, &[cb, co, k])?;
+            crate::ops::matmul::matmul_out(rec, &gyc, &cols_t, &per, Default::default())?;
+            match &sums {
+                None => crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, gw)?,
+                Some(sums) => {
+                    let part = scratch(rec, 4, &[co * k])?;
+                    crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, &part)?;
+                    rec.copy_buffers(part.buffer(), 0, sums.buffer(), (i * co * k * 4) as u64, (co * k * 4) as u64);
+                }
+            }
+        }
+        if let Some(sums) = sums {
+            crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &sums, 0, gw)?;
+        }
+        return Ok(());
     }
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
-    let pi = rec.params(&conv_params(x.shape(), gw.shape(), &ys, o)?);
-    let g = grid(rec, n, 64)?;
+    let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
+    let g = grid(rec, gw.numel(), 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, x.buffer()), (4, gw.buffer())], g)
 }
 
