@@ -68,16 +68,7 @@ pub fn attention_with(
         // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
         let tq = tq_for(d.max(dv), nq);
         let q_blocks = nq.div_ceil(8 * tq);
-        let params = [
-            dim(bh, "batch*heads")?,
-            dim(nq, "queries")?,
-            dim(nk, "keys")?,
-            scale.to_bits(),
-            dim(q_blocks, "query blocks")?,
-            0,
-            0,
-            0,
-        ];
+        let params = attention_params(bh, nq, nk, scale, q_blocks)?;
         let pipe = rec.pipeline(
             "attention_sg",
             "attention_sg",
@@ -99,7 +90,17 @@ pub fn attention_with(
     // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
     let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
     let q_blocks = nq.div_ceil(tq);
-    let params = [
+    let params = attention_params(bh, nq, nk, scale, q_blocks)?;
+    let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;
+    let pi = rec.params(&params);
+    let g = grid(rec, bh * q_blocks, 64)?;
+    rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], g)?;
+    Ok((out, lse))
+}
+
+/// The parameter block both attention kernels read.
+fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize) -> Result<[u32; 8]> {
+    Ok([
         dim(bh, "batch*heads")?,
         dim(nq, "queries")?,
         dim(nk, "keys")?,
@@ -108,12 +109,7 @@ pub fn attention_with(
         0,
         0,
         0,
-    ];
-    let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;
-    let pi = rec.params(&params);
-    let g = grid(rec, bh * q_blocks, 64)?;
-    rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], g)?;
-    Ok((out, lse))
+    ])
 }
 
 /// Queries per invocation for the subgroup kernel: up to four (each loaded key and value

@@ -235,17 +235,26 @@ fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Resul
     ])
 }
 
+/// Shapes of x, w and y for an adjoint, checking that gy has y's shape.
+fn adjoint_shapes(
+    op: &str,
+    gy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    o: Conv2dOpts,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let ys = conv2d_shape(&xs, &ws, o)?.to_vec();
+    if gy.shape() != ys {
+        return Err(Error::Shape(format!("{op}: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})", gy.shape())));
+    }
+    Ok((xs, ws, ys))
+}
+
 /// gx = conv2d_bwd_input(gy, w): the gradient of conv2d with respect to its input x, whose
 /// shape `gx` gives (a transposed convolution).
 pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<()> {
-    let (xs, ws) = (gx.shape().to_vec(), w.shape().to_vec());
-    let ys = conv2d_shape(&xs, &ws, o)?;
-    if gy.shape() != ys {
-        return Err(Error::Shape(format!(
-            "conv2d_bwd_input: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})",
-            gy.shape()
-        )));
-    }
+    let (xs, ws, ys) = adjoint_shapes("conv2d_bwd_input", gy, gx, w, o)?;
     if gx.numel() == 0 {
         return Ok(());
     }
@@ -271,14 +280,7 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
 /// gw = conv2d_bwd_weight(gy, x): the gradient of conv2d with respect to its weight (shape
 /// given by `gw`).
 pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<()> {
-    let (xs, ws) = (x.shape().to_vec(), gw.shape().to_vec());
-    let ys = conv2d_shape(&xs, &ws, o)?;
-    if gy.shape() != ys {
-        return Err(Error::Shape(format!(
-            "conv2d_bwd_weight: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})",
-            gy.shape()
-        )));
-    }
+    let (xs, ws, ys) = adjoint_shapes("conv2d_bwd_weight", gy, x, gw, o)?;
     if gw.numel() == 0 {
         return Ok(());
     }
