@@ -48,6 +48,16 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     if n_out == 0 {
         return Ok(());
     }
+    // Long strided axes with few outputs (a bias gradient: 4096 rows of 256): reduce chunks
+    // of the axis first, then the chunk results -- every op here is associative over equal
+    // chunks (the mean of equal-size means is the mean; logsumexp of logsumexps is one).
+    if len >= 512 && n_out < 4096 && inner >= 32 {
+        if let Some(chunks) = (8..=64).rev().find(|c| len % c == 0) {
+            let part = Tensor::empty(rec.gpu, &[outer, chunks, inner])?;
+            reduce_into(rec, op, &x.reshape(&[outer * chunks, len / chunks, inner])?, 1, &part)?;
+            return reduce_into(rec, op, &part, 1, out);
+        }
+    }
     let params = [dim(outer, "outer")?, dim(len, "axis length")?, dim(inner, "inner")?, dim(n_out, "outputs")?];
     // Long axes with few outputs: a workgroup per output; otherwise an invocation per output.
     let tree = len >= 512 && n_out < 4096;
