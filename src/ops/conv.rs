@@ -90,22 +90,8 @@ pub fn conv2d_into(
     if gy > max || gz > max {
         return Err(Error::Limit(format!("conv2d output {ys:?} exceeds the dispatch grid")));
     }
-    let s = x.shape();
-    let ws = w.shape();
-    let params = [
-        dim(s[0], "batch")?,
-        dim(s[1], "c_in")?,
-        dim(s[2], "h")?,
-        dim(s[3], "w")?,
-        dim(ws[0], "c_out")?,
-        dim(ws[2], "kh")?,
-        dim(ws[3], "kw")?,
-        dim(o.stride, "stride")?,
-        dim(o.pad, "pad")?,
-        ys[2] as u32,
-        ys[3] as u32,
-        gx,
-    ];
+    let mut params = conv_params(x.shape(), w.shape(), &ys, o)?;
+    params[11] = gx; // the direct kernel folds its pixel tiles over x and z
     let pipe = rec.pipeline(
         "conv2d",
         "conv2d",
