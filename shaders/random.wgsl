@@ -10,6 +10,7 @@
 // random_stepped: the same, with the counter advanced by the step count a plan keeps on the
 //   GPU: counter = ctr + step * (ceil(n / 4)) where step = steps[0] (a plan replays with no
 //   host write; `plan_tick` adds 1 to steps[0] after each replay).
+// The generator itself is shaders/philox.wgsl, prepended to this file.
 // Bindings: 0 params, 1 out [n] (f32, or u32 bits for MODE 2), 2 steps [1] (stepped only).
 
 struct Params { n: u32, seed_lo: u32, seed_hi: u32, stream_lo: u32, stream_hi: u32, ctr_lo: u32, ctr_hi: u32, mode: u32 }
@@ -17,31 +18,6 @@ struct Params { n: u32, seed_lo: u32, seed_hi: u32, stream_lo: u32, stream_hi: u
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;
 override MODE: u32 = 0u; // 0 uniform, 1 normal, 2 bits
 const WG: u32 = 256u;
-
-fn mulhilo(a: u32, b: u32) -> vec2<u32> {
-    let al = a & 0xffffu; let ah = a >> 16u;
-    let bl = b & 0xffffu; let bh = b >> 16u;
-    let ll = al * bl; let hl = ah * bl; let lh = al * bh; let hh = ah * bh;
-    let cross = (ll >> 16u) + (hl & 0xffffu) + lh;
-    let hi = hh + (hl >> 16u) + (cross >> 16u);
-    return vec2<u32>(hi, a * b);
-}
-
-fn philox(ctr: vec4<u32>, key: vec2<u32>) -> vec4<u32> {
-    var c = ctr;
-    var k = key;
-    for (var r = 0u; r < 10u; r++) {
-        let p0 = mulhilo(0xD2511F53u, c.x);
-        let p1 = mulhilo(0xCD9E8D57u, c.z);
-        c = vec4<u32>(p1.x ^ c.y ^ k.x, p1.y, p0.x ^ c.w ^ k.y, p0.y);
-        k = k + vec2<u32>(0x9E3779B9u, 0xBB67AE85u);
-    }
-    return c;
-}
-
-fn to_unit(x: u32) -> f32 {
-    return f32(x >> 8u) * 5.9604645e-8 + 2.9802322e-8;
-}
 
 @group(0) @binding(2) var<storage, read_write> steps: array<u32>;
 
@@ -53,12 +29,7 @@ fn draw(i: u32, ctr_lo: u32, ctr_hi: u32) {
     let word = i % 4u;
     if (MODE == 2u) { out[i] = r[word]; return; }
     if (MODE == 0u) { out[i] = bitcast<u32>(to_unit(r[word])); return; }
-    let pair = word / 2u;
-    let u0 = to_unit(r[pair * 2u]);
-    let u1 = to_unit(r[pair * 2u + 1u]);
-    let rad = sqrt(-2.0 * log(u0));
-    let th = 6.283185307179586 * u1;
-    out[i] = bitcast<u32>(select(rad * sin(th), rad * cos(th), word % 2u == 0u));
+    out[i] = bitcast<u32>(box_muller(r, word));
 }
 
 @compute @workgroup_size(WG)

@@ -2,6 +2,7 @@
 //! hand-written WGSL compute shaders on wgpu.
 
 pub mod bench;
+pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod graph;
@@ -9,6 +10,8 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod sample;
+pub mod score;
 pub mod shaders;
 pub mod tensor;
 

@@ -85,7 +85,25 @@ impl<'g> Recorder<'g> {
     }
 
     /// Encode previously captured steps (no allocation, no bind group, no pipeline).
+    /// In capture mode the steps are appended to the capture (a plan inside a sampler step).
     pub fn replay(&mut self, steps: &[Step]) {
+        if let Some(cap) = self.capture.as_mut() {
+            for st in steps {
+                cap.push(match st {
+                    Step::Dispatch { pipeline, bind, groups } => {
+                        Step::Dispatch { pipeline: Arc::clone(pipeline), bind: bind.clone(), groups: *groups }
+                    }
+                    Step::Copy { src, src_off, dst, dst_off, bytes } => Step::Copy {
+                        src: Arc::clone(src),
+                        src_off: *src_off,
+                        dst: Arc::clone(dst),
+                        dst_off: *dst_off,
+                        bytes: *bytes,
+                    },
+                });
+            }
+            return;
+        }
         for st in steps {
             match st {
                 Step::Dispatch { pipeline, bind, groups } => self.dispatch_bound(pipeline, bind, *groups),

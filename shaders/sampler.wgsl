@@ -1,0 +1,104 @@
+// Sampler updates: every sampler step of src/sample/ is one of these fused kernels, with its
+// noise drawn in the kernel and its per-step scalars read from a schedule on the GPU, so that
+// thousands of steps replay from one recording with no host write between them.
+//
+// State of chain r (row r of x, D = p.d values): x [B, D] (the model reads it), s [B, D] the
+// model's score at (x, sigma_k), u, v [B, D] scratch (Heun), sigma [B] the model's noise level.
+// Step k reads row k of the schedule: sched[8k..8k+8] = (sigma, cx, cs, cz, cu, cv, snr, -),
+// where k = ctr[0] is advanced by `tick` after each step.
+//   set_sigma: sigma[r] = sched[k].sigma
+//   update:    x <- cx x + cs s + cz z + cu u + cv v        (SAVE: also u <- x, v <- s, before)
+//   corrector: Langevin step with score_sde's signal-to-noise rule, per chain:
+//              eps = 2 cx (snr |z| / |s|)^2,  x <- x + eps s + sqrt(2 eps) z
+// Noise: z[r, j] at step k is normal number j % 4 of Philox block
+//   (counter = k * ceil(D/4) + j/4, stream = (chain0 + r, stream_hi), key = seed),
+// so chain i's numbers depend only on (seed, i, k): the same for any batch size or split.
+// Bindings: 0 params, 1 sched, 2 ctr [1] u32, 3 x, 4 s, 5 u, 6 v, 7 sigma.
+
+struct Params { n: u32, d: u32, b: u32, chain0: u32, seed_lo: u32, seed_hi: u32, stream_hi: u32, groups_x: u32 }
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> sched: array<f32>;
+@group(0) @binding(2) var<storage, read_write> ctr: array<u32>;
+@group(0) @binding(3) var<storage, read_write> x: array<f32>;
+@group(0) @binding(4) var<storage, read> s: array<f32>;
+@group(0) @binding(5) var<storage, read_write> u: array<f32>;
+@group(0) @binding(6) var<storage, read_write> v: array<f32>;
+@group(0) @binding(7) var<storage, read_write> sigma: array<f32>;
+
+override SAVE: bool = false;
+const WG: u32 = 256u;
+
+fn noise(r: u32, j: u32, k: u32) -> f32 {
+    let blocks = (p.d + 3u) / 4u;
+    let blk = k * blocks + j / 4u;
+    let w = philox(vec4<u32>(blk, 0u, p.chain0 + r, p.stream_hi), vec2<u32>(p.seed_lo, p.seed_hi));
+    return box_muller(w, j % 4u);
+}
+
+fn index(wg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.y * p.groups_x + wg.x) * WG + lid.x;
+}
+
+@compute @workgroup_size(WG)
+fn set_sigma(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, lid);
+    if (i >= p.b) { return; }
+    sigma[i] = sched[ctr[0] * 8u];
+}
+
+@compute @workgroup_size(WG)
+fn update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, lid);
+    if (i >= p.n) { return; }
+    let k = ctr[0];
+    let base = k * 8u;
+    let cx = sched[base + 1u];
+    let cs = sched[base + 2u];
+    let cz = sched[base + 3u];
+    let cu = sched[base + 4u];
+    let cv = sched[base + 5u];
+    let xi = x[i];
+    let si = s[i];
+    var acc = cx * xi + cs * si;
+    if (cz != 0.0) {
+        acc += cz * noise(i / p.d, i % p.d, k);
+    }
+    if (cu != 0.0 || cv != 0.0) {
+        acc += cu * u[i] + cv * v[i];
+    }
+    if (SAVE) {
+        u[i] = xi;
+        v[i] = si;
+    }
+    x[i] = acc;
+}
+
+@compute @workgroup_size(64)
+fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = (wg.y * p.groups_x + wg.x) * 64u + lid.x;
+    if (r >= p.b) { return; }
+    let k = ctr[0];
+    let base = k * 8u;
+    let alpha = sched[base + 1u];
+    let snr = sched[base + 6u];
+    var ss = 0.0;
+    var zz = 0.0;
+    for (var j = 0u; j < p.d; j++) {
+        let si = s[r * p.d + j];
+        let z = noise(r, j, k);
+        ss += si * si;
+        zz += z * z;
+    }
+    let ratio = snr * sqrt(zz) / max(sqrt(ss), 1e-30);
+    let eps = 2.0 * alpha * ratio * ratio;
+    let c = sqrt(2.0 * eps);
+    for (var j = 0u; j < p.d; j++) {
+        let i = r * p.d + j;
+        x[i] = x[i] + eps * s[i] + c * noise(r, j, k);
+    }
+}
+
+@compute @workgroup_size(1)
+fn tick() {
+    ctr[0] = ctr[0] + 1u;
+}

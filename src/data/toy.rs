@@ -1,0 +1,80 @@
+//! 2-D toy distributions (the usual ones of score_sde / k-diffusion demos and NCSN's Fig. 3).
+
+use super::rng::HostRng;
+use crate::error::{Error, Result};
+use crate::score::gmm::Gmm;
+use std::f64::consts::PI;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Toy {
+    /// 8 Gaussians on a circle of radius 4, std 0.3 (W1).
+    Ring8,
+    TwoMoons,
+    SwissRoll,
+    Checkerboard,
+    /// Two concentric rings (radii 2 and 4).
+    Rings,
+    /// NCSN's 0.2 N((-5,-5), I) + 0.8 N((5,5), I).
+    NcsnTwoModes,
+}
+
+impl Toy {
+    pub const NAMES: &'static [&'static str] = &["ring8", "moons", "swissroll", "checkerboard", "rings", "ncsn"];
+
+    pub fn from_name(s: &str) -> Result<Toy> {
+        Ok(match s {
+            "ring8" | "8gaussians" => Toy::Ring8,
+            "moons" | "two-moons" => Toy::TwoMoons,
+            "swissroll" | "swiss-roll" => Toy::SwissRoll,
+            "checkerboard" => Toy::Checkerboard,
+            "rings" => Toy::Rings,
+            "ncsn" | "ncsn-two-modes" => Toy::NcsnTwoModes,
+            _ => {
+                return Err(Error::Invalid(format!("unknown toy data set '{s}'; use one of {}", Toy::NAMES.join(", "))))
+            }
+        })
+    }
+
+    /// The analytic mixture behind the data, where there is one.
+    pub fn gmm(self) -> Option<Gmm> {
+        match self {
+            Toy::Ring8 => Some(Gmm::ring8()),
+            Toy::NcsnTwoModes => Some(Gmm::ncsn_two_modes()),
+            _ => None,
+        }
+    }
+
+    /// n points [n * 2].
+    pub fn sample(self, n: usize, rng: &mut HostRng) -> Vec<f32> {
+        if let Some(g) = self.gmm() {
+            return g.sample(n, rng);
+        }
+        let mut out = Vec::with_capacity(2 * n);
+        for _ in 0..n {
+            let (x, y) = match self {
+                Toy::TwoMoons => {
+                    let t = PI * rng.uniform();
+                    let (x, y) = if rng.uniform() < 0.5 { (t.cos(), t.sin()) } else { (1.0 - t.cos(), 0.5 - t.sin()) };
+                    (2.0 * (x - 0.5) + 0.1 * rng.normal(), 2.0 * (y - 0.25) + 0.1 * rng.normal())
+                }
+                Toy::SwissRoll => {
+                    let t = 1.5 * PI * (1.0 + 2.0 * rng.uniform());
+                    (t * t.cos() / 3.0 + 0.1 * rng.normal(), t * t.sin() / 3.0 + 0.1 * rng.normal())
+                }
+                Toy::Checkerboard => {
+                    let x1 = 4.0 * rng.uniform() - 2.0;
+                    let x2 = rng.uniform() - 2.0 * rng.below(2) as f64 + (x1.floor() as i64).rem_euclid(2) as f64;
+                    (2.0 * x1, 2.0 * x2)
+                }
+                Toy::Rings => {
+                    let r = if rng.uniform() < 0.5 { 2.0 } else { 4.0 };
+                    let a = 2.0 * PI * rng.uniform();
+                    (r * a.cos() + 0.1 * rng.normal(), r * a.sin() + 0.1 * rng.normal())
+                }
+                Toy::Ring8 | Toy::NcsnTwoModes => unreachable!(),
+            };
+            out.extend([x as f32, y as f32]);
+        }
+        out
+    }
+}

@@ -1,0 +1,417 @@
+//! Samplers. A sampler is a short function (samplers.rs) that turns a noise schedule into a
+//! *program*: a list of steps, each "evaluate the model at (x, sigma_k), then apply one fused
+//! update kernel" (shaders/sampler.wgsl) with that step's coefficients. The program's rows go
+//! to a schedule buffer on the GPU once; a step counter on the GPU indexes it, so the same
+//! captured commands replay for every step and thousands of steps go out in a few submissions
+//! with no host write or readback in between. All samplers work in the scaled coordinates
+//! x~ = x0 + sigma z of score::process.
+
+pub mod likelihood;
+pub mod samplers;
+
+use crate::data::rng::HostRng;
+use crate::error::{Error, Result};
+use crate::gpu::{Captured, Gpu, Recorder};
+use crate::graph::autodiff::grad;
+use crate::graph::plan::{ParamStore, Plan};
+use crate::graph::{Graph, Var};
+use crate::ops::grid;
+use crate::tensor::Tensor;
+pub use samplers::*;
+
+/// A score model planned for one batch size: inputs x [B, shape...] and sigma [B], output
+/// the score, and optionally the divergence of the score [B] (for likelihoods).
+pub struct ScoreFn {
+    pub plan: Plan,
+    pub batch: usize,
+    /// Shape of one sample.
+    pub shape: Vec<usize>,
+    /// Probes of the divergence estimate (inputs "probe0", ...), if any.
+    pub probes: Probes,
+}
+
+/// How a divergence is computed: exactly (one vector-Jacobian product per dimension) or by
+/// Hutchinson's estimator with k Rademacher probes per chain (fixed for the whole solve).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Probes {
+    None,
+    Exact,
+    Hutchinson(usize),
+}
+
+impl ScoreFn {
+    /// Plan `build(graph, x, sigma) -> score` for `batch` samples of `shape`.
+    pub fn new(
+        gpu: &Gpu,
+        batch: usize,
+        shape: &[usize],
+        params: &ParamStore,
+        probes: Probes,
+        build: impl FnOnce(&mut Graph, Var, Var) -> Result<Var>,
+    ) -> Result<ScoreFn> {
+        if batch == 0 {
+            return Err(Error::Invalid("a sampler batch must hold at least one chain".into()));
+        }
+        let mut g = Graph::new();
+        let mut xs = vec![batch];
+        xs.extend(shape);
+        let x = g.input("x", &xs);
+        let sigma = g.input("sigma", &[batch]);
+        let s = build(&mut g, x, sigma)?;
+        if g.shape(s) != xs.as_slice() {
+            return Err(Error::Shape(format!("the model returns {:?} for input {xs:?}", g.shape(s))));
+        }
+        let mut outs = vec![s];
+        let d: usize = shape.iter().product();
+        let k = match probes {
+            Probes::None => 0,
+            Probes::Exact => d,
+            Probes::Hutchinson(k) => k,
+        };
+        if k > 0 {
+            let mut div: Option<Var> = None;
+            for i in 0..k {
+                let pv = g.input(&format!("probe{i}"), &xs);
+                let sp = g.mul(s, pv)?;
+                let tot = g.sum_all(sp)?;
+                let gx = grad(&mut g, tot, &[x])?[0];
+                let jp = g.mul(gx, pv)?;
+                let jp = g.reshape(jp, &[batch, d])?;
+                let di = g.sum(jp, 1)?;
+                div = Some(match div {
+                    Some(a) => g.add(a, di)?,
+                    None => di,
+                });
+            }
+            let mut div = div.unwrap();
+            if let Probes::Hutchinson(k) = probes {
+                div = g.scale(div, 1.0 / k as f32);
+            }
+            outs.push(div);
+        }
+        let plan = Plan::new(gpu, &g, &outs, params)?;
+        Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes })
+    }
+
+    pub fn x(&self) -> &Tensor {
+        self.plan.input("x").unwrap()
+    }
+    pub fn sigma(&self) -> &Tensor {
+        self.plan.input("sigma").unwrap()
+    }
+    pub fn score(&self) -> &Tensor {
+        self.plan.output(0)
+    }
+    pub fn div(&self) -> Option<&Tensor> {
+        (self.probes != Probes::None).then(|| self.plan.output(1))
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Fill the probes for chains chain0.. : unit vectors (exact) or Rademacher vectors drawn
+    /// from (seed, chain index), so a chain's probes do not depend on the batch.
+    pub fn set_probes(&self, gpu: &Gpu, seed: u64, chain0: usize) -> Result<()> {
+        let d = self.numel();
+        match self.probes {
+            Probes::None => {}
+            Probes::Exact => {
+                for i in 0..d {
+                    let mut v = vec![0f32; self.batch * d];
+                    for r in 0..self.batch {
+                        v[r * d + i] = 1.0;
+                    }
+                    self.plan.feed(gpu, &format!("probe{i}"), &v)?;
+                }
+            }
+            Probes::Hutchinson(k) => {
+                let mut vs = vec![vec![0f32; self.batch * d]; k];
+                for r in 0..self.batch {
+                    let mut rng = HostRng::new(seed ^ ((chain0 + r) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+                    for v in vs.iter_mut() {
+                        for j in 0..d {
+                            v[r * d + j] = if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 };
+                        }
+                    }
+                }
+                for (i, v) in vs.iter().enumerate() {
+                    self.plan.feed(gpu, &format!("probe{i}"), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row of a program: the noise level the model is evaluated at and the update's
+/// coefficients (see shaders/sampler.wgsl).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Row {
+    pub sigma: f32,
+    pub cx: f32,
+    pub cs: f32,
+    pub cz: f32,
+    pub cu: f32,
+    pub cv: f32,
+    pub snr: f32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// x <- cx x + cz z (no model evaluation): drawing from the prior.
+    Init,
+    /// Evaluate, then x <- cx x + cs s + cz z + cu u + cv v.
+    Update,
+    /// Evaluate, then the same update after saving u <- x, v <- s (Heun's first stage).
+    UpdateSave,
+    /// Evaluate, then a Langevin corrector step with the SNR rule.
+    Corrector,
+}
+
+/// A sampler as data: steps in order.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub steps: Vec<(Kind, Row)>,
+}
+
+impl Program {
+    pub fn push(&mut self, kind: Kind, row: Row) {
+        self.steps.push((kind, row));
+    }
+    /// Model evaluations per chain.
+    pub fn evaluations(&self) -> usize {
+        self.steps.iter().filter(|(k, _)| *k != Kind::Init).count()
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    n: u32,
+    d: u32,
+    b: u32,
+    chain0: u32,
+    seed_lo: u32,
+    seed_hi: u32,
+    stream_hi: u32,
+    groups_x: u32,
+}
+
+/// A program bound to a model: the schedule on the GPU and one captured command list per step
+/// kind. Also integrates an accumulator with the divergence when the model has one (the
+/// instantaneous change of variables of the probability-flow ODE).
+pub struct Runner<'m> {
+    pub model: &'m ScoreFn,
+    program: Program,
+    seed: u64,
+    ctr: Tensor,
+    kinds: Vec<(Kind, Captured)>,
+    /// Log-density change accumulated along the path [B] (models with a divergence).
+    pub acc: Option<Tensor>,
+    /// Schedule and scratch buffers the captured commands bind.
+    _keep: Vec<Tensor>,
+}
+
+impl<'m> Runner<'m> {
+    pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
+        let (b, d) = (model.batch, model.numel());
+        let mut sched = Vec::with_capacity(8 * program.steps.len().max(1));
+        for (_, r) in &program.steps {
+            sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, r.snr, 0.0]);
+        }
+        if sched.is_empty() {
+            sched.resize(8, 0.0);
+        }
+        let sched = Tensor::from_slice(gpu, &sched, &[sched.len()])?;
+        let ctr = Tensor::zeros(gpu, &[1])?;
+        let u = Tensor::zeros(gpu, &[b * d])?;
+        let v = Tensor::zeros(gpu, &[b * d])?;
+        let n = b * d;
+        let rec = Recorder::capturing(gpu);
+        let g_n = grid(&rec, n, 256)?;
+        let base = Params {
+            n: n as u32,
+            d: d as u32,
+            b: b as u32,
+            chain0: 0,
+            seed_lo: seed as u32,
+            seed_hi: (seed >> 32) as u32,
+            stream_hi: 0,
+            groups_x: g_n[0],
+        };
+        let set = rec.pipeline("sampler", "set_sigma", &[])?;
+        let upd = rec.pipeline("sampler", "update", &[("SAVE", 0.0)])?;
+        let upd_save = rec.pipeline("sampler", "update", &[("SAVE", 1.0)])?;
+        let corr = rec.pipeline("sampler", "corrector", &[])?;
+        let tick = rec.pipeline("sampler", "tick", &[])?;
+        let (x, s, sig) = (model.x().buffer(), model.score().buffer(), model.sigma().buffer());
+        let (sb, cb) = (sched.buffer(), ctr.buffer());
+        // Accumulator of the divergence: the same update on (acc, div) with d = 1.
+        let acc = match model.div() {
+            Some(_) => Some(Tensor::zeros(gpu, &[b])?),
+            None => None,
+        };
+        let (ua, va) = (Tensor::zeros(gpu, &[b])?, Tensor::zeros(gpu, &[b])?);
+        let g_b = grid(&rec, b, 256)?;
+        let pa = Params { n: b as u32, d: 1, groups_x: g_b[0], ..base };
+        let mut kinds = Vec::new();
+        for kind in [Kind::Init, Kind::Update, Kind::UpdateSave, Kind::Corrector] {
+            let mut r = Recorder::capturing(gpu);
+            if kind != Kind::Init {
+                let pi = r.params(&Params { groups_x: g_b[0], ..base });
+                r.dispatch_at(&set, Some(pi), &[(1, sb), (2, cb), (7, sig)], g_b)?;
+                model.plan.record(&mut r);
+            }
+            match kind {
+                Kind::Corrector => {
+                    let gc = grid(&r, b, 64)?;
+                    let pi = r.params(&Params { groups_x: gc[0], ..base });
+                    r.dispatch_at(&corr, Some(pi), &[(1, sb), (2, cb), (3, x), (4, s)], gc)?;
+                }
+                _ => {
+                    let pipe = if kind == Kind::UpdateSave { &upd_save } else { &upd };
+                    if let (Some(acc), Some(div)) = (&acc, model.div()) {
+                        if kind != Kind::Init {
+                            let pi = r.params(&pa);
+                            let bind = [
+                                (1, sb),
+                                (2, cb),
+                                (3, acc.buffer()),
+                                (4, div.buffer()),
+                                (5, ua.buffer()),
+                                (6, va.buffer()),
+                            ];
+                            r.dispatch_at(pipe, Some(pi), &bind, g_b)?;
+                        }
+                    }
+                    let pi = r.params(&base);
+                    let bind = [(1, sb), (2, cb), (3, x), (4, s), (5, u.buffer()), (6, v.buffer())];
+                    r.dispatch_at(pipe, Some(pi), &bind, g_n)?;
+                }
+            }
+            r.dispatch_at(&tick, None, &[(2, cb)], [1, 1, 1])?;
+            kinds.push((kind, r.into_captured()));
+        }
+        let _keep = vec![sched, u, v, ua, va];
+        Ok(Runner { model, program, seed, ctr, kinds, acc, _keep })
+    }
+
+    fn captured(&self, kind: Kind) -> &Captured {
+        &self.kinds.iter().find(|(k, _)| *k == kind).unwrap().1
+    }
+
+    /// Run the program for chains chain0 .. chain0 + B. `x0`: the starting points [B * D]
+    /// (e.g. data, for likelihoods), or None when the program starts by drawing from the prior.
+    /// `per_submit` steps go out per submission; `progress(done, total)` after each.
+    pub fn run_batch(
+        &self,
+        gpu: &Gpu,
+        chain0: usize,
+        x0: Option<&[f32]>,
+        per_submit: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
+        let chain0 = u32::try_from(chain0).map_err(|_| Error::Limit("more than 2^32 chains".into()))?;
+        // Between submissions, never inside one: the chain offset (Params.chain0, byte 12 of
+        // every parameter block) and the step counter.
+        for (_, cap) in &self.kinds {
+            for p in &cap.params {
+                gpu.queue.write_buffer(p.buffer(), 12, bytemuck::bytes_of(&chain0));
+            }
+        }
+        gpu.queue.write_buffer(self.ctr.buffer().buffer(), 0, bytemuck::bytes_of(&0u32));
+        if let Some(x0) = x0 {
+            self.model.plan.feed(gpu, "x", x0)?;
+        }
+        if let Some(acc) = &self.acc {
+            gpu.queue.write_buffer(acc.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
+        }
+        self.model.set_probes(gpu, self.seed, chain0 as usize)?;
+        let total = self.program.steps.len();
+        let per = per_submit.max(1);
+        let mut done = 0;
+        while done < total {
+            let mut rec = Recorder::new(gpu);
+            for (kind, _) in &self.program.steps[done..(done + per).min(total)] {
+                rec.replay(&self.captured(*kind).steps);
+            }
+            rec.submit()?;
+            done = (done + per).min(total);
+            progress(done, total);
+        }
+        Ok(())
+    }
+
+    /// Draw `n` samples (chains first_chain .. first_chain + n) in batches of the model's size:
+    /// [n * D] values. Chain i's result depends only on (seed, i), not on n or the batch size.
+    pub fn sample(
+        &self,
+        gpu: &Gpu,
+        first_chain: usize,
+        n: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Vec<f32>> {
+        let (b, d) = (self.model.batch, self.model.numel());
+        let mut out = Vec::with_capacity(n * d);
+        let mut start = 0;
+        let total = n.div_ceil(b) * self.program.steps.len();
+        let mut base = 0;
+        while start < n {
+            self.run_batch(gpu, first_chain + start, None, 256, &mut |k, _| progress(base + k, total))?;
+            base += self.program.steps.len();
+            let xs = self.model.x().to_vec(gpu)?;
+            let take = (n - start).min(b);
+            out.extend_from_slice(&xs[..take * d]);
+            start += take;
+        }
+        Ok(out)
+    }
+}
+
+/// Plain-loop reference of a program for one chain (f64, the same Philox noise as the GPU):
+/// the executable spec of shaders/sampler.wgsl. `score(x, sigma)` is the model.
+pub fn run_program_ref(
+    program: &Program,
+    score: &dyn Fn(&[f64], f64) -> Vec<f64>,
+    d: usize,
+    chain: u64,
+    seed: u64,
+    x0: Option<&[f64]>,
+) -> Vec<f64> {
+    use crate::ops::random::{random_ref, Dist, RngKey};
+    let blocks = d.div_ceil(4) as u64;
+    let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; d]);
+    let (mut u, mut v) = (vec![0.0; d], vec![0.0; d]);
+    for (k, (kind, r)) in program.steps.iter().enumerate() {
+        let z: Vec<f64> = random_ref(d, RngKey { seed, stream: chain, counter: k as u64 * blocks }, Dist::Normal)
+            .iter()
+            .map(|&z| z as f64)
+            .collect();
+        let s = if *kind == Kind::Init { vec![0.0; d] } else { score(&x, r.sigma as f64) };
+        match kind {
+            Kind::Corrector => {
+                let sn = s.iter().map(|a| a * a).sum::<f64>().sqrt();
+                let zn = z.iter().map(|a| a * a).sum::<f64>().sqrt();
+                let eps = 2.0 * r.cx as f64 * (r.snr as f64 * zn / sn.max(1e-30)).powi(2);
+                for j in 0..d {
+                    x[j] += eps * s[j] + (2.0 * eps).sqrt() * z[j];
+                }
+            }
+            _ => {
+                for j in 0..d {
+                    let new = r.cx as f64 * x[j]
+                        + r.cs as f64 * s[j]
+                        + r.cz as f64 * z[j]
+                        + r.cu as f64 * u[j]
+                        + r.cv as f64 * v[j];
+                    if *kind == Kind::UpdateSave {
+                        u[j] = x[j];
+                        v[j] = s[j];
+                    }
+                    x[j] = new;
+                }
+            }
+        }
+    }
+    x
+}

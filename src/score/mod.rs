@@ -1,0 +1,169 @@
+//! Score models: noise processes, parameterisations and the denoising score-matching objective.
+//! A model maps (x~, sigma) to the score grad log p(x~; sigma) in the scaled coordinates of
+//! `process` (x~ = x0 + sigma z for every process), so samplers need nothing else.
+
+pub mod gmm;
+pub mod process;
+
+use crate::error::{Error, Result};
+use crate::graph::{Graph, Var};
+use crate::nn::unet::{unet, UNetConfig};
+use crate::nn::{mlp, Builder};
+use crate::ops::elementwise::Unary;
+pub use process::Process;
+
+/// What the network's output F means (Karras et al. 2022, Table 1 for the denoiser).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Parameterisation {
+    /// score = F / sigma (NCSN's output scaling; W1).
+    Score,
+    /// score = -F / sigma (F predicts the noise z; DDPM).
+    Epsilon,
+    /// EDM preconditioning: D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~) / sigma^2.
+    Denoiser { sigma_data: f32 },
+}
+
+impl Parameterisation {
+    pub fn from_name(name: &str, sigma_data: f32) -> Result<Self> {
+        Ok(match name {
+            "score" => Parameterisation::Score,
+            "eps" | "epsilon" => Parameterisation::Epsilon,
+            "denoiser" | "edm" => Parameterisation::Denoiser { sigma_data },
+            _ => return Err(Error::Invalid(format!("unknown parameterisation '{name}'; use score, eps or denoiser"))),
+        })
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            Parameterisation::Score => "score",
+            Parameterisation::Epsilon => "eps",
+            Parameterisation::Denoiser { .. } => "denoiser",
+        }
+    }
+}
+
+/// The network behind a score model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Network {
+    /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] -> hidden layers (SiLU) -> D.
+    Mlp { hidden: Vec<usize> },
+    /// For images [B, C, H, W], conditioned on ln(sigma)/4 through the sinusoidal embedding.
+    UNet(UNetConfig),
+}
+
+/// Everything needed to rebuild a score model's graph (stored in checkpoints).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    /// Shape of one sample, e.g. [2] or [1, 28, 28].
+    pub data_shape: Vec<usize>,
+    pub network: Network,
+    pub param: Parameterisation,
+    /// Network input scaling c_in = 1 / sqrt(input_var + sigma^2) (the denoiser uses
+    /// sigma_data^2); None: c_in = 1 (NCSN, W1).
+    pub input_var: Option<f32>,
+}
+
+/// Broadcast a per-sample value [B] against a tensor [B, ...].
+fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
+    let mut s = vec![1usize; like.len()];
+    s[0] = like[0];
+    g.reshape(v, &s)
+}
+
+impl ModelSpec {
+    pub fn numel(&self) -> usize {
+        self.data_shape.iter().product()
+    }
+
+    /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
+    /// created through `b` (training and sampling graphs use the same names).
+    pub fn score(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
+        let xs = b.g.shape(x).to_vec();
+        if xs[1..] != self.data_shape[..] {
+            return Err(Error::Shape(format!("model takes samples of shape {:?}, got {xs:?}", self.data_shape)));
+        }
+        let sig = per_sample(b.g, sigma, &xs)?;
+        let var = match self.param {
+            Parameterisation::Denoiser { sigma_data } => Some(sigma_data * sigma_data),
+            _ => self.input_var,
+        };
+        // c_in x~
+        let x_in = match var {
+            Some(v) => {
+                let s2 = b.g.unary(Unary::Square, sig);
+                let c_in = b.g.unary(Unary::AddScalar(v), s2);
+                let c_in = b.g.unary(Unary::Rsqrt, c_in);
+                b.g.mul(x, c_in)?
+            }
+            None => x,
+        };
+        // c_noise = ln(sigma) / 4, [B]
+        let ls = b.g.unary(Unary::Log, sigma);
+        let c_noise = b.g.scale(ls, 0.25);
+        let f = match &self.network {
+            Network::Mlp { hidden } => {
+                let d = self.numel();
+                let bsz = xs[0];
+                let flat = b.g.reshape(x_in, &[bsz, d])?;
+                let c = b.g.reshape(c_noise, &[bsz, 1])?;
+                let inp = b.g.concat(flat, c, 1)?;
+                let mut sizes = vec![d + 1];
+                sizes.extend(hidden);
+                sizes.push(d);
+                let out = mlp(b, inp, &sizes, Unary::Silu)?;
+                b.g.reshape(out, &xs)?
+            }
+            Network::UNet(cfg) => unet(b, x_in, c_noise, None, None, cfg)?,
+        };
+        match self.param {
+            Parameterisation::Score => b.g.div(f, sig),
+            Parameterisation::Epsilon => {
+                let s = b.g.div(f, sig)?;
+                Ok(b.g.neg(s))
+            }
+            Parameterisation::Denoiser { sigma_data } => {
+                // D - x~ = (c_skip - 1) x~ + c_out F = (-sigma^2 x~ + sigma sigma_d sqrt(..) F) / (sigma^2 + sigma_d^2)
+                // score = (D - x~) / sigma^2 = (-x~ + sigma_d F sqrt(sigma^2+sd^2)/sigma ... ) / (sigma^2 + sigma_d^2)
+                let sd2 = sigma_data * sigma_data;
+                let s2 = b.g.unary(Unary::Square, sig);
+                let tot = b.g.unary(Unary::AddScalar(sd2), s2);
+                let rt = b.g.unary(Unary::Rsqrt, tot); // 1 / sqrt(sigma^2 + sd^2)
+                                                       // c_out / sigma^2 = sigma_d / (sigma sqrt(sigma^2 + sd^2))
+                let inv_sig = b.g.unary(Unary::Recip, sig);
+                let k = b.g.mul(rt, inv_sig)?;
+                let k = b.g.scale(k, sigma_data);
+                let fo = b.g.mul(f, k)?;
+                // (c_skip - 1) / sigma^2 = -1 / (sigma^2 + sd^2)
+                let inv_tot = b.g.unary(Unary::Recip, tot);
+                let sk = b.g.mul(x, inv_tot)?;
+                b.g.sub(fo, sk)
+            }
+        }
+    }
+
+    /// Denoising score matching (Vincent 2011) with lambda(sigma) = sigma^2 (NCSN) times
+    /// `weight`: mean over the batch of w(sigma) || sigma score(x0 + sigma z, sigma) + z ||^2.
+    /// For the denoiser the weight is EDM's (sigma^2 + sd^2) / sd^2, which turns this into
+    /// lambda(sigma) || D - x0 ||^2 with lambda = (sigma^2 + sd^2) / (sigma sd)^2.
+    /// x0 [B, ...] and sigma [B] are inputs; z is drawn on the GPU (`seed`). Returns the loss [1].
+    pub fn dsm_loss(&self, b: &mut Builder, x0: Var, sigma: Var, seed: u64) -> Result<Var> {
+        let xs = b.g.shape(x0).to_vec();
+        let z = b.g.random(&xs, crate::ops::random::Dist::Normal, seed, 0x5eed);
+        let sig = per_sample(b.g, sigma, &xs)?;
+        let sz = b.g.mul(z, sig)?;
+        let xt = b.g.add(x0, sz)?;
+        let s = self.score(b, xt, sigma)?;
+        let ss = b.g.mul(s, sig)?;
+        let r = b.g.add(ss, z)?;
+        let r2 = b.g.unary(Unary::Square, r);
+        let bsz = xs[0];
+        let flat = b.g.reshape(r2, &[bsz, self.numel()])?;
+        let mut per = b.g.sum(flat, 1)?; // [B]
+        if let Parameterisation::Denoiser { sigma_data } = self.param {
+            let sd2 = sigma_data * sigma_data;
+            let s2 = b.g.unary(Unary::Square, sigma);
+            let w = b.g.unary(Unary::Affine(1.0 / sd2, 1.0), s2);
+            per = b.g.mul(per, w)?;
+        }
+        b.g.mean_all(per)
+    }
+}

@@ -1,0 +1,238 @@
+//! Noise processes. Every process is written once as its marginal
+//!   x_t = s(t) (x0 + sigma(t) z),   z ~ N(0, I),
+//! (Karras et al. 2022, eq. 10), i.e. a scale s(t) and a noise level sigma(t). In the scaled
+//! coordinates x~ = x / s every process is the variance-exploding one with noise level sigma,
+//! so models and samplers work on (x~, sigma) and a process only sets the noise schedule, the
+//! training distribution of noise levels and the prior. The forward SDE follows from (s, sigma):
+//!   dx = f(t) x dt + g(t) dw,   f = s'/s,   g^2 = 2 s^2 sigma sigma'
+//! (VE: f = 0, g^2 = d sigma^2/dt; VP: f = -beta/2, g^2 = beta; sub-VP: g^2 = beta (1 - e^{-2 int beta})),
+//! and in x~ its reverse SDE and probability-flow ODE are
+//!   dx~ = -2 sigma sigma' score dt + sqrt(2 sigma sigma') dw~,   dx~/dsigma = -sigma score.
+
+use crate::error::{Error, Result};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Process {
+    /// Variance exploding (NCSN, score_sde VE): s = 1, sigma(t) = sigma_min (sigma_max/sigma_min)^t, t in [0, 1].
+    Ve { sigma_min: f64, sigma_max: f64 },
+    /// Variance preserving (DDPM): alpha_bar(t) = exp(-int_0^t beta); linear beta(t) = b0 + t (b1 - b0).
+    VpLinear { beta_min: f64, beta_max: f64 },
+    /// VP with Nichol & Dhariwal's cosine schedule: alpha_bar(t) = cos^2((t + s)/(1 + s) pi/2) / cos^2(s/(1+s) pi/2).
+    VpCosine { s: f64 },
+    /// Sub-VP (Song et al. 2021): mean sqrt(alpha_bar) x0, std 1 - alpha_bar (linear beta).
+    SubVp { beta_min: f64, beta_max: f64 },
+    /// EDM (Karras et al. 2022): s = 1, sigma(t) = t in [sigma_min, sigma_max]; training draws
+    /// ln sigma ~ N(p_mean, p_std^2).
+    Edm { sigma_min: f64, sigma_max: f64, p_mean: f64, p_std: f64 },
+}
+
+/// Smallest t used by the VP-family processes (score_sde's eps = 1e-5 for sampling; 1e-3 keeps
+/// sigma(t_min) from vanishing in f32).
+pub const VP_T_MIN: f64 = 1e-3;
+
+impl Process {
+    pub fn ve(sigma_min: f64, sigma_max: f64) -> Process {
+        Process::Ve { sigma_min, sigma_max }
+    }
+    pub fn vp() -> Process {
+        Process::VpLinear { beta_min: 0.1, beta_max: 20.0 }
+    }
+    pub fn edm() -> Process {
+        Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -1.2, p_std: 1.2 }
+    }
+
+    /// Parse a process name as in configs: "ve", "vp", "vp-cosine", "subvp", "edm".
+    pub fn from_name(name: &str, sigma_min: f64, sigma_max: f64) -> Result<Process> {
+        Ok(match name {
+            "ve" => Process::ve(sigma_min, sigma_max),
+            "vp" => Process::vp(),
+            "vp-cosine" => Process::VpCosine { s: 0.008 },
+            "subvp" => Process::SubVp { beta_min: 0.1, beta_max: 20.0 },
+            "edm" => Process::Edm { sigma_min, sigma_max, p_mean: -1.2, p_std: 1.2 },
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "unknown process '{name}'; use one of ve, vp, vp-cosine, subvp, edm"
+                )))
+            }
+        })
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Process::Ve { .. } => "ve",
+            Process::VpLinear { .. } => "vp",
+            Process::VpCosine { .. } => "vp-cosine",
+            Process::SubVp { .. } => "subvp",
+            Process::Edm { .. } => "edm",
+        }
+    }
+
+    /// Time interval [t_min, t_max] of the process.
+    pub fn t_range(&self) -> (f64, f64) {
+        match *self {
+            Process::Ve { .. } => (0.0, 1.0),
+            Process::VpLinear { .. } | Process::VpCosine { .. } | Process::SubVp { .. } => (VP_T_MIN, 1.0),
+            Process::Edm { sigma_min, sigma_max, .. } => (sigma_min, sigma_max),
+        }
+    }
+
+    /// alpha_bar(t) of the VP family.
+    fn alpha_bar(&self, t: f64) -> f64 {
+        match *self {
+            Process::VpLinear { beta_min, beta_max } | Process::SubVp { beta_min, beta_max } => {
+                (-(beta_min * t + 0.5 * (beta_max - beta_min) * t * t)).exp()
+            }
+            Process::VpCosine { s } => {
+                let f = |t: f64| ((t + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                (f(t) / f(0.0)).max(1e-12)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Scale s(t).
+    pub fn scale(&self, t: f64) -> f64 {
+        match self {
+            Process::Ve { .. } | Process::Edm { .. } => 1.0,
+            _ => self.alpha_bar(t).sqrt(),
+        }
+    }
+
+    /// Noise level sigma(t) in scaled coordinates.
+    pub fn sigma(&self, t: f64) -> f64 {
+        match *self {
+            Process::Ve { sigma_min, sigma_max } => sigma_min * (sigma_max / sigma_min).powf(t),
+            Process::Edm { .. } => t,
+            Process::VpLinear { .. } | Process::VpCosine { .. } => {
+                let a = self.alpha_bar(t);
+                ((1.0 - a) / a).sqrt()
+            }
+            Process::SubVp { .. } => {
+                let a = self.alpha_bar(t);
+                (1.0 - a) / a.sqrt()
+            }
+        }
+    }
+
+    /// sigma'(t), by a central difference (every sigma here is smooth).
+    pub fn dsigma_dt(&self, t: f64) -> f64 {
+        let (lo, hi) = self.t_range();
+        let h = 1e-6 * (hi - lo).max(1e-12);
+        let (a, b) = ((t - h).max(lo * 0.5), t + h);
+        (self.sigma(b) - self.sigma(a)) / (b - a)
+    }
+
+    /// f(t) and g(t)^2 of the forward SDE dx = f x dt + g dw.
+    pub fn drift_diffusion(&self, t: f64) -> (f64, f64) {
+        let h = 1e-6;
+        let ds = (self.scale(t + h) - self.scale(t - h)) / (2.0 * h);
+        let s = self.scale(t);
+        (ds / s, 2.0 * s * s * self.sigma(t) * self.dsigma_dt(t))
+    }
+
+    pub fn sigma_min(&self) -> f64 {
+        self.sigma(self.t_range().0)
+    }
+    pub fn sigma_max(&self) -> f64 {
+        self.sigma(self.t_range().1)
+    }
+
+    /// t with sigma(t) = sigma (sigma is increasing in t), by bisection.
+    pub fn t_of_sigma(&self, sigma: f64) -> f64 {
+        let (mut lo, mut hi) = self.t_range();
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if self.sigma(mid) < sigma {
+                lo = mid
+            } else {
+                hi = mid
+            }
+        }
+        0.5 * (lo + hi)
+    }
+
+    /// Variance of the prior in scaled coordinates, per dimension: sigma_max^2 for VE/EDM
+    /// (data variance neglected, as in score_sde and EDM), and 1/s(T)^2 for the VP family, whose
+    /// prior is N(0, I) in x.
+    pub fn prior_var(&self) -> f64 {
+        let t = self.t_range().1;
+        match self {
+            Process::Ve { .. } | Process::Edm { .. } => self.sigma(t).powi(2),
+            _ => 1.0 / self.scale(t).powi(2),
+        }
+    }
+
+    /// A training noise level from a uniform u in (0, 1) (and a second one for EDM's normal):
+    /// VE: log-uniform in [sigma_min, sigma_max]; VP family: t ~ U(t_min, 1); EDM: log-normal.
+    pub fn train_sigma(&self, u: f64, u2: f64) -> f64 {
+        match *self {
+            Process::Edm { p_mean, p_std, .. } => {
+                let n = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+                (p_mean + p_std * n).exp()
+            }
+            _ => {
+                let (lo, hi) = self.t_range();
+                self.sigma(lo + u * (hi - lo))
+            }
+        }
+    }
+
+    /// Sampling times t_0 > t_1 > ... > t_{n-1} (n >= 2): uniform in t from t_max to t_min for
+    /// score_sde's processes, EDM's rho = 7 spacing in sigma for EDM.
+    pub fn time_grid(&self, n: usize) -> Vec<f64> {
+        let (lo, hi) = self.t_range();
+        let n = n.max(2);
+        (0..n)
+            .map(|i| {
+                let f = i as f64 / (n - 1) as f64;
+                match self {
+                    Process::Edm { .. } => {
+                        let rho = 7.0;
+                        let (a, b) = (hi.powf(1.0 / rho), lo.powf(1.0 / rho));
+                        (a + f * (b - a)).powf(rho)
+                    }
+                    _ => hi + f * (lo - hi),
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sde_coefficients_match_the_closed_forms() {
+        // VP: f = -beta/2, g^2 = beta; sub-VP: g^2 = beta (1 - alpha_bar^2); VE: g^2 = d sigma^2/dt.
+        for t in [0.05, 0.3, 0.7, 0.95] {
+            let beta = 0.1 + t * (20.0 - 0.1);
+            let (f, g2) = Process::vp().drift_diffusion(t);
+            assert!((f + beta / 2.0).abs() < 1e-4 * beta, "{t}: f {f}");
+            assert!((g2 - beta).abs() < 1e-4 * beta, "{t}: g2 {g2}");
+            let sub = Process::SubVp { beta_min: 0.1, beta_max: 20.0 };
+            let a = sub.alpha_bar(t);
+            let (_, g2) = sub.drift_diffusion(t);
+            assert!((g2 - beta * (1.0 - a * a)).abs() < 1e-4 * beta, "{t}: sub-VP g2 {g2}");
+            let ve = Process::ve(0.01, 50.0);
+            let (f, g2) = ve.drift_diffusion(t);
+            let s = ve.sigma(t);
+            assert!(f.abs() < 1e-9 && (g2 - 2.0 * s * s * (5000f64).ln()).abs() < 1e-4 * g2);
+        }
+    }
+
+    #[test]
+    fn marginals_and_inverse() {
+        for p in [Process::vp(), Process::VpCosine { s: 0.008 }, Process::ve(0.01, 50.0), Process::edm()] {
+            let (lo, hi) = p.t_range();
+            for f in [0.1, 0.5, 0.9] {
+                let t = lo + f * (hi - lo);
+                assert!((p.t_of_sigma(p.sigma(t)) - t).abs() < 1e-6 * hi, "{p:?} at {t}");
+            }
+        }
+        // VP: total variance of x_t for unit-variance data is 1.
+        let p = Process::vp();
+        let (s, sg) = (p.scale(0.4), p.sigma(0.4));
+        assert!((s * s * (1.0 + sg * sg) - 1.0).abs() < 1e-12);
+    }
+}
