@@ -12,7 +12,8 @@
 // subgroupShuffle: per k-step 16 + TM/8 loads instead of 16 + TM, which lets TM grow to 32.
 // Needs the SUBGROUP feature, WG_X = 8 and subgroups of at least 8 invocations made of
 // consecutive invocations (src/ops/matmul.rs offers it only then). RG = TM / 8 (<= 4).
-// Bindings: 0 params (uniform), 1 a (read), 2 b (read, vec4), 3 c (read_write, vec4).
+// Bindings: 0 params (uniform), 1 a (read), 2 b (read, vec4), 3 c (read_write, vec4),
+// 4 bias (read, vec4; when BIAS). Epilogue: c = act(A B + bias) (ops::matmul::Epilogue).
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -22,9 +23,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override ACCUMULATE: bool = false;
+override BIAS: bool = false; // epilogue: + bias[column] (binding 4)
+override ACT: u32 = 0u;      // epilogue: 0 none, 1 SiLU, applied after the bias
 const WG_X: u32 = 8u;
 override WG_Y: u32 = 8;
 override RG: u32 = 4;   // row groups of 8: TM = 8 * RG rows per invocation (<= 32)
@@ -96,6 +100,9 @@ fn mm_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 
 fn put(o: u32, g: u32, v: vec4<f32>) {
     if (g < p.n / 4u) {
-        if (ACCUMULATE) { c[o] += v; } else { c[o] = v; }
+        var y = v;
+        if (BIAS) { y += bias[g]; }
+        if (ACT == 1u) { y = y / (1.0 + exp(-y)); }
+        if (ACCUMULATE) { c[o] += y; } else { c[o] = y; }
     }
 }

@@ -7,7 +7,8 @@
 // for 16*TM multiply-adds; on CPU implementations (lavapipe), where every per-invocation
 // load is a gather, that ratio is what sets the speed, so large blocks (16 x 16) win there.
 // TM and the workgroup shape are overridable constants (pipeline key).
-// Bindings: 0 params (uniform), 1 a (read), 2 b (read, vec4), 3 c (read_write, vec4).
+// Bindings: 0 params (uniform), 1 a (read), 2 b (read, vec4), 3 c (read_write, vec4),
+// 4 bias (read, vec4; when BIAS). Epilogue: c = act(A B + bias) (ops::matmul::Epilogue).
 
 struct Params {
     m: u32, n: u32, k: u32, batch: u32,
@@ -17,9 +18,12 @@ struct Params {
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
 override ACCUMULATE: bool = false;
+override BIAS: bool = false; // epilogue: + bias[column] (binding 4)
+override ACT: u32 = 0u;      // epilogue: 0 none, 1 SiLU, applied after the bias
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override TM: u32 = 16;  // rows per invocation (<= 16)
@@ -81,6 +85,9 @@ fn mm_reg4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
 
 fn put(o: u32, g: u32, v: vec4<f32>) {
     if (g < p.n / 4u) {
-        if (ACCUMULATE) { c[o] += v; } else { c[o] = v; }
+        var y = v;
+        if (BIAS) { y += bias[g]; }
+        if (ACT == 1u) { y = y / (1.0 + exp(-y)); }
+        if (ACCUMULATE) { c[o] += y; } else { c[o] = y; }
     }
 }

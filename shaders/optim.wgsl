@@ -10,6 +10,7 @@
 //   adam:       Adam (Kingma & Ba 2015) with bias correction; AdamW's decoupled weight decay
 //               p -= lr * wd * p when wd > 0 (Loshchilov & Hutter 2019). g is scaled by state[2].
 //   ema:        e = decay * e + (1 - decay) * p.
+//   loss_acc:   w[0] += g[0], w[1] += 1 (training loss summed on the GPU between readbacks).
 // Bindings: 0 params, 1 state (read_write), then per kernel: sumsq 2 g; adam 2 p, 3 g, 4 m, 5 v;
 // ema 2 p, 6 e.
 
@@ -90,4 +91,10 @@ fn ema(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
     e[i] = p.decay * e[i] + (1.0 - p.decay) * w[i];
+}
+
+@compute @workgroup_size(1)
+fn loss_acc() {
+    w[0] = w[0] + g[0];
+    w[1] = w[1] + 1.0;
 }

@@ -9,7 +9,10 @@
 //   set_sigma: sigma[r] = sched[k].sigma
 //   update:    x <- cx x + cs s + cz z + cu u + cv v        (SAVE: also u <- x, v <- s, before)
 //   corrector: Langevin step with score_sde's signal-to-noise rule, per chain:
-//              eps = 2 cx (snr |z| / |s|)^2,  x <- x + eps s + sqrt(2 eps) z
+//              eps = 2 cx (snr |z| / |s|)^2,  x <- x + eps s + sqrt(2 eps) z,
+//              with eps capped at 2 cx (snr sigma)^2 (the rule at the typical norms |z| ~ sqrt(D),
+//              |s| ~ sqrt(D) / sigma): in few dimensions a chain's |s| can vanish near a mode,
+//              which score_sde's batch-averaged norms hide but a per-chain rule must not blow up on
 // Noise: z[r, j] at step k is normal number j % 4 of Philox block
 //   (counter = k * ceil(D/4) + j/4, stream = (chain0 + r, stream_hi), key = seed),
 // so chain i's numbers depend only on (seed, i, k): the same for any batch size or split.
@@ -90,7 +93,8 @@ fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
         zz += z * z;
     }
     let ratio = snr * sqrt(zz) / max(sqrt(ss), 1e-30);
-    let eps = 2.0 * alpha * ratio * ratio;
+    let cap = 2.0 * alpha * snr * snr * sched[base] * sched[base];
+    let eps = min(2.0 * alpha * ratio * ratio, cap);
     let c = sqrt(2.0 * eps);
     for (var j = 0u; j < p.d; j++) {
         let i = r * p.d + j;

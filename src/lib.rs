@@ -1,12 +1,15 @@
 //! scoregen: score-based generative models trained and sampled on the GPU through
 //! hand-written WGSL compute shaders on wgpu.
 
+pub mod app;
 pub mod bench;
+pub mod config;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod graph;
 pub mod io;
+pub mod metrics;
 pub mod nn;
 pub mod ops;
 pub mod optim;
@@ -14,6 +17,7 @@ pub mod sample;
 pub mod score;
 pub mod shaders;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, Recorder};

@@ -1,9 +1,14 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
+use scoregen::app::{draw, evaluate, write_samples, Model, SampleRequest};
 use scoregen::bench::{self, Report};
+use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
+use scoregen::sample::{Probes, SamplerKind};
+use scoregen::train::{train, TrainOpts};
 use scoregen::{Error, Gpu, GpuOptions, Result};
+use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
@@ -25,6 +30,74 @@ struct Cli {
 enum Command {
     /// List every adapter with its backend, driver, limits and features.
     Info,
+    /// Train a score model (denoising score matching) from a TOML config.
+    Train {
+        /// The run's config (see assets/configs/).
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder (checkpoints, loss curve, samples); default runs/<config name>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Total optimizer steps (overrides train.steps).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Continue from the state saved in the output folder.
+        #[arg(long)]
+        resume: bool,
+        /// Skip the samples drawn at the end.
+        #[arg(long)]
+        no_samples: bool,
+    },
+    /// Draw samples from a checkpoint or an analytic mixture.
+    Sample {
+        /// A checkpoint written by `train`.
+        #[arg(long, conflicts_with = "model")]
+        checkpoint: Option<PathBuf>,
+        /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
+        #[arg(long)]
+        model: Option<String>,
+        /// ald, pc, ode, ddim, ancestral, heun, langevin (default: the config's).
+        #[arg(long)]
+        sampler: Option<String>,
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        n: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Chains per batch (results do not depend on it).
+        #[arg(long)]
+        batch: Option<usize>,
+        /// .png (image grid or 2-D density) or .npy (float32 [n, ...]).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Sample quality and likelihood of a checkpoint or an analytic mixture.
+    Eval {
+        #[arg(long, conflicts_with = "model")]
+        checkpoint: Option<PathBuf>,
+        #[arg(long)]
+        model: Option<String>,
+        #[arg(long)]
+        sampler: Option<String>,
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Samples for the sample metrics (0: skip).
+        #[arg(long)]
+        n: Option<usize>,
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long)]
+        batch: Option<usize>,
+        /// Data points for the PF-ODE likelihood (0: skip).
+        #[arg(long, default_value_t = 1000)]
+        nll_n: usize,
+        /// Divergence: exact, or the number of Hutchinson probes.
+        #[arg(long, default_value = "exact")]
+        probes: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Benchmarks of the shared workloads (figures, not tests).
     Bench {
         #[command(subcommand)]
@@ -62,6 +135,18 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// W1 sampling: annealed Langevin, 10,000 chains x 1,000 steps of the W1 network.
+    Sample {
+        #[arg(long, default_value_t = 10000)]
+        chains: usize,
+        #[arg(long, default_value_t = 100)]
+        steps_per_level: usize,
+        /// Train the W1 network this many steps first (0: random weights, speed only).
+        #[arg(long, default_value_t = 0)]
+        train_steps: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// W1: training steps per second of the score MLP (forward, backward, Adam).
     Mlp {
         /// Timed steps (after 50 warm-up steps).
@@ -75,6 +160,48 @@ enum BenchCmd {
 fn open(cli: &Cli) -> Result<Gpu> {
     let backend: BackendChoice = cli.backend.parse()?;
     Gpu::new(&GpuOptions { backend, adapter: cli.adapter, profile: cli.profile })
+}
+
+fn load_model(gpu: &Gpu, checkpoint: &Option<PathBuf>, model: &Option<String>) -> Result<Model> {
+    match (checkpoint, model) {
+        (Some(c), _) => Model::load(gpu, &c.display().to_string()),
+        (None, Some(m)) if m.starts_with("gmm:") => Model::load(gpu, m),
+        (None, Some(m)) => Err(Error::Invalid(format!("--model {m}: use gmm:FILE.toml, gmm:ring8 or gmm:ncsn"))),
+        (None, None) => Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
+    }
+}
+
+fn request(
+    m: &Model,
+    sampler: &Option<String>,
+    steps: &Option<usize>,
+    n: &Option<usize>,
+    seed: &Option<u64>,
+    batch: &Option<usize>,
+) -> Result<SampleRequest> {
+    let mut req = SampleRequest::from_config(&m.sample_defaults())?;
+    if let Some(s) = sampler {
+        req.sampler = SamplerKind::from_name(s)?;
+    }
+    req.steps = steps.unwrap_or(req.steps);
+    req.n = n.unwrap_or(req.n);
+    req.seed = seed.unwrap_or(req.seed);
+    req.batch = batch.unwrap_or(req.batch);
+    Ok(req)
+}
+
+/// A one-line progress display on stderr.
+fn progress(what: &'static str) -> impl FnMut(usize, usize) {
+    let t0 = std::time::Instant::now();
+    move |done, total| {
+        let f = done as f64 / total.max(1) as f64;
+        let el = t0.elapsed().as_secs_f64();
+        let eta = if f > 0.0 { el / f - el } else { 0.0 };
+        eprint!("\r{what}: {:5.1}% ({done}/{total} steps) ETA {:.0} s   ", 100.0 * f, eta);
+        if done == total {
+            eprintln!();
+        }
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -105,7 +232,70 @@ fn run(cli: Cli) -> Result<()> {
                     bench::unet::run(&gpu, *from, *to, &Report { json: *json })
                 }
                 BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
+                BenchCmd::Sample { chains, steps_per_level, train_steps, json } => {
+                    bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, &Report { json: *json })
+                }
             }
+        }
+        Command::Train { config, out, steps, resume, no_samples } => {
+            let cfg = Config::load(config)?;
+            let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+            let out = out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem));
+            let gpu = open(&cli)?;
+            let dir = config.parent().unwrap_or(std::path::Path::new("."));
+            eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
+            let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
+            let r = train(&gpu, &cfg, dir, &opts)?;
+            eprintln!(
+                "step {}: loss {:.4}; {:.2} steps/s; checkpoint {}",
+                r.step,
+                r.losses.last().map(|l| l.1).unwrap_or(f64::NAN),
+                r.steps_per_sec,
+                out.join(scoregen::train::CHECKPOINT).display()
+            );
+            if !no_samples {
+                let model = Model::load(&gpu, &out.join(scoregen::train::CHECKPOINT).display().to_string())?;
+                let mut req = SampleRequest::from_config(&cfg.sample)?;
+                if model.images() {
+                    req.n = req.n.min(64);
+                }
+                let xs = draw(&gpu, &model, &req, &mut progress("sampling"))?;
+                let png = out.join("samples.png");
+                write_samples(&png, &xs, &model.shape(), model.images())?;
+                write_samples(&out.join("samples.npy"), &xs, &model.shape(), model.images())?;
+                eprintln!("{} samples ({:?}, {} steps) -> {}", req.n, req.sampler, req.steps, png.display());
+            }
+            Ok(())
+        }
+        Command::Sample { checkpoint, model, sampler, steps, n, seed, batch, out } => {
+            let gpu = open(&cli)?;
+            let m = load_model(&gpu, checkpoint, model)?;
+            let req = request(&m, sampler, steps, n, seed, batch)?;
+            let t0 = std::time::Instant::now();
+            let xs = draw(&gpu, &m, &req, &mut progress("sampling"))?;
+            write_samples(out, &xs, &m.shape(), m.images())?;
+            eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
+            Ok(())
+        }
+        Command::Eval { checkpoint, model, sampler, steps, n, seed, batch, nll_n, probes, json } => {
+            let gpu = open(&cli)?;
+            let m = load_model(&gpu, checkpoint, model)?;
+            let req = request(&m, sampler, steps, n, seed, batch)?;
+            let probes = match probes.as_str() {
+                "exact" => Probes::Exact,
+                k => Probes::Hutchinson(k.parse().ok().filter(|&k: &usize| k > 0).ok_or_else(|| {
+                    Error::Invalid(format!("--probes {k}: use 'exact' or a number of Hutchinson probes"))
+                })?),
+            };
+            let dir = checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
+            for (name, v, unit) in evaluate(&gpu, &m, &req, *nll_n, probes, dir)? {
+                if *json {
+                    println!("{}", serde_json::json!({"eval": name, "value": v, "unit": unit}));
+                } else {
+                    println!("{name:<28} {v:>12.5} {unit}");
+                }
+            }
+            Ok(())
         }
     }
 }

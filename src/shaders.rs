@@ -18,6 +18,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("matmul_sg", include_str!("../shaders/matmul_sg.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
+    ("matmul_narrow", include_str!("../shaders/matmul_narrow.wgsl")),
 ];
 
 pub fn source(name: &str) -> Option<&'static str> {

@@ -54,8 +54,8 @@ fn sampler_kernels_match_the_cpu_reference() {
     let p = Process::ve(0.05, 5.0);
     let programs = vec![
         ("ald", annealed_langevin(&geometric_sigmas(5.0, 0.05, 3), 2, 0.01, true)),
-        ("pc", predictor_corrector(&p, 4, Predictor::ReverseDiffusion, 1, 0.16)),
-        ("pc-em", predictor_corrector(&p, 4, Predictor::EulerMaruyama, 1, 0.16)),
+        ("pc", predictor_corrector(&p, 4, Predictor::ReverseDiffusion, 1, 0.16, 5.0)),
+        ("pc-em", predictor_corrector(&p, 4, Predictor::EulerMaruyama, 1, 0.16, 5.0)),
         ("heun", ode(&geometric_sigmas(5.0, 0.05, 5), 5.0, true)),
         ("ddim", ddim(&geometric_sigmas(5.0, 0.05, 5), 5.0, 0.5)),
     ];

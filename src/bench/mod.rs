@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod mlp;
+pub mod sample;
 pub mod unet;
 
 use crate::error::Result;

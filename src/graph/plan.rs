@@ -26,6 +26,9 @@ pub struct Plan {
     /// Bytes of the intermediate buffers, inputs and constants the plan owns.
     pub peak_bytes: u64,
     pub steps: usize,
+    /// Replays so far (u32), advanced on the GPU; random draws are keyed by it, so a resumed
+    /// run that restores it draws the numbers an uninterrupted run would have.
+    pub replays: Tensor,
 }
 
 impl Plan {
@@ -45,6 +48,50 @@ impl Plan {
                 }
             }
         }
+        // Fusion: Matmul -> Add(bias [N]) (-> SiLU) runs as one matmul with an epilogue when
+        // each intermediate has that single reader and is not an output. `eff[i]`: the values
+        // node i actually reads; fused-away nodes read nothing and get no buffer.
+        let mut readers = vec![0usize; top + 1];
+        for i in 0..=top {
+            if need[i] {
+                for v in &g.nodes[i].inputs {
+                    readers[v.0] += 1;
+                }
+            }
+        }
+        for o in outputs {
+            readers[o.0] += 1;
+        }
+        let mut eff: Vec<Vec<Var>> = g.nodes[..=top].iter().map(|n| n.inputs.clone()).collect();
+        let mut skip = vec![false; top + 1];
+        let mut fused: HashMap<usize, (Var, Var, Var, bool, bool, bool)> = HashMap::new(); // node -> (a, b, bias, ta, tb, silu)
+        for i in 0..=top {
+            let Op::Binary(crate::ops::elementwise::Binary::Add) = g.nodes[i].op else { continue };
+            if !need[i] {
+                continue;
+            }
+            let (m, bias) = (g.nodes[i].inputs[0], g.nodes[i].inputs[1]);
+            let Op::Matmul { trans_a, trans_b } = g.nodes[m.0].op else { continue };
+            let n = *g.nodes[m.0].shape.last().unwrap();
+            if readers[m.0] != 1 || g.nodes[bias.0].shape != [n] || g.nodes[i].shape != g.nodes[m.0].shape {
+                continue;
+            }
+            let (a, b) = (g.nodes[m.0].inputs[0], g.nodes[m.0].inputs[1]);
+            // The add's single reader a SiLU? Then that node is the fused one.
+            let silu = (i + 1..=top).find(|&j| need[j] && g.nodes[j].inputs.contains(&Var(i)));
+            let target = match silu {
+                Some(j) if readers[i] == 1 && g.nodes[j].op == Op::Unary(crate::ops::elementwise::Unary::Silu) => {
+                    skip[i] = true;
+                    eff[i].clear();
+                    j
+                }
+                _ => i,
+            };
+            skip[m.0] = true;
+            eff[m.0].clear();
+            eff[target] = vec![a, b, bias];
+            fused.insert(target, (a, b, bias, trans_a, trans_b, target != i));
+        }
         // Storage roots: a reshape shares its input's buffer.
         let mut root: Vec<usize> = (0..=top).collect();
         for i in 0..=top {
@@ -56,7 +103,7 @@ impl Plan {
         let mut last_use = vec![0usize; top + 1];
         for i in 0..=top {
             if need[i] {
-                for v in &g.nodes[i].inputs {
+                for v in &eff[i] {
                     last_use[root[v.0]] = last_use[root[v.0]].max(i);
                 }
             }
@@ -64,6 +111,26 @@ impl Plan {
         for o in outputs {
             last_use[root[o.0]] = usize::MAX;
         }
+        // Release intermediate buffers whose last reader was node i.
+        let release = |i: usize,
+                       inputs: &[Var],
+                       last_use: &mut Vec<usize>,
+                       vals: &HashMap<usize, Tensor>,
+                       free: &mut Vec<(u64, Arc<crate::gpu::PooledBuffer>)>| {
+            for v in inputs {
+                let r = root[v.0];
+                if last_use[r] == i
+                    && !matches!(
+                        g.nodes[r].op,
+                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape | Op::Random { .. }
+                    )
+                {
+                    last_use[r] = usize::MAX - 1; // released once
+                    let buf = vals[&r].buffer().clone();
+                    free.push((size_class(buf.len), buf));
+                }
+            }
+        };
         let mut vals: HashMap<usize, Tensor> = HashMap::new();
         let mut inputs = HashMap::new();
         let mut free: Vec<(u64, Arc<crate::gpu::PooledBuffer>)> = Vec::new();
@@ -73,7 +140,7 @@ impl Plan {
         let steps_t = Tensor::zeros(gpu, &[1])?;
         let mut draws = false;
         for i in 0..=top {
-            if !need[i] {
+            if !need[i] || skip[i] {
                 continue;
             }
             let node = &g.nodes[i];
@@ -129,6 +196,14 @@ impl Plan {
                     };
                     let out = Tensor::view(buf, &shape)?;
                     let x = |k: usize| &vals[&node.inputs[k].0];
+                    if let Some(&(a, b, bias, trans_a, trans_b, silu)) = fused.get(&i) {
+                        let ep = crate::ops::matmul::Epilogue { bias: Some(&vals[&bias.0]), silu };
+                        let o = MatmulOpts { trans_a, trans_b, config: None };
+                        crate::ops::matmul::matmul_epilogue(&mut rec, &vals[&a.0], &vals[&b.0], &out, o, ep)?;
+                        vals.insert(i, out);
+                        release(i, &eff[i], &mut last_use, &vals, &mut free);
+                        continue;
+                    }
                     match op {
                         Op::Unary(u) => unary_into(&mut rec, *u, x(0), &out)?,
                         Op::Binary(b) => binary_into(&mut rec, *b, x(0), x(1), &out)?,
@@ -168,20 +243,7 @@ impl Plan {
                 }
             };
             vals.insert(i, t);
-            // Release intermediate buffers whose last reader was this node.
-            for v in &node.inputs {
-                let r = root[v.0];
-                if last_use[r] == i
-                    && !matches!(
-                        g.nodes[r].op,
-                        Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Reshape | Op::Random { .. }
-                    )
-                {
-                    last_use[r] = usize::MAX - 1; // released once
-                    let buf = vals[&r].buffer().clone();
-                    free.push((size_class(buf.len), buf));
-                }
-            }
+            release(i, &eff[i], &mut last_use, &vals, &mut free);
         }
         if draws {
             crate::ops::random::plan_tick(&mut rec, &steps_t)?;
@@ -189,7 +251,7 @@ impl Plan {
         let outputs = outputs.iter().map(|o| vals[&o.0].clone()).collect();
         let captured = rec.into_captured();
         let steps = captured.steps.len();
-        Ok(Plan { captured, inputs, outputs, peak_bytes: peak, steps })
+        Ok(Plan { captured, inputs, outputs, peak_bytes: peak, steps, replays: steps_t })
     }
 
     /// Upload the data of input `name` (lands before the next submission).

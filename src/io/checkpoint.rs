@@ -64,21 +64,7 @@ impl Checkpoint {
 
     /// Write atomically: a temporary file beside `path`, flushed, then renamed over it.
     pub fn save(&self, path: &Path) -> Result<()> {
-        let bytes = self.to_bytes();
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| io_err(path, "cannot create its folder", e))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp{}",
-            path.file_name().and_then(|n| n.to_str()).unwrap_or("ckpt"),
-            std::process::id()
-        ));
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(|e| io_err(&tmp, "cannot create", e))?;
-            f.write_all(&bytes).map_err(|e| io_err(&tmp, "cannot write", e))?;
-            f.sync_all().map_err(|e| io_err(&tmp, "cannot flush", e))?;
-        }
-        std::fs::rename(&tmp, path).map_err(|e| io_err(path, "cannot replace", e))
+        super::write_atomic(path, &self.to_bytes())
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint> {

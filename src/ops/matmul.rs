@@ -192,7 +192,7 @@ fn plan(a: &[usize], b: &[usize], o: &MatmulOpts) -> Result<(usize, usize, usize
 pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, o: MatmulOpts) -> Result<Tensor> {
     let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
     let c = Tensor::empty(rec.gpu, &out_shape)?;
-    matmul_into(rec, a, b, &c, o, false, (batch, m, k, n, a_bs, b_bs))?;
+    matmul_into(rec, a, b, &c, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())?;
     Ok(c)
 }
 
@@ -202,7 +202,43 @@ pub fn matmul_out(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: Mat
     if c.shape() != out_shape.as_slice() {
         return Err(Error::Shape(format!("matmul: output is {:?}, expected {out_shape:?}", c.shape())));
     }
-    matmul_into(rec, a, b, c, o, false, (batch, m, k, n, a_bs, b_bs))
+    matmul_into(rec, a, b, c, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())
+}
+
+/// What a matmul kernel may apply to its result before storing it: c = act(A B + bias).
+#[derive(Clone, Copy, Default)]
+pub struct Epilogue<'t> {
+    /// [N], added to every row.
+    pub bias: Option<&'t Tensor>,
+    pub silu: bool,
+}
+
+impl Epilogue<'_> {
+    fn is_none(&self) -> bool {
+        self.bias.is_none() && !self.silu
+    }
+}
+
+/// C = act(op(A) @ op(B) + bias): fused into the vec4 kernels' stores, otherwise the same
+/// element-wise ops after the product.
+pub fn matmul_epilogue(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    o: MatmulOpts,
+    ep: Epilogue,
+) -> Result<()> {
+    let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
+    if c.shape() != out_shape.as_slice() {
+        return Err(Error::Shape(format!("matmul: output is {:?}, expected {out_shape:?}", c.shape())));
+    }
+    if let Some(bias) = ep.bias {
+        if bias.shape() != [n] {
+            return Err(Error::Shape(format!("matmul bias {:?} should be [{n}]", bias.shape())));
+        }
+    }
+    matmul_into(rec, a, b, c, o, false, (batch, m, k, n, a_bs, b_bs), ep)
 }
 
 /// Output shape of op(A) @ op(B).
@@ -216,7 +252,7 @@ pub fn matmul_acc(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: Mat
     if c.shape() != out_shape.as_slice() {
         return Err(Error::Shape(format!("matmul_acc: output is {:?}, expected {out_shape:?}", c.shape())));
     }
-    matmul_into(rec, a, b, c, o, true, (batch, m, k, n, a_bs, b_bs))
+    matmul_into(rec, a, b, c, o, true, (batch, m, k, n, a_bs, b_bs), Epilogue::default())
 }
 
 fn matmul_into(
@@ -227,12 +263,16 @@ fn matmul_into(
     o: MatmulOpts,
     accumulate: bool,
     (batch, m, k, n, a_bs, b_bs): (usize, usize, usize, usize, usize, usize),
+    ep: Epilogue,
 ) -> Result<()> {
     if m == 0 || n == 0 || batch == 0 {
         return Ok(());
     }
     if k == 0 {
         return Err(Error::Shape(format!("matmul with inner dimension 0 (a {:?}, b {:?})", a.shape(), b.shape())));
+    }
+    if o.config.is_none() && n < 8 && k % 4 == 0 && o.trans_b && !o.trans_a && !accumulate {
+        return matmul_narrow(rec, a, b, c, (batch, m, k, n, a_bs, b_bs), ep);
     }
     let cfg = match o.config {
         Some(c) => {
@@ -270,9 +310,28 @@ fn matmul_into(
             MatmulOpts { trans_b: false, ..o },
             accumulate,
             (batch, m, k, n, a_bs, b_bs),
+            ep,
         );
     }
     let vec4 = cfg.family != Family::Tiled && cfg.tn == 16 && n % 4 == 0 && !o.trans_b;
+    if !ep.is_none() && (!vec4 || accumulate) {
+        // No fused epilogue in this kernel: the product, then the element-wise ops.
+        if accumulate {
+            return Err(Error::Invalid("a matmul epilogue cannot accumulate".into()));
+        }
+        let prod = Tensor::empty(rec.gpu, c.shape())?;
+        matmul_into(rec, a, b, &prod, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())?;
+        let mut cur = prod;
+        if let Some(bias) = ep.bias {
+            let dst = if ep.silu { Tensor::empty(rec.gpu, c.shape())? } else { c.clone() };
+            crate::ops::elementwise::binary_into(rec, crate::ops::elementwise::Binary::Add, &cur, bias, &dst)?;
+            cur = dst;
+        }
+        if ep.silu {
+            crate::ops::elementwise::unary_into(rec, crate::ops::elementwise::Unary::Silu, &cur, c)?;
+        }
+        return Ok(());
+    }
     // The subgroup kernel covers the vec4 layout only; elsewhere mm_reg runs with an 8 x 8
     // block, the largest whose loops compilers still unroll in the generic kernel.
     let cfg = if cfg.family == Family::Subgroup && !vec4 { MatmulConfig::reg(8, 8, 8, 8) } else { cfg };
@@ -313,12 +372,52 @@ fn matmul_into(
     if !tn_name.is_empty() {
         consts.push((tn_name, tn_val as f64));
     }
+    if ep.bias.is_some() {
+        consts.push(("BIAS", 1.0));
+    }
+    if ep.silu {
+        consts.push(("ACT", 1.0));
+    }
     if cfg.family == Family::Tiled {
         consts.push(("BK", cfg.bk as f64));
     }
     let pipe = rec.pipeline(shader, entry, &consts)?;
     let pi = rec.params(&params);
-    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, gz])
+    if vec4 {
+        // The vec4 kernels declare the bias binding; without a bias B stands in (never read).
+        let bias = ep.bias.map(|t| t.buffer()).unwrap_or(b.buffer());
+        rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer(), bias], [gx, gy, gz])
+    } else {
+        rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, gz])
+    }
+}
+
+/// C = act(A B^T + bias) for N < 8 (shaders/matmul_narrow.wgsl), K a multiple of 4.
+fn matmul_narrow(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    (batch, m, k, n, a_bs, b_bs): (usize, usize, usize, usize, usize, usize),
+    ep: Epilogue,
+) -> Result<()> {
+    let rows = dim(m.div_ceil(64), "matmul rows")?;
+    let g = crate::gpu::record::fold_groups(rows, rec.gpu.max_groups_per_dim())?;
+    let params = Params {
+        m: dim(m, "matmul m")?,
+        n: n as u32,
+        k: dim(k, "matmul k")?,
+        batch: dim(batch, "matmul batch")?,
+        a_bstride: dim(a_bs, "matmul a batch stride")?,
+        b_bstride: dim(b_bs, "matmul b batch stride")?,
+        c_bstride: dim(m * n, "matmul c batch stride")?,
+        groups_x: g[0],
+    };
+    let consts = [("BIAS", ep.bias.is_some() as u32 as f64), ("ACT", ep.silu as u32 as f64)];
+    let pipe = rec.pipeline("matmul_narrow", "mm_narrow", &consts)?;
+    let pi = rec.params(&params);
+    let bias = ep.bias.map(|t| t.buffer()).unwrap_or(b.buffer());
+    rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer(), bias], [g[0], g[1], params.batch])
 }
 
 /// Tuned tile configurations of an adapter: one for small products (a 512^3 product), where

@@ -2,6 +2,7 @@
 //! dx~/dsigma = v = -sigma score from the data at sigma_min up to sigma_max with Heun steps
 //! (log-spaced levels), integrating the instantaneous change of variables
 //!   log p(x(sigma_min); sigma_min) = log N(x(sigma_max); 0, prior_var I) + int div v dsigma,
+//! (prior_var: the process's, plus the data's mean square for VE/EDM),
 //! with div v = -sigma div score computed exactly (one vector-Jacobian product per dimension)
 //! or by Hutchinson's estimator (Rademacher probes fixed per chain).
 //! The result is the density of the data smoothed by N(0, sigma_min^2) in the model's
@@ -27,7 +28,9 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
     let mut sig = geometric_sigmas(process.sigma_max(), process.sigma_min(), levels);
     sig.reverse();
     let runner = Runner::new(gpu, model, ode_forward(&sig), seed)?;
-    let var = process.prior_var();
+    // The prior's variance includes the data's mean square (estimated from the data given).
+    let m2 = data.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / data.len().max(1) as f64;
+    let var = process.prior_var_with(m2);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
     while start < n {

@@ -392,7 +392,8 @@ pub fn run_program_ref(
             Kind::Corrector => {
                 let sn = s.iter().map(|a| a * a).sum::<f64>().sqrt();
                 let zn = z.iter().map(|a| a * a).sum::<f64>().sqrt();
-                let eps = 2.0 * r.cx as f64 * (r.snr as f64 * zn / sn.max(1e-30)).powi(2);
+                let cap = 2.0 * r.cx as f64 * (r.snr as f64 * r.sigma as f64).powi(2);
+                let eps = (2.0 * r.cx as f64 * (r.snr as f64 * zn / sn.max(1e-30)).powi(2)).min(cap);
                 for j in 0..d {
                     x[j] += eps * s[j] + (2.0 * eps).sqrt() * z[j];
                 }

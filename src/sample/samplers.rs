@@ -79,10 +79,11 @@ pub fn predictor_corrector(
     predictor: Predictor,
     corrector_steps: usize,
     snr: f64,
+    prior_std: f64,
 ) -> Program {
     let ts = process.time_grid(steps);
     let mut p = Program::default();
-    prior(&mut p, process.prior_var().sqrt());
+    prior(&mut p, prior_std);
     for i in 0..ts.len() {
         let sigma = process.sigma(ts[i]);
         for _ in 0..corrector_steps {
@@ -197,14 +198,14 @@ impl SamplerKind {
     pub fn program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Program {
         let (smin, smax) = (process.sigma_min(), process.sigma_max());
         let grid = |n: usize| -> Vec<f64> { process.time_grid(n).iter().map(|&t| process.sigma(t)).collect() };
-        let prior_std = process.prior_var().sqrt();
+        let prior_std = process.prior_var_with(opts.data_var).sqrt();
         match self {
             SamplerKind::Ald => {
                 let levels = opts.levels.max(2);
                 annealed_langevin(&geometric_sigmas(smax, smin, levels), (steps / levels).max(1), opts.eps, true)
             }
             SamplerKind::Langevin => langevin(smin, opts.eps, steps, prior_std),
-            SamplerKind::Pc => predictor_corrector(process, steps, Predictor::ReverseDiffusion, 1, opts.snr),
+            SamplerKind::Pc => predictor_corrector(process, steps, Predictor::ReverseDiffusion, 1, opts.snr, prior_std),
             SamplerKind::Ode => ode(&grid(steps), prior_std, true),
             SamplerKind::Ddim => ddim(&grid(steps), prior_std, 0.0),
             SamplerKind::Ancestral => ddim(&grid(steps), prior_std, 1.0),
@@ -229,10 +230,12 @@ pub struct SamplerOpts {
     pub levels: usize,
     /// PC corrector signal-to-noise ratio.
     pub snr: f64,
+    /// The data's mean square per dimension (widens the VE/EDM prior to the true marginal).
+    pub data_var: f64,
 }
 
 impl Default for SamplerOpts {
     fn default() -> Self {
-        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16 }
+        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0 }
     }
 }

@@ -101,6 +101,14 @@ impl Gmm {
         Gmm::new(w, m, s).map_err(|e| Error::Invalid(format!("{path}: {e}")))
     }
 
+    /// E[x^2] per dimension.
+    pub fn mean_square(&self) -> f64 {
+        let d = self.dim() as f64;
+        (0..self.weights.len())
+            .map(|k| self.weights[k] * (self.means[k].iter().map(|m| m * m).sum::<f64>() / d + self.stds[k].powi(2)))
+            .sum()
+    }
+
     pub fn dim(&self) -> usize {
         self.means[0].len()
     }

@@ -155,9 +155,16 @@ impl Process {
     /// (data variance neglected, as in score_sde and EDM), and 1/s(T)^2 for the VP family, whose
     /// prior is N(0, I) in x.
     pub fn prior_var(&self) -> f64 {
+        self.prior_var_with(0.0)
+    }
+
+    /// The prior variance when the data's mean square per dimension is known: the marginal at
+    /// sigma_max of VE/EDM then has variance sigma_max^2 + data_var exactly (it matters when
+    /// sigma_max is only a few data radii, as for 2-D toys).
+    pub fn prior_var_with(&self, data_var: f64) -> f64 {
         let t = self.t_range().1;
         match self {
-            Process::Ve { .. } | Process::Edm { .. } => self.sigma(t).powi(2),
+            Process::Ve { .. } | Process::Edm { .. } => self.sigma(t).powi(2) + data_var,
             _ => 1.0 / self.scale(t).powi(2),
         }
     }

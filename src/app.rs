@@ -1,0 +1,269 @@
+//! What the CLI's commands do, as library calls: load a model (a checkpoint or an analytic
+//! mixture), draw samples and write them, evaluate samples and likelihoods.
+
+use crate::config::Config;
+use crate::data::rng::HostRng;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::plan::ParamStore;
+use crate::io::checkpoint::Checkpoint;
+use crate::nn::Builder;
+use crate::sample::{Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
+use crate::score::gmm::Gmm;
+use crate::score::{ModelSpec, Process};
+use crate::tensor::Tensor;
+use std::path::Path;
+
+/// A model ready to plan: a trained network or an analytic mixture.
+pub enum Model {
+    Trained { cfg: Box<Config>, spec: ModelSpec, params: ParamStore, images: bool, step: usize, data_var: f64 },
+    Mixture { gmm: Gmm, process: Process },
+}
+
+impl Model {
+    /// `spec`: a checkpoint path, or `gmm:FILE.toml`, `gmm:ring8`, `gmm:ncsn`.
+    pub fn load(gpu: &Gpu, spec: &str) -> Result<Model> {
+        if let Some(rest) = spec.strip_prefix("gmm:") {
+            let gmm = match rest {
+                "ring8" => Gmm::ring8(),
+                "ncsn" => Gmm::ncsn_two_modes(),
+                path => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| Error::Io(format!("{path}: cannot read the mixture file: {e}")))?;
+                    Gmm::from_toml(&text, path)?
+                }
+            };
+            // sigma_max about the largest distance between points (Song & Ermon 2020, technique 1).
+            let spread = gmm.means.iter().flatten().fold(0f64, |a, &m| a.max(m.abs()));
+            let process =
+                Process::ve(0.01, (2.0 * spread + 3.0 * gmm.stds.iter().cloned().fold(0.0, f64::max)).max(1.0));
+            return Ok(Model::Mixture { gmm, process });
+        }
+        let path = Path::new(spec);
+        let ck = Checkpoint::load(path)?;
+        let meta = |k: &str| {
+            ck.metadata.get(k).cloned().ok_or_else(|| {
+                Error::Invalid(format!("{}: not a scoregen checkpoint (no '{k}' in its metadata)", path.display()))
+            })
+        };
+        let cfg = Config::from_toml(&meta("scoregen.config")?, &format!("{} (metadata)", path.display()))?;
+        let shape: Vec<usize> = serde_json::from_str(&meta("scoregen.data_shape")?)
+            .map_err(|e| Error::Invalid(format!("{}: bad data_shape metadata: {e}", path.display())))?;
+        let spec = cfg.model_spec(&shape)?;
+        // Parameter names and shapes from the architecture; every mismatch in one error.
+        let mut g = crate::graph::Graph::new();
+        let mut xs = vec![1];
+        xs.extend(&shape);
+        let (x, s) = (g.input("x", &xs), g.input("sigma", &[1]));
+        let mut b = Builder::new(&mut g);
+        spec.score(&mut b, x, s)?;
+        let mut params = ParamStore::new();
+        for p in &b.specs {
+            params.insert(p.name.clone(), Tensor::zeros(gpu, &p.shape)?);
+        }
+        ck.load_into(gpu, &params, &path.display().to_string())?;
+        let images = ck.metadata.get("scoregen.images").map(|v| v == "true").unwrap_or(false);
+        let step = ck.metadata.get("scoregen.step").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let data_var = ck.metadata.get("scoregen.data_mean_square").and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        Ok(Model::Trained { cfg: Box::new(cfg), spec, params, images, step, data_var })
+    }
+
+    pub fn shape(&self) -> Vec<usize> {
+        match self {
+            Model::Trained { spec, .. } => spec.data_shape.clone(),
+            Model::Mixture { gmm, .. } => vec![gmm.dim()],
+        }
+    }
+
+    pub fn process(&self) -> Process {
+        match self {
+            Model::Trained { cfg, .. } => cfg.process().expect("validated"),
+            Model::Mixture { process, .. } => process.clone(),
+        }
+    }
+
+    /// Plan the score for `batch` chains.
+    pub fn plan(&self, gpu: &Gpu, batch: usize, probes: Probes) -> Result<ScoreFn> {
+        match self {
+            Model::Trained { spec, params, .. } => {
+                ScoreFn::new(gpu, batch, &spec.data_shape, params, probes, |g, x, s| {
+                    let mut b = Builder::new(g);
+                    spec.score(&mut b, x, s)
+                })
+            }
+            Model::Mixture { gmm, .. } => {
+                ScoreFn::new(gpu, batch, &[gmm.dim()], &ParamStore::new(), probes, |g, x, s| gmm.score_graph(g, x, s))
+            }
+        }
+    }
+
+    /// Sampler settings: the config's, for a checkpoint.
+    pub fn sample_defaults(&self) -> crate::config::SampleConfig {
+        match self {
+            Model::Trained { cfg, .. } => cfg.sample.clone(),
+            Model::Mixture { .. } => crate::config::SampleConfig::default(),
+        }
+    }
+
+    /// The data's mean square per dimension (for the prior of VE/EDM samplers).
+    pub fn data_var(&self) -> f64 {
+        match self {
+            Model::Trained { data_var, .. } => *data_var,
+            Model::Mixture { gmm, .. } => gmm.mean_square(),
+        }
+    }
+
+    /// Whether samples are images in [-1, 1].
+    pub fn images(&self) -> bool {
+        matches!(self, Model::Trained { images: true, .. })
+    }
+}
+
+/// What to draw.
+pub struct SampleRequest {
+    pub sampler: SamplerKind,
+    pub steps: usize,
+    pub n: usize,
+    pub batch: usize,
+    pub seed: u64,
+    pub opts: SamplerOpts,
+}
+
+impl SampleRequest {
+    pub fn from_config(s: &crate::config::SampleConfig) -> Result<Self> {
+        Ok(SampleRequest {
+            sampler: SamplerKind::from_name(&s.sampler)?,
+            steps: s.steps,
+            n: s.n,
+            batch: s.batch,
+            seed: s.seed,
+            opts: SamplerOpts { eps: s.eps, levels: s.levels, snr: s.snr, data_var: 0.0 },
+        })
+    }
+}
+
+/// Draw samples: [n * D] values, chains 0..n of `seed`.
+pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>> {
+    if req.n == 0 {
+        return Err(Error::Invalid("--n must be at least 1".into()));
+    }
+    let batch = req.batch.clamp(1, req.n);
+    let f = model.plan(gpu, batch, Probes::None)?;
+    let opts = SamplerOpts { data_var: model.data_var(), ..req.opts };
+    let prog = req.sampler.program(&model.process(), req.steps, &opts);
+    Runner::new(gpu, &f, prog, req.seed)?.sample(gpu, 0, req.n, progress)
+}
+
+/// Write samples to `.png` (image grid or 2-D density plot) or `.npy` ([n, ...] float32).
+pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> Result<()> {
+    let d: usize = shape.iter().product();
+    let n = xs.len() / d;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "npy" => {
+            let mut s = vec![n];
+            s.extend(shape);
+            crate::data::files::write_npy(path, &s, xs)
+        }
+        "png" if images && shape.len() == 3 => {
+            crate::io::plot::image_grid(path, xs, shape, (n as f64).sqrt().ceil() as usize)
+        }
+        "png" if d == 2 => {
+            let lim = xs.iter().fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0) * 1.1;
+            crate::io::plot::scatter(path, xs, lim)
+        }
+        "png" => Err(Error::Invalid(format!(
+            "{}: a PNG needs images or 2-D points; these samples are {shape:?}: write .npy instead",
+            path.display()
+        ))),
+        _ => Err(Error::Invalid(format!("{}: the output must end in .png or .npy", path.display()))),
+    }
+}
+
+/// Figures of `eval`: (name, value, unit).
+pub type Figures = Vec<(String, f64, String)>;
+
+/// Sample quality against the data (toys with an analytic mixture: fresh ground truth, mean
+/// log-density, mode fractions) and PF-ODE likelihood of `nll_n` data points.
+pub fn evaluate(
+    gpu: &Gpu,
+    model: &Model,
+    req: &SampleRequest,
+    nll_n: usize,
+    probes: Probes,
+    cfg_dir: &Path,
+) -> Result<Figures> {
+    let mut out: Figures = Vec::new();
+    let shape = model.shape();
+    let d: usize = shape.iter().product();
+    let (data, gmm) = match model {
+        Model::Trained { cfg, .. } => {
+            let data = Dataset::load(&cfg.data, cfg_dir)?;
+            let gmm = match &data.source {
+                crate::data::Source::Toy(t) => t.gmm(),
+                _ => None,
+            };
+            (Some(data), gmm)
+        }
+        Model::Mixture { gmm, .. } => (None, Some(gmm.clone())),
+    };
+    let truth = |n: usize, seed: u64| -> Vec<f32> {
+        let mut rng = HostRng::new(seed);
+        match (&data, &gmm) {
+            (Some(ds), _) => ds.draw(n, &mut rng),
+            (None, Some(g)) => g.sample(n, &mut rng),
+            _ => unreachable!(),
+        }
+    };
+    if req.n > 0 {
+        let t0 = std::time::Instant::now();
+        let xs = draw(gpu, model, req, &mut |_, _| {})?;
+        out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
+        let gt = truth(req.n, 0xC0FFEE ^ req.seed);
+        out.push(("sliced_w2".into(), crate::metrics::sliced_w2(&xs, &gt, d, 256, 1), "".into()));
+        let gt2 = truth(req.n, 0xBEEF ^ req.seed);
+        out.push(("sliced_w2_truth_vs_truth".into(), crate::metrics::sliced_w2(&gt2, &gt, d, 256, 1), "".into()));
+        if d <= 64 {
+            let m = req.n.min(2000);
+            out.push(("mmd2".into(), crate::metrics::mmd2(&xs[..m * d], &gt[..m * d], d, None), "".into()));
+        }
+        if let Some(g) = &gmm {
+            out.push(("mean_log_density".into(), crate::metrics::mean_log_density(g, &xs), "nats".into()));
+            out.push(("mean_log_density_truth".into(), crate::metrics::mean_log_density(g, &gt), "nats".into()));
+            for (k, f) in crate::metrics::mode_fractions(g, &xs).iter().enumerate() {
+                out.push((format!("mode_{k}_fraction"), *f, format!("(weight {:.3})", g.weights[k])));
+            }
+        }
+    }
+    if nll_n > 0 {
+        let pts = truth(nll_n, 0xDA7A);
+        let f = model.plan(gpu, nll_n.min(req.batch.max(1)), probes)?;
+        let nll = crate::sample::likelihood::nll(gpu, &f, &model.process(), &pts, 100, req.seed)?;
+        let mean = nll.iter().sum::<f64>() / nll.len() as f64;
+        out.push(("nll".into(), mean, "nats".into()));
+        if model.images() {
+            out.push((
+                "bpd".into(),
+                crate::sample::likelihood::bits_per_dim_8bit(mean, d),
+                "bits/dim (8-bit data in [-1,1], uniform dequantisation: + ln 128 per dim)".into(),
+            ));
+        } else {
+            out.push((
+                "nll_bits_per_dim".into(),
+                mean / d as f64 / std::f64::consts::LN_2,
+                "bits/dim (continuous)".into(),
+            ));
+        }
+        if let Some(g) = &gmm {
+            let sig = model.process().sigma_min();
+            let exact = pts
+                .chunks(d)
+                .map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sig))
+                .sum::<f64>()
+                / nll_n as f64;
+            out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
+        }
+    }
+    Ok(out)
+}

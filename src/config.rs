@@ -1,0 +1,278 @@
+//! Run configuration (TOML), as plain structs with documented defaults. Unknown keys are
+//! errors that name the key and the file. The whole config travels in every checkpoint's
+//! `__metadata__`, so `sample` and `eval` need only the checkpoint.
+
+use crate::error::{Error, Result};
+use crate::nn::unet::UNetConfig;
+use crate::score::{ModelSpec, Network, Parameterisation, Process};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub process: ProcessConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+    #[serde(default)]
+    pub sample: SampleConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// "toy" (2-D, `name`), "idx" (MNIST-style images file at `path`, .gz or not), "images"
+    /// (a folder of PNG/JPEG at `path`, resized to `size`), "npy" (float32 array at `path`,
+    /// first axis = samples).
+    pub source: String,
+    /// Toy name: ring8, moons, swissroll, checkerboard, rings, ncsn.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Image side for "images" (square, RGB unless `channels` = 1).
+    #[serde(default)]
+    pub size: Option<usize>,
+    #[serde(default)]
+    pub channels: Option<usize>,
+    /// Use only the first N samples.
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// "mlp" (flat data) or "unet" (images).
+    pub network: String,
+    /// MLP hidden widths.
+    pub hidden: Vec<usize>,
+    /// "score" (F / sigma), "eps" (-F / sigma) or "denoiser" (EDM preconditioning).
+    pub param: String,
+    pub sigma_data: f32,
+    /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.
+    pub input_var: Option<f32>,
+    pub base_channels: usize,
+    pub channel_mults: Vec<usize>,
+    pub res_blocks: usize,
+    pub attn_resolutions: Vec<usize>,
+    pub mid_attention: bool,
+    pub groups: usize,
+    pub emb_dim: usize,
+    pub dropout: f32,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        let u = UNetConfig::w2();
+        ModelConfig {
+            network: "mlp".into(),
+            hidden: vec![256, 256, 256],
+            param: "score".into(),
+            sigma_data: 0.5,
+            input_var: None,
+            base_channels: u.base_channels,
+            channel_mults: u.channel_mults,
+            res_blocks: u.res_blocks,
+            attn_resolutions: u.attn_resolutions,
+            mid_attention: u.mid_attention,
+            groups: u.groups,
+            emb_dim: u.emb_dim,
+            dropout: u.dropout,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProcessConfig {
+    /// ve, vp, vp-cosine, subvp, edm.
+    pub kind: String,
+    pub sigma_min: f64,
+    pub sigma_max: f64,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig { kind: "ve".into(), sigma_min: 0.01, sigma_max: 10.0 }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch: usize,
+    pub lr: f32,
+    pub warmup: u32,
+    /// Cosine decay of the learning rate to lr_min over the run.
+    pub cosine: bool,
+    pub lr_min: f32,
+    /// Global gradient-norm clipping (0: off).
+    pub clip: f32,
+    /// EMA decay of the weights (absent: no EMA; samples use the raw weights).
+    pub ema: Option<f32>,
+    pub seed: u64,
+    /// Loss averaged and read back every N steps.
+    pub log_every: usize,
+    pub checkpoint_every: usize,
+    /// Write a sample grid / scatter every N steps (0: only at the end).
+    pub sample_every: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            steps: 5000,
+            batch: 4096,
+            lr: 1e-3,
+            warmup: 0,
+            cosine: false,
+            lr_min: 0.0,
+            clip: 0.0,
+            ema: None,
+            seed: 0,
+            log_every: 100,
+            checkpoint_every: 1000,
+            sample_every: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleConfig {
+    /// ald, pc, ode, ddim, ancestral, heun, langevin.
+    pub sampler: String,
+    /// Model evaluations' worth of steps (ALD: all levels together).
+    pub steps: usize,
+    pub n: usize,
+    pub batch: usize,
+    pub eps: f64,
+    pub levels: usize,
+    pub snr: f64,
+    pub seed: u64,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        SampleConfig {
+            sampler: "ald".into(),
+            steps: 1000,
+            n: 10000,
+            batch: 10000,
+            eps: 5e-5,
+            levels: 10,
+            snr: 0.16,
+            seed: 0,
+        }
+    }
+}
+
+impl Config {
+    /// Parse TOML; `path` names the file in errors.
+    pub fn from_toml(text: &str, path: &str) -> Result<Config> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let at = e
+                .span()
+                .map(|s| format!(" (line {})", text[..s.start.min(text.len())].lines().count().max(1)))
+                .unwrap_or_default();
+            Error::Invalid(format!("{path}{at}: {}", e.message().trim()))
+        })?;
+        c.validate().map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+        Ok(c)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Io(format!("{}: cannot read the config: {e}", path.display())))?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a config always serialises")
+    }
+
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.process()?;
+        self.param()?;
+        crate::sample::SamplerKind::from_name(&self.sample.sampler).map_err(|e| e.to_string())?;
+        if !["mlp", "unet"].contains(&self.model.network.as_str()) {
+            return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
+        }
+        if self.train.batch == 0 || self.sample.batch == 0 || self.train.log_every == 0 {
+            return Err("train.batch, sample.batch and train.log_every must be at least 1".into());
+        }
+        if !(self.train.lr > 0.0) {
+            return Err(format!("train.lr = {} must be positive", self.train.lr));
+        }
+        if !(self.process.sigma_min > 0.0 && self.process.sigma_max > self.process.sigma_min) {
+            return Err(format!(
+                "process: need 0 < sigma_min ({}) < sigma_max ({})",
+                self.process.sigma_min, self.process.sigma_max
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn process(&self) -> std::result::Result<Process, String> {
+        Process::from_name(&self.process.kind, self.process.sigma_min, self.process.sigma_max)
+            .map_err(|e| e.to_string())
+    }
+    pub fn param(&self) -> std::result::Result<Parameterisation, String> {
+        Parameterisation::from_name(&self.model.param, self.model.sigma_data).map_err(|e| e.to_string())
+    }
+
+    /// The model for samples of `data_shape`.
+    pub fn model_spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
+        let m = &self.model;
+        let network = match m.network.as_str() {
+            "mlp" => Network::Mlp { hidden: m.hidden.clone() },
+            _ => {
+                if data_shape.len() != 3 {
+                    return Err(Error::Invalid(format!(
+                        "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
+                    )));
+                }
+                Network::UNet(UNetConfig {
+                    in_channels: data_shape[0],
+                    out_channels: data_shape[0],
+                    base_channels: m.base_channels,
+                    channel_mults: m.channel_mults.clone(),
+                    res_blocks: m.res_blocks,
+                    attn_resolutions: m.attn_resolutions.clone(),
+                    mid_attention: m.mid_attention,
+                    groups: m.groups,
+                    emb_dim: m.emb_dim,
+                    num_classes: None,
+                    context_dim: None,
+                    dropout: m.dropout,
+                })
+            }
+        };
+        Ok(ModelSpec {
+            data_shape: data_shape.to_vec(),
+            network,
+            param: self.param().map_err(Error::Invalid)?,
+            input_var: m.input_var,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_name_the_key_and_file() {
+        let e = Config::from_toml("[data]\nsource = \"toy\"\n[train]\nstepz = 3\n", "x.toml").unwrap_err().to_string();
+        assert!(e.contains("x.toml") && e.contains("stepz"), "{e}");
+        let e = Config::from_toml("[data]\nsource = \"toy\"\n[process]\nkind = \"vx\"\n", "y.toml").unwrap_err();
+        assert!(e.to_string().contains("vx"), "{e}");
+        let c = Config::from_toml("[data]\nsource = \"toy\"\nname = \"ring8\"\n", "z.toml").unwrap();
+        assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+    }
+}

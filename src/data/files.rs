@@ -1,0 +1,143 @@
+//! Readers for data on disk: MNIST-style idx files (optionally gzipped), .npy float32 arrays
+//! and folders of PNG/JPEG images. Images come out as [C, H, W] floats scaled to [-1, 1].
+
+use crate::error::{Error, Result};
+use std::io::Read;
+use std::path::Path;
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = std::fs::read(path).map_err(|e| {
+        Error::Io(format!("{}: cannot read the data file: {e} (check data.path in the config)", path.display()))
+    })?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&raw[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Io(format!("{}: corrupt gzip data: {e}", path.display())))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// An idx array (MNIST, Fashion-MNIST): (dims, unsigned bytes).
+pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
+    let b = read_maybe_gz(path)?;
+    let bad = |what: &str| Error::Invalid(format!("{}: not an idx file of unsigned bytes ({what})", path.display()));
+    if b.len() < 4 || b[0] != 0 || b[1] != 0 || b[2] != 0x08 {
+        return Err(bad("bad magic number"));
+    }
+    let nd = b[3] as usize;
+    if nd == 0 || b.len() < 4 + 4 * nd {
+        return Err(bad("truncated header"));
+    }
+    let dims: Vec<usize> =
+        (0..nd).map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
+    let n: usize = dims.iter().product();
+    let data = &b[4 + 4 * nd..];
+    if data.len() < n {
+        return Err(bad(&format!("{} bytes of data for dims {dims:?}", data.len())));
+    }
+    Ok((dims, data[..n].to_vec()))
+}
+
+/// idx images [N, H, W] -> (N, [1, H, W], floats in [-1, 1]).
+pub fn idx_images(path: &Path, limit: Option<usize>) -> Result<(usize, Vec<usize>, Vec<f32>)> {
+    let (dims, bytes) = read_idx(path)?;
+    if dims.len() != 3 {
+        return Err(Error::Invalid(format!("{}: idx images must be [N, H, W], got {dims:?}", path.display())));
+    }
+    let n = limit.unwrap_or(dims[0]).min(dims[0]);
+    let per = dims[1] * dims[2];
+    let data = bytes[..n * per].iter().map(|&v| v as f32 / 127.5 - 1.0).collect();
+    Ok((n, vec![1, dims[1], dims[2]], data))
+}
+
+/// A little-endian float32 .npy array: (shape, data).
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let b = std::fs::read(path).map_err(|e| Error::Io(format!("{}: cannot read: {e}", path.display())))?;
+    let bad = |what: String| Error::Invalid(format!("{}: not a float32 .npy array ({what})", path.display()));
+    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
+        return Err(bad("bad magic".into()));
+    }
+    let (hlen, start) = if b[6] == 1 {
+        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
+    } else {
+        if b.len() < 12 {
+            return Err(bad("truncated header".into()));
+        }
+        (u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize, 12)
+    };
+    let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
+        .map_err(|_| bad("header is not text".into()))?;
+    if !header.contains("'descr': '<f4'") {
+        return Err(bad(format!("dtype in {header:?}; save with .astype(np.float32)")));
+    }
+    if header.contains("'fortran_order': True") {
+        return Err(bad("Fortran order; save a C-contiguous array".into()));
+    }
+    let sh = header
+        .split("'shape':")
+        .nth(1)
+        .and_then(|r| r.split('(').nth(1))
+        .and_then(|r| r.split(')').next())
+        .ok_or_else(|| bad("no shape".into()))?;
+    let shape: Vec<usize> = sh
+        .split(',')
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
+        .collect::<Result<_>>()?;
+    let n: usize = shape.iter().product();
+    let data = &b[start + hlen..];
+    if data.len() < 4 * n {
+        return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
+    }
+    Ok((shape, data[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
+}
+
+/// Write a float32 .npy array (C order), atomically.
+pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    crate::io::write_atomic(path, &out)
+}
+
+/// Every PNG/JPEG of a folder (sorted by name), resized to size x size, [C, H, W] in [-1, 1].
+pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usize>) -> Result<(usize, Vec<f32>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Io(format!("{}: cannot read the image folder: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            ["png", "jpg", "jpeg"].contains(&ext.as_str())
+        })
+        .collect();
+    files.sort();
+    if let Some(l) = limit {
+        files.truncate(l);
+    }
+    if files.is_empty() {
+        return Err(Error::Invalid(format!("{}: no .png or .jpg images in the folder", dir.display())));
+    }
+    let mut data = Vec::with_capacity(files.len() * channels * size * size);
+    for f in &files {
+        let img = image::open(f)
+            .map_err(|e| Error::Invalid(format!("{}: unreadable image: {e}", f.display())))?
+            .resize_exact(size as u32, size as u32, image::imageops::FilterType::Triangle);
+        let px: Vec<u8> = if channels == 1 { img.to_luma8().into_raw() } else { img.to_rgb8().into_raw() };
+        for c in 0..channels {
+            data.extend((0..size * size).map(|i| px[i * channels + c] as f32 / 127.5 - 1.0));
+        }
+    }
+    Ok((files.len(), data))
+}
