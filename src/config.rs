@@ -50,6 +50,8 @@ pub struct ModelConfig {
     pub network: String,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
+    /// MLP: sinusoidal noise-level features added to the input (0: ln(sigma)/4 alone, as W1).
+    pub noise_features: usize,
     /// "score" (F / sigma), "eps" (-F / sigma) or "denoiser" (EDM preconditioning).
     pub param: String,
     pub sigma_data: f32,
@@ -71,6 +73,7 @@ impl Default for ModelConfig {
         ModelConfig {
             network: "mlp".into(),
             hidden: vec![256, 256, 256],
+            noise_features: 0,
             param: "score".into(),
             sigma_data: 0.5,
             input_var: None,
@@ -230,7 +233,7 @@ impl Config {
     pub fn model_spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
         let m = &self.model;
         let network = match m.network.as_str() {
-            "mlp" => Network::Mlp { hidden: m.hidden.clone() },
+            "mlp" => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features },
             _ => {
                 if data_shape.len() != 3 {
                     return Err(Error::Invalid(format!(

@@ -180,7 +180,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
             }
             if let Some(at) = nan_at {
                 return Err(Error::Invalid(format!(
-                    "training loss became {} by step {at}; stopped. {} Lower train.lr or set train.clip.",
+                    "training loss became {} by step {at}; stopped. {} Check the data for NaN or inf values, lower train.lr or set train.clip.",
                     losses.iter().find(|l| l.0 == at).map(|l| l.1).unwrap_or(f64::NAN),
                     match last_good {
                         Some(s) => format!("The last good checkpoint (step {s}) is kept in {}.", opts.out.display()),

@@ -44,9 +44,12 @@ impl Parameterisation {
 /// The network behind a score model.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Network {
-    /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] -> hidden layers (SiLU) -> D.
-    Mlp { hidden: Vec<usize> },
-    /// For images [B, C, H, W], conditioned on ln(sigma)/4 through the sinusoidal embedding.
+    /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] (and, when noise_features > 0, that
+    /// many sinusoidal features of 250 ln(sigma)/4) -> hidden layers (SiLU) -> D.
+    Mlp { hidden: Vec<usize>, noise_features: usize },
+    /// For images [B, C, H, W], conditioned on 250 ln(sigma)/4 through the sinusoidal
+    /// embedding (the factor spreads the noise range over the embedding's frequencies, as
+    /// DDPM's t in [0, 1000] does).
     UNet(UNetConfig),
 }
 
@@ -100,19 +103,27 @@ impl ModelSpec {
         let ls = b.g.unary(Unary::Log, sigma);
         let c_noise = b.g.scale(ls, 0.25);
         let f = match &self.network {
-            Network::Mlp { hidden } => {
+            Network::Mlp { hidden, noise_features } => {
                 let d = self.numel();
                 let bsz = xs[0];
                 let flat = b.g.reshape(x_in, &[bsz, d])?;
                 let c = b.g.reshape(c_noise, &[bsz, 1])?;
-                let inp = b.g.concat(flat, c, 1)?;
-                let mut sizes = vec![d + 1];
+                let mut inp = b.g.concat(flat, c, 1)?;
+                if *noise_features > 0 {
+                    let ce = b.g.scale(c_noise, 250.0);
+                    let feats = crate::nn::sinusoidal(b.g, ce, *noise_features)?;
+                    inp = b.g.concat(inp, feats, 1)?;
+                }
+                let mut sizes = vec![b.g.shape(inp)[1]];
                 sizes.extend(hidden);
                 sizes.push(d);
                 let out = mlp(b, inp, &sizes, Unary::Silu)?;
                 b.g.reshape(out, &xs)?
             }
-            Network::UNet(cfg) => unet(b, x_in, c_noise, None, None, cfg)?,
+            Network::UNet(cfg) => {
+                let ce = b.g.scale(c_noise, 250.0);
+                unet(b, x_in, ce, None, None, cfg)?
+            }
         };
         match self.param {
             Parameterisation::Score => b.g.div(f, sig),

@@ -1,0 +1,172 @@
+//! The train / sample / eval contract end to end: a tiny run, its outputs, resume continuing
+//! the same loss curve, and bad input as one-line errors with a non-zero exit.
+
+mod common;
+use common::gpu;
+use scoregen::config::Config;
+use scoregen::io::checkpoint::Checkpoint;
+use scoregen::train::{train, TrainOpts, CHECKPOINT, STATE};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scoregen-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const TINY: &str = "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [32, 32]\n[train]\nsteps = 40\n\
+                    batch = 256\nlog_every = 10\ncheckpoint_every = 20\nema = 0.9\n[sample]\nsteps = 20\nn = 50\nbatch = 50\n";
+
+/// One-line error (the last stderr line starts with "error:"), non-zero exit, no panic.
+fn assert_clean_error(code: i32, err: &str, needles: &[&str]) {
+    assert_ne!(code, 0, "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {err}");
+    }
+    assert!(!err.contains("panicked") && !err.contains("RUST_BACKTRACE"), "{err}");
+}
+
+#[test]
+fn train_then_sample_and_eval_from_the_command_line() {
+    let dir = tmp("e2e");
+    let cfg = dir.join("tiny.toml");
+    std::fs::write(&cfg, TINY).unwrap();
+    let out = dir.join("run");
+    let (code, _, err) = cli(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    for f in [CHECKPOINT, STATE, "loss.png", "loss.csv", "samples.png", "samples.npy"] {
+        assert!(out.join(f).exists(), "{f} missing: {err}");
+    }
+    let ck = out.join(CHECKPOINT);
+    let ck = ck.to_str().unwrap();
+    let npy = dir.join("s.npy");
+    let (code, _, err) = cli(&[
+        "sample",
+        "--checkpoint",
+        ck,
+        "--sampler",
+        "heun",
+        "--steps",
+        "10",
+        "--n",
+        "9",
+        "--batch",
+        "4",
+        "--out",
+        npy.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (shape, data) = scoregen::data::files::read_npy(&npy).unwrap();
+    assert_eq!(shape, vec![9, 2]);
+    assert!(data.iter().all(|v| v.is_finite()));
+    let (code, stdout, err) =
+        cli(&["eval", "--checkpoint", ck, "--n", "200", "--steps", "20", "--nll-n", "50", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let names: Vec<String> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["eval"].as_str().unwrap().to_string())
+        .collect();
+    for want in ["sliced_w2", "mean_log_density", "nll", "mode_0_fraction"] {
+        assert!(names.iter().any(|n| n == want), "{want} missing from {stdout}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An interrupted run resumed with --resume continues the same loss curve and ends with the
+/// same weights as an uninterrupted one (bit for bit).
+#[test]
+fn resume_continues_the_same_run() {
+    let dir = tmp("resume");
+    let cfg = Config::from_toml(TINY, "tiny").unwrap();
+    let run = |out: &Path, stop_after: Option<usize>, resume: bool| {
+        let o = TrainOpts { out: out.to_path_buf(), steps: None, resume, progress: false, stop_after };
+        train(gpu(), &cfg, Path::new("."), &o).unwrap()
+    };
+    let (a, b) = (dir.join("a"), dir.join("b"));
+    let full = run(&a, None, false);
+    let half = run(&b, Some(20), false);
+    assert_eq!(half.step, 20);
+    let rest = run(&b, None, true);
+    assert_eq!(rest.step, 40);
+    let la = std::fs::read_to_string(a.join("loss.csv")).unwrap();
+    let lb = std::fs::read_to_string(b.join("loss.csv")).unwrap();
+    assert_eq!(la, lb, "loss curves differ");
+    assert_eq!(full.losses.len(), 4);
+    let (ca, cb) = (Checkpoint::load(&a.join(CHECKPOINT)).unwrap(), Checkpoint::load(&b.join(CHECKPOINT)).unwrap());
+    assert_eq!(ca.tensors, cb.tensors, "weights differ after resume");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_input_is_a_one_line_error() {
+    let dir = tmp("bad");
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    // Unknown key: names the key and the file.
+    std::fs::write(dir.join("k.toml"), "[data]\nsource = \"toy\"\n[train]\nstepz = 4\n").unwrap();
+    let (code, _, err) = cli(&["train", "--config", &p("k.toml"), "--out", &p("o1")]);
+    assert_clean_error(code, &err, &["stepz", "k.toml"]);
+    // Missing data file: names the path.
+    std::fs::write(dir.join("m.toml"), "[data]\nsource = \"idx\"\npath = \"nowhere-images.gz\"\n").unwrap();
+    let (code, _, err) = cli(&["train", "--config", &p("m.toml"), "--out", &p("o2")]);
+    assert_clean_error(code, &err, &["nowhere-images.gz"]);
+    // Unreadable image in a folder: names the file.
+    std::fs::create_dir_all(dir.join("imgs")).unwrap();
+    std::fs::write(dir.join("imgs/broken.png"), b"not a png at all").unwrap();
+    let cfg = format!("[data]\nsource = \"images\"\npath = \"{}\"\nsize = 8\n[model]\nnetwork = \"unet\"\n", p("imgs"));
+    std::fs::write(dir.join("i.toml"), cfg).unwrap();
+    let (code, _, err) = cli(&["train", "--config", &p("i.toml"), "--out", &p("o3")]);
+    assert_clean_error(code, &err, &["broken.png"]);
+    // A checkpoint from another architecture: every mismatch named, in one line.
+    std::fs::write(dir.join("t.toml"), TINY.replace("steps = 40", "steps = 2")).unwrap();
+    let (code, _, err) = cli(&["train", "--config", &p("t.toml"), "--out", &p("o4"), "--no-samples"]);
+    assert_eq!(code, 0, "{err}");
+    let mut ck = Checkpoint::load(&dir.join("o4").join(CHECKPOINT)).unwrap();
+    let cfg = ck.metadata["scoregen.config"].replace("hidden = [32, 32]", "hidden = [32, 48]");
+    ck.metadata.insert("scoregen.config".into(), cfg);
+    ck.save(&dir.join("other.safetensors")).unwrap();
+    let (code, _, err) = cli(&["sample", "--checkpoint", &p("other.safetensors"), "--n", "4", "--out", &p("x.npy")]);
+    assert_clean_error(code, &err, &["other.safetensors", "net.2.weight"]);
+    // A truncated checkpoint.
+    let bytes = std::fs::read(dir.join("o4").join(CHECKPOINT)).unwrap();
+    std::fs::write(dir.join("trunc.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let (code, _, err) = cli(&["sample", "--checkpoint", &p("trunc.safetensors"), "--n", "4", "--out", &p("x.npy")]);
+    assert_clean_error(code, &err, &["trunc.safetensors"]);
+    // Wrong output extension.
+    let (code, _, err) = cli(&["sample", "--model", "gmm:ring8", "--n", "4", "--out", &p("x.txt")]);
+    assert_clean_error(code, &err, &["x.txt", ".npy"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// NaN in the data makes the loss NaN: training stops, says at which step, and keeps the last
+/// good checkpoint.
+#[test]
+fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let dir = tmp("nan");
+    // 1,000 good points and one NaN, which the seeded shuffle reaches part-way through.
+    let mut data: Vec<f32> = (0..2000).map(|i| (i as f32 * 0.37).sin()).collect();
+    data.extend([f32::NAN, 0.0]);
+    scoregen::data::files::write_npy(&dir.join("d.npy"), &[1001, 2], &data).unwrap();
+    let cfg = "[data]\nsource = \"npy\"\npath = \"d.npy\"\n[model]\nhidden = [16]\n[train]\nsteps = 2000\nbatch = 1\n\
+               log_every = 5\ncheckpoint_every = 5\n";
+    std::fs::write(dir.join("n.toml"), cfg).unwrap();
+    let out = dir.join("o");
+    let (code, _, err) =
+        cli(&["train", "--config", dir.join("n.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_clean_error(code, &err, &["step", "checkpoint"]);
+    let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    assert!(ck.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "the kept checkpoint has NaNs");
+    let _ = std::fs::remove_dir_all(&dir);
+}
