@@ -192,6 +192,9 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
                 save(gpu, cfg, &data, &opts.out, k + 1, &params, &step, &losses)?;
                 last_good = Some(k + 1);
             }
+            if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end {
+                periodic_samples(gpu, cfg, &data, &spec, &params, &step, &opts.out, k + 1)?;
+            }
             if opts.progress && (logging || k + 1 == end) {
                 let done = k + 1 - start;
                 let sps = done as f64 / t0.elapsed().as_secs_f64().max(1e-9);
@@ -247,6 +250,34 @@ fn collect(
         losses.push((p.step, v));
     }
     Ok(bad)
+}
+
+/// Samples of the current (EMA) weights during training: DIR/samples_<step>.png with the
+/// config's sampler (at most 1,000 points, or 64 images).
+#[allow(clippy::too_many_arguments)]
+fn periodic_samples(
+    gpu: &Gpu,
+    cfg: &Config,
+    data: &Dataset,
+    spec: &crate::score::ModelSpec,
+    params: &ParamStore,
+    step: &TrainStep,
+    out: &Path,
+    at: usize,
+) -> Result<()> {
+    let (w, _) = sampling_weights(params, step);
+    let model = crate::app::Model::Trained {
+        cfg: Box::new(cfg.clone()),
+        spec: spec.clone(),
+        params: w,
+        images: data.images,
+        step: at,
+        data_var: data.mean_square(),
+    };
+    let mut req = crate::app::SampleRequest::from_config(&cfg.sample)?;
+    req.n = req.n.min(if data.images { 64 } else { 1000 });
+    let xs = crate::app::draw(gpu, &model, &req, &mut |_, _| {})?;
+    crate::app::write_samples(&out.join(format!("samples_{at:07}.png")), &xs, &data.shape, data.images)
 }
 
 /// The weights samples should use: the EMA where there is one.

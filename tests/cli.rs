@@ -26,7 +26,7 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 const TINY: &str = "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [32, 32]\n[train]\nsteps = 40\n\
-                    batch = 256\nlog_every = 10\ncheckpoint_every = 20\nema = 0.9\n[sample]\nsteps = 20\nn = 50\nbatch = 50\n";
+                    batch = 256\nlog_every = 10\ncheckpoint_every = 20\nsample_every = 20\nema = 0.9\n[sample]\nsteps = 20\nn = 50\nbatch = 50\n";
 
 /// One-line error (the last stderr line starts with "error:"), non-zero exit, no panic.
 fn assert_clean_error(code: i32, err: &str, needles: &[&str]) {
@@ -47,7 +47,7 @@ fn train_then_sample_and_eval_from_the_command_line() {
     let out = dir.join("run");
     let (code, _, err) = cli(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    for f in [CHECKPOINT, STATE, "loss.png", "loss.csv", "samples.png", "samples.npy"] {
+    for f in [CHECKPOINT, STATE, "loss.png", "loss.csv", "samples.png", "samples.npy", "samples_0000020.png"] {
         assert!(out.join(f).exists(), "{f} missing: {err}");
     }
     let ck = out.join(CHECKPOINT);
