@@ -106,3 +106,26 @@ fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
 fn tick() {
     ctr[0] = ctr[0] + 1u;
 }
+
+// Adaptive Runge-Kutta (src/sample/rk45.rs), host-controlled step size; sched holds
+// (c_0 .. c_6, j, scale, w) for the stage at hand and v holds the stage derivatives K [7, n]:
+//   lincomb: u <- w x + sum_j c_j K[j]
+//   store_k: K[j] <- scale * s          (the derivative dx/dsigma = -sigma s)
+@compute @workgroup_size(WG)
+fn lincomb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, lid);
+    if (i >= p.n) { return; }
+    var acc = sched[9] * x[i];
+    for (var j = 0u; j < 7u; j++) {
+        let c = sched[j];
+        if (c != 0.0) { acc += c * v[j * p.n + i]; }
+    }
+    u[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn store_k(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wg, lid);
+    if (i >= p.n) { return; }
+    v[u32(sched[7]) * p.n + i] = sched[8] * s[i];
+}

@@ -138,7 +138,7 @@ impl SampleRequest {
             n: s.n,
             batch: s.batch,
             seed: s.seed,
-            opts: SamplerOpts { eps: s.eps, levels: s.levels, snr: s.snr, data_var: 0.0 },
+            opts: SamplerOpts { eps: s.eps, levels: s.levels, snr: s.snr, data_var: 0.0, tol: s.tol },
         })
     }
 }
@@ -151,6 +151,20 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
     let batch = req.batch.clamp(1, req.n);
     let f = model.plan(gpu, batch, Probes::None)?;
     let opts = SamplerOpts { data_var: model.data_var(), ..req.opts };
+    if req.sampler == SamplerKind::Rk45 {
+        let p = model.process();
+        let prior = p.prior_var_with(opts.data_var).sqrt();
+        let mut out = Vec::with_capacity(req.n * f.numel());
+        let mut start = 0;
+        while start < req.n {
+            let r = crate::sample::rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, opts.tol, req.seed, start)?;
+            let take = (req.n - start).min(batch);
+            out.extend_from_slice(&r.x[..take * f.numel()]);
+            start += take;
+            progress(start, req.n);
+        }
+        return Ok(out);
+    }
     let prog = req.sampler.program(&model.process(), req.steps, &opts);
     Runner::new(gpu, &f, prog, req.seed)?.sample(gpu, 0, req.n, progress)
 }

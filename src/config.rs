@@ -148,7 +148,7 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleConfig {
-    /// ald, pc, ode, ddim, ancestral, heun, langevin.
+    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
     pub sampler: String,
     /// Model evaluations' worth of steps (ALD: all levels together).
     pub steps: usize,
@@ -157,6 +157,8 @@ pub struct SampleConfig {
     pub eps: f64,
     pub levels: usize,
     pub snr: f64,
+    /// rk45's tolerance (relative and absolute).
+    pub tol: f64,
     pub seed: u64,
 }
 
@@ -170,6 +172,7 @@ impl Default for SampleConfig {
             eps: 5e-5,
             levels: 10,
             snr: 0.16,
+            tol: 1e-5,
             seed: 0,
         }
     }

@@ -56,7 +56,7 @@ enum Command {
         /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
         #[arg(long)]
         model: Option<String>,
-        /// ald, pc, ode, ddim, ancestral, heun, langevin (default: the config's).
+        /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin (default: the config's).
         #[arg(long)]
         sampler: Option<String>,
         #[arg(long)]

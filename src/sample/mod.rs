@@ -7,6 +7,7 @@
 //! x~ = x0 + sigma z of score::process.
 
 pub mod likelihood;
+pub mod rk45;
 pub mod samplers;
 
 use crate::data::rng::HostRng;

@@ -173,6 +173,9 @@ pub enum SamplerKind {
     Ancestral,
     Heun,
     Langevin,
+    /// Adaptive Dormand-Prince on the PF-ODE (sample::rk45); `program` gives the fixed-step
+    /// Heun program for it, `app::draw` runs the adaptive solve.
+    Rk45,
 }
 
 impl SamplerKind {
@@ -185,9 +188,10 @@ impl SamplerKind {
             "ancestral" => SamplerKind::Ancestral,
             "heun" => SamplerKind::Heun,
             "langevin" => SamplerKind::Langevin,
+            "rk45" => SamplerKind::Rk45,
             _ => {
                 return Err(Error::Invalid(format!(
-                    "unknown sampler '{s}'; use ald, pc, ode, ddim, ancestral, heun or langevin"
+                    "unknown sampler '{s}'; use ald, pc, ode, rk45, ddim, ancestral, heun or langevin"
                 )))
             }
         })
@@ -206,7 +210,7 @@ impl SamplerKind {
             }
             SamplerKind::Langevin => langevin(smin, opts.eps, steps, prior_std),
             SamplerKind::Pc => predictor_corrector(process, steps, Predictor::ReverseDiffusion, 1, opts.snr, prior_std),
-            SamplerKind::Ode => ode(&grid(steps), prior_std, true),
+            SamplerKind::Ode | SamplerKind::Rk45 => ode(&grid(steps), prior_std, true),
             SamplerKind::Ddim => ddim(&grid(steps), prior_std, 0.0),
             SamplerKind::Ancestral => ddim(&grid(steps), prior_std, 1.0),
             SamplerKind::Heun => {
@@ -232,10 +236,12 @@ pub struct SamplerOpts {
     pub snr: f64,
     /// The data's mean square per dimension (widens the VE/EDM prior to the true marginal).
     pub data_var: f64,
+    /// RK45's relative and absolute tolerance.
+    pub tol: f64,
 }
 
 impl Default for SamplerOpts {
     fn default() -> Self {
-        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0 }
+        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0, tol: 1e-5 }
     }
 }
