@@ -50,45 +50,17 @@ enum Command {
     },
     /// Draw samples from a checkpoint or an analytic mixture.
     Sample {
-        /// A checkpoint written by `train`.
-        #[arg(long, conflicts_with = "model")]
-        checkpoint: Option<PathBuf>,
-        /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
-        #[arg(long)]
-        model: Option<String>,
-        /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin (default: the config's).
-        #[arg(long)]
-        sampler: Option<String>,
-        #[arg(long)]
-        steps: Option<usize>,
-        #[arg(long)]
-        n: Option<usize>,
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Chains per batch (results do not depend on it).
-        #[arg(long)]
-        batch: Option<usize>,
+        #[command(flatten)]
+        src: SampleArgs,
         /// .png (image grid or 2-D density) or .npy (float32 [n, ...]).
         #[arg(long)]
         out: PathBuf,
     },
     /// Sample quality and likelihood of a checkpoint or an analytic mixture.
     Eval {
-        #[arg(long, conflicts_with = "model")]
-        checkpoint: Option<PathBuf>,
-        #[arg(long)]
-        model: Option<String>,
-        #[arg(long)]
-        sampler: Option<String>,
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Samples for the sample metrics (0: skip).
-        #[arg(long)]
-        n: Option<usize>,
-        #[arg(long)]
-        seed: Option<u64>,
-        #[arg(long)]
-        batch: Option<usize>,
+        /// (--n: samples for the sample metrics, 0 skips them)
+        #[command(flatten)]
+        src: SampleArgs,
         /// Data points for the PF-ODE likelihood (0: skip).
         #[arg(long, default_value_t = 1000)]
         nll_n: usize,
@@ -103,6 +75,29 @@ enum Command {
         #[command(subcommand)]
         which: BenchCmd,
     },
+}
+
+/// The model and sampler settings `sample` and `eval` share (defaults: the checkpoint's config).
+#[derive(clap::Args)]
+struct SampleArgs {
+    /// A checkpoint written by `train`.
+    #[arg(long, conflicts_with = "model")]
+    checkpoint: Option<PathBuf>,
+    /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
+    #[arg(long)]
+    model: Option<String>,
+    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
+    #[arg(long)]
+    sampler: Option<String>,
+    #[arg(long)]
+    steps: Option<usize>,
+    #[arg(long)]
+    n: Option<usize>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Chains per batch (results do not depend on it, except with rk45).
+    #[arg(long)]
+    batch: Option<usize>,
 }
 
 #[derive(Subcommand)]
@@ -171,22 +166,15 @@ fn load_model(gpu: &Gpu, checkpoint: &Option<PathBuf>, model: &Option<String>) -
     }
 }
 
-fn request(
-    m: &Model,
-    sampler: &Option<String>,
-    steps: &Option<usize>,
-    n: &Option<usize>,
-    seed: &Option<u64>,
-    batch: &Option<usize>,
-) -> Result<SampleRequest> {
+fn request(m: &Model, a: &SampleArgs) -> Result<SampleRequest> {
     let mut req = SampleRequest::from_config(&m.sample_defaults())?;
-    if let Some(s) = sampler {
+    if let Some(s) = &a.sampler {
         req.sampler = SamplerKind::from_name(s)?;
     }
-    req.steps = steps.unwrap_or(req.steps);
-    req.n = n.unwrap_or(req.n);
-    req.seed = seed.unwrap_or(req.seed);
-    req.batch = batch.unwrap_or(req.batch);
+    req.steps = a.steps.unwrap_or(req.steps);
+    req.n = a.n.unwrap_or(req.n);
+    req.seed = a.seed.unwrap_or(req.seed);
+    req.batch = a.batch.unwrap_or(req.batch);
     Ok(req)
 }
 
@@ -267,27 +255,27 @@ fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Sample { checkpoint, model, sampler, steps, n, seed, batch, out } => {
+        Command::Sample { src, out } => {
             let gpu = open(&cli)?;
-            let m = load_model(&gpu, checkpoint, model)?;
-            let req = request(&m, sampler, steps, n, seed, batch)?;
+            let m = load_model(&gpu, &src.checkpoint, &src.model)?;
+            let req = request(&m, src)?;
             let t0 = std::time::Instant::now();
             let xs = draw(&gpu, &m, &req, &mut progress("sampling"))?;
             write_samples(out, &xs, &m.shape(), m.images())?;
             eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
             Ok(())
         }
-        Command::Eval { checkpoint, model, sampler, steps, n, seed, batch, nll_n, probes, json } => {
+        Command::Eval { src, nll_n, probes, json } => {
             let gpu = open(&cli)?;
-            let m = load_model(&gpu, checkpoint, model)?;
-            let req = request(&m, sampler, steps, n, seed, batch)?;
+            let m = load_model(&gpu, &src.checkpoint, &src.model)?;
+            let req = request(&m, src)?;
             let probes = match probes.as_str() {
                 "exact" => Probes::Exact,
                 k => Probes::Hutchinson(k.parse().ok().filter(|&k: &usize| k > 0).ok_or_else(|| {
                     Error::Invalid(format!("--probes {k}: use 'exact' or a number of Hutchinson probes"))
                 })?),
             };
-            let dir = checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
+            let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
             for (name, v, unit) in evaluate(&gpu, &m, &req, *nll_n, probes, dir)? {
                 if *json {
                     println!("{}", serde_json::json!({"eval": name, "value": v, "unit": unit}));

@@ -185,17 +185,18 @@ impl Program {
     }
 }
 
+/// The parameter block of every kernel in shaders/sampler.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    b: u32,
-    chain0: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    stream_hi: u32,
-    groups_x: u32,
+pub(crate) struct Params {
+    pub n: u32,
+    pub d: u32,
+    pub b: u32,
+    pub chain0: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub stream_hi: u32,
+    pub groups_x: u32,
 }
 
 /// A program bound to a model: the schedule on the GPU and one captured command list per step

@@ -7,7 +7,7 @@
 //! the flattened batch), so unlike the fixed-step samplers a chain's result depends on its
 //! batch; the prior draw is the same Philox draw as theirs.
 
-use super::ScoreFn;
+use super::{Params, ScoreFn};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder};
 use crate::ops::grid;
@@ -27,19 +27,6 @@ const A: [[f64; 6]; 7] = [
 /// 5th-order weights (= A[6]) minus the embedded 4th-order ones: the error estimate.
 const E: [f64; 7] =
     [71.0 / 57600.0, 0.0, -71.0 / 16695.0, 71.0 / 1920.0, -17253.0 / 339200.0, 22.0 / 525.0, -1.0 / 40.0];
-
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-struct Params {
-    n: u32,
-    d: u32,
-    b: u32,
-    chain0: u32,
-    seed_lo: u32,
-    seed_hi: u32,
-    stream_hi: u32,
-    groups_x: u32,
-}
 
 /// Result of a solve: samples [B * D] and model evaluations per chain.
 pub struct Rk45Out {
