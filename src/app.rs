@@ -240,6 +240,8 @@ pub fn evaluate(
         out.push(("sliced_w2_truth_vs_truth".into(), crate::metrics::sliced_w2(&gt2, &gt, d, 256, 1), "".into()));
         if d <= 64 {
             let m = req.n.min(2000);
+            let w = crate::metrics::exact_w2(&xs[..m * d], &gt[..m * d], d)?;
+            out.push((format!("exact_w2_first_{m}"), w, "".into()));
             out.push(("mmd2".into(), crate::metrics::mmd2(&xs[..m * d], &gt[..m * d], d, None), "".into()));
         }
         if let Some(g) = &gmm {
