@@ -18,6 +18,12 @@ fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+fn image_size(p: &Path) -> (u32, u32) {
+    let b = std::fs::read(p).unwrap();
+    assert_eq!(&b[1..4], b"PNG");
+    (u32::from_be_bytes(b[16..20].try_into().unwrap()), u32::from_be_bytes(b[20..24].try_into().unwrap()))
+}
+
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("scoregen-test-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -72,6 +78,12 @@ fn train_then_sample_and_eval_from_the_command_line() {
     let (shape, data) = scoregen::data::files::read_npy(&npy).unwrap();
     assert_eq!(shape, vec![9, 2]);
     assert!(data.iter().all(|v| v.is_finite()));
+    // The adaptive solver on an analytic mixture, written as a density plot.
+    let png = dir.join("rk45.png");
+    let (code, _, err) =
+        cli(&["sample", "--model", "gmm:ncsn", "--sampler", "rk45", "--n", "64", "--out", png.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(image_size(&png) == (512, 512), "{err}");
     let (code, stdout, err) =
         cli(&["eval", "--checkpoint", ck, "--n", "200", "--steps", "20", "--nll-n", "50", "--json"]);
     assert_eq!(code, 0, "{err}");
