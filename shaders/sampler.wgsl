@@ -62,7 +62,11 @@ fn update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
     let cv = sched[base + 5u];
     let xi = x[i];
     let si = s[i];
-    var acc = cx * xi + cs * si;
+    // Terms with a zero coefficient are skipped, not multiplied: a prior draw (cx = cs = 0)
+    // must not turn stale NaNs of a reused buffer into NaN samples.
+    var acc = 0.0;
+    if (cx != 0.0) { acc += cx * xi; }
+    if (cs != 0.0) { acc += cs * si; }
     if (cz != 0.0) {
         acc += cz * noise(i / p.d, i % p.d, k);
     }
@@ -115,7 +119,8 @@ fn tick() {
 fn lincomb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wg, lid);
     if (i >= p.n) { return; }
-    var acc = sched[9] * x[i];
+    var acc = 0.0;
+    if (sched[9] != 0.0) { acc = sched[9] * x[i]; }
     for (var j = 0u; j < 7u; j++) {
         let c = sched[j];
         if (c != 0.0) { acc += c * v[j * p.n + i]; }

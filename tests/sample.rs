@@ -150,3 +150,17 @@ fn rk45_matches_a_fine_heun_solve() {
     assert!(worst < 2e-2, "rk45 vs heun: {worst}");
     assert!(r.evaluations < 2000, "{}", r.evaluations);
 }
+
+/// The prior draw ignores whatever the reused input and score buffers held (NaNs included).
+#[test]
+fn prior_draw_ignores_stale_buffers() {
+    let g = Gmm::ring8();
+    let n = 16;
+    let model = gmm_model(&g, n, Probes::None);
+    model.plan.feed(gpu(), "x", &vec![f32::NAN; 2 * n]).unwrap();
+    model.plan.feed(gpu(), "sigma", &vec![1.0; n]).unwrap();
+    model.plan.run(gpu()).unwrap(); // the score buffer now holds NaNs too
+    let prog = ddim(&geometric_sigmas(10.0, 0.01, 5), 10.0, 0.0);
+    let xs = Runner::new(gpu(), &model, prog, 1).unwrap().sample(gpu(), 0, n, &mut |_, _| {}).unwrap();
+    assert!(xs.iter().all(|v| v.is_finite()), "{xs:?}");
+}
