@@ -9,6 +9,7 @@ use crate::gpu::Gpu;
 use crate::graph::plan::ParamStore;
 use crate::io::checkpoint::Checkpoint;
 use crate::nn::Builder;
+use crate::ops::elementwise::Unary;
 use crate::sample::{Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
 use crate::score::gmm::Gmm;
 use crate::score::{ModelSpec, Process};
@@ -86,10 +87,28 @@ impl Model {
     /// Plan the score for `batch` chains.
     pub fn plan(&self, gpu: &Gpu, batch: usize, probes: Probes) -> Result<ScoreFn> {
         match self {
-            Model::Trained { spec, params, .. } => {
+            Model::Trained { spec, params, images, .. } => {
+                // Image samplers clip the denoised estimate D = x + sigma^2 s to the data range
+                // [-1, 1] (DDPM's clip_denoised): a network far outside its training inputs can
+                // otherwise send a rare trajectory off to infinity. Likelihoods use the model
+                // as trained.
+                let clip = *images && probes == Probes::None;
                 ScoreFn::new(gpu, batch, &spec.data_shape, params, probes, |g, x, s| {
                     let mut b = Builder::new(g);
-                    spec.score(&mut b, x, s)
+                    let score = spec.score(&mut b, x, s)?;
+                    if !clip {
+                        return Ok(score);
+                    }
+                    let xs = g.shape(x).to_vec();
+                    let mut ss = vec![1usize; xs.len()];
+                    ss[0] = xs[0];
+                    let sig = g.reshape(s, &ss)?;
+                    let s2 = g.unary(Unary::Square, sig);
+                    let t = g.mul(score, s2)?;
+                    let d = g.add(x, t)?;
+                    let dc = g.unary(Unary::Clamp(-1.0, 1.0), d);
+                    let r = g.sub(dc, x)?;
+                    g.div(r, s2)
                 })
             }
             Model::Mixture { gmm, .. } => {
