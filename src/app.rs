@@ -272,7 +272,12 @@ pub fn evaluate(
         }
     }
     if nll_n > 0 {
-        let pts = truth(nll_n, 0xDA7A);
+        let mut pts = truth(nll_n, 0xDA7A);
+        if model.images() {
+            // Uniform dequantisation: 8-bit level k sits at k / 127.5 - 1; add U(0, 1/127.5).
+            let mut rng = HostRng::new(0xDE0);
+            pts.iter_mut().for_each(|v| *v += (rng.uniform() / 127.5) as f32);
+        }
         let f = model.plan(gpu, nll_n.min(req.batch.max(1)), probes)?;
         let nll = crate::sample::likelihood::nll(gpu, &f, &model.process(), &pts, 100, req.seed)?;
         let mean = nll.iter().sum::<f64>() / nll.len() as f64;
@@ -281,7 +286,7 @@ pub fn evaluate(
             out.push((
                 "bpd".into(),
                 crate::sample::likelihood::bits_per_dim_8bit(mean, d),
-                "bits/dim (8-bit data in [-1,1], uniform dequantisation: + ln 128 per dim)".into(),
+                "bits/dim (8-bit data at k/127.5 - 1, uniformly dequantised: + ln 127.5 per dim)".into(),
             ));
         } else {
             out.push((

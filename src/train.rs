@@ -72,6 +72,16 @@ fn fmt_secs(s: f64) -> String {
 
 pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Result<TrainOutcome> {
     let data = Dataset::load(&cfg.data, cfg_dir)?;
+    // Checkpoints carry the data path as found (absolute), so `eval` finds the data from anywhere.
+    let mut cfg = cfg.clone();
+    if let Some(p) = &cfg.data.path {
+        let as_given = std::path::PathBuf::from(p);
+        let found = if as_given.exists() || as_given.is_absolute() { as_given } else { cfg_dir.join(as_given) };
+        if let Ok(abs) = found.canonicalize() {
+            cfg.data.path = Some(abs.display().to_string());
+        }
+    }
+    let cfg = &cfg;
     let spec = cfg.model_spec(&data.shape)?;
     let process = cfg.process().map_err(Error::Invalid)?;
     let t = &cfg.train;

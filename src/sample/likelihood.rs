@@ -50,8 +50,8 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
     Ok(out)
 }
 
-/// Bits per dimension of 8-bit data scaled to [-1, 1] and dequantised uniformly:
-/// -log2 P(k) <= (nll + D ln 128) / ln 2 for bins of width 2/256.
+/// Bits per dimension of 8-bit data at k / 127.5 - 1 in [-1, 1], dequantised uniformly over
+/// bins of width 1/127.5: -log2 P(k) <= (nll + D ln 127.5) / ln 2 (nll of the dequantised data).
 pub fn bits_per_dim_8bit(nll_nats: f64, d: usize) -> f64 {
-    (nll_nats / d as f64 + 128f64.ln()) / std::f64::consts::LN_2
+    (nll_nats / d as f64 + 127.5f64.ln()) / std::f64::consts::LN_2
 }
