@@ -139,6 +139,9 @@ enum BenchCmd {
         /// Train the W1 network this many steps first (0: random weights, speed only).
         #[arg(long, default_value_t = 0)]
         train_steps: usize,
+        /// Seed of the training run (weights, batches) and of the sampler.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
         #[arg(long)]
         json: bool,
     },
@@ -220,8 +223,8 @@ fn run(cli: Cli) -> Result<()> {
                     bench::unet::run(&gpu, *from, *to, &Report { json: *json })
                 }
                 BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
-                BenchCmd::Sample { chains, steps_per_level, train_steps, json } => {
-                    bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, &Report { json: *json })
+                BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
+                    bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
                 }
             }
         }

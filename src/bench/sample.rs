@@ -18,19 +18,26 @@ use std::time::Instant;
 pub const W1_MACS: usize = 3 * 256 + 256 * 256 * 2 + 256 * 2;
 
 /// The W1 config (../shared/bench/WORKLOADS.md).
-pub fn w1_config(steps: usize) -> Config {
+pub fn w1_config(steps: usize, seed: u64) -> Config {
     let text = format!(
         "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nnetwork = \"mlp\"\nhidden = [256, 256, 256]\n\
          [process]\nkind = \"ve\"\nsigma_min = 0.01\nsigma_max = 10.0\n[train]\nsteps = {steps}\nbatch = 4096\n\
-         lr = 1e-3\ncheckpoint_every = 0\n"
+         lr = 1e-3\ncheckpoint_every = 0\nseed = {seed}\n"
     );
     Config::from_toml(&text, "W1").expect("the W1 config parses")
 }
 
-pub fn run(gpu: &Gpu, chains: usize, steps_per_level: usize, train_steps: usize, report: &Report) -> Result<()> {
+pub fn run(
+    gpu: &Gpu,
+    chains: usize,
+    steps_per_level: usize,
+    train_steps: usize,
+    seed: u64,
+    report: &Report,
+) -> Result<()> {
     let ck_dir = std::env::temp_dir().join(format!("scoregen-bench-w1-{}", std::process::id()));
     let model = if train_steps > 0 {
-        let cfg = w1_config(train_steps);
+        let cfg = w1_config(train_steps, seed);
         let opts = crate::train::TrainOpts {
             out: ck_dir.clone(),
             steps: None,
@@ -43,7 +50,7 @@ pub fn run(gpu: &Gpu, chains: usize, steps_per_level: usize, train_steps: usize,
         crate::app::Model::load(gpu, &ck_dir.join(crate::train::CHECKPOINT).display().to_string())?
     } else {
         // Random weights: the same work, for speed alone.
-        let cfg = w1_config(0);
+        let cfg = w1_config(0, seed);
         let spec = cfg.model_spec(&[2])?;
         let mut g = crate::graph::Graph::new();
         let (x, s) = (g.input("x", &[1, 2]), g.input("sigma", &[1]));
@@ -55,7 +62,7 @@ pub fn run(gpu: &Gpu, chains: usize, steps_per_level: usize, train_steps: usize,
     let f = model.plan(gpu, chains, Probes::None)?;
     let prog = annealed_langevin(&geometric_sigmas(10.0, 0.01, 10), steps_per_level, 5e-5, true);
     let evals = prog.evaluations();
-    let runner = Runner::new(gpu, &f, prog, 0)?;
+    let runner = Runner::new(gpu, &f, prog, seed)?;
     report.note(&format!(
         "adapter: {}; W1 ALD: {chains} chains x {evals} network evaluations, {} kernels per step",
         gpu.describe(),
@@ -84,7 +91,7 @@ pub fn run(gpu: &Gpu, chains: usize, steps_per_level: usize, train_steps: usize,
         let gt = Gmm::ring8().sample(chains, &mut crate::data::rng::HostRng::new(12345));
         let sw = sliced_w2(&xs, &gt, 2, 256, 1);
         let lp = mean_log_density(&Gmm::ring8(), &xs);
-        let f2 = || vec![("train_steps", train_steps.to_string())];
+        let f2 = || vec![("train_steps", train_steps.to_string()), ("seed", seed.to_string())];
         report.emit(Figure { bench: "sample", fields: f2(), imp: "scoregen".into(), value: sw, unit: "sliced W2" });
         report.emit(Figure { bench: "sample", fields: f2(), imp: "scoregen".into(), value: lp, unit: "mean log p" });
         report.note("PyTorch (PEERS.md): 0.65-0.76 / -2.39..-2.60 after 550 steps, 0.39 / -2.57 after 5,000; truth 0.08-0.10 / -2.52");
