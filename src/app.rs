@@ -53,14 +53,8 @@ impl Model {
             .map_err(|e| Error::Invalid(format!("{}: bad data_shape metadata: {e}", path.display())))?;
         let spec = cfg.model_spec(&shape)?;
         // Parameter names and shapes from the architecture; every mismatch in one error.
-        let mut g = crate::graph::Graph::new();
-        let mut xs = vec![1];
-        xs.extend(&shape);
-        let (x, s) = (g.input("x", &xs), g.input("sigma", &[1]));
-        let mut b = Builder::new(&mut g);
-        spec.score(&mut b, x, s)?;
         let mut params = ParamStore::new();
-        for p in &b.specs {
+        for p in &spec.param_specs()? {
             params.insert(p.name.clone(), Tensor::zeros(gpu, &p.shape)?);
         }
         ck.load_into(gpu, &params, &path.display().to_string())?;
@@ -100,9 +94,7 @@ impl Model {
                         return Ok(score);
                     }
                     let xs = g.shape(x).to_vec();
-                    let mut ss = vec![1usize; xs.len()];
-                    ss[0] = xs[0];
-                    let sig = g.reshape(s, &ss)?;
+                    let sig = crate::score::per_sample(g, s, &xs)?;
                     let s2 = g.unary(Unary::Square, sig);
                     let t = g.mul(score, s2)?;
                     let d = g.add(x, t)?;

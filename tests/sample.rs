@@ -85,12 +85,8 @@ fn samples_do_not_depend_on_batch_size() {
         param: Parameterisation::Score,
         input_var: None,
     };
-    // Parameters from a throwaway graph, shared by every run.
-    let mut tmp = scoregen::graph::Graph::new();
-    let (x, sg) = (tmp.input("x", &[1, 2]), tmp.input("sigma", &[1]));
-    let mut bld = Builder::new(&mut tmp);
-    spec.score(&mut bld, x, sg).unwrap();
-    let params = init_params(gpu(), &bld.specs, 3).unwrap();
+    // One set of parameters, shared by every run.
+    let params = init_params(gpu(), &spec.param_specs().unwrap(), 3).unwrap();
     let run = |batch: usize, n: usize| -> Vec<f32> {
         let model = ScoreFn::new(gpu(), batch, &[2], &params, Probes::None, |g, x, s| {
             let mut b = Builder::new(g);

@@ -52,11 +52,7 @@ pub fn run(
         // Random weights: the same work, for speed alone.
         let cfg = w1_config(0, seed);
         let spec = cfg.model_spec(&[2])?;
-        let mut g = crate::graph::Graph::new();
-        let (x, s) = (g.input("x", &[1, 2]), g.input("sigma", &[1]));
-        let mut b = crate::nn::Builder::new(&mut g);
-        spec.score(&mut b, x, s)?;
-        let params = crate::nn::init_params(gpu, &b.specs, 0)?;
+        let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
         crate::app::Model::Trained { cfg: Box::new(cfg), spec, params, images: false, step: 0, data_var: 0.0 }
     };
     let f = model.plan(gpu, chains, Probes::None)?;

@@ -26,6 +26,7 @@ pub struct Recorder<'g> {
 }
 
 /// One recorded command with everything made at plan time; replaying it creates nothing.
+#[derive(Clone)]
 pub enum Step {
     Dispatch { pipeline: Arc<Pipeline>, bind: wgpu::BindGroup, groups: [u32; 3] },
     Copy { src: Arc<PooledBuffer>, src_off: u64, dst: Arc<PooledBuffer>, dst_off: u64, bytes: u64 },
@@ -88,20 +89,7 @@ impl<'g> Recorder<'g> {
     /// In capture mode the steps are appended to the capture (a plan inside a sampler step).
     pub fn replay(&mut self, steps: &[Step]) {
         if let Some(cap) = self.capture.as_mut() {
-            for st in steps {
-                cap.push(match st {
-                    Step::Dispatch { pipeline, bind, groups } => {
-                        Step::Dispatch { pipeline: Arc::clone(pipeline), bind: bind.clone(), groups: *groups }
-                    }
-                    Step::Copy { src, src_off, dst, dst_off, bytes } => Step::Copy {
-                        src: Arc::clone(src),
-                        src_off: *src_off,
-                        dst: Arc::clone(dst),
-                        dst_off: *dst_off,
-                        bytes: *bytes,
-                    },
-                });
-            }
+            cap.extend(steps.iter().cloned());
             return;
         }
         for st in steps {

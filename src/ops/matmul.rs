@@ -198,11 +198,7 @@ pub fn matmul(rec: &mut Recorder, a: &Tensor, b: &Tensor, o: MatmulOpts) -> Resu
 
 /// C = op(A) @ op(B) into an existing tensor of the product's shape.
 pub fn matmul_out(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: MatmulOpts) -> Result<()> {
-    let (batch, m, k, n, a_bs, b_bs, out_shape) = plan(a.shape(), b.shape(), &o)?;
-    if c.shape() != out_shape.as_slice() {
-        return Err(Error::Shape(format!("matmul: output is {:?}, expected {out_shape:?}", c.shape())));
-    }
-    matmul_into(rec, a, b, c, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())
+    matmul_epilogue(rec, a, b, c, o, Epilogue::default())
 }
 
 /// What a matmul kernel may apply to its result before storing it: c = act(A B + bias).

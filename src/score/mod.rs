@@ -66,7 +66,7 @@ pub struct ModelSpec {
 }
 
 /// Broadcast a per-sample value [B] against a tensor [B, ...].
-fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
+pub(crate) fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
     let mut s = vec![1usize; like.len()];
     s[0] = like[0];
     g.reshape(v, &s)
@@ -75,6 +75,17 @@ fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
 impl ModelSpec {
     pub fn numel(&self) -> usize {
         self.data_shape.iter().product()
+    }
+
+    /// The parameters (names, shapes, initialisers) the network creates.
+    pub fn param_specs(&self) -> Result<Vec<crate::nn::ParamSpec>> {
+        let mut g = Graph::new();
+        let mut xs = vec![1];
+        xs.extend(&self.data_shape);
+        let (x, s) = (g.input("x", &xs), g.input("sigma", &[1]));
+        let mut b = Builder::new(&mut g);
+        self.score(&mut b, x, s)?;
+        Ok(b.specs)
     }
 
     /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
