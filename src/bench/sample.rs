@@ -91,6 +91,7 @@ pub fn run(
         report.emit(Figure { bench: "sample", fields: f2(), imp: "scoregen".into(), value: sw, unit: "sliced W2" });
         report.emit(Figure { bench: "sample", fields: f2(), imp: "scoregen".into(), value: lp, unit: "mean log p" });
         report.note("PyTorch (PEERS.md): 0.65-0.76 / -2.39..-2.60 after 550 steps, 0.39 / -2.57 after 5,000; truth 0.08-0.10 / -2.52");
+        report.note("both vary widely between training seeds: compare several seeds on one machine with src/bench/w1_pytorch.py");
         let _ = std::fs::remove_dir_all(&ck_dir);
     }
     Ok(())
