@@ -157,7 +157,11 @@ enum BenchCmd {
 
 fn open(cli: &Cli) -> Result<Gpu> {
     let backend: BackendChoice = cli.backend.parse()?;
-    Gpu::new(&GpuOptions { backend, adapter: cli.adapter, profile: cli.profile })
+    let gpu = Gpu::new(&GpuOptions { backend, adapter: cli.adapter, profile: cli.profile })?;
+    if let Some(hint) = scoregen::gpu::context::gl_fallback_hint(backend, gpu.info.backend, &gpu.info.name) {
+        eprintln!("{hint}");
+    }
+    Ok(gpu)
 }
 
 fn load_model(gpu: &Gpu, checkpoint: &Option<PathBuf>, model: &Option<String>) -> Result<Model> {

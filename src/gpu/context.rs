@@ -141,6 +141,15 @@ pub fn enumerate_adapters(backend: BackendChoice) -> Vec<wgpu::Adapter> {
 pub const NO_ADAPTER_HINT: &str = "install a Vulkan/Metal/DX12 driver; on a headless Linux box \
      `apt-get install -y mesa-vulkan-drivers libvulkan1` gives Mesa's software Vulkan (lavapipe)";
 
+/// A one-line hint when `--backend auto` had to fall back to OpenGL (no Vulkan/Metal/DX12
+/// adapter): GL has no subgroup operations and runs our kernels 2-4x slower on llvmpipe than
+/// Mesa's Vulkan (lavapipe) does on the same CPU. None when the choice was explicit.
+pub fn gl_fallback_hint(choice: BackendChoice, backend: wgpu::Backend, adapter: &str) -> Option<String> {
+    (choice == BackendChoice::Auto && backend == wgpu::Backend::Gl).then(|| {
+        format!("note: no Vulkan/Metal/DX12 adapter found, running on '{adapter}' through OpenGL (slower); {NO_ADAPTER_HINT}")
+    })
+}
+
 impl Gpu {
     /// Open an adapter as `opts` says and create a device with the adapter's full limits.
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
@@ -282,5 +291,19 @@ impl Gpu {
     /// Is this a CPU implementation (lavapipe, SwiftShader, WARP)?
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gl_fallback_hint_only_when_auto_lands_on_gl() {
+        let hint = gl_fallback_hint(BackendChoice::Auto, wgpu::Backend::Gl, "llvmpipe").unwrap();
+        assert!(hint.contains("llvmpipe") && hint.contains("mesa-vulkan-drivers"), "{hint}");
+        assert!(!hint.contains('\n'));
+        assert!(gl_fallback_hint(BackendChoice::Auto, wgpu::Backend::Vulkan, "llvmpipe").is_none());
+        assert!(gl_fallback_hint(BackendChoice::Gl, wgpu::Backend::Gl, "llvmpipe").is_none());
     }
 }
