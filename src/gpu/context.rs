@@ -142,8 +142,8 @@ pub const NO_ADAPTER_HINT: &str = "install a Vulkan/Metal/DX12 driver; on a head
      `apt-get install -y mesa-vulkan-drivers libvulkan1` gives Mesa's software Vulkan (lavapipe)";
 
 /// A one-line hint when `--backend auto` had to fall back to OpenGL (no Vulkan/Metal/DX12
-/// adapter): GL has no subgroup operations and runs our kernels 2-4x slower on llvmpipe than
-/// Mesa's Vulkan (lavapipe) does on the same CPU. None when the choice was explicit.
+/// adapter): the kernels are tuned and tested on Vulkan (lavapipe on CPU-only machines), and a
+/// silent fallback hides the missing driver. None when the choice was explicit.
 pub fn gl_fallback_hint(choice: BackendChoice, backend: wgpu::Backend, adapter: &str) -> Option<String> {
     (choice == BackendChoice::Auto && backend == wgpu::Backend::Gl).then(|| {
         format!("note: no Vulkan/Metal/DX12 adapter found, running on '{adapter}' through OpenGL (slower); {NO_ADAPTER_HINT}")
