@@ -3,7 +3,7 @@
 
 mod common;
 use common::{assert_close, gpu, Rng};
-use scoregen::ops::attention::{attention, attention_ref, attention_with};
+use scoregen::ops::attention::{attention, attention_ref, attention_with, tq_for};
 use scoregen::ops::conv::{
     conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
     Conv2dOpts,
@@ -237,7 +237,16 @@ fn attention_self_and_cross_match_reference() {
         (1, 7, 2, 128, 128),
         (2, 70, 9, 16, 32),
         (1, 40, 3, 128, 4),
+        // Enough (b, h) for two and four queries per invocation in the subgroup kernel.
+        (160, 12, 5, 16, 8),
+        (64, 49, 49, 64, 64),
+        (48, 33, 20, 128, 32),
     ];
+    if g.is_cpu() && g.features.contains(wgpu::Features::SUBGROUP) {
+        let tqs: std::collections::BTreeSet<usize> =
+            shapes.iter().map(|&(bh, nq, _, d, dv)| tq_for(g, bh, d.max(dv), nq)).collect();
+        assert!([1, 2, 4].iter().all(|t| tqs.contains(t)), "queries per invocation covered: {tqs:?}");
+    }
     for ((bh, nq, nk, d, dv), subgroups) in shapes.into_iter().flat_map(|s| [(s, true), (s, false)]) {
         let q = rng.vec(bh * nq * d, -2.0, 2.0);
         let k = rng.vec(bh * nk * d, -2.0, 2.0);

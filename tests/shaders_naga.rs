@@ -23,3 +23,47 @@ fn every_wgsl_file_is_registered() {
         }
     }
 }
+
+#[test]
+fn unrolled_shaders_validate_with_naga() {
+    use scoregen::shaders::{source, specialise, validate_source, SOURCES, UNROLL};
+    let marked: Vec<&str> = SOURCES.iter().filter(|(_, s)| s.contains(UNROLL)).map(|(n, _)| *n).collect();
+    assert!(marked.contains(&"attention_sg"));
+    // attention_sg over the head sizes and query counts it is built with.
+    for (d4, dv4, tq) in [(1.0, 1.0, 1.0), (16.0, 16.0, 4.0), (8.0, 2.0, 2.0), (32.0, 32.0, 4.0), (3.0, 5.0, 1.0)] {
+        let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("SG8", 1.0)];
+        let src = specialise(source("attention_sg").unwrap(), &c).unwrap().unwrap();
+        assert!(!src.contains(UNROLL) && !src.contains("for (var d "), "every marked loop written out");
+        let last = format!("acc0[{}u]", dv4 as usize - 1);
+        assert!(src.contains(&last) && !src.contains(&format!("acc0[{}u]", dv4 as usize)));
+        validate_source("attention_sg (unrolled)", &src).unwrap();
+    }
+}
+
+#[test]
+fn unroll_writes_out_marked_loops_only() {
+    use scoregen::shaders::specialise;
+    let src = "fn f() {
+    var a: array<f32, 8>;
+    for (var i = 0u; i < N; i++) { // @unroll
+        a[i] = f32(i) + a[i]; // i stays in comments
+        for (var j = 0u; j < 2u; j++) { // @unroll
+            a[i + j] += 1.0;
+        }
+        let ii = s.i;
+    }
+    for (var k = 0u; k < N; k++) { a[k] = 0.0; }
+}
+";
+    let out = specialise(src, &[("N", 3.0)]).unwrap().unwrap();
+    assert!(out.contains("a[2u] = f32(2u) + a[2u]; // i stays in comments"));
+    assert!(out.contains("a[1u + 1u] += 1.0;"));
+    assert!(out.contains("let ii = s.i;"), "fields and longer names are left alone");
+    assert!(out.contains("for (var k = 0u; k < N; k++)"), "unmarked loops stay");
+    assert_eq!(out.matches("a[0u + 0u]").count(), 1);
+    assert!(specialise("fn f() {}", &[]).unwrap().is_none());
+    let err = specialise("for (var i = 0u; i < M; i++) { // @unroll\n}\n", &[("N", 3.0)]).unwrap_err();
+    assert!(err.contains("M"), "{err}");
+    let err = specialise("for (var i = 1u; i < 4u; i++) { // @unroll\n}\n", &[]).unwrap_err();
+    assert!(err.contains("unsupported"), "{err}");
+}

@@ -35,9 +35,13 @@ pub fn checked_shaders() -> bool {
     std::env::var("SCOREGEN_CHECKED").map(|v| v == "1").unwrap_or(false)
 }
 
+/// Shader name, and the override values it was written out for (empty when not specialised).
+type ModuleKey = (&'static str, Vec<(&'static str, u64)>);
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    /// By shader name, and by override values for sources with `@unroll` loops.
+    modules: Mutex<HashMap<ModuleKey, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     created: Mutex<u64>,
 }
@@ -51,14 +55,26 @@ impl PipelineCache {
         *self.created.lock().unwrap()
     }
 
-    fn module(&self, device: &wgpu::Device, name: &'static str) -> Result<Arc<wgpu::ShaderModule>> {
-        let mut m = self.modules.lock().unwrap();
-        if let Some(x) = m.get(name) {
-            return Ok(x.clone());
-        }
+    fn module(&self, device: &wgpu::Device, key: &PipelineKey) -> Result<Arc<wgpu::ShaderModule>> {
+        let name = key.shader;
         let src =
             shaders::source(name).ok_or_else(|| Error::Invalid(format!("no shader named '{name}' in shaders/")))?;
-        let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(src.into()) };
+        let specialised = src.contains(shaders::UNROLL);
+        let mkey = (name, if specialised { key.constants.clone() } else { Vec::new() });
+        let mut m = self.modules.lock().unwrap();
+        if let Some(x) = m.get(&mkey) {
+            return Ok(x.clone());
+        }
+        let text: std::borrow::Cow<'static, str> = if specialised {
+            let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+            shaders::specialise(src, &constants)
+                .map_err(|e| Error::Invalid(format!("shaders/{name}.wgsl: {e}")))?
+                .map(Into::into)
+                .unwrap_or(src.into())
+        } else {
+            src.into()
+        };
+        let desc = wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(text) };
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = if checked_shaders() {
             device.create_shader_module(desc)
@@ -76,7 +92,7 @@ impl PipelineCache {
             return Err(Error::Gpu(format!("shaders/{name}.wgsl does not compile on this adapter: {}", msg.join(" "))));
         }
         let module = Arc::new(module);
-        m.insert(name, module.clone());
+        m.insert(mkey, module.clone());
         Ok(module)
     }
 
@@ -84,7 +100,7 @@ impl PipelineCache {
         if let Some(p) = self.pipelines.lock().unwrap().get(key) {
             return Ok(p.clone());
         }
-        let module = self.module(device, key.shader)?;
+        let module = self.module(device, key)?;
         let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
         let label = format!("{}::{}", key.shader, key.entry);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);

@@ -66,7 +66,7 @@ pub fn attention_with(
         && dv % 4 == 0
     {
         // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
-        let tq = tq_for(d.max(dv), nq);
+        let tq = tq_for(g, bh, d.max(dv), nq);
         let q_blocks = nq.div_ceil(8 * tq);
         let params = attention_params(bh, nq, nk, scale, q_blocks)?;
         let pipe = rec.pipeline(
@@ -77,9 +77,6 @@ pub fn attention_with(
                 ("DV4", (dv / 4) as f64),
                 ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
                 ("TQ", tq as f64),
-                // Two keys per step doubles the unrolled body: worth it for small heads only
-                // (lavapipe, W4: D=32 10.3 ms vs 12.7; D=64 5.3 ms vs 1.75).
-                ("KB", if d.max(dv) <= 32 { 2.0 } else { 1.0 }),
             ],
         )?;
         let pi = rec.params(&params);
@@ -112,13 +109,24 @@ fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize
     ])
 }
 
-/// Queries per invocation for the subgroup kernel: up to four (each loaded key and value
-/// element then serves four queries), with TQ * head_dim / 4 <= 32 so that the d loops still
-/// unroll (measured on lavapipe: D=64 runs 1.7 ms at TQ=2, 6 ms at TQ=4), and no more than the
-/// queries there are.
-fn tq_for(head_dim: usize, nq: usize) -> usize {
-    let mut tq = (128 / head_dim).clamp(1, 4);
+/// Queries per invocation (TQ) for the subgroup kernel: each loaded key and value element
+/// serves 8 * TQ queries, so TQ = 4 where nothing speaks against it:
+/// - registers: a GPU keeps TQ * (D + DV) floats of per-query state per invocation, so there
+///   TQ * max(D, DV) <= 128; a CPU adapter keeps that state in cache memory anyway and takes
+///   TQ = 4 up to D = 128 (lavapipe, (64, 64, 64, 128): 3.0 ms at TQ = 4, 5.0 at TQ = 1);
+/// - no more than the queries there are (halve TQ while half still covers Nq);
+/// - enough workgroups to keep the adapter busy (at least 16 of 64 invocations; lavapipe,
+///   (16, 49, 49, 128): 0.97 ms at TQ = 1 with 14 workgroups, 1.13 at TQ = 4 with 4).
+pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
+    let budget = if gpu.is_cpu() { 512 } else { 128 };
+    let mut tq = (budget / head_dim).clamp(1, 4);
+    if tq == 3 {
+        tq = 2;
+    }
     while tq > 1 && 8 * (tq / 2) >= nq {
+        tq /= 2;
+    }
+    while tq > 1 && bh * nq.div_ceil(8 * tq) * 8 < 16 * 64 {
         tq /= 2;
     }
     tq
