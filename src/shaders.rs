@@ -86,14 +86,7 @@ fn expand(lines: &[&str], constants: &[(&str, f64)], out: &mut Vec<String>) -> R
         })();
         let (var, bound) =
             parsed.ok_or_else(|| format!("line {}: unsupported @unroll loop: {}", i + 1, line.trim()))?;
-        let n: u64 = match bound.trim_end_matches('u').parse::<u64>() {
-            Ok(v) => v,
-            Err(_) => constants
-                .iter()
-                .find(|(k, _)| *k == bound)
-                .map(|(_, v)| *v as u64)
-                .ok_or_else(|| format!("line {}: @unroll bound {bound} is not an override given", i + 1))?,
-        };
+        let n = eval_bound(&bound, constants).map_err(|e| format!("line {}: @unroll bound {bound}: {e}", i + 1))?;
         // The body runs to the line that closes the loop's brace.
         let mut depth = 0i64;
         let mut end = None;
@@ -121,6 +114,82 @@ fn expand(lines: &[&str], constants: &[(&str, f64)], out: &mut Vec<String>) -> R
         i = end + 1;
     }
     Ok(())
+}
+
+/// Value of a loop bound: integer literals (`8u`), overrides given in `constants`, + - * / %
+/// and parentheses.
+fn eval_bound(expr: &str, constants: &[(&str, f64)]) -> Result<u64, String> {
+    fn sum(t: &[String], i: &mut usize, c: &[(&str, f64)]) -> Result<i64, String> {
+        let mut v = product(t, i, c)?;
+        while *i < t.len() && (t[*i] == "+" || t[*i] == "-") {
+            let op = t[*i].clone();
+            *i += 1;
+            let r = product(t, i, c)?;
+            v = if op == "+" { v + r } else { v - r };
+        }
+        Ok(v)
+    }
+    fn product(t: &[String], i: &mut usize, c: &[(&str, f64)]) -> Result<i64, String> {
+        let mut v = atom(t, i, c)?;
+        while *i < t.len() && (t[*i] == "*" || t[*i] == "/" || t[*i] == "%") {
+            let op = t[*i].clone();
+            *i += 1;
+            let r = atom(t, i, c)?;
+            if op != "*" && r == 0 {
+                return Err("division by zero".into());
+            }
+            v = match op.as_str() {
+                "*" => v * r,
+                "/" => v / r,
+                _ => v % r,
+            };
+        }
+        Ok(v)
+    }
+    fn atom(t: &[String], i: &mut usize, c: &[(&str, f64)]) -> Result<i64, String> {
+        let tok = t.get(*i).ok_or("unexpected end")?.clone();
+        *i += 1;
+        if tok == "(" {
+            let v = sum(t, i, c)?;
+            if t.get(*i).map(String::as_str) != Some(")") {
+                return Err("missing )".into());
+            }
+            *i += 1;
+            return Ok(v);
+        }
+        if let Ok(v) = tok.trim_end_matches(['u', 'i']).parse::<i64>() {
+            return Ok(v);
+        }
+        c.iter()
+            .find(|(k, _)| *k == tok)
+            .map(|(_, v)| *v as i64)
+            .ok_or_else(|| format!("{tok} is not an override given"))
+    }
+    let mut tokens = Vec::new();
+    let mut cur = String::new();
+    for ch in expr.chars() {
+        if ch.is_ascii_alphanumeric() || ch == '_' {
+            cur.push(ch);
+        } else {
+            if !cur.is_empty() {
+                tokens.push(std::mem::take(&mut cur));
+            }
+            if "+-*/%()".contains(ch) {
+                tokens.push(ch.to_string());
+            } else if !ch.is_whitespace() {
+                return Err(format!("unexpected '{ch}'"));
+            }
+        }
+    }
+    if !cur.is_empty() {
+        tokens.push(cur);
+    }
+    let mut i = 0;
+    let v = sum(&tokens, &mut i, constants)?;
+    if i != tokens.len() {
+        return Err(format!("unexpected '{}'", tokens[i]));
+    }
+    u64::try_from(v).map_err(|_| format!("negative trip count {v}"))
 }
 
 /// Replace whole-word occurrences of identifier `id` (not in comments) with `with`.

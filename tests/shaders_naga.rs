@@ -30,12 +30,13 @@ fn unrolled_shaders_validate_with_naga() {
     let marked: Vec<&str> = SOURCES.iter().filter(|(_, s)| s.contains(UNROLL)).map(|(n, _)| *n).collect();
     assert!(marked.contains(&"attention_sg"));
     // attention_sg over the head sizes and query counts it is built with.
-    for (d4, dv4, tq) in [(1.0, 1.0, 1.0), (16.0, 16.0, 4.0), (8.0, 2.0, 2.0), (32.0, 32.0, 4.0), (3.0, 5.0, 1.0)] {
+    for (d4, dv4, tq) in [(1.0, 1.0, 1.0), (16.0, 16.0, 7.0), (8.0, 2.0, 8.0), (32.0, 32.0, 4.0), (3.0, 5.0, 3.0)] {
         let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("SG8", 1.0)];
         let src = specialise(source("attention_sg").unwrap(), &c).unwrap().unwrap();
         assert!(!src.contains(UNROLL) && !src.contains("for (var d "), "every marked loop written out");
-        let last = format!("acc0[{}u]", dv4 as usize - 1);
-        assert!(src.contains(&last) && !src.contains(&format!("acc0[{}u]", dv4 as usize)));
+        let (last_t, last_d) = (tq as usize - 1, dv4 as usize - 1);
+        assert!(src.contains(&format!("acc[{last_t}u][{last_d}u]")), "every query and dimension written out");
+        assert!(!src.contains(&format!("acc[{}u]", last_t + 1)) && !src.contains(&format!("acc[0u][{}u]", last_d + 1)));
         validate_source("attention_sg (unrolled)", &src).unwrap();
     }
 }
@@ -62,6 +63,11 @@ fn unroll_writes_out_marked_loops_only() {
     assert!(out.contains("for (var k = 0u; k < N; k++)"), "unmarked loops stay");
     assert_eq!(out.matches("a[0u + 0u]").count(), 1);
     assert!(specialise("fn f() {}", &[]).unwrap().is_none());
+    // Bounds are expressions of literals and overrides.
+    let out =
+        specialise("for (var i = 0u; i < (N + 7u) / 8u - 1u; i++) { // @unroll\n    x[i] = 0;\n}\n", &[("N", 17.0)]);
+    let out = out.unwrap().unwrap();
+    assert!(out.contains("x[1u] = 0;") && !out.contains("x[2u]"), "{out}");
     let err = specialise("for (var i = 0u; i < M; i++) { // @unroll\n}\n", &[("N", 3.0)]).unwrap_err();
     assert!(err.contains("M"), "{err}");
     let err = specialise("for (var i = 1u; i < 4u; i++) { // @unroll\n}\n", &[]).unwrap_err();

@@ -109,25 +109,26 @@ fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize
     ])
 }
 
-/// Queries per invocation (TQ) for the subgroup kernel: each loaded key and value element
-/// serves 8 * TQ queries, so TQ = 4 where nothing speaks against it:
+/// Queries per invocation (TQ, 1..=8) for the subgroup kernel. Each loaded and shuffled key
+/// and value element serves 8 * TQ queries, and a block of 8 * TQ queries costs about
+/// TQ + 1.5 query-walks over the keys (lavapipe, (16,256,256,64): 4.45 ms at TQ = 4, 3.85 at
+/// 8), so TQ minimises ceil(Nq / (8 TQ)) * (TQ + 1.5): W4's Nq = 49 takes TQ = 7 (56 slots)
+/// rather than 8 (64 slots). Bounded by
 /// - registers: a GPU keeps TQ * (D + DV) floats of per-query state per invocation, so there
-///   TQ * max(D, DV) <= 128; a CPU adapter keeps that state in cache memory anyway and takes
-///   TQ = 4 up to D = 128 (lavapipe, (64, 64, 64, 128): 3.0 ms at TQ = 4, 5.0 at TQ = 1);
-/// - no more than the queries there are (halve TQ while half still covers Nq);
-/// - enough workgroups to keep the adapter busy (at least 16 of 64 invocations; lavapipe,
-///   (16, 49, 49, 128): 0.97 ms at TQ = 1 with 14 workgroups, 1.13 at TQ = 4 with 4).
+///   TQ * max(D, DV) <= 128; a CPU adapter keeps that state in cache memory anyway, and takes
+///   TQ * max(D, DV) <= 512 ((64,64,64,128): 2.7 ms at TQ = 4, 3.2 at 8, where the state
+///   outgrows L1);
+/// - on a CPU adapter, one workgroup per core at least.
 pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
     let budget = if gpu.is_cpu() { 512 } else { 128 };
-    let mut tq = (budget / head_dim).clamp(1, 4);
-    if tq == 3 {
-        tq = 2;
-    }
-    while tq > 1 && 8 * (tq / 2) >= nq {
-        tq /= 2;
-    }
-    while tq > 1 && bh * nq.div_ceil(8 * tq) * 8 < 16 * 64 {
-        tq /= 2;
+    let max_tq = (budget / head_dim).clamp(1, 8);
+    let cost = |t: usize| nq.div_ceil(8 * t) as f64 * (t as f64 + 1.5);
+    let mut tq = (1..=max_tq).rev().min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(1);
+    if gpu.is_cpu() {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        while tq > 1 && bh * nq.div_ceil(8 * tq) * 8 < cores * 64 {
+            tq = tq.div_ceil(2);
+        }
     }
     tq
 }
