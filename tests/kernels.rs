@@ -140,6 +140,11 @@ fn conv2d_matches_reference() {
         ([2, 6, 5, 7], [4, 6, 1, 1], 1, 0, true),
         ([1, 2, 4, 4], [3, 2, 4, 4], 1, 0, true),
         ([2, 5, 13, 6], [17, 5, 3, 2], 3, 2, true),
+        // im2col four elements at a time (H_out*W_out or C_in*KH*KW a multiple of 4): quads
+        // that wrap rows, stride 2, a non-square kernel on the transposed side only.
+        ([2, 4, 6, 6], [5, 4, 3, 3], 1, 1, true),
+        ([3, 8, 16, 16], [6, 8, 3, 3], 2, 1, false),
+        ([2, 4, 10, 9], [3, 4, 2, 3], 1, 0, true),
     ];
     // Direct kernels, GEMM lowering in one chunk, and in chunks of 1 and 2 images.
     let modes = [(false, 0), (true, 0), (true, 1), (true, 2)];

@@ -148,10 +148,28 @@ fn patches(
     (c0, cb): (usize, usize),
     n: usize,
 ) -> Result<()> {
-    let pipe = rec.pipeline("conv2d", entry, &[("TRANSPOSED", transposed as u32 as f64)])?;
     let mut params = conv_params(xs, ws, ys, o)?;
     params[0] = dim(cb, "chunk")?;
     params[11] = dim(c0, "chunk start")?;
+    // Four elements per invocation where the written rows are whole vec4s (im2col.wgsl).
+    let vec4_rows = if transposed { xs[1] * ws[2] * ws[3] } else { ys[2] * ys[3] };
+    if entry == "im2col" && vec4_rows % 4 == 0 {
+        let pipe = rec.pipeline(
+            "im2col",
+            "im2col4",
+            &[
+                ("KH", ws[2] as f64),
+                ("KW", ws[3] as f64),
+                ("STRIDE", o.stride as f64),
+                ("PAD", o.pad as f64),
+                ("TRANSPOSED", transposed as u32 as f64),
+            ],
+        )?;
+        let pi = rec.params(&params);
+        let g = grid(rec, n / 4, 64)?;
+        return rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g);
+    }
+    let pipe = rec.pipeline("conv2d", entry, &[("TRANSPOSED", transposed as u32 as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g)
