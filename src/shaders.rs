@@ -3,7 +3,14 @@
 pub const SOURCES: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
-    ("elementwise", include_str!("../shaders/elementwise.wgsl")),
+    (
+        "elementwise",
+        concat!(include_str!("../shaders/elementwise_ops.wgsl"), include_str!("../shaders/elementwise.wgsl")),
+    ),
+    (
+        "elementwise4",
+        concat!(include_str!("../shaders/elementwise_ops.wgsl"), include_str!("../shaders/elementwise4.wgsl")),
+    ),
     ("reduce", include_str!("../shaders/reduce.wgsl")),
     ("conv2d", include_str!("../shaders/conv2d.wgsl")),
     ("im2col", include_str!("../shaders/im2col.wgsl")),

@@ -8,7 +8,7 @@ use scoregen::ops::conv::{
     conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
     Conv2dOpts,
 };
-use scoregen::ops::elementwise::{binary, binary_ref, unary, Binary, Unary};
+use scoregen::ops::elementwise::{binary, binary_ref, broadcast_to, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
 use scoregen::ops::layout::{concat, concat_ref, transpose, transpose_ref, upsample2x, upsample2x_ref};
 use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
@@ -39,21 +39,24 @@ fn unary_ops_match_reference() {
         Unary::Relu,
         Unary::Affine(3.0, -1.0),
     ];
-    let n = rng.int(1000, 3000);
-    let x = rng.vec(n, -30.0, 30.0); // both tails: tanh, sigmoid, softplus must not overflow
-    let pos = rng.vec(n, 0.01, 50.0);
-    let mut rec = Recorder::new(g);
-    let outs: Vec<_> = ops.iter().map(|op| unary(&mut rec, *op, &up(&x, &[n])).unwrap()).collect();
-    let pos_ops = [Unary::Log, Unary::Sqrt, Unary::Rsqrt, Unary::PowScalar(1.7)];
-    let pos_outs: Vec<_> = pos_ops.iter().map(|op| unary(&mut rec, *op, &up(&pos, &[n])).unwrap()).collect();
-    rec.finish().unwrap();
-    for (op, t) in ops.iter().zip(outs) {
-        let want: Vec<f32> = x.iter().map(|&v| op.eval(v as f64) as f32).collect();
-        assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
-    }
-    for (op, t) in pos_ops.iter().zip(pos_outs) {
-        let want: Vec<f32> = pos.iter().map(|&v| op.eval(v as f64) as f32).collect();
-        assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
+    // A multiple of four (vec4 kernel) and one more (scalar kernel).
+    let n0 = rng.int(1000, 3000) / 4 * 4;
+    for n in [n0, n0 + 1] {
+        let x = rng.vec(n, -30.0, 30.0); // both tails: tanh, sigmoid, softplus must not overflow
+        let pos = rng.vec(n, 0.01, 50.0);
+        let mut rec = Recorder::new(g);
+        let outs: Vec<_> = ops.iter().map(|op| unary(&mut rec, *op, &up(&x, &[n])).unwrap()).collect();
+        let pos_ops = [Unary::Log, Unary::Sqrt, Unary::Rsqrt, Unary::PowScalar(1.7)];
+        let pos_outs: Vec<_> = pos_ops.iter().map(|op| unary(&mut rec, *op, &up(&pos, &[n])).unwrap()).collect();
+        rec.finish().unwrap();
+        for (op, t) in ops.iter().zip(outs) {
+            let want: Vec<f32> = x.iter().map(|&v| op.eval(v as f64) as f32).collect();
+            assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
+        }
+        for (op, t) in pos_ops.iter().zip(pos_outs) {
+            let want: Vec<f32> = pos.iter().map(|&v| op.eval(v as f64) as f32).collect();
+            assert_close(&t.to_vec(g).unwrap(), &want, 1e-6, 2e-5, &format!("{op:?}"));
+        }
     }
 }
 
@@ -61,7 +64,15 @@ fn unary_ops_match_reference() {
 fn binary_ops_broadcast_like_numpy() {
     let g = gpu();
     let mut rng = Rng::new(11);
-    let cases: [(&[usize], &[usize]); 9] = [
+    let cases: [(&[usize], &[usize]); 15] = [
+        // Four elements per invocation: equal shapes, a trailing block of 8 on either side,
+        // a per-channel term with 12 elements per channel on either side.
+        (&[4, 6, 8], &[4, 6, 8]),
+        (&[3, 5, 8], &[8]),
+        (&[12], &[5, 12]),
+        (&[2, 8, 3, 4], &[8, 1, 1]),
+        (&[2, 4, 1, 1], &[2, 4, 2, 6]),
+        (&[2, 4, 1, 1], &[2, 4, 2, 5]),
         (&[2, 3, 4, 5], &[3, 1, 1]),
         (&[2, 3, 1, 1], &[2, 3, 4, 5]),
         (&[4, 6, 7], &[4, 6, 1]),
@@ -83,6 +94,19 @@ fn binary_ops_broadcast_like_numpy() {
             assert_eq!(c.shape(), shape.as_slice());
             assert_close(&c.to_vec(g).unwrap(), &want, 1e-6, 1e-6, &format!("{op:?} {sa:?} {sb:?}"));
         }
+    }
+    // Broadcast copies (`first` never reads its second operand): per-channel with 4 and 3
+    // elements per channel, a trailing block, a leading one.
+    let copies: [(&[usize], &[usize]); 4] =
+        [(&[8, 1], &[3, 8, 4]), (&[5, 1], &[2, 5, 3]), (&[4], &[3, 2, 4]), (&[2, 1, 1], &[2, 3, 5])];
+    for (sa, so) in copies {
+        let a = rng.vec(sa.iter().product(), -2.0, 2.0);
+        let zeros = vec![0.0; so.iter().product()];
+        let (want, _) = binary_ref(Binary::First, &a, sa, &zeros, so).unwrap();
+        let mut rec = Recorder::new(g);
+        let c = broadcast_to(&mut rec, &up(&a, sa), so).unwrap();
+        rec.finish().unwrap();
+        assert_close(&c.to_vec(g).unwrap(), &want, 0.0, 0.0, &format!("broadcast {sa:?} to {so:?}"));
     }
     let mut rec = Recorder::new(g);
     let err = binary(&mut rec, Binary::Add, &up(&[0.0; 6], &[2, 3]), &up(&[0.0; 8], &[2, 4])).unwrap_err();

@@ -69,7 +69,7 @@ fn profiling_reports_kernel_times_or_says_why_not() {
     rec.finish().unwrap();
     let report = g.profile_report().unwrap();
     if g.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
-        assert!(report.contains("elementwise::unary"), "{report}");
+        assert!(report.contains("elementwise4::unary_v4"), "{report}"); // 100,000 = 4 x 25,000
     } else {
         assert!(report.contains("no timestamp queries"), "{report}");
     }

@@ -179,6 +179,13 @@ pub fn unary_into(rec: &mut Recorder, op: Unary, a: &Tensor, out: &Tensor) -> Re
     }
     let (code, s0, s1) = op.code();
     let params = Params { n: dim(n, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
+    if n % 4 == 0 && a.numel() % 4 == 0 {
+        let params = Params { n: dim(n / 4, "elements")?, ..params };
+        let pipe = rec.pipeline("elementwise4", "unary_v4", &[("OP", code as f64)])?;
+        let pi = rec.params(&params);
+        let g = grid(rec, n / 4, 256)?;
+        return rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g);
+    }
     let pipe = rec.pipeline("elementwise", "unary", &[("OP", code as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 256)?;
@@ -327,26 +334,47 @@ fn binary_launch(
         params.b_stride[i] = sb[i] as u32;
     }
     // Cheaper indexing for the common patterns (the general path divides per dimension).
+    // `first` never reads b, so b counts as dense there.
     let dense = |st: &[usize]| st == contiguous_strides(shape).as_slice();
-    let mode = if dense(sa) && dense(sb) {
+    let dense_b = op == Binary::First || dense(sb);
+    let mode = if dense(sa) && dense_b {
         0
     } else if dense(sa) && trailing_block(sb, shape).is_some() {
         params.shape[0] = trailing_block(sb, shape).unwrap() as u32;
         1
-    } else if dense(sb) && trailing_block(sa, shape).is_some() {
+    } else if dense_b && trailing_block(sa, shape).is_some() {
         params.shape[0] = trailing_block(sa, shape).unwrap() as u32;
         2
     } else if let (true, Some((block, inner))) = (dense(sa), middle_block(sb, shape)) {
         params.shape[0] = block as u32;
         params.shape[1] = inner as u32;
         4
-    } else if let (true, Some((block, inner))) = (dense(sb), middle_block(sa, shape)) {
+    } else if let (true, Some((block, inner))) = (dense_b, middle_block(sa, shape)) {
         params.shape[0] = block as u32;
         params.shape[1] = inner as u32;
         5
     } else {
         3
     };
+    // Four elements per invocation where every buffer holds whole vec4s and a broadcast
+    // operand's pattern repeats in whole vec4s (elementwise4.wgsl).
+    let (block, inner) = (params.shape[0] as usize, params.shape[1] as usize);
+    let vec4_ok = n % 4 == 0
+        && a.numel() % 4 == 0
+        && b.numel() % 4 == 0
+        && match mode {
+            0 => true,
+            1 | 2 => block % 4 == 0,
+            4 | 5 => inner % 4 == 0,
+            _ => false,
+        };
+    if vec4_ok {
+        params.n = dim(n / 4, "elements")?;
+        let pipe = rec.pipeline("elementwise4", "binary_v4", &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
+        let pi = rec.params(&params);
+        let g = grid(rec, n / 4, 256)?;
+        return rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g);
+    }
     let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 256)?;
