@@ -155,22 +155,29 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 // Both work on a chunk of `batch` images starting at image `groups_x` of x (im2col) or gx
 // (col2im); cols holds the chunk only.
 override TRANSPOSED: bool = false;
+// Kernel size, stride and padding of im2col / col2im, compile-time: index arithmetic by
+// constants instead of integer divisions (one lane at a time on CPU implementations), and the
+// (kh, kw) loops of col2im written out.
+override PKH: u32 = 3u;
+override PKW: u32 = 3u;
+override PS: u32 = 1u;
+override PPAD: u32 = 1u;
 
 @compute @workgroup_size(64)
 fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
     let hwo = p.h_out * p.w_out;
-    let kk = p.c_in * p.kh * p.kw;
+    let kk = p.c_in * PKH * PKW;
     if (i >= p.batch * kk * hwo) { return; }
     var q: u32; var k: u32;
     if (TRANSPOSED) { k = i % kk; q = (i / kk) % hwo; } else { q = i % hwo; k = (i / hwo) % kk; }
     let nb = i / (hwo * kk) + p.groups_x;
-    let kw = k % p.kw;
-    let kh = (k / p.kw) % p.kh;
-    let ci = k / (p.kw * p.kh);
-    let ih = i32((q / p.w_out) * p.stride + kh) - i32(p.pad);
-    let iw = i32((q % p.w_out) * p.stride + kw) - i32(p.pad);
+    let kw = k % PKW;
+    let kh = (k / PKW) % PKH;
+    let ci = k / (PKW * PKH);
+    let ih = i32((q / p.w_out) * PS + kh) - i32(PPAD);
+    let iw = i32((q % p.w_out) * PS + kw) - i32(PPAD);
     let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
     let off = ((nb * p.c_in + ci) * p.h + u32(clamp(ih, 0, i32(p.h) - 1))) * p.w + u32(clamp(iw, 0, i32(p.w) - 1));
     res[i] = select(0.0, gy[off], inside);
@@ -186,19 +193,18 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let ci = (i / (p.w * p.h)) % p.c_in;
     let nb = i / (p.w * p.h * p.c_in);
     let hwo = p.h_out * p.w_out;
-    let kk = p.c_in * p.kh * p.kw;
+    let kk = p.c_in * PKH * PKW;
     var acc = 0.0;
-    for (var kh = 0u; kh < p.kh; kh++) {
-        let t = i32(ih) + i32(p.pad) - i32(kh);
-        if (t < 0 || t % i32(p.stride) != 0) { continue; }
-        let oh = u32(t) / p.stride;
-        if (oh >= p.h_out) { continue; }
-        for (var kw = 0u; kw < p.kw; kw++) {
-            let u = i32(iw) + i32(p.pad) - i32(kw);
-            if (u < 0 || u % i32(p.stride) != 0) { continue; }
-            let ow = u32(u) / p.stride;
-            if (ow >= p.w_out) { continue; }
-            acc += gy[(nb * kk + (ci * p.kh + kh) * p.kw + kw) * hwo + oh * p.w_out + ow];
+    for (var kh = 0u; kh < PKH; kh++) { // @unroll
+        let t = i32(ih) + i32(PPAD) - i32(kh);
+        let oh = u32(max(t, 0)) / PS;
+        let row_ok = t >= 0 && u32(t) % PS == 0u && oh < p.h_out;
+        for (var kw = 0u; kw < PKW; kw++) { // @unroll
+            let u = i32(iw) + i32(PPAD) - i32(kw);
+            let ow = u32(max(u, 0)) / PS;
+            if (row_ok && u >= 0 && u32(u) % PS == 0u && ow < p.w_out) {
+                acc += gy[(nb * kk + (ci * PKH + kh) * PKW + kw) * hwo + oh * p.w_out + ow];
+            }
         }
     }
     res[i + p.groups_x * p.c_in * p.h * p.w] = acc;

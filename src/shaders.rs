@@ -56,7 +56,7 @@ pub fn validate_source(name: &str, src: &str) -> Result<(), String> {
 pub const UNROLL: &str = "// @unroll";
 
 /// The source with every loop marked `// @unroll` written out in full for the given override
-/// values, or None when the source has no such loop. The marked loops count from 0 to an
+/// values (else the declared defaults), or None when the source has no such loop. The marked loops count from 0 to an
 /// integer literal or an override named in `constants`; each copy of the body is put in its
 /// own block with the counter replaced by its value. The source stays valid WGSL without this
 /// step (the loops run as loops); it exists because compilers unroll by heuristics, and a loop
@@ -68,8 +68,19 @@ pub fn specialise(src: &str, constants: &[(&str, f64)]) -> Result<Option<String>
         return Ok(None);
     }
     let lines: Vec<&str> = src.lines().collect();
+    // Overrides not given take their declared defaults (`override NAME: u32 = 3u;`).
+    let mut all: Vec<(&str, f64)> = constants.to_vec();
+    for l in &lines {
+        let Some(rest) = l.trim_start().strip_prefix("override ") else { continue };
+        let Some((name, rest)) = rest.split_once(':') else { continue };
+        let Some((_, value)) = rest.split_once('=') else { continue };
+        let value = value.split(';').next().unwrap_or("").trim().trim_end_matches(['u', 'i']);
+        if let (false, Ok(v)) = (all.iter().any(|(k, _)| *k == name.trim()), value.parse::<f64>()) {
+            all.push((name.trim(), v));
+        }
+    }
     let mut out = Vec::with_capacity(lines.len() * 4);
-    expand(&lines, constants, &mut out)?;
+    expand(&lines, &all, &mut out)?;
     Ok(Some(out.join("\n") + "\n"))
 }
 

@@ -33,7 +33,12 @@ fn every_wgsl_file_is_registered() {
 fn unrolled_shaders_validate_with_naga() {
     use scoregen::shaders::{source, specialise, validate_source, SOURCES, UNROLL};
     let marked: Vec<&str> = SOURCES.iter().filter(|(_, s)| s.contains(UNROLL)).map(|(n, _)| *n).collect();
-    assert!(marked.contains(&"attention_sg"));
+    assert!(marked.contains(&"attention_sg") && marked.contains(&"conv2d"));
+    for (kh, kw, s, pad) in [(3.0, 3.0, 1.0, 1.0), (1.0, 1.0, 1.0, 0.0), (4.0, 2.0, 2.0, 3.0)] {
+        let c = [("PKH", kh), ("PKW", kw), ("PS", s), ("PPAD", pad)];
+        let src = specialise(source("conv2d").unwrap(), &c).unwrap().unwrap();
+        validate_source("conv2d (unrolled)", &src).unwrap();
+    }
     // attention_sg over the head sizes and query counts it is built with.
     for (d4, dv4, tq) in [(1.0, 1.0, 1.0), (16.0, 16.0, 7.0), (8.0, 2.0, 8.0), (32.0, 32.0, 4.0), (3.0, 5.0, 3.0)] {
         let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("SG8", 1.0)];
@@ -68,6 +73,13 @@ fn unroll_writes_out_marked_loops_only() {
     assert!(out.contains("for (var k = 0u; k < N; k++)"), "unmarked loops stay");
     assert_eq!(out.matches("a[0u + 0u]").count(), 1);
     assert!(specialise("fn f() {}", &[]).unwrap().is_none());
+    // An override not given takes its declared default.
+    let src =
+        "override N: u32 = 2u;\nfn f() {\n    for (var i = 0u; i < N; i++) { // @unroll\n        g(i);\n    }\n}\n";
+    let out = specialise(src, &[]).unwrap().unwrap();
+    assert!(out.contains("g(1u);") && !out.contains("g(2u);"), "{out}");
+    let out = specialise(src, &[("N", 3.0)]).unwrap().unwrap();
+    assert!(out.contains("g(2u);"), "{out}");
     // Bounds are expressions of literals and overrides.
     let out =
         specialise("for (var i = 0u; i < (N + 7u) / 8u - 1u; i++) { // @unroll\n    x[i] = 0;\n}\n", &[("N", 17.0)]);

@@ -169,7 +169,17 @@ fn patches(
         let g = grid(rec, n / 4, 64)?;
         return rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g);
     }
-    let pipe = rec.pipeline("conv2d", entry, &[("TRANSPOSED", transposed as u32 as f64)])?;
+    let pipe = rec.pipeline(
+        "conv2d",
+        entry,
+        &[
+            ("TRANSPOSED", transposed as u32 as f64),
+            ("PKH", ws[2] as f64),
+            ("PKW", ws[3] as f64),
+            ("PS", o.stride as f64),
+            ("PPAD", o.pad as f64),
+        ],
+    )?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g)
