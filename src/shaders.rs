@@ -13,7 +13,6 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("reduce", include_str!("../shaders/reduce.wgsl")),
     ("conv2d", include_str!("../shaders/conv2d.wgsl")),
-    ("im2col", include_str!("../shaders/im2col.wgsl")),
     ("groupnorm", include_str!("../shaders/groupnorm.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),

@@ -151,24 +151,9 @@ fn patches(
     let mut params = conv_params(xs, ws, ys, o)?;
     params[0] = dim(cb, "chunk")?;
     params[11] = dim(c0, "chunk start")?;
-    // Four elements per invocation where the written rows are whole vec4s (im2col.wgsl).
+    // Four elements per invocation where the written rows are whole vec4s (im2col4).
     let vec4_rows = if transposed { xs[1] * ws[2] * ws[3] } else { ys[2] * ys[3] };
-    if entry == "im2col" && vec4_rows % 4 == 0 {
-        let pipe = rec.pipeline(
-            "im2col",
-            "im2col4",
-            &[
-                ("KH", ws[2] as f64),
-                ("KW", ws[3] as f64),
-                ("STRIDE", o.stride as f64),
-                ("PAD", o.pad as f64),
-                ("TRANSPOSED", transposed as u32 as f64),
-            ],
-        )?;
-        let pi = rec.params(&params);
-        let g = grid(rec, n / 4, 64)?;
-        return rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g);
-    }
+    let (entry, n) = if entry == "im2col" && vec4_rows % 4 == 0 { ("im2col4", n / 4) } else { (entry, n) };
     let pipe = rec.pipeline(
         "conv2d",
         entry,
