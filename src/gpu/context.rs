@@ -74,7 +74,7 @@ impl GpuOptions {
 /// Features we enable when the adapter has them, and why.
 pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
     (wgpu::Features::TIMESTAMP_QUERY, "per-kernel GPU time for --profile"),
-    (wgpu::Features::SUBGROUP, "subgroup shuffles in matmul"),
+    (wgpu::Features::SUBGROUP, "subgroup shuffles in matmul and attention"),
 ];
 
 /// The engine's handle on one device: queue, granted limits, buffer pool, pipeline cache.

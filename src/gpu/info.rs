@@ -39,15 +39,21 @@ pub fn adapters_report(backend: BackendChoice) -> String {
         s += "  features:\n";
         for (feat, why) in WANTED_FEATURES {
             let has = f.contains(*feat);
-            s += &format!("    {:<40} {} ({})\n", format!("{feat:?}"), if has { "yes, used" } else { "no" }, why);
+            s += &format!("    {:<40} {} ({})\n", feature_name(*feat), if has { "yes, used" } else { "no" }, why);
         }
-        for (feat, why) in [
-            (wgpu::Features::SHADER_F16, "f16 storage: not used yet (f32 is the default)"),
-            (wgpu::Features::SUBGROUP, "subgroup ops: not used yet"),
-        ] {
-            s +=
-                &format!("    {:<40} {} ({})\n", format!("{feat:?}"), if f.contains(feat) { "yes" } else { "no" }, why);
-        }
+        let f16 = wgpu::Features::SHADER_F16;
+        let has = if f.contains(f16) { "yes" } else { "no" };
+        s += &format!("    {:<40} {has} (f16 storage: not used yet; f32 is the default)\n", feature_name(f16));
     }
     s
+}
+
+/// The WebGPU / wgpu name of a single feature flag (wgpu's Debug form nests two bit sets).
+fn feature_name(f: wgpu::Features) -> String {
+    match f {
+        wgpu::Features::TIMESTAMP_QUERY => "timestamp-query".into(),
+        wgpu::Features::SUBGROUP => "subgroups".into(),
+        wgpu::Features::SHADER_F16 => "shader-f16".into(),
+        other => format!("{other:?}"),
+    }
 }
