@@ -25,6 +25,15 @@ fn binary(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear(wg, nwg, lid);
     if (i >= p.n) { return; }
+    // `first` (a broadcast copy) never reads b: b is bound to a then, which may be shorter
+    // than the output (the general path below reads it with zero strides, at 0).
+    if (OP == 6u && BCAST != 3u) {
+        var ia = i;
+        if (BCAST == 2u) { ia = i % p.shape[0].x; }
+        if (BCAST == 5u) { ia = (i / p.shape[0].y) % p.shape[0].x; }
+        out[i] = a[ia];
+        return;
+    }
     switch BCAST {
         case 0u: { out[i] = binary_op(a[i], b[i]); return; }
         case 1u: { out[i] = binary_op(a[i], b[i % p.shape[0].x]); return; }

@@ -39,6 +39,15 @@ fn binary_v4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = linear4(wg, nwg, lid);
     if (i >= p.n) { return; }
+    // `first` (a broadcast copy) never reads b, which is bound to a and may be shorter.
+    if (OP == 6u) {
+        switch BCAST {
+            case 2u: { out[i] = a[i % (p.shape[0].x / 4u)]; }
+            case 5u: { out[i] = vec4<f32>(elem_a((4u * i / p.shape[0].y) % p.shape[0].x)); }
+            default: { out[i] = a[i]; }
+        }
+        return;
+    }
     switch BCAST {
         case 0u: { out[i] = binary4(a[i], b[i]); }
         case 1u: { out[i] = binary4(a[i], b[i % (p.shape[0].x / 4u)]); }
