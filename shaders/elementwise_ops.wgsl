@@ -84,3 +84,7 @@ fn binary_op(x: f32, y: f32) -> f32 {
     }
 }
 
+// The invocation's linear index on the folded grid.
+fn linear(wg: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+    return (wg.y * nwg.x + wg.x) * WG + lid.x;
+}

@@ -55,9 +55,10 @@ pub fn validate_source(name: &str, src: &str) -> Result<(), String> {
 pub const UNROLL: &str = "// @unroll";
 
 /// The source with every loop marked `// @unroll` written out in full for the given override
-/// values (else the declared defaults), or None when the source has no such loop. The marked loops count from 0 to an
-/// integer literal or an override named in `constants`; each copy of the body is put in its
-/// own block with the counter replaced by its value. The source stays valid WGSL without this
+/// values (else the declared defaults), or None when the source has no such loop. The marked
+/// loops count from 0 to a bound made of integer literals, overrides, + - * / % and
+/// parentheses; each copy of the body is put in its own block with the counter replaced by
+/// its value. The source stays valid WGSL without this
 /// step (the loops run as loops); it exists because compilers unroll by heuristics, and a loop
 /// left rolled forces every private array it indexes into scratch memory (Mesa/lavapipe gives
 /// up past ~50 scalar operations per iteration, attention_sg.wgsl at four queries per

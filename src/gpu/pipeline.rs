@@ -55,7 +55,12 @@ impl PipelineCache {
         *self.created.lock().unwrap()
     }
 
-    fn module(&self, device: &wgpu::Device, key: &PipelineKey) -> Result<Arc<wgpu::ShaderModule>> {
+    fn module(
+        &self,
+        device: &wgpu::Device,
+        key: &PipelineKey,
+        constants: &[(&str, f64)],
+    ) -> Result<Arc<wgpu::ShaderModule>> {
         let name = key.shader;
         let src =
             shaders::source(name).ok_or_else(|| Error::Invalid(format!("no shader named '{name}' in shaders/")))?;
@@ -66,8 +71,7 @@ impl PipelineCache {
             return Ok(x.clone());
         }
         let text: std::borrow::Cow<'static, str> = if specialised {
-            let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
-            shaders::specialise(src, &constants)
+            shaders::specialise(src, constants)
                 .map_err(|e| Error::Invalid(format!("shaders/{name}.wgsl: {e}")))?
                 .map(Into::into)
                 .unwrap_or(src.into())
@@ -100,8 +104,8 @@ impl PipelineCache {
         if let Some(p) = self.pipelines.lock().unwrap().get(key) {
             return Ok(p.clone());
         }
-        let module = self.module(device, key)?;
         let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
+        let module = self.module(device, key, &constants)?;
         let label = format!("{}::{}", key.shader, key.entry);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {

@@ -178,17 +178,14 @@ pub fn unary_into(rec: &mut Recorder, op: Unary, a: &Tensor, out: &Tensor) -> Re
         return Ok(());
     }
     let (code, s0, s1) = op.code();
-    let params = Params { n: dim(n, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
-    if n % 4 == 0 && a.numel() % 4 == 0 {
-        let params = Params { n: dim(n / 4, "elements")?, ..params };
-        let pipe = rec.pipeline("elementwise4", "unary_v4", &[("OP", code as f64)])?;
-        let pi = rec.params(&params);
-        let g = grid(rec, n / 4, 256)?;
-        return rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g);
-    }
-    let pipe = rec.pipeline("elementwise", "unary", &[("OP", code as f64)])?;
+    // Four elements per invocation when the tensors hold whole vec4s (elementwise4.wgsl).
+    let (shader, entry, count) =
+        if n % 4 == 0 { ("elementwise4", "unary_v4", n / 4) } else { ("elementwise", "unary", n) };
+    let params =
+        Params { n: dim(count, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
+    let pipe = rec.pipeline(shader, entry, &[("OP", code as f64)])?;
     let pi = rec.params(&params);
-    let g = grid(rec, n, 256)?;
+    let g = grid(rec, count, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g)
 }
 
@@ -368,16 +365,12 @@ fn binary_launch(
             4 | 5 => inner % 4 == 0,
             _ => false,
         };
-    if vec4_ok {
-        params.n = dim(n / 4, "elements")?;
-        let pipe = rec.pipeline("elementwise4", "binary_v4", &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
-        let pi = rec.params(&params);
-        let g = grid(rec, n / 4, 256)?;
-        return rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g);
-    }
-    let pipe = rec.pipeline("elementwise", "binary", &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
+    let (shader, entry, count) =
+        if vec4_ok { ("elementwise4", "binary_v4", n / 4) } else { ("elementwise", "binary", n) };
+    params.n = dim(count, "elements")?;
+    let pipe = rec.pipeline(shader, entry, &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
     let pi = rec.params(&params);
-    let g = grid(rec, n, 256)?;
+    let g = grid(rec, count, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)
 }
 
