@@ -149,27 +149,38 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 // Lowering to GEMM (src/ops/conv.rs): the convolution's patches as a matrix.
 //   im2col:  cols[b, k, q] = x[b, ci, oh*s - pad + kh, ow*s - pad + kw] (0 outside), with
 //            k = (ci * KH + kh) * KW + kw and q = oh * W_out + ow; TRANSPOSED writes
-//            cols[b, q, k] instead. Bindings 1 x, 4 cols.
+//            cols[b, q, k] instead, WIDE cols[k, b, q] (the chunk's images side by side: one GEMM
+//            W [C_out, K] @ cols [K, batch * H_out * W_out] for the whole chunk). Bindings 1 x,
+//            4 cols.
 //   col2im:  gx[b, ci, ih, iw] = sum over (kh, kw) of cols[b, k, q] at the q whose patch reads
-//            (ih, iw) -- the adjoint of im2col (a gather: no atomics). Bindings 1 cols, 4 gx.
+//            (ih, iw) -- the adjoint of im2col (a gather: no atomics); WIDE reads cols[k, b, q].
+//            Bindings 1 cols, 4 gx.
 // Both work on a chunk of `batch` images starting at image `groups_x` of x (im2col) or gx
 // (col2im); cols holds the chunk only.
 override TRANSPOSED: bool = false;
+override WIDE: bool = false; // not with TRANSPOSED
 // Kernel size, stride and padding of im2col / col2im, compile-time: index arithmetic by
-// constants instead of integer divisions (one lane at a time on CPU implementations), and the
-// (kh, kw) loops of col2im written out.
+// constants instead of integer divisions, and the (kh, kw) loops of col2im written out.
 override PKH: u32 = 3u;
 override PKW: u32 = 3u;
 override PS: u32 = 1u;
 override PPAD: u32 = 1u;
+// The shapes too (input channels, input and output height and width): every division by them
+// is by a constant, a multiply and shift, where a division by a runtime value is done one lane
+// at a time (8 scalar divisions per vector on lavapipe).
+override PC: u32 = 1u;
+override PH: u32 = 1u;
+override PW: u32 = 1u;
+override PHO: u32 = 1u;
+override PWO: u32 = 1u;
 
 // The input (bound at 1, read as gy) at (image nb, channel ci, row oh*S - P + kh, column
 // ow*S - P + kw), 0 outside.
 fn tap(nb: u32, ci: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> f32 {
     let ih = i32(oh * PS + kh) - i32(PPAD);
     let iw = i32(ow * PS + kw) - i32(PPAD);
-    let inside = ih >= 0 && ih < i32(p.h) && iw >= 0 && iw < i32(p.w);
-    let off = ((nb * p.c_in + ci) * p.h + u32(clamp(ih, 0, i32(p.h) - 1))) * p.w + u32(clamp(iw, 0, i32(p.w) - 1));
+    let inside = ih >= 0 && ih < i32(PH) && iw >= 0 && iw < i32(PW);
+    let off = ((nb * PC + ci) * PH + u32(clamp(ih, 0, i32(PH) - 1))) * PW + u32(clamp(iw, 0, i32(PW) - 1));
     return select(0.0, gy[off], inside);
 }
 
@@ -177,17 +188,24 @@ fn tap(nb: u32, ci: u32, oh: u32, ow: u32, kh: u32, kw: u32) -> f32 {
 fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    let hwo = p.h_out * p.w_out;
-    let kk = p.c_in * PKH * PKW;
+    let hwo = PHO * PWO;
+    let kk = PC * PKH * PKW;
     if (i >= p.batch * kk * hwo) { return; }
-    var q: u32; var k: u32;
-    if (TRANSPOSED) { k = i % kk; q = (i / kk) % hwo; } else { q = i % hwo; k = (i / hwo) % kk; }
-    let nb = i / (hwo * kk) + p.groups_x;
-    res[i] = tap(nb, k / (PKW * PKH), q / p.w_out, q % p.w_out, (k / PKW) % PKH, k % PKW);
+    var q: u32; var k: u32; var nb: u32;
+    if (TRANSPOSED) {
+        k = i % kk; q = (i / kk) % hwo; nb = i / (hwo * kk);
+    } else if (WIDE) {
+        let n = i % (p.batch * hwo); k = i / (p.batch * hwo); q = n % hwo; nb = n / hwo;
+    } else {
+        q = i % hwo; k = (i / hwo) % kk; nb = i / (hwo * kk);
+    }
+    nb += p.groups_x;
+    res[i] = tap(nb, k / (PKW * PKH), q / PWO, q % PWO, (k / PKW) % PKH, k % PKW);
 }
 
 // im2col with four patch elements per invocation: one vec4 of cols, four consecutive q (needs
-// H_out*W_out % 4 == 0) or, transposed, four consecutive k (needs C_in*KH*KW % 4 == 0). On
+// H_out*W_out % 4 == 0; WIDE: batch*H_out*W_out % 4 == 0, the four may span two images) or,
+// transposed, four consecutive k (needs C_in*KH*KW % 4 == 0). On
 // lavapipe 4x faster than one element per invocation (W2: 22 ms per call against 90): a vec4
 // store is one per-lane loop instead of four, and the index arithmetic (integer divisions,
 // done one lane at a time on a CPU) is shared by four elements. Bindings 1 x, 4 cols (vec4).
@@ -197,36 +215,51 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    let hwo = p.h_out * p.w_out;
-    let kk = p.c_in * PKH * PKW;
+    let hwo = PHO * PWO;
+    let kk = PC * PKH * PKW;
     if (i >= p.batch * kk * hwo / 4u) { return; }
     var r: vec4<f32>;
     if (TRANSPOSED) {
         // cols[b, q, 4 k4 .. 4 k4 + 3]
-        let kq = kk / 4u;
+        let kq = max(kk / 4u, 1u); // (max: constant operands, never a constant division by 0)
         let k0 = (i % kq) * 4u;
         let rest = i / kq;
         let q = rest % hwo;
         let nb = rest / hwo + p.groups_x;
         for (var e = 0u; e < 4u; e++) { // @unroll
             let k = k0 + e;
-            r[e] = tap(nb, k / (PKH * PKW), q / p.w_out, q % p.w_out, (k / PKW) % PKH, k % PKW);
+            r[e] = tap(nb, k / (PKH * PKW), q / PWO, q % PWO, (k / PKW) % PKH, k % PKW);
         }
     } else {
-        // cols[b, k, 4 q4 .. 4 q4 + 3]
-        let hq = hwo / 4u;
-        let q0 = (i % hq) * 4u;
-        let rest = i / hq;
-        let k = rest % kk;
-        let nb = rest / kk + p.groups_x;
-        var oh = q0 / p.w_out;
-        var ow = q0 % p.w_out;
+        // cols[b, k, 4 q4 .. 4 q4 + 3], or WIDE cols[k, 4 n4 .. 4 n4 + 3] with n = b * hwo + q
+        var q0: u32; var k: u32; var nb: u32;
+        if (WIDE) {
+            let nq = p.batch * hwo / 4u;
+            let n0 = (i % nq) * 4u;
+            k = i / nq;
+            q0 = n0 % hwo;
+            nb = n0 / hwo;
+        } else {
+            let hq = max(hwo / 4u, 1u);
+            q0 = (i % hq) * 4u;
+            let rest = i / hq;
+            k = rest % kk;
+            nb = rest / kk;
+        }
+        nb += p.groups_x;
+        var oh = q0 / PWO;
+        var ow = q0 % PWO;
         for (var e = 0u; e < 4u; e++) { // @unroll
             r[e] = tap(nb, k / (PKH * PKW), oh, ow, (k / PKW) % PKH, k % PKW);
             ow += 1u;
-            let wrap = ow == p.w_out;
+            let wrap = ow == PWO;
             oh = select(oh, oh + 1u, wrap);
             ow = select(ow, 0u, wrap);
+            if (WIDE) {
+                let next = oh == PHO;
+                nb = select(nb, nb + 1u, next);
+                oh = select(oh, 0u, next);
+            }
         }
     }
     cols4[i] = r;
@@ -236,25 +269,28 @@ fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    if (i >= p.batch * p.c_in * p.h * p.w) { return; }
-    let iw = i % p.w;
-    let ih = (i / p.w) % p.h;
-    let ci = (i / (p.w * p.h)) % p.c_in;
-    let nb = i / (p.w * p.h * p.c_in);
-    let hwo = p.h_out * p.w_out;
-    let kk = p.c_in * PKH * PKW;
+    if (i >= p.batch * PC * PH * PW) { return; }
+    let iw = i % PW;
+    let ih = (i / PW) % PH;
+    let ci = (i / (PW * PH)) % PC;
+    let nb = i / (PW * PH * PC);
+    let hwo = PHO * PWO;
+    let kk = PC * PKH * PKW;
     var acc = 0.0;
     for (var kh = 0u; kh < PKH; kh++) { // @unroll
         let t = i32(ih) + i32(PPAD) - i32(kh);
         let oh = u32(max(t, 0)) / PS;
-        let row_ok = t >= 0 && u32(t) % PS == 0u && oh < p.h_out;
+        let row_ok = t >= 0 && u32(t) % PS == 0u && oh < PHO;
         for (var kw = 0u; kw < PKW; kw++) { // @unroll
             let u = i32(iw) + i32(PPAD) - i32(kw);
             let ow = u32(max(u, 0)) / PS;
-            if (row_ok && u >= 0 && u32(u) % PS == 0u && ow < p.w_out) {
-                acc += gy[(nb * kk + (ci * PKH + kh) * PKW + kw) * hwo + oh * p.w_out + ow];
+            if (row_ok && u >= 0 && u32(u) % PS == 0u && ow < PWO) {
+                let k = (ci * PKH + kh) * PKW + kw;
+                var at = (nb * kk + k) * hwo;
+                if (WIDE) { at = (k * p.batch + nb) * hwo; }
+                acc += gy[at + oh * PWO + ow];
             }
         }
     }
-    res[i + p.groups_x * p.c_in * p.h * p.w] = acc;
+    res[i + p.groups_x * PC * PH * PW] = acc;
 }

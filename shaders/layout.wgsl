@@ -4,6 +4,8 @@
 //               a: [outer, la, inner], b: [outer, lb, inner] -> y: [outer, la + lb, inner]
 //               (channel concat of NCHW tensors is outer = N, inner = H*W)
 //   transpose:  y[b, j, i] = x[b, i, j]      x: [batch, R, C] -> y: [batch, C, R]
+//   swap_outer: y[j, i, r] = x[i, j, r]      x: [A, B, R] -> y: [B, A, R] (NCHW <-> CNHW), x read
+//               from element p0 on, y written from element p1 on
 //   downsample2x_sum: y[p, i, j] = sum of the 2x2 block x[p, 2i..2i+2, 2j..2j+2] (the adjoint
 //               of upsample2x)
 //   slice:      y[o, t, r] = x[o, start + t, r]  x: [outer, L, inner] -> y: [outer, len, inner]
@@ -63,6 +65,19 @@ fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     let j = r / p.d0; // output row = input column
     let k = r % p.d0; // output column = input row
     y[i] = a[b * plane + k * p.d1 + j];
+}
+
+// d0 = A, d1 = B, d2 = R (of the input), p0 / p1 = offsets of x / y; n = A * B * R.
+@compute @workgroup_size(WG)
+fn swap_outer(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let r = i % p.d2;
+    let rest = i / p.d2;
+    let ia = rest % p.d0; // output [B, A, R]: rest = j * A + ia
+    let j = rest / p.d0;
+    y[p.p1 + i] = a[p.p0 + (ia * p.d1 + j) * p.d2 + r];
 }
 
 // d0 = H, d1 = W (of the output).

@@ -10,7 +10,9 @@ use scoregen::ops::conv::{
 };
 use scoregen::ops::elementwise::{binary, binary_ref, broadcast_to, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
-use scoregen::ops::layout::{concat, concat_ref, transpose, transpose_ref, upsample2x, upsample2x_ref};
+use scoregen::ops::layout::{
+    concat, concat_ref, swap_outer_at, swap_outer_ref, transpose, transpose_ref, upsample2x, upsample2x_ref,
+};
 use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
 use scoregen::ops::random::{random, random_ref, Dist, RngKey};
 use scoregen::ops::reduce::{reduce, reduce_ref, Reduce};
@@ -169,11 +171,26 @@ fn conv2d_matches_reference() {
         ([2, 4, 6, 6], [5, 4, 3, 3], 1, 1, true),
         ([3, 8, 16, 16], [6, 8, 3, 3], 2, 1, false),
         ([2, 4, 10, 9], [3, 4, 2, 3], 1, 0, true),
+        // Images side by side (wide): 4 x 49 columns in whole quads that span two images; in
+        // chunks of 2, 98 columns (scalar im2col); 4 x 25 with stride 1.
+        ([4, 6, 7, 7], [5, 6, 3, 3], 1, 1, true),
+        ([4, 3, 5, 5], [6, 3, 3, 3], 1, 1, false),
     ];
-    // Direct kernels, GEMM lowering in one chunk, and in chunks of 1 and 2 images.
-    let modes = [(false, 0), (true, 0), (true, 1), (true, 2)];
-    for ((xs, ws, stride, pad, with_bias), (gemm, chunk)) in cases.into_iter().flat_map(|c| modes.map(|m| (c, m))) {
-        let o = Conv2dOpts { stride, pad, gemm, chunk };
+    // Direct kernels; GEMM lowering in one chunk (per image, side by side, chosen), and in
+    // chunks of 1, 2 and 3 images.
+    let modes = [
+        (false, 0, None),
+        (true, 0, Some(false)),
+        (true, 0, Some(true)),
+        (true, 0, None),
+        (true, 1, None),
+        (true, 2, Some(true)),
+        (true, 3, Some(true)),
+        (true, 2, Some(false)),
+    ];
+    for ((xs, ws, stride, pad, with_bias), (gemm, chunk, wide)) in cases.into_iter().flat_map(|c| modes.map(|m| (c, m)))
+    {
+        let o = Conv2dOpts { stride, pad, gemm, chunk, wide };
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -1.0, 1.0);
         let b = rng.vec(ws[0], -1.0, 1.0);
@@ -187,7 +204,7 @@ fn conv2d_matches_reference() {
             &want,
             1e-5,
             1e-4,
-            &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm}"),
+            &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm} chunk {chunk} wide {wide:?}"),
         );
         // The two adjoints, direct and lowered to GEMM.
         let ys = y.shape().to_vec();
@@ -202,7 +219,7 @@ fn conv2d_matches_reference() {
             &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o),
             1e-5,
             1e-4,
-            &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm}"),
+            &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm} chunk {chunk} wide {wide:?}"),
         );
         assert_close(
             &gw.to_vec(g).unwrap(),
@@ -330,7 +347,16 @@ fn upsample_concat_embedding_match_reference() {
     let e = embed(&mut rec, &up(&t, &[37]), 33, &Embedding::Sinusoidal { max_period: 10_000.0 }).unwrap();
     let f = embed(&mut rec, &up(&t, &[37]), 32, &Embedding::Fourier { w: up(&w, &[16]) }).unwrap();
     let tr = transpose(&mut rec, &up(&x, &[6, 7, 5])).unwrap();
+    // swap_outer on a block [3, 5, 7] read from element 4 of x and written from element 9 of sw.
+    let sw = Tensor::from_slice(g, &vec![-9.0; 9 + 105 + 3], &[117]).unwrap();
+    swap_outer_at(&mut rec, &up(&x, &[210]), 4, [3, 5, 7], &sw, 9).unwrap();
     rec.finish().unwrap();
+    let mut want_sw = vec![-9.0; 9];
+    want_sw.extend(swap_outer_ref(&x[4..4 + 105], [3, 5, 7]));
+    want_sw.extend([-9.0; 3]);
+    assert_close(&sw.to_vec(g).unwrap(), &want_sw, 0.0, 0.0, "swap_outer");
+    let mut rec = Recorder::new(g);
+    assert!(matches!(swap_outer_at(&mut rec, &up(&x, &[210]), 110, [3, 5, 7], &sw, 0), Err(Error::Shape(_))));
     assert_eq!(tr.shape(), &[6, 5, 7]);
     assert_close(&tr.to_vec(g).unwrap(), &transpose_ref(&x, &[6, 7, 5]), 0.0, 0.0, "transpose");
     assert_eq!(u.shape(), &[2, 3, 14, 10]);

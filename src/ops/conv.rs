@@ -13,17 +13,33 @@ pub struct Conv2dOpts {
     pub gemm: bool,
     /// Images per GEMM chunk (0: as many as fit one binding and 64 MiB of scratch).
     pub chunk: usize,
+    /// Lowering of the forward pass and the input gradient: one GEMM per chunk with the chunk's
+    /// images side by side (`Some(true)`), one GEMM per image (`Some(false)`), or chosen from the
+    /// shapes (`None`, see `wide_for`).
+    pub wide: Option<bool>,
 }
 impl Default for Conv2dOpts {
     fn default() -> Self {
-        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0 }
+        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0, wide: None }
     }
 }
 
 impl Conv2dOpts {
     pub fn new(stride: usize, pad: usize) -> Self {
-        Conv2dOpts { stride, pad, gemm: true, chunk: 0 }
+        Conv2dOpts { stride, pad, ..Default::default() }
     }
+}
+
+/// Whether the GEMM lowering puts a chunk's images side by side (patch matrix [K, images x
+/// H_out W_out], one GEMM W @ cols, then the result's [C_out, images] axes swapped) rather than
+/// one GEMM per image: when an image's H_out W_out columns are not whole vec4s, which the fast
+/// GEMM kernels need. W2 on lavapipe, same sitting: its 7x7 level ran the generic kernel at ~6
+/// GFLOP/s; side by side, training 0.158-0.159 -> 0.175-0.176 steps/s and the forward pass at
+/// batch 256 0.112-0.115 -> 0.136-0.137 batches/s. Also side by side at 14x14 (196 columns:
+/// two 128-column tiles, the second 47% idle) was slightly slower (0.173-0.175), at every level
+/// slower still (0.161): the swap passes cost more than the idle columns.
+fn wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
+    o.wide.unwrap_or(images > 1 && hwo % 4 != 0)
 }
 
 /// Output shape of conv2d, or a clear error naming the shapes.
@@ -139,6 +155,7 @@ fn patches(
     rec: &mut Recorder,
     entry: &'static str,
     transposed: bool,
+    wide: bool,
     src: &Tensor,
     dst: &Tensor,
     xs: &[usize],
@@ -152,17 +169,29 @@ fn patches(
     params[0] = dim(cb, "chunk")?;
     params[11] = dim(c0, "chunk start")?;
     // Four elements per invocation where the written rows are whole vec4s (im2col4).
-    let vec4_rows = if transposed { xs[1] * ws[2] * ws[3] } else { ys[2] * ys[3] };
+    let vec4_rows = if transposed {
+        xs[1] * ws[2] * ws[3]
+    } else if wide {
+        cb * ys[2] * ys[3]
+    } else {
+        ys[2] * ys[3]
+    };
     let (entry, n) = if entry == "im2col" && vec4_rows % 4 == 0 { ("im2col4", n / 4) } else { (entry, n) };
     let pipe = rec.pipeline(
         "conv2d",
         entry,
         &[
             ("TRANSPOSED", transposed as u32 as f64),
+            ("WIDE", wide as u32 as f64),
             ("PKH", ws[2] as f64),
             ("PKW", ws[3] as f64),
             ("PS", o.stride as f64),
             ("PPAD", o.pad as f64),
+            ("PC", xs[1] as f64),
+            ("PH", xs[2] as f64),
+            ("PW", xs[3] as f64),
+            ("PHO", ys[2] as f64),
+            ("PWO", ys[3] as f64),
         ],
     )?;
     let pi = rec.params(&params);
@@ -199,8 +228,23 @@ fn conv2d_gemm(
     let w2 = w.reshape(&[ws[0], k])?;
     let whole = chunk >= xs[0];
     for (c0, cb) in chunks(xs[0], chunk) {
+        if wide_for(o, hwo, cb) {
+            // cols [K, cb * hwo]; yw = W @ cols [C_out, cb, hwo]; y[c0..] = yw with axes swapped.
+            let cols = scratch(rec, 0, &[k, cb * hwo])?;
+            patches(rec, "im2col", false, true, x, &cols, &xs, &ws, &ys, o, (c0, cb), cols.numel())?;
+            let yw = scratch(rec, 1, &[ws[0], cb * hwo])?;
+            match bias {
+                Some(b) => {
+                    crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &yw)?;
+                    crate::ops::matmul::matmul_acc(rec, &w2, &cols, &yw, Default::default())?;
+                }
+                None => crate::ops::matmul::matmul_out(rec, &w2, &cols, &yw, Default::default())?,
+            }
+            crate::ops::layout::swap_outer_at(rec, &yw, 0, [ws[0], cb, hwo], y, c0 * ys[1] * hwo)?;
+            continue;
+        }
         let cols = scratch(rec, 0, &[cb, k, hwo])?;
-        patches(rec, "im2col", false, x, &cols, &xs, &ws, &ys, o, (c0, cb), cols.numel())?;
+        patches(rec, "im2col", false, false, x, &cols, &xs, &ws, &ys, o, (c0, cb), cols.numel())?;
         let yc = if whole { y.reshape(&[ys[0], ys[1], hwo])? } else { scratch(rec, 1, &[cb, ys[1], hwo])? };
         match bias {
             Some(b) => {
@@ -262,11 +306,22 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
         let wt = crate::ops::matmul::MatmulOpts { trans_a: true, ..Default::default() };
+        let w2 = w.reshape(&[ws[0], k])?;
         for (c0, cb) in chunks(xs[0], chunk) {
+            let n_gx = cb * xs[1] * xs[2] * xs[3];
+            if wide_for(o, hwo, cb) {
+                // gyw = gy[c0..] with axes swapped [C_out, cb * hwo]; cols = W^T gyw [K, cb * hwo].
+                let gyw = scratch(rec, 2, &[ws[0], cb * hwo])?;
+                crate::ops::layout::swap_outer_at(rec, gy, c0 * ys[1] * hwo, [cb, ws[0], hwo], &gyw, 0)?;
+                let cols = scratch(rec, 0, &[k, cb * hwo])?;
+                crate::ops::matmul::matmul_out(rec, &w2, &gyw, &cols, wt)?;
+                patches(rec, "col2im", false, true, &cols, gx, &xs, &ws, &ys, o, (c0, cb), n_gx)?;
+                continue;
+            }
             let gyc = rows(rec, &gy3, (c0, cb), chunk >= xs[0], 2)?;
             let cols = scratch(rec, 0, &[cb, k, hwo])?;
-            crate::ops::matmul::matmul_out(rec, &w.reshape(&[ws[0], k])?, &gyc, &cols, wt)?;
-            patches(rec, "col2im", false, &cols, gx, &xs, &ws, &ys, o, (c0, cb), cb * xs[1] * xs[2] * xs[3])?;
+            crate::ops::matmul::matmul_out(rec, &w2, &gyc, &cols, wt)?;
+            patches(rec, "col2im", false, false, &cols, gx, &xs, &ws, &ys, o, (c0, cb), n_gx)?;
         }
         return Ok(());
     }
@@ -292,7 +347,7 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
         for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
             let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
-            patches(rec, "im2col", true, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
+            patches(rec, "im2col", true, false, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
             let gyc = rows(rec, &gy3, (c0, cb), n_chunks == 1, 2)?;
             let per = scratch(rec, 1, &[cb, co, k])?;
             crate::ops::matmul::matmul_out(rec, &gyc, &cols_t, &per, Default::default())?;

@@ -209,3 +209,50 @@ pub fn transpose_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
     }
     y
 }
+
+/// Swap the two outer axes of a [A, B, R] block: y[j, i, r] = x[i, j, r] (e.g. [N, C, HW] <->
+/// [C, N, HW]). The block is read from element `x_at` of x and written from element `y_at` of y,
+/// so that it can be one chunk of a larger tensor.
+pub fn swap_outer_at(
+    rec: &mut Recorder,
+    x: &Tensor,
+    x_at: usize,
+    [a, b, r]: [usize; 3],
+    y: &Tensor,
+    y_at: usize,
+) -> Result<()> {
+    let n = a * b * r;
+    if x_at + n > x.numel() || y_at + n > y.numel() {
+        return Err(Error::Shape(format!(
+            "swap_outer: block [{a}, {b}, {r}] at {x_at} of x {:?} / at {y_at} of y {:?} is out of range",
+            x.shape(),
+            y.shape()
+        )));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let pipe = rec.pipeline("layout", "swap_outer", &[])?;
+    let pi = rec.params(&[
+        dim(n, "elements")?,
+        dim(a, "A")?,
+        dim(b, "B")?,
+        dim(r, "R")?,
+        0,
+        dim(x_at, "x offset")?,
+        dim(y_at, "y offset")?,
+        0,
+    ]);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+}
+
+pub fn swap_outer_ref(x: &[f32], [a, b, r]: [usize; 3]) -> Vec<f32> {
+    let mut y = vec![0f32; a * b * r];
+    for i in 0..a {
+        for j in 0..b {
+            y[(j * a + i) * r..(j * a + i + 1) * r].copy_from_slice(&x[(i * b + j) * r..(i * b + j + 1) * r]);
+        }
+    }
+    y
+}
