@@ -20,6 +20,13 @@ struct Params { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, p0: u32, p1: u32, p2
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 const WG: u32 = 256u;
+// d0..d3 again as pipeline constants (src/ops/layout.rs passes both): the index arithmetic
+// divides by constants (multiply and shift) instead of runtime values, which CPU
+// implementations divide one lane at a time (concat in W2: 23 ms per call before).
+override D0: u32 = 1u;
+override D1: u32 = 1u;
+override D2: u32 = 1u;
+override D3: u32 = 1u;
 
 // d0 = H, d1 = W.
 @compute @workgroup_size(WG)
@@ -27,12 +34,12 @@ fn upsample2x(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let w2 = p.d1 * 2u;
-    let plane = i / (4u * p.d0 * p.d1);
-    let r = i % (4u * p.d0 * p.d1);
+    let w2 = D1 * 2u;
+    let plane = i / (4u * D0 * D1);
+    let r = i % (4u * D0 * D1);
     let yy = r / w2;
     let xx = r % w2;
-    y[i] = a[(plane * p.d0 + yy / 2u) * p.d1 + xx / 2u];
+    y[i] = a[(plane * D0 + yy / 2u) * D1 + xx / 2u];
 }
 
 // d0 = la, d1 = lb, d2 = inner.
@@ -41,15 +48,15 @@ fn concat(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
           @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let len = p.d0 + p.d1;
-    let o = i / (len * p.d2);
-    let r = i % (len * p.d2);
-    let t = r / p.d2;
-    let c = r % p.d2;
-    if (t < p.d0) {
-        y[i] = a[(o * p.d0 + t) * p.d2 + c];
+    let len = D0 + D1;
+    let o = i / (len * D2);
+    let r = i % (len * D2);
+    let t = r / D2;
+    let c = r % D2;
+    if (t < D0) {
+        y[i] = a[(o * D0 + t) * D2 + c];
     } else {
-        y[i] = b[(o * p.d1 + t - p.d0) * p.d2 + c];
+        y[i] = b[(o * D1 + t - D0) * D2 + c];
     }
 }
 
@@ -59,12 +66,12 @@ fn transpose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let plane = p.d0 * p.d1;
+    let plane = D0 * D1;
     let b = i / plane;
     let r = i % plane;
-    let j = r / p.d0; // output row = input column
-    let k = r % p.d0; // output column = input row
-    y[i] = a[b * plane + k * p.d1 + j];
+    let j = r / D0; // output row = input column
+    let k = r % D0; // output column = input row
+    y[i] = a[b * plane + k * D1 + j];
 }
 
 // d0 = A, d1 = B, d2 = R (of the input), p0 / p1 = offsets of x / y; n = A * B * R.
@@ -73,11 +80,11 @@ fn swap_outer(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
               @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let r = i % p.d2;
-    let rest = i / p.d2;
-    let ia = rest % p.d0; // output [B, A, R]: rest = j * A + ia
-    let j = rest / p.d0;
-    y[p.p1 + i] = a[p.p0 + (ia * p.d1 + j) * p.d2 + r];
+    let r = i % D2;
+    let rest = i / D2;
+    let ia = rest % D0; // output [B, A, R]: rest = j * A + ia
+    let j = rest / D0;
+    y[p.p1 + i] = a[p.p0 + (ia * D1 + j) * D2 + r];
 }
 
 // d0 = H, d1 = W (of the output).
@@ -86,12 +93,12 @@ fn downsample2x_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroup
                     @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let plane = i / (p.d0 * p.d1);
-    let r = i % (p.d0 * p.d1);
-    let yy = r / p.d1;
-    let xx = r % p.d1;
-    let w2 = 2u * p.d1;
-    let base = (plane * 2u * p.d0 + 2u * yy) * w2 + 2u * xx;
+    let plane = i / (D0 * D1);
+    let r = i % (D0 * D1);
+    let yy = r / D1;
+    let xx = r % D1;
+    let w2 = 2u * D1;
+    let base = (plane * 2u * D0 + 2u * yy) * w2 + 2u * xx;
     y[i] = (a[base] + a[base + 1u]) + (a[base + w2] + a[base + w2 + 1u]);
 }
 
@@ -101,9 +108,9 @@ fn slice(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
          @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let o = i / (p.d1 * p.d2);
-    let r = i % (p.d1 * p.d2);
-    y[i] = a[(o * p.d0 + p.d3 + r / p.d2) * p.d2 + r % p.d2];
+    let o = i / (D1 * D2);
+    let r = i % (D1 * D2);
+    y[i] = a[(o * D0 + D3 + r / D2) * D2 + r % D2];
 }
 
 // d0 = L (of y), d1 = len (of x), d2 = inner, d3 = start.
@@ -112,10 +119,45 @@ fn pad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<
        @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
     if (i >= p.n) { return; }
-    let o = i / (p.d0 * p.d2);
-    let r = i % (p.d0 * p.d2);
-    let t = r / p.d2;
+    let o = i / (D0 * D2);
+    let r = i % (D0 * D2);
+    let t = r / D2;
     var v = 0.0;
-    if (t >= p.d3 && t < p.d3 + p.d1) { v = a[(o * p.d1 + t - p.d3) * p.d2 + r % p.d2]; }
+    if (t >= D3 && t < D3 + D1) { v = a[(o * D1 + t - D3) * D2 + r % D2]; }
     y[i] = v;
+}
+
+// concat and slice four elements per invocation, for inner % 4 == 0 (same D0..D3; p.n counts
+// scalar elements): a vec4 load and store is one per-lane loop where four scalars are four.
+@group(0) @binding(1) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn concat4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n / 4u) { return; }
+    let in4 = max(D2 / 4u, 1u); // (max: never a constant division by 0 where D2 < 4)
+    let len = D0 + D1;
+    let o = i / (len * in4);
+    let r = i % (len * in4);
+    let t = r / in4;
+    let c = r % in4;
+    if (t < D0) {
+        y4[i] = a4[(o * D0 + t) * in4 + c];
+    } else {
+        y4[i] = b4[(o * D1 + t - D0) * in4 + c];
+    }
+}
+
+@compute @workgroup_size(WG)
+fn slice4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n / 4u) { return; }
+    let in4 = max(D2 / 4u, 1u);
+    let o = i / (D1 * in4);
+    let r = i % (D1 * in4);
+    y4[i] = a4[(o * D0 + D3 + r / in4) * in4 + r % in4];
 }

@@ -11,7 +11,7 @@ use scoregen::ops::conv::{
 use scoregen::ops::elementwise::{binary, binary_ref, broadcast_to, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
 use scoregen::ops::layout::{
-    concat, concat_ref, swap_outer_at, swap_outer_ref, transpose, transpose_ref, upsample2x, upsample2x_ref,
+    concat, concat_ref, slice_into, swap_outer_at, swap_outer_ref, transpose, transpose_ref, upsample2x, upsample2x_ref,
 };
 use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
 use scoregen::ops::random::{random, random_ref, Dist, RngKey};
@@ -347,6 +347,11 @@ fn upsample_concat_embedding_match_reference() {
     let e = embed(&mut rec, &up(&t, &[37]), 33, &Embedding::Sinusoidal { max_period: 10_000.0 }).unwrap();
     let f = embed(&mut rec, &up(&t, &[37]), 32, &Embedding::Fourier { w: up(&w, &[16]) }).unwrap();
     let tr = transpose(&mut rec, &up(&x, &[6, 7, 5])).unwrap();
+    // Four elements per invocation where the inner block is whole vec4s: concat of [2, 3, 4, 2]
+    // and [2, 2, 4, 2] along 1; slice 1..4 of axis 1 of that.
+    let c4 = concat(&mut rec, &up(&x[..48], &[2, 3, 4, 2]), &up(&x[48..80], &[2, 2, 4, 2]), 1).unwrap();
+    let s4 = Tensor::empty(g, &[2, 3, 4, 2]).unwrap();
+    slice_into(&mut rec, &c4, 1, 1, &s4).unwrap();
     // swap_outer on a block [3, 5, 7] read from element 4 of x and written from element 9 of sw.
     let sw = Tensor::from_slice(g, &vec![-9.0; 9 + 105 + 3], &[117]).unwrap();
     swap_outer_at(&mut rec, &up(&x, &[210]), 4, [3, 5, 7], &sw, 9).unwrap();
@@ -361,6 +366,10 @@ fn upsample_concat_embedding_match_reference() {
     assert_close(&tr.to_vec(g).unwrap(), &transpose_ref(&x, &[6, 7, 5]), 0.0, 0.0, "transpose");
     assert_eq!(u.shape(), &[2, 3, 14, 10]);
     assert_close(&u.to_vec(g).unwrap(), &upsample2x_ref(&x, &xs), 0.0, 0.0, "upsample2x");
+    let want_c4 = concat_ref(&x[..48], &[2, 3, 4, 2], &x[48..80], &[2, 2, 4, 2], 1);
+    assert_close(&c4.to_vec(g).unwrap(), &want_c4, 0.0, 0.0, "concat, vec4");
+    let want_s4: Vec<f32> = (0..2).flat_map(|o| want_c4[(o * 5 + 1) * 8..(o * 5 + 4) * 8].to_vec()).collect();
+    assert_close(&s4.to_vec(g).unwrap(), &want_s4, 0.0, 0.0, "slice, vec4");
     assert_eq!(c.shape(), &[2, 7, 7, 5]);
     assert_close(&c.to_vec(g).unwrap(), &concat_ref(&x, &xs, &y2, &[2, 4, 7, 5], 1), 0.0, 0.0, "concat axis 1");
     assert_close(&c0.to_vec(g).unwrap(), &concat_ref(&x, &xs, &x, &xs, 0), 0.0, 0.0, "concat axis 0");

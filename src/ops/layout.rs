@@ -26,8 +26,9 @@ pub fn upsample2x_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()>
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", "upsample2x", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(s[2], "h")?, dim(s[3], "w")?, 0u32, 0, 0, 0, 0]);
+    let d = [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0];
+    let pipe = layout_pipeline(rec, "upsample2x", d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
@@ -42,8 +43,9 @@ pub fn downsample2x_sum_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Resu
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", "downsample2x_sum", &[])?;
-    let pi = rec.params(&[dim(n, "elements")?, dim(s[2], "h")?, dim(s[3], "w")?, 0u32, 0, 0, 0, 0]);
+    let d = [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0];
+    let pipe = layout_pipeline(rec, "downsample2x_sum", d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
@@ -60,7 +62,8 @@ pub fn slice_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: 
             y.shape()
         )));
     }
-    layout_copy(rec, "slice", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
+    let entry = if inner % 4 == 0 { "slice4" } else { "slice" };
+    layout_copy(rec, entry, x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
 }
 
 /// The adjoint of slice: y is zero except y[.., start..start + len, ..] = x.
@@ -73,14 +76,24 @@ pub fn pad_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: &T
     layout_copy(rec, "pad", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
 }
 
+/// A layout pipeline with the kernel's dimensions d0..d3 as constants D0..D3.
+fn layout_pipeline(
+    rec: &mut Recorder,
+    entry: &'static str,
+    d: [u32; 4],
+) -> Result<std::sync::Arc<crate::gpu::pipeline::Pipeline>> {
+    rec.pipeline("layout", entry, &[("D0", d[0] as f64), ("D1", d[1] as f64), ("D2", d[2] as f64), ("D3", d[3] as f64)])
+}
+
 fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, d: [u32; 4]) -> Result<()> {
     let n = y.numel();
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", entry, &[])?;
+    let pipe = layout_pipeline(rec, entry, d)?;
     let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], d[3], 0, 0, 0]);
-    let g = grid(rec, n, 256)?;
+    let per = if entry.ends_with('4') { 4 } else { 1 };
+    let g = grid(rec, n / per, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
 
@@ -129,18 +142,11 @@ pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", "concat", &[])?;
-    let pi = rec.params(&[
-        dim(n, "elements")?,
-        dim(la, "a length")?,
-        dim(lb, "b length")?,
-        dim(inner, "inner")?,
-        0,
-        0,
-        0,
-        0,
-    ]);
-    let g = grid(rec, n, 256)?;
+    let d = [dim(la, "a length")?, dim(lb, "b length")?, dim(inner, "inner")?, 0];
+    let (entry, per) = if inner % 4 == 0 { ("concat4", 4) } else { ("concat", 1) };
+    let pipe = layout_pipeline(rec, entry, d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], 0, 0, 0, 0]);
+    let g = grid(rec, n / per, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)
 }
 
@@ -182,17 +188,9 @@ pub fn transpose_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> 
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", "transpose", &[])?;
-    let pi = rec.params(&[
-        dim(n, "elements")?,
-        dim(s[s.len() - 2], "rows")?,
-        dim(s[s.len() - 1], "columns")?,
-        0u32,
-        0,
-        0,
-        0,
-        0,
-    ]);
+    let d = [dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0, 0];
+    let pipe = layout_pipeline(rec, "transpose", d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
@@ -232,17 +230,9 @@ pub fn swap_outer_at(
     if n == 0 {
         return Ok(());
     }
-    let pipe = rec.pipeline("layout", "swap_outer", &[])?;
-    let pi = rec.params(&[
-        dim(n, "elements")?,
-        dim(a, "A")?,
-        dim(b, "B")?,
-        dim(r, "R")?,
-        0,
-        dim(x_at, "x offset")?,
-        dim(y_at, "y offset")?,
-        0,
-    ]);
+    let d = [dim(a, "A")?, dim(b, "B")?, dim(r, "R")?, 0];
+    let pipe = layout_pipeline(rec, "swap_outer", d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], 0, dim(x_at, "x offset")?, dim(y_at, "y offset")?, 0]);
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
