@@ -368,7 +368,12 @@ fn binary_launch(
     let (shader, entry, count) =
         if vec4_ok { ("elementwise4", "binary_v4", n / 4) } else { ("elementwise", "binary", n) };
     params.n = dim(count, "elements")?;
-    let pipe = rec.pipeline(shader, entry, &[("OP", op.code() as f64), ("BCAST", mode as f64)])?;
+    let pipe = if vec4_ok && mode != 0 {
+        let (eb, ei) = (block.max(1) as f64, inner.max(1) as f64);
+        rec.pipeline(shader, entry, &[("OP", op.code() as f64), ("BCAST", mode as f64), ("EB", eb), ("EI", ei)])?
+    } else {
+        rec.pipeline(shader, entry, &[("OP", op.code() as f64), ("BCAST", mode as f64)])?
+    };
     let pi = rec.params(&params);
     let g = grid(rec, count, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), out.buffer()], g)
