@@ -23,6 +23,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("random", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/random.wgsl"))),
     ("sampler", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/sampler.wgsl"))),
     ("matmul_sg", include_str!("../shaders/matmul_sg.wgsl")),
+    ("conv_gemm", include_str!("../shaders/conv_gemm.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
     ("matmul_narrow", include_str!("../shaders/matmul_narrow.wgsl")),

@@ -176,21 +176,26 @@ fn conv2d_matches_reference() {
         ([4, 6, 7, 7], [5, 6, 3, 3], 1, 1, true),
         ([4, 3, 5, 5], [6, 3, 3, 3], 1, 1, false),
     ];
-    // Direct kernels; GEMM lowering in one chunk (per image, side by side, chosen), and in
-    // chunks of 1, 2 and 3 images.
+    // Direct kernels; GEMM lowering with patch matrices (implicit off) in one chunk (per image,
+    // side by side, chosen) and in chunks of 1, 2 and 3 images; implicit GEMM (where the adapter
+    // has subgroups and the columns are whole vec4s) per image and side by side, and chosen.
     let modes = [
-        (false, 0, None),
-        (true, 0, Some(false)),
-        (true, 0, Some(true)),
-        (true, 0, None),
-        (true, 1, None),
-        (true, 2, Some(true)),
-        (true, 3, Some(true)),
-        (true, 2, Some(false)),
+        (false, 0, None, Some(false)),
+        (true, 0, Some(false), Some(false)),
+        (true, 0, Some(true), Some(false)),
+        (true, 0, None, Some(false)),
+        (true, 1, None, Some(false)),
+        (true, 2, Some(true), Some(false)),
+        (true, 3, Some(true), Some(false)),
+        (true, 2, Some(false), Some(false)),
+        (true, 0, Some(false), Some(true)),
+        (true, 0, Some(true), Some(true)),
+        (true, 2, None, None),
     ];
-    for ((xs, ws, stride, pad, with_bias), (gemm, chunk, wide)) in cases.into_iter().flat_map(|c| modes.map(|m| (c, m)))
+    for ((xs, ws, stride, pad, with_bias), (gemm, chunk, wide, implicit)) in
+        cases.into_iter().flat_map(|c| modes.map(|m| (c, m)))
     {
-        let o = Conv2dOpts { stride, pad, gemm, chunk, wide };
+        let o = Conv2dOpts { stride, pad, gemm, chunk, wide, implicit };
         let x = rng.vec(xs.iter().product(), -1.0, 1.0);
         let w = rng.vec(ws.iter().product(), -1.0, 1.0);
         let b = rng.vec(ws[0], -1.0, 1.0);
@@ -204,7 +209,7 @@ fn conv2d_matches_reference() {
             &want,
             1e-5,
             1e-4,
-            &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm} chunk {chunk} wide {wide:?}"),
+            &format!("conv2d x {xs:?} w {ws:?} s{stride} p{pad} gemm {gemm} chunk {chunk} wide {wide:?} implicit {implicit:?}"),
         );
         // The two adjoints, direct and lowered to GEMM.
         let ys = y.shape().to_vec();
@@ -219,7 +224,7 @@ fn conv2d_matches_reference() {
             &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o),
             1e-5,
             1e-4,
-            &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm} chunk {chunk} wide {wide:?}"),
+            &format!("conv2d_bwd_input {xs:?} {ws:?} gemm {gemm} chunk {chunk} wide {wide:?} implicit {implicit:?}"),
         );
         assert_close(
             &gw.to_vec(g).unwrap(),

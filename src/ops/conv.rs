@@ -3,6 +3,7 @@
 use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
+use crate::ops::matmul::{Family, MatmulConfig};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,10 +18,14 @@ pub struct Conv2dOpts {
     /// images side by side (`Some(true)`), one GEMM per image (`Some(false)`), or chosen from the
     /// shapes (`None`, see `wide_for`).
     pub wide: Option<bool>,
+    /// Implicit GEMM (shaders/conv_gemm.wgsl: no patch matrix) for the forward pass and the
+    /// weight gradient where the adapter's GEMM is the subgroup family and the columns are
+    /// whole vec4s: `None` (default) or `Some(true)` use it there, `Some(false)` never.
+    pub implicit: Option<bool>,
 }
 impl Default for Conv2dOpts {
     fn default() -> Self {
-        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0, wide: None }
+        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0, wide: None, implicit: None }
     }
 }
 
@@ -212,6 +217,83 @@ fn rows(rec: &mut Recorder, t: &Tensor, (c0, cb): (usize, usize), whole: bool, s
     Ok(out)
 }
 
+/// The blocking of the implicit GEMM (the subgroup family's, rows fitted to m) where it applies:
+/// the lowering is on, not switched off, the adapter's tuned GEMM is the subgroup family, and
+/// the product has whole vec4 columns (n % 4 == 0).
+fn implicit_cfg(rec: &Recorder, o: Conv2dOpts, m: usize, n: usize, outputs: usize) -> Option<MatmulConfig> {
+    if !o.gemm || o.implicit == Some(false) || n % 4 != 0 {
+        return None;
+    }
+    let t = crate::ops::matmul::tuned_config(rec.gpu).for_outputs(outputs);
+    (t.family == Family::Subgroup).then(|| t.fit_rows(m))
+}
+
+/// Where an implicit GEMM reads and writes: `z` products; A row-major [m, k] at (img0 + z) *
+/// a_bstride of `a`; C [m, n] at (c_img0 + z) * c_bstride of `c`; images img0.. of x.
+struct ImplicitGemm<'t> {
+    mode: u32,
+    a: &'t Tensor,
+    x: &'t Tensor,
+    c: &'t Tensor,
+    accumulate: bool,
+    mnk: (usize, usize, usize),
+    z: usize,
+    a_bstride: usize,
+    img0: usize,
+    c_img0: usize,
+    c_bstride: usize,
+}
+
+fn implicit_gemm(
+    rec: &mut Recorder,
+    g: ImplicitGemm,
+    cfg: MatmulConfig,
+    (xs, ws, ys): (&[usize], &[usize], &[usize]),
+    o: Conv2dOpts,
+) -> Result<()> {
+    let (m, n, k) = g.mnk;
+    let (bm, bn) = cfg.tile();
+    let gx = dim(n.div_ceil(bn as usize), "conv column tiles")?;
+    let gy = dim(m.div_ceil(bm as usize), "conv row tiles")?;
+    let gz = dim(g.z, "conv images")?;
+    let max = rec.gpu.max_groups_per_dim();
+    if gx > max || gy > max || gz > max {
+        return Err(Error::Limit(format!(
+            "conv2d x {xs:?} w {ws:?} needs a {gx} x {gy} x {gz} grid; the device allows {max}"
+        )));
+    }
+    let pipe = rec.pipeline(
+        "conv_gemm",
+        "conv_sg",
+        &[
+            ("MODE", g.mode as f64),
+            ("ACCUMULATE", g.accumulate as u32 as f64),
+            ("WG_Y", cfg.wg_y as f64),
+            ("RG", (cfg.tm / 8) as f64),
+            ("PC", xs[1] as f64),
+            ("PH", xs[2] as f64),
+            ("PW", xs[3] as f64),
+            ("PHO", ys[2] as f64),
+            ("PWO", ys[3] as f64),
+            ("PKH", ws[2] as f64),
+            ("PKW", ws[3] as f64),
+            ("PS", o.stride as f64),
+            ("PPAD", o.pad as f64),
+        ],
+    )?;
+    let pi = rec.params(&[
+        dim(m, "conv m")?,
+        dim(n, "conv n")?,
+        dim(k, "conv k")?,
+        dim(g.c_img0, "conv output image")?,
+        dim(g.a_bstride, "conv a stride")?,
+        dim(g.img0, "conv first image")?,
+        dim(g.c_bstride, "conv output stride")?,
+        gx,
+    ]);
+    rec.dispatch(&pipe, Some(pi), &[g.a.buffer(), g.x.buffer(), g.c.buffer()], [gx, gy, gz])
+}
+
 /// conv2d as im2col + batched GEMM (the tuned matmul), a chunk of images at a time:
 /// y[b] = W [C_out, K] @ cols[b]. None when the direct kernel must run instead.
 fn conv2d_gemm(
@@ -226,6 +308,35 @@ fn conv2d_gemm(
     let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) else { return Ok(None) };
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
     let w2 = w.reshape(&[ws[0], k])?;
+    // Implicit GEMM over the whole batch: per image into y, or side by side into scratch.
+    let wide = wide_for(o, hwo, xs[0]);
+    let n = if wide { xs[0] * hwo } else { hwo };
+    if let Some(cfg) = implicit_cfg(rec, o, ws[0], n, ys.iter().product()) {
+        let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.clone() };
+        if let Some(b) = bias {
+            let view = if wide { out.reshape(&[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
+            crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &view)?;
+        }
+        let z = if wide { 1 } else { xs[0] };
+        let g = ImplicitGemm {
+            mode: 0,
+            a: &w2,
+            x,
+            c: &out,
+            accumulate: bias.is_some(),
+            mnk: (ws[0], n, k),
+            z,
+            a_bstride: 0,
+            img0: 0,
+            c_img0: 0,
+            c_bstride: ws[0] * n,
+        };
+        implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
+        if wide {
+            crate::ops::layout::swap_outer_at(rec, &out, 0, [ws[0], xs[0], hwo], y, 0)?;
+        }
+        return Ok(Some(()));
+    }
     let whole = chunk >= xs[0];
     for (c0, cb) in chunks(xs[0], chunk) {
         if wide_for(o, hwo, cb) {
@@ -345,12 +456,31 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
         let n_chunks = xs[0].div_ceil(chunk);
         let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
+        let implicit = implicit_cfg(rec, o, co, k, chunk * co * k);
         for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
-            let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
-            patches(rec, "im2col", true, false, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
-            let gyc = rows(rec, &gy3, (c0, cb), n_chunks == 1, 2)?;
             let per = scratch(rec, 1, &[cb, co, k])?;
-            crate::ops::matmul::matmul_out(rec, &gyc, &cols_t, &per, Default::default())?;
+            if let Some(cfg) = implicit {
+                // per[b] = gy[c0 + b] [C_out, hwo] @ patches(x[c0 + b]) [hwo, K], implicitly.
+                let g = ImplicitGemm {
+                    mode: 1,
+                    a: gy,
+                    x,
+                    c: &per,
+                    accumulate: false,
+                    mnk: (co, k, hwo),
+                    z: cb,
+                    a_bstride: co * hwo,
+                    img0: c0,
+                    c_img0: 0,
+                    c_bstride: co * k,
+                };
+                implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
+            } else {
+                let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
+                patches(rec, "im2col", true, false, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
+                let gyc = rows(rec, &gy3, (c0, cb), n_chunks == 1, 2)?;
+                crate::ops::matmul::matmul_out(rec, &gyc, &cols_t, &per, Default::default())?;
+            }
             match &sums {
                 None => crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, gw)?,
                 Some(sums) => {

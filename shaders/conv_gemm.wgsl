@@ -1,0 +1,155 @@
+// Convolution as an implicit GEMM on the subgroup register-blocked kernel (matmul_sg.wgsl):
+// the same blocking and A-row sharing by subgroupShuffle, but B is never written to memory;
+// each B element is read from the input image where im2col would have copied it from:
+//   B(k, q) = x[img, ci, oh*S - P + kh, ow*S - P + kw]   (0 outside the image)
+//   with k = (ci * KH + kh) * KW + kw and q = oh * W_out + ow.
+// MODE 0, forward (and the forward of a chunk with its images side by side):
+//   C[z] [C_out, N] = W [C_out, K] @ B [K, N], K steps over k, columns are output pixels
+//   n = (image - first) * H_out W_out + q: N = H_out W_out per image (z = image in the
+//   chunk) or the chunk's images side by side (one z).
+// MODE 1, weight gradient of one image per z:
+//   C[z] [C_out, K] = gy[img] [C_out, H_out W_out] @ B^T, steps over the pixels q, columns k.
+// In both the B index splits into a part per column (computed once per invocation) and a part
+// per step (uniform: the same for every invocation): row = ih_col + ih_step, column = iw_col
+// + iw_step, offset = base_col + base_step + row * W + column. Per step an invocation loads
+// 16 scalars of x (four column groups of four) instead of four vec4s of a patch matrix; on
+// lavapipe that costs less than writing and reading the patch matrix (im2col) did.
+// Shapes, kernel size, stride and padding are pipeline constants (divisions by constants).
+// Needs SUBGROUP (as mm_sg), N a multiple of 4.
+// Bindings: 0 params, 1 a (f32: w [C_out, K] or gy [B, C_out, H_out W_out]), 2 x [B, C_in, H, W]
+// (f32), 3 c (vec4, read_write: += with ACCUMULATE).
+
+struct Params {
+    m: u32, n: u32, k: u32, c_img0: u32,
+    a_bstride: u32, img0: u32, c_bstride: u32, groups_x: u32,
+}
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<vec4<f32>>;
+
+override MODE: u32 = 0u;
+override ACCUMULATE: bool = false;
+const WG_X: u32 = 8u;
+override WG_Y: u32 = 8;
+override RG: u32 = 4;   // row groups of 8: TM = 8 * RG rows per invocation (<= 32)
+override WG_T: u32 = 8u * WG_Y;
+override PC: u32 = 1u;
+override PH: u32 = 1u;
+override PW: u32 = 1u;
+override PHO: u32 = 1u;
+override PWO: u32 = 1u;
+override PKH: u32 = 3u;
+override PKW: u32 = 3u;
+override PS: u32 = 1u;
+override PPAD: u32 = 1u;
+
+// The per-column part of four columns 4 g .. 4 g + 3 (clamped to N - 1): row, column, offset.
+struct Cols { ih: vec4<i32>, iw: vec4<i32>, base: vec4<u32> }
+
+fn cols_of(g: u32, z: u32) -> Cols {
+    var r: Cols;
+    for (var e = 0u; e < 4u; e++) { // @unroll
+        let n = min(4u * g + e, p.n - 1u);
+        if (MODE == 0u) {
+            // Column = output pixel of image img0 + z + n / (H_out W_out).
+            let q = n % (PHO * PWO);
+            let img = p.img0 + z + n / (PHO * PWO);
+            r.ih[e] = i32((q / PWO) * PS) - i32(PPAD);
+            r.iw[e] = i32((q % PWO) * PS) - i32(PPAD);
+            r.base[e] = img * PC * PH * PW;
+        } else {
+            // Column = patch index k = (ci, kh, kw).
+            r.ih[e] = i32((n / PKW) % PKH);
+            r.iw[e] = i32(n % PKW);
+            r.base[e] = (n / (PKH * PKW)) * PH * PW;
+        }
+    }
+    return r;
+}
+
+// B at step kk for four columns.
+fn load_b(cl: Cols, sih: i32, siw: i32, sbase: u32) -> vec4<f32> {
+    let ih = cl.ih + vec4<i32>(sih);
+    let iw = cl.iw + vec4<i32>(siw);
+    let inside = (ih >= vec4<i32>(0)) & (ih < vec4<i32>(i32(PH))) & (iw >= vec4<i32>(0)) & (iw < vec4<i32>(i32(PW)));
+    let off = cl.base + vec4<u32>(sbase) + vec4<u32>(clamp(ih, vec4<i32>(0), vec4<i32>(i32(PH) - 1))) * PW
+        + vec4<u32>(clamp(iw, vec4<i32>(0), vec4<i32>(i32(PW) - 1)));
+    let v = vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]);
+    return select(vec4<f32>(0.0), v, inside);
+}
+
+@compute @workgroup_size(WG_T, 1, 1)
+fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) flat: u32,
+           @builtin(subgroup_invocation_id) sg_id: u32) {
+    let lid = vec2<u32>(flat % WG_X, flat / WG_X);
+    let TM = 8u * RG;
+    let src0 = sg_id - lid.x; // subgroup lane of this row's invocation 0
+    let n4 = p.n / 4u;
+    let a_base = (p.img0 + wg.z) * p.a_bstride;
+    let c_base = (p.c_img0 + wg.z) * (p.c_bstride / 4u);
+    let row0 = (wg.y * WG_Y + lid.y) * TM;
+    let g0 = wg.x * WG_X * 4u + lid.x;
+    var arow: array<u32, 4>;
+    for (var r = 0u; r < RG; r++) {
+        let row = min(row0 + lid.x + 8u * r, p.m - 1u);
+        arow[r] = a_base + row * p.k;
+    }
+    let cl0 = cols_of(min(g0, n4 - 1u), wg.z);
+    let cl1 = cols_of(min(g0 + WG_X, n4 - 1u), wg.z);
+    let cl2 = cols_of(min(g0 + 2u * WG_X, n4 - 1u), wg.z);
+    let cl3 = cols_of(min(g0 + 3u * WG_X, n4 - 1u), wg.z);
+    // MODE 1: every step reads image img0 + z.
+    var img_base = 0u;
+    if (MODE == 1u) { img_base = (p.img0 + wg.z) * PC * PH * PW; }
+    var acc0: array<vec4<f32>, 32>;
+    var acc1: array<vec4<f32>, 32>;
+    var acc2: array<vec4<f32>, 32>;
+    var acc3: array<vec4<f32>, 32>;
+    for (var i = 0u; i < TM; i++) {
+        acc0[i] = vec4<f32>(0.0); acc1[i] = vec4<f32>(0.0); acc2[i] = vec4<f32>(0.0); acc3[i] = vec4<f32>(0.0);
+    }
+    for (var kk = 0u; kk < p.k; kk++) {
+        var sih: i32; var siw: i32; var sbase: u32;
+        if (MODE == 0u) {
+            sih = i32((kk / PKW) % PKH);
+            siw = i32(kk % PKW);
+            sbase = (kk / (PKH * PKW)) * PH * PW;
+        } else {
+            sih = i32((kk / PWO) * PS) - i32(PPAD);
+            siw = i32((kk % PWO) * PS) - i32(PPAD);
+            sbase = img_base;
+        }
+        let b0 = load_b(cl0, sih, siw, sbase);
+        let b1 = load_b(cl1, sih, siw, sbase);
+        let b2 = load_b(cl2, sih, siw, sbase);
+        let b3 = load_b(cl3, sih, siw, sbase);
+        var ag: array<f32, 4>;
+        for (var r = 0u; r < RG; r++) {
+            ag[r] = a[arow[r] + kk];
+        }
+        for (var i = 0u; i < TM; i++) {
+            let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));
+            acc0[i] = fma(a4, b0, acc0[i]);
+            acc1[i] = fma(a4, b1, acc1[i]);
+            acc2[i] = fma(a4, b2, acc2[i]);
+            acc3[i] = fma(a4, b3, acc3[i]);
+        }
+    }
+    for (var i = 0u; i < TM; i++) {
+        let r = row0 + i;
+        if (r < p.m) {
+            let o = c_base + r * n4 + g0;
+            put(o, g0, acc0[i]);
+            put(o + WG_X, g0 + WG_X, acc1[i]);
+            put(o + 2u * WG_X, g0 + 2u * WG_X, acc2[i]);
+            put(o + 3u * WG_X, g0 + 3u * WG_X, acc3[i]);
+        }
+    }
+}
+
+fn put(o: u32, g: u32, v: vec4<f32>) {
+    if (g < p.n / 4u) {
+        if (ACCUMULATE) { c[o] += v; } else { c[o] = v; }
+    }
+}
