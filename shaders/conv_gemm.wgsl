@@ -9,6 +9,10 @@
 //   chunk) or the chunk's images side by side (one z).
 // MODE 1, weight gradient of one image per z:
 //   C[z] [C_out, K] = gy[img] [C_out, H_out W_out] @ B^T, steps over the pixels q, columns k.
+// MODE 2, input gradient of a stride-1 convolution, a convolution of gy with the kernel
+// flipped and its channel axes swapped, padding KH - 1 - P: MODE 0 with the image x = gy (the
+// shape constants describe that convolution) and A[ci, (co, kh, kw)] = w[co, ci, KH-1-kh,
+// KW-1-kw] read in place (p.m = C_in).
 // In both the B index splits into a part per column (computed once per invocation) and a part
 // per step (uniform: the same for every invocation): row = ih_col + ih_step, column = iw_col
 // + iw_step, offset = base_col + base_step + row * W + column. Per step an invocation loads
@@ -51,7 +55,7 @@ fn cols_of(g: u32, z: u32) -> Cols {
     var r: Cols;
     for (var e = 0u; e < 4u; e++) { // @unroll
         let n = min(4u * g + e, p.n - 1u);
-        if (MODE == 0u) {
+        if (MODE != 1u) {
             // Column = output pixel of image img0 + z + n / (H_out W_out).
             let q = n % (PHO * PWO);
             let img = p.img0 + z + n / (PHO * PWO);
@@ -93,7 +97,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     var arow: array<u32, 4>;
     for (var r = 0u; r < RG; r++) {
         let row = min(row0 + lid.x + 8u * r, p.m - 1u);
-        arow[r] = a_base + row * p.k;
+        if (MODE == 2u) { arow[r] = row * PKH * PKW; } else { arow[r] = a_base + row * p.k; }
     }
     let cl0 = cols_of(min(g0, n4 - 1u), wg.z);
     let cl1 = cols_of(min(g0 + WG_X, n4 - 1u), wg.z);
@@ -111,7 +115,13 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     }
     for (var kk = 0u; kk < p.k; kk++) {
         var sih: i32; var siw: i32; var sbase: u32;
-        if (MODE == 0u) {
+        var a_step = kk;
+        if (MODE == 2u) {
+            let khf = PKH - 1u - (kk / PKW) % PKH;
+            let kwf = PKW - 1u - kk % PKW;
+            a_step = (kk / (PKH * PKW)) * p.m * PKH * PKW + khf * PKW + kwf;
+        }
+        if (MODE != 1u) {
             sih = i32((kk / PKW) % PKH);
             siw = i32(kk % PKW);
             sbase = (kk / (PKH * PKW)) * PH * PW;
@@ -126,7 +136,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         let b3 = load_b(cl3, sih, siw, sbase);
         var ag: array<f32, 4>;
         for (var r = 0u; r < RG; r++) {
-            ag[r] = a[arow[r] + kk];
+            ag[r] = a[arow[r] + a_step];
         }
         for (var i = 0u; i < TM; i++) {
             let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));

@@ -18,8 +18,8 @@ pub struct Conv2dOpts {
     /// images side by side (`Some(true)`), one GEMM per image (`Some(false)`), or chosen from the
     /// shapes (`None`, see `wide_for`).
     pub wide: Option<bool>,
-    /// Implicit GEMM (shaders/conv_gemm.wgsl: no patch matrix) for the forward pass and the
-    /// weight gradient where the adapter's GEMM is the subgroup family and the columns are
+    /// Implicit GEMM (shaders/conv_gemm.wgsl: no patch matrix) for the forward pass, the
+    /// weight gradient and (stride 1, square kernel) the input gradient where the adapter's GEMM is the subgroup family and the columns are
     /// whole vec4s: `None` (default) or `Some(true)` use it there, `Some(false)` never.
     pub implicit: Option<bool>,
 }
@@ -413,6 +413,34 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         return Ok(());
     }
     if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
+        // Stride 1: a convolution of gy with w flipped and transposed, padding KH - 1 - P, as
+        // an implicit GEMM over the whole batch (per image into gx, or side by side).
+        let hw = xs[2] * xs[3];
+        let wide = wide_for(o, hw, xs[0]);
+        let n = if wide { xs[0] * hw } else { hw };
+        let flip_ok = o.stride == 1 && ws[2] == ws[3] && o.pad < ws[2];
+        if let (true, Some(cfg)) = (flip_ok, implicit_cfg(rec, o, xs[1], n, gx.numel())) {
+            let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
+            let g = ImplicitGemm {
+                mode: 2,
+                a: w,
+                x: gy,
+                c: &out,
+                accumulate: false,
+                mnk: (xs[1], n, ws[0] * ws[2] * ws[3]),
+                z: if wide { 1 } else { xs[0] },
+                a_bstride: 0,
+                img0: 0,
+                c_img0: 0,
+                c_bstride: xs[1] * n,
+            };
+            let flipped = Conv2dOpts { pad: ws[2] - 1 - o.pad, ..o };
+            implicit_gemm(rec, g, cfg, (&ys, &ws, &xs), flipped)?;
+            if wide {
+                crate::ops::layout::swap_outer_at(rec, &out, 0, [xs[1], xs[0], hw], gx, 0)?;
+            }
+            return Ok(());
+        }
         // Per chunk: cols = W^T gy (a batched GEMM), then col2im, the gather adjoint of im2col.
         let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
