@@ -85,3 +85,24 @@ fn reduce_tree(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     }
     if (lid.x == 0u && i < p.n_out) { out[i] = acc_final(part[0]); }
 }
+
+// reduce_rows4: inner == 1 and len % 4 == 0, one invocation per output reading its row as
+// vec4s (a quarter of the per-lane load loops of reduce_lanes on CPU implementations, and no
+// workgroup barriers, which cost a coroutine switch per SIMD row there; W2's group-norm
+// statistics: 512 rows of 3136).
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+const WG4: u32 = 64u;
+
+@compute @workgroup_size(WG4)
+fn reduce_rows4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG4 + lid.x;
+    if (i >= p.n_out) { return; }
+    let l4 = p.len / 4u;
+    var acc = vec2<f32>(NEG_INF, 0.0);
+    for (var t = 0u; t < l4; t++) {
+        let v = x4[i * l4 + t];
+        acc = acc_push(acc_push(acc_push(acc_push(acc, v.x), v.y), v.z), v.w);
+    }
+    out[i] = acc_final(acc);
+}

@@ -137,9 +137,17 @@ fn folded_grid_beyond_65535_workgroups() {
 fn reductions_along_every_axis() {
     let g = gpu();
     let mut rng = Rng::new(12);
-    for shape in
-        [vec![7, 13, 5], vec![3, 1000], vec![2000, 3], vec![1, 4097], vec![33], vec![1024, 40], vec![2, 640, 33]]
-    {
+    for shape in [
+        vec![7, 13, 5],
+        vec![3, 1000],
+        vec![2000, 3],
+        vec![1, 4097],
+        vec![33],
+        vec![1024, 40],
+        vec![2, 640, 33],
+        vec![40, 1024],
+        vec![19, 12],
+    ] {
         let x = rng.vec(shape.iter().product(), -5.0, 5.0);
         for axis in 0..shape.len() {
             for op in [Reduce::Sum, Reduce::Mean, Reduce::Max, Reduce::LogSumExp] {

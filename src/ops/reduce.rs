@@ -59,10 +59,15 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
         }
     }
     let params = [dim(outer, "outer")?, dim(len, "axis length")?, dim(inner, "inner")?, dim(n_out, "outputs")?];
-    // Long axes with few outputs: a workgroup per output; otherwise an invocation per output.
-    let tree = len >= 512 && n_out < 4096;
+    // Long axes with few outputs: a workgroup per output (on a CPU adapter only for under 16
+    // outputs: its barriers are costly there, and 16 rows keep its cores busy); contiguous rows
+    // of whole vec4s: an invocation per row reading vec4s; otherwise an invocation per output.
+    let rows4 = inner == 1 && len % 4 == 0;
+    let tree = len >= 512 && n_out < 4096 && !(rec.gpu.is_cpu() && rows4 && n_out >= 16);
     let (entry, g) = if tree {
         ("reduce_tree", fold_groups(dim(n_out, "outputs")?, rec.gpu.max_groups_per_dim())?)
+    } else if rows4 {
+        ("reduce_rows4", grid(rec, n_out, 64)?)
     } else {
         ("reduce_lanes", grid(rec, n_out, 256)?)
     };
