@@ -5,8 +5,8 @@
 //   with k = (ci * KH + kh) * KW + kw and q = oh * W_out + ow.
 // MODE 0, forward (and the forward of a chunk with its images side by side):
 //   C[z] [C_out, N] = W [C_out, K] @ B [K, N], K steps over k, columns are output pixels
-//   n = (image - first) * H_out W_out + q: N = H_out W_out per image (z = image in the
-//   chunk) or the chunk's images side by side (one z).
+//   n = (image - first) * H_out WPAD + oh WPAD + ow: N = H_out WPAD per image (z = image in
+//   the chunk) or the chunk's images side by side (one z); WPAD >= W_out (see below).
 // MODE 1, weight gradient of one image per z:
 //   C[z] [C_out, K] = gy[img] [C_out, H_out W_out] @ B^T, steps over the pixels q, columns k.
 // MODE 2, input gradient of a stride-1 convolution, a convolution of gy with the kernel
@@ -47,6 +47,11 @@ override PKH: u32 = 3u;
 override PKW: u32 = 3u;
 override PS: u32 = 1u;
 override PPAD: u32 = 1u;
+// Steps sharing one row segment (see the main loop): KW, or 1. <= 9.
+override KWL: u32 = 1u;
+// MODE 0 / 2: columns per output row in C (W_out, or W_out rounded up to a multiple of 4 so
+// that each column group's pixels share a row; the padding columns are dropped by the caller).
+override WPAD: u32 = 1u;
 
 // The per-column part of four columns 4 g .. 4 g + 3 (clamped to N - 1): row, column, offset.
 struct Cols { ih: vec4<i32>, iw: vec4<i32>, base: vec4<u32> }
@@ -56,11 +61,12 @@ fn cols_of(g: u32, z: u32) -> Cols {
     for (var e = 0u; e < 4u; e++) { // @unroll
         let n = min(4u * g + e, p.n - 1u);
         if (MODE != 1u) {
-            // Column = output pixel of image img0 + z + n / (H_out W_out).
-            let q = n % (PHO * PWO);
-            let img = p.img0 + z + n / (PHO * PWO);
-            r.ih[e] = i32((q / PWO) * PS) - i32(PPAD);
-            r.iw[e] = i32((q % PWO) * PS) - i32(PPAD);
+            // Column = output pixel (oh, ow) of image img0 + z + n / (H_out WPAD), rows of
+            // WPAD >= W_out columns (ow >= W_out: padding, computed and dropped later).
+            let q = n % (PHO * WPAD);
+            let img = p.img0 + z + n / (PHO * WPAD);
+            r.ih[e] = i32((q / WPAD) * PS) - i32(PPAD);
+            r.iw[e] = i32((q % WPAD) * PS) - i32(PPAD);
             r.base[e] = img * PC * PH * PW;
         } else {
             // Column = patch index k = (ci, kh, kw).
@@ -81,6 +87,16 @@ fn load_b(cl: Cols, sih: i32, siw: i32, sbase: u32) -> vec4<f32> {
         + vec4<u32>(clamp(iw, vec4<i32>(0), vec4<i32>(i32(PW) - 1)));
     let v = vec4<f32>(x[off.x], x[off.y], x[off.z], x[off.w]);
     return select(vec4<f32>(0.0), v, inside);
+}
+
+// x at column t of the row segment of a column group (KWL > 1): row origin + kh of channel
+// block ci_base, columns from the group's first pixel's origin on; 0 outside the image.
+fn row_tap(cl: Cols, ci_base: u32, kh: i32, t: u32) -> f32 {
+    let ih = cl.ih.x + kh;
+    let iw = cl.iw.x + i32(t);
+    let inside = ih >= 0 && ih < i32(PH) && iw >= 0 && iw < i32(PW);
+    let off = cl.base.x + ci_base + u32(clamp(ih, 0, i32(PH) - 1)) * PW + u32(clamp(iw, 0, i32(PW) - 1));
+    return select(0.0, x[off], inside);
 }
 
 @compute @workgroup_size(WG_T, 1, 1)
@@ -113,37 +129,65 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     for (var i = 0u; i < TM; i++) {
         acc0[i] = vec4<f32>(0.0); acc1[i] = vec4<f32>(0.0); acc2[i] = vec4<f32>(0.0); acc3[i] = vec4<f32>(0.0);
     }
-    for (var kk = 0u; kk < p.k; kk++) {
-        var sih: i32; var siw: i32; var sbase: u32;
-        var a_step = kk;
-        if (MODE == 2u) {
-            let khf = PKH - 1u - (kk / PKW) % PKH;
-            let kwf = PKW - 1u - kk % PKW;
-            a_step = (kk / (PKH * PKW)) * p.m * PKH * PKW + khf * PKW + kwf;
+    // With KWL = KW > 1 (MODE 0 or 2, stride 1, each column group's four pixels in one row):
+    // the steps of one (ci, kh) share a row segment of x, 4 + KW - 1 values per column group,
+    // loaded once for the KW steps (6 loads instead of 12 for 3x3).
+    for (var k3 = 0u; k3 < p.k / KWL; k3++) {
+        var r0: array<f32, 12>;
+        var r1: array<f32, 12>;
+        var r2: array<f32, 12>;
+        var r3: array<f32, 12>;
+        if (KWL > 1u) {
+            let ci_base = (k3 / PKH) * PH * PW;
+            let kh = i32(k3 % PKH);
+            for (var t = 0u; t < KWL + 3u; t++) { // @unroll
+                r0[t] = row_tap(cl0, ci_base, kh, t);
+                r1[t] = row_tap(cl1, ci_base, kh, t);
+                r2[t] = row_tap(cl2, ci_base, kh, t);
+                r3[t] = row_tap(cl3, ci_base, kh, t);
+            }
         }
-        if (MODE != 1u) {
-            sih = i32((kk / PKW) % PKH);
-            siw = i32(kk % PKW);
-            sbase = (kk / (PKH * PKW)) * PH * PW;
-        } else {
-            sih = i32((kk / PWO) * PS) - i32(PPAD);
-            siw = i32((kk % PWO) * PS) - i32(PPAD);
-            sbase = img_base;
-        }
-        let b0 = load_b(cl0, sih, siw, sbase);
-        let b1 = load_b(cl1, sih, siw, sbase);
-        let b2 = load_b(cl2, sih, siw, sbase);
-        let b3 = load_b(cl3, sih, siw, sbase);
-        var ag: array<f32, 4>;
-        for (var r = 0u; r < RG; r++) {
-            ag[r] = a[arow[r] + a_step];
-        }
-        for (var i = 0u; i < TM; i++) {
-            let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));
-            acc0[i] = fma(a4, b0, acc0[i]);
-            acc1[i] = fma(a4, b1, acc1[i]);
-            acc2[i] = fma(a4, b2, acc2[i]);
-            acc3[i] = fma(a4, b3, acc3[i]);
+        for (var kw = 0u; kw < KWL; kw++) { // @unroll
+            let kk = k3 * KWL + kw;
+            var sih: i32; var siw: i32; var sbase: u32;
+            var a_step = kk;
+            if (MODE == 2u) {
+                let khf = PKH - 1u - (kk / PKW) % PKH;
+                let kwf = PKW - 1u - kk % PKW;
+                a_step = (kk / (PKH * PKW)) * p.m * PKH * PKW + khf * PKW + kwf;
+            }
+            if (MODE != 1u) {
+                sih = i32((kk / PKW) % PKH);
+                siw = i32(kk % PKW);
+                sbase = (kk / (PKH * PKW)) * PH * PW;
+            } else {
+                sih = i32((kk / PWO) * PS) - i32(PPAD);
+                siw = i32((kk % PWO) * PS) - i32(PPAD);
+                sbase = img_base;
+            }
+            var b0: vec4<f32>; var b1: vec4<f32>; var b2: vec4<f32>; var b3: vec4<f32>;
+            if (KWL > 1u) {
+                b0 = vec4<f32>(r0[kw], r0[kw + 1u], r0[kw + 2u], r0[kw + 3u]);
+                b1 = vec4<f32>(r1[kw], r1[kw + 1u], r1[kw + 2u], r1[kw + 3u]);
+                b2 = vec4<f32>(r2[kw], r2[kw + 1u], r2[kw + 2u], r2[kw + 3u]);
+                b3 = vec4<f32>(r3[kw], r3[kw + 1u], r3[kw + 2u], r3[kw + 3u]);
+            } else {
+                b0 = load_b(cl0, sih, siw, sbase);
+                b1 = load_b(cl1, sih, siw, sbase);
+                b2 = load_b(cl2, sih, siw, sbase);
+                b3 = load_b(cl3, sih, siw, sbase);
+            }
+            var ag: array<f32, 4>;
+            for (var r = 0u; r < RG; r++) {
+                ag[r] = a[arow[r] + a_step];
+            }
+            for (var i = 0u; i < TM; i++) {
+                let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));
+                acc0[i] = fma(a4, b0, acc0[i]);
+                acc1[i] = fma(a4, b1, acc1[i]);
+                acc2[i] = fma(a4, b2, acc2[i]);
+                acc3[i] = fma(a4, b3, acc3[i]);
+            }
         }
     }
     for (var i = 0u; i < TM; i++) {

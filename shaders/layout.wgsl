@@ -6,6 +6,7 @@
 //   transpose:  y[b, j, i] = x[b, i, j]      x: [batch, R, C] -> y: [batch, C, R]
 //   swap_outer: y[j, i, r] = x[i, j, r]      x: [A, B, R] -> y: [B, A, R] (NCHW <-> CNHW), x read
 //               from element p0 on, y written from element p1 on
+//   swap_outer_crop: the same for x [A, B, H, WP] -> y [B, A, H, W], dropping columns >= W
 //   downsample2x_sum: y[p, i, j] = sum of the 2x2 block x[p, 2i..2i+2, 2j..2j+2] (the adjoint
 //               of upsample2x)
 //   slice:      y[o, t, r] = x[o, start + t, r]  x: [outer, L, inner] -> y: [outer, len, inner]
@@ -85,6 +86,21 @@ fn swap_outer(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let ia = rest % D0; // output [B, A, R]: rest = j * A + ia
     let j = rest / D0;
     y[p.p1 + i] = a[p.p0 + (ia * D1 + j) * D2 + r];
+}
+
+// swap_outer dropping padding columns: x [A, B, H, WP] -> y [B, A, H, W] (W <= WP): d0 = A,
+// d1 = B, d2 = H * W, d3 = W, p2 = WP; p0 / p1 = offsets of x / y; n = A * B * H * W.
+@compute @workgroup_size(WG)
+fn swap_outer_crop(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (i >= p.n) { return; }
+    let r = i % D2;
+    let rest = i / D2;
+    let ia = rest % D0;
+    let j = rest / D0;
+    let rs = (r / D3) * p.p2 + r % D3;
+    y[p.p1 + i] = a[p.p0 + (ia * D1 + j) * (D2 / D3) * p.p2 + rs];
 }
 
 // d0 = H, d1 = W (of the output).

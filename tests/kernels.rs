@@ -11,7 +11,8 @@ use scoregen::ops::conv::{
 use scoregen::ops::elementwise::{binary, binary_ref, broadcast_to, unary, Binary, Unary};
 use scoregen::ops::embedding::{embed, embed_ref, Embedding};
 use scoregen::ops::layout::{
-    concat, concat_ref, slice_into, swap_outer_at, swap_outer_ref, transpose, transpose_ref, upsample2x, upsample2x_ref,
+    concat, concat_ref, slice_into, swap_outer_at, swap_outer_crop, swap_outer_crop_ref, swap_outer_ref, transpose,
+    transpose_ref, upsample2x, upsample2x_ref,
 };
 use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
 use scoregen::ops::random::{random, random_ref, Dist, RngKey};
@@ -183,6 +184,10 @@ fn conv2d_matches_reference() {
         // chunks of 2, 98 columns (scalar im2col); 4 x 25 with stride 1.
         ([4, 6, 7, 7], [5, 6, 3, 3], 1, 1, true),
         ([4, 3, 5, 5], [6, 3, 3, 3], 1, 1, false),
+        // Implicit GEMM with row segments shared by the KW steps (W_out % 4 == 0, stride 1):
+        // 3x3 and 5x5 kernels, forward and input gradient.
+        ([2, 5, 8, 12], [7, 5, 3, 3], 1, 1, true),
+        ([2, 3, 8, 8], [4, 3, 5, 5], 1, 2, false),
     ];
     // Direct kernels; GEMM lowering with patch matrices (implicit off) in one chunk (per image,
     // side by side, chosen) and in chunks of 1, 2 and 3 images; implicit GEMM (where the adapter
@@ -373,8 +378,15 @@ fn upsample_concat_embedding_match_reference() {
     want_sw.extend(swap_outer_ref(&x[4..4 + 105], [3, 5, 7]));
     want_sw.extend([-9.0; 3]);
     assert_close(&sw.to_vec(g).unwrap(), &want_sw, 0.0, 0.0, "swap_outer");
+    // swap_outer_crop: [3, 2, 5, 7] -> [2, 3, 5, 4], dropping three columns of every row.
+    let mut rec = Recorder::new(g);
+    let cr = Tensor::empty(g, &[2, 3, 5, 4]).unwrap();
+    swap_outer_crop(&mut rec, &up(&x, &[210]), [3, 2, 5, 7], 4, &cr).unwrap();
+    rec.finish().unwrap();
+    assert_close(&cr.to_vec(g).unwrap(), &swap_outer_crop_ref(&x, [3, 2, 5, 7], 4), 0.0, 0.0, "swap_outer_crop");
     let mut rec = Recorder::new(g);
     assert!(matches!(swap_outer_at(&mut rec, &up(&x, &[210]), 110, [3, 5, 7], &sw, 0), Err(Error::Shape(_))));
+    assert!(matches!(swap_outer_crop(&mut rec, &up(&x, &[210]), [3, 2, 5, 7], 8, &cr), Err(Error::Shape(_))));
     assert_eq!(tr.shape(), &[6, 5, 7]);
     assert_close(&tr.to_vec(g).unwrap(), &transpose_ref(&x, &[6, 7, 5]), 0.0, 0.0, "transpose");
     assert_eq!(u.shape(), &[2, 3, 14, 10]);

@@ -239,6 +239,9 @@ fn implicit_cfg(rec: &Recorder, o: Conv2dOpts, m: usize, n: usize, outputs: usiz
 /// a_bstride of `a`; C [m, n] at (c_img0 + z) * c_bstride of `c`; images img0.. of x.
 struct ImplicitGemm<'t> {
     mode: u32,
+    /// Columns per output row in C (MODE 0 / 2): W_out, or W_out rounded up to a multiple of 4
+    /// (the padding columns are dropped by the caller).
+    wpad: usize,
     a: &'t Tensor,
     x: &'t Tensor,
     c: &'t Tensor,
@@ -259,6 +262,9 @@ fn implicit_gemm(
     o: Conv2dOpts,
 ) -> Result<()> {
     let (m, n, k) = g.mnk;
+    // Row segments shared by the KW steps of one (ci, kh): the four pixels of a column group
+    // must share a row (one image per z, W_out % 4 == 0), stride 1.
+    let kwl = if g.mode != 1 && o.stride == 1 && g.wpad % 4 == 0 && ws[3] <= 9 { ws[3] } else { 1 };
     let (bm, bn) = cfg.tile();
     let gx = dim(n.div_ceil(bn as usize), "conv column tiles")?;
     let gy = dim(m.div_ceil(bm as usize), "conv row tiles")?;
@@ -286,6 +292,8 @@ fn implicit_gemm(
             ("PKW", ws[3] as f64),
             ("PS", o.stride as f64),
             ("PPAD", o.pad as f64),
+            ("KWL", kwl as f64),
+            ("WPAD", g.wpad.max(1) as f64),
         ],
     )?;
     let pi = rec.params(&[
@@ -317,7 +325,8 @@ fn conv2d_gemm(
     let w2 = w.reshape(&[ws[0], k])?;
     // Implicit GEMM over the whole batch: per image into y, or side by side into scratch.
     let wide = implicit_wide_for(o, hwo, xs[0]);
-    let n = if wide { xs[0] * hwo } else { hwo };
+    let wpad = if wide && o.stride == 1 { ys[3].next_multiple_of(4) } else { ys[3] };
+    let n = if wide { xs[0] * ys[2] * wpad } else { hwo };
     if let Some(cfg) = implicit_cfg(rec, o, ws[0], n, ys.iter().product()) {
         let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.clone() };
         if let Some(b) = bias {
@@ -327,6 +336,7 @@ fn conv2d_gemm(
         let z = if wide { 1 } else { xs[0] };
         let g = ImplicitGemm {
             mode: 0,
+            wpad,
             a: &w2,
             x,
             c: &out,
@@ -340,7 +350,7 @@ fn conv2d_gemm(
         };
         implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
         if wide {
-            crate::ops::layout::swap_outer_at(rec, &out, 0, [ws[0], xs[0], hwo], y, 0)?;
+            crate::ops::layout::swap_outer_crop(rec, &out, [ws[0], xs[0], ys[2], wpad], ys[3], y)?;
         }
         return Ok(Some(()));
     }
@@ -424,12 +434,14 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         // an implicit GEMM over the whole batch (per image into gx, or side by side).
         let hw = xs[2] * xs[3];
         let wide = implicit_wide_for(o, hw, xs[0]);
-        let n = if wide { xs[0] * hw } else { hw };
+        let wpad = if wide { xs[3].next_multiple_of(4) } else { xs[3] };
+        let n = if wide { xs[0] * xs[2] * wpad } else { hw };
         let flip_ok = o.stride == 1 && ws[2] == ws[3] && o.pad < ws[2];
         if let (true, Some(cfg)) = (flip_ok, implicit_cfg(rec, o, xs[1], n, gx.numel())) {
             let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
             let g = ImplicitGemm {
                 mode: 2,
+                wpad,
                 a: w,
                 x: gy,
                 c: &out,
@@ -444,7 +456,7 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
             let flipped = Conv2dOpts { pad: ws[2] - 1 - o.pad, ..o };
             implicit_gemm(rec, g, cfg, (&ys, &ws, &xs), flipped)?;
             if wide {
-                crate::ops::layout::swap_outer_at(rec, &out, 0, [xs[1], xs[0], hw], gx, 0)?;
+                crate::ops::layout::swap_outer_crop(rec, &out, [xs[1], xs[0], xs[2], wpad], xs[3], gx)?;
             }
             return Ok(());
         }
@@ -498,6 +510,7 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
                 // per[b] = gy[c0 + b] [C_out, hwo] @ patches(x[c0 + b]) [hwo, K], implicitly.
                 let g = ImplicitGemm {
                     mode: 1,
+                    wpad: ys[3],
                     a: gy,
                     x,
                     c: &per,

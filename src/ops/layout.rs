@@ -237,6 +237,40 @@ pub fn swap_outer_at(
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
 
+/// swap_outer of [A, B, H, WP] -> [B, A, H, W], dropping the columns at W.. of every row (the
+/// padding of an implicit convolution's output rows). Whole tensors, no offsets.
+pub fn swap_outer_crop(rec: &mut Recorder, x: &Tensor, [a, b, h, wp]: [usize; 4], w: usize, y: &Tensor) -> Result<()> {
+    if w > wp || x.numel() < a * b * h * wp || y.numel() != a * b * h * w {
+        return Err(Error::Shape(format!(
+            "swap_outer_crop: [{a}, {b}, {h}, {wp}] -> width {w}: x {:?}, y {:?}",
+            x.shape(),
+            y.shape()
+        )));
+    }
+    let n = y.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let d = [dim(a, "A")?, dim(b, "B")?, dim(h * w, "H*W")?, dim(w, "W")?];
+    let pipe = layout_pipeline(rec, "swap_outer_crop", d)?;
+    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], d[3], 0, 0, dim(wp, "padded width")?]);
+    let g = grid(rec, n, 256)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+}
+
+pub fn swap_outer_crop_ref(x: &[f32], [a, b, h, wp]: [usize; 4], w: usize) -> Vec<f32> {
+    let mut y = Vec::with_capacity(a * b * h * w);
+    for j in 0..b {
+        for i in 0..a {
+            for r in 0..h {
+                let at = ((i * b + j) * h + r) * wp;
+                y.extend_from_slice(&x[at..at + w]);
+            }
+        }
+    }
+    y
+}
+
 pub fn swap_outer_ref(x: &[f32], [a, b, r]: [usize; 3]) -> Vec<f32> {
     let mut y = vec![0f32; a * b * r];
     for i in 0..a {
