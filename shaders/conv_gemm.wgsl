@@ -9,6 +9,12 @@
 //   the chunk) or the chunk's images side by side (one z); WPAD >= W_out (see below).
 // MODE 1, weight gradient of one image per z:
 //   C[z] [C_out, K] = gy[img] [C_out, H_out W_out] @ B^T, steps over the pixels q, columns k.
+// MODE 3, the weight gradient with row segments (stride 1, KW <= 4): columns (ci, kh, kw')
+//   with kw' < 4 (kw' >= KW: padding, dropped by the caller), so that a column group is one
+//   (ci, kh); steps are the pixels of rows padded to WPAD (a multiple of 4; gy reads 0 in the
+//   padding), four at a time (KWL = 4): the four steps of one row segment and one column group
+//   read 4 + 3 values of x instead of 16. Each z sums over IPZ images (long K, few partial
+//   products to add up afterwards).
 // MODE 2, input gradient of a stride-1 convolution, a convolution of gy with the kernel
 // flipped and its channel axes swapped, padding KH - 1 - P: MODE 0 with the image x = gy (the
 // shape constants describe that convolution) and A[ci, (co, kh, kw)] = w[co, ci, KH-1-kh,
@@ -49,6 +55,8 @@ override PS: u32 = 1u;
 override PPAD: u32 = 1u;
 // Steps sharing one row segment (see the main loop): KW, or 1. <= 9.
 override KWL: u32 = 1u;
+// MODE 3: images per z (each z sums over IPZ images).
+override IPZ: u32 = 1u;
 // MODE 0 / 2: columns per output row in C (W_out, or W_out rounded up to a multiple of 4 so
 // that each column group's pixels share a row; the padding columns are dropped by the caller).
 override WPAD: u32 = 1u;
@@ -60,7 +68,7 @@ fn cols_of(g: u32, z: u32) -> Cols {
     var r: Cols;
     for (var e = 0u; e < 4u; e++) { // @unroll
         let n = min(4u * g + e, p.n - 1u);
-        if (MODE != 1u) {
+        if (MODE == 0u || MODE == 2u) {
             // Column = output pixel (oh, ow) of image img0 + z + n / (H_out WPAD), rows of
             // WPAD >= W_out columns (ow >= W_out: padding, computed and dropped later).
             let q = n % (PHO * WPAD);
@@ -68,6 +76,11 @@ fn cols_of(g: u32, z: u32) -> Cols {
             r.ih[e] = i32((q / WPAD) * PS) - i32(PPAD);
             r.iw[e] = i32((q % WPAD) * PS) - i32(PPAD);
             r.base[e] = img * PC * PH * PW;
+        } else if (MODE == 3u) {
+            // Column = (ci, kh, kw') with kw' < 4: a column group is one (ci, kh).
+            r.ih[e] = i32((n / 4u) % PKH);
+            r.iw[e] = i32(n % 4u);
+            r.base[e] = (n / (4u * PKH)) * PH * PW;
         } else {
             // Column = patch index k = (ci, kh, kw).
             r.ih[e] = i32((n / PKW) % PKH);
@@ -89,13 +102,13 @@ fn load_b(cl: Cols, sih: i32, siw: i32, sbase: u32) -> vec4<f32> {
     return select(vec4<f32>(0.0), v, inside);
 }
 
-// x at column t of the row segment of a column group (KWL > 1): row origin + kh of channel
-// block ci_base, columns from the group's first pixel's origin on; 0 outside the image.
-fn row_tap(cl: Cols, ci_base: u32, kh: i32, t: u32) -> f32 {
-    let ih = cl.ih.x + kh;
-    let iw = cl.iw.x + i32(t);
+// x at column t of a row segment of a column group (KWL > 1): the group's row ih.x + dih,
+// columns from its iw.x + diw on, channel block base.x + dbase; 0 outside the image.
+fn row_tap(cl: Cols, dbase: u32, dih: i32, diw: i32, t: u32) -> f32 {
+    let ih = cl.ih.x + dih;
+    let iw = cl.iw.x + diw + i32(t);
     let inside = ih >= 0 && ih < i32(PH) && iw >= 0 && iw < i32(PW);
-    let off = cl.base.x + ci_base + u32(clamp(ih, 0, i32(PH) - 1)) * PW + u32(clamp(iw, 0, i32(PW) - 1));
+    let off = cl.base.x + dbase + u32(clamp(ih, 0, i32(PH) - 1)) * PW + u32(clamp(iw, 0, i32(PW) - 1));
     return select(0.0, x[off], inside);
 }
 
@@ -113,15 +126,21 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     var arow: array<u32, 4>;
     for (var r = 0u; r < RG; r++) {
         let row = min(row0 + lid.x + 8u * r, p.m - 1u);
-        if (MODE == 2u) { arow[r] = row * PKH * PKW; } else { arow[r] = a_base + row * p.k; }
+        if (MODE == 2u) {
+            arow[r] = row * PKH * PKW;
+        } else if (MODE == 3u) {
+            arow[r] = row * PHO * PWO;
+        } else {
+            arow[r] = a_base + row * p.k;
+        }
     }
     let cl0 = cols_of(min(g0, n4 - 1u), wg.z);
     let cl1 = cols_of(min(g0 + WG_X, n4 - 1u), wg.z);
     let cl2 = cols_of(min(g0 + 2u * WG_X, n4 - 1u), wg.z);
     let cl3 = cols_of(min(g0 + 3u * WG_X, n4 - 1u), wg.z);
-    // MODE 1: every step reads image img0 + z.
+    // MODE 1 and 3: every step reads image img0 + z.
     var img_base = 0u;
-    if (MODE == 1u) { img_base = (p.img0 + wg.z) * PC * PH * PW; }
+    if (MODE == 1u || MODE == 3u) { img_base = (p.img0 + wg.z) * PC * PH * PW; }
     var acc0: array<vec4<f32>, 32>;
     var acc1: array<vec4<f32>, 32>;
     var acc2: array<vec4<f32>, 32>;
@@ -138,13 +157,26 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
         var r2: array<f32, 12>;
         var r3: array<f32, 12>;
         if (KWL > 1u) {
-            let ci_base = (k3 / PKH) * PH * PW;
-            let kh = i32(k3 % PKH);
+            // MODE 0 / 2: k3 = (ci, kh); MODE 3: k3 = four pixels (oh, ow0 ..) of a padded row.
+            var dbase = (k3 / PKH) * PH * PW;
+            var dih = i32(k3 % PKH);
+            var diw = 0;
+            if (MODE == 3u) {
+                // Image img0 + z IPZ + k3 / (H_out WPAD / 4), then (oh, ow0) in it.
+                // (max: WPAD < 4 only in pipelines of other modes, where this is dead code
+                // that must still not divide by a constant 0)
+                let w4 = max(WPAD / 4u, 1u);
+                let per_img = PHO * w4;
+                dbase = (p.img0 + wg.z * IPZ + k3 / per_img) * PC * PH * PW;
+                let k4 = k3 % per_img;
+                dih = i32(k4 / w4) - i32(PPAD);
+                diw = i32((k4 % w4) * 4u) - i32(PPAD);
+            }
             for (var t = 0u; t < KWL + 3u; t++) { // @unroll
-                r0[t] = row_tap(cl0, ci_base, kh, t);
-                r1[t] = row_tap(cl1, ci_base, kh, t);
-                r2[t] = row_tap(cl2, ci_base, kh, t);
-                r3[t] = row_tap(cl3, ci_base, kh, t);
+                r0[t] = row_tap(cl0, dbase, dih, diw, t);
+                r1[t] = row_tap(cl1, dbase, dih, diw, t);
+                r2[t] = row_tap(cl2, dbase, dih, diw, t);
+                r3[t] = row_tap(cl3, dbase, dih, diw, t);
             }
         }
         for (var kw = 0u; kw < KWL; kw++) { // @unroll
@@ -156,7 +188,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
                 let kwf = PKW - 1u - kk % PKW;
                 a_step = (kk / (PKH * PKW)) * p.m * PKH * PKW + khf * PKW + kwf;
             }
-            if (MODE != 1u) {
+            if (MODE == 0u || MODE == 2u) {
                 sih = i32((kk / PKW) % PKH);
                 siw = i32(kk % PKW);
                 sbase = (kk / (PKH * PKW)) * PH * PW;
@@ -177,9 +209,19 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
                 b2 = load_b(cl2, sih, siw, sbase);
                 b3 = load_b(cl3, sih, siw, sbase);
             }
+            // MODE 3: step kk is pixel (oh, ow) of a padded row of image img0 + z IPZ + kk /
+            // (H_out WPAD); gy [B, C_out, H_out W_out] (p.m = C_out) is 0 in the padding.
+            var a_ok = true;
+            if (MODE == 3u) {
+                let img = p.img0 + wg.z * IPZ + kk / (PHO * WPAD);
+                let q = kk % (PHO * WPAD);
+                let ow = q % WPAD;
+                a_ok = ow < PWO;
+                a_step = img * p.m * PHO * PWO + (q / WPAD) * PWO + min(ow, PWO - 1u);
+            }
             var ag: array<f32, 4>;
             for (var r = 0u; r < RG; r++) {
-                ag[r] = a[arow[r] + a_step];
+                ag[r] = select(0.0, a[arow[r] + a_step], a_ok);
             }
             for (var i = 0u; i < TM; i++) {
                 let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));

@@ -188,6 +188,9 @@ fn conv2d_matches_reference() {
         // 3x3 and 5x5 kernels, forward and input gradient.
         ([2, 5, 8, 12], [7, 5, 3, 3], 1, 1, true),
         ([2, 3, 8, 8], [4, 3, 5, 5], 1, 2, false),
+        // The weight gradient summing several images per workgroup column (batch 64: 2 and 4).
+        ([64, 2, 4, 4], [3, 2, 3, 3], 1, 1, false),
+        ([64, 8, 4, 6], [40, 8, 3, 3], 1, 1, true),
     ];
     // Direct kernels; GEMM lowering with patch matrices (implicit off) in one chunk (per image,
     // side by side, chosen) and in chunks of 1, 2 and 3 images; implicit GEMM (where the adapter
