@@ -188,6 +188,9 @@ fn conv2d_matches_reference() {
         // 3x3 and 5x5 kernels, forward and input gradient.
         ([2, 5, 8, 12], [7, 5, 3, 3], 1, 1, true),
         ([2, 3, 8, 8], [4, 3, 5, 5], 1, 2, false),
+        // A 1x1 convolution of 2x3 images (an attention block's projection): pipelines of every
+        // mode with rows narrower than one vec4.
+        ([2, 4, 2, 3], [5, 4, 1, 1], 1, 0, true),
         // The weight gradient summing several images per workgroup column (batch 64: 2 and 4).
         ([64, 2, 4, 4], [3, 2, 3, 3], 1, 1, false),
         ([64, 8, 4, 6], [40, 8, 3, 3], 1, 1, true),
