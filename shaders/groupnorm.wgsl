@@ -51,3 +51,118 @@ fn group_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         stats[id * 2u + 1u] = rstd;
     }
 }
+
+// Fused group norm of the graph (ops GroupNorm and GroupNormBwd, src/ops/norm.rs): a
+// coefficient kernel with one invocation per (b, g) row (no workgroup tree: a barrier is a
+// coroutine switch per SIMD row on CPU implementations), then one element-wise pass.
+//   gn_coef:     coef[b, c] = (a, s, mean, rstd) with a = rstd gamma[c], s = beta[c] - mean a,
+//                so that y = x a + s.
+//   gn_bwd_coef: with s1 = sum gy gamma, s2 = sum gy gamma xhat over the row (n elements),
+//                gx = rstd (gy gamma - s1 / n - xhat s2 / n) = gy A + x B + C: coef[b, c] =
+//                (A = rstd gamma[c], B = -rstd^2 s2 / n, C = -rstd s1 / n + mean rstd^2 s2 / n).
+//   gn_apply4:   out = x k.x + k.y (forward) or gy k.x + x k.y + k.z (BWD), k = coef[i / HW],
+//                four elements per invocation.
+// Bindings: 0 params (batch, c, s = H*W, groups, eps, rows = B*G), coefficient kernels: 1 x,
+// 2 gamma, 3 beta or gy, 4 coef; gn_apply4: 1 x, 2 coef, 3 gy (x when not BWD), 5 out.
+@group(0) @binding(3) var<storage, read> gy_in: array<f32>;
+@group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
+
+// Mean and rstd of row `id` (two passes: the centred sum of squares stays accurate).
+fn row_stats(base: u32, n: u32) -> vec2<f32> {
+    var s = 0.0;
+    for (var t = 0u; t < n; t++) { s += x[base + t]; }
+    let mean = s / f32(n);
+    var v = 0.0;
+    for (var t = 0u; t < n; t++) { let d = x[base + t] - mean; v += d * d; }
+    return vec2<f32>(mean, inverseSqrt(v / f32(n) + p.eps));
+}
+
+@compute @workgroup_size(64)
+fn gn_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+    let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (id >= p.n_wg) { return; }
+    let cpg = p.c / p.groups;
+    let n = cpg * p.s;
+    let ms = row_stats(id * n, n);
+    let b = id / p.groups;
+    let c0 = (id % p.groups) * cpg;
+    for (var j = 0u; j < cpg; j++) {
+        let c = c0 + j;
+        let a = ms.y * gamma[c];
+        coef[b * p.c + c] = vec4<f32>(a, beta[c] - ms.x * a, ms.x, ms.y);
+    }
+}
+
+@compute @workgroup_size(64)
+fn gn_bwd_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+    let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (id >= p.n_wg) { return; }
+    let cpg = p.c / p.groups;
+    let n = cpg * p.s;
+    let base = id * n;
+    let ms = row_stats(base, n);
+    let b = id / p.groups;
+    let c0 = (id % p.groups) * cpg;
+    var s1 = 0.0;
+    var s2 = 0.0;
+    for (var j = 0u; j < cpg; j++) {
+        let gm = gamma[c0 + j];
+        for (var t = 0u; t < p.s; t++) {
+            let i = base + j * p.s + t;
+            let gg = gy_in[i] * gm;
+            s1 += gg;
+            s2 += gg * (x[i] - ms.x);
+        }
+    }
+    s2 *= ms.y; // sum gy gamma xhat
+    let nf = f32(n);
+    let bx = -ms.y * ms.y * s2 / nf;
+    let cc = -ms.y * s1 / nf + ms.x * ms.y * ms.y * s2 / nf;
+    for (var j = 0u; j < cpg; j++) {
+        let c = c0 + j;
+        coef[b * p.c + c] = vec4<f32>(ms.y * gamma[c], bx, cc, 0.0);
+    }
+}
+
+@group(0) @binding(1) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> coef_r: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> gy4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> out4: array<vec4<f32>>;
+override BWD: bool = false;
+override GHW: u32 = 4u; // H * W: element i has coefficients coef[i / GHW]
+
+fn gn_one(k: vec4<f32>, xv: f32, gv: f32) -> f32 {
+    if (BWD) { return gv * k.x + xv * k.y + k.z; }
+    return xv * k.x + k.y;
+}
+
+@compute @workgroup_size(256)
+fn gn_apply4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 256u + lid.x;
+    if (i >= p.n_wg) { return; } // n_wg = elements / 4 here
+    let xv = x4[i];
+    let gv = gy4[i];
+    var r: vec4<f32>;
+    if (GHW % 4u == 0u) {
+        let k = coef_r[4u * i / GHW];
+        if (BWD) { r = gv * k.x + xv * k.y + k.z; } else { r = xv * k.x + k.y; }
+    } else {
+        for (var e = 0u; e < 4u; e++) { // @unroll
+            r[e] = gn_one(coef_r[(4u * i + e) / GHW], xv[e], gv[e]);
+        }
+    }
+    out4[i] = r;
+}
+
+// gn_apply4 one element per invocation, for element counts that are not whole vec4s
+// (bindings 1 x, 2 coef, 3 gy, 5 out, all f32 but coef).
+@compute @workgroup_size(256)
+fn gn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = (wg.y * nwg.x + wg.x) * 256u + lid.x;
+    if (i >= p.n_wg) { return; }
+    stats[i] = gn_one(coef_r[i / GHW], x[i], gy_in[i]);
+}

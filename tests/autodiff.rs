@@ -359,3 +359,30 @@ fn cross_attention_block_gradients() {
     }
     check(&mut g, l, &leaves, &fd, "cross-attention block");
 }
+
+/// The fused group-norm op and its fused adjoint: first derivatives (x, gamma, beta) of a
+/// weighted sum, on shapes whose element-wise pass runs per vec4 with one channel per vec4
+/// (H*W = 8), per vec4 across channels (H*W = 6) and per element (18 elements); second
+/// derivatives through the adjoint's composed expansion.
+#[test]
+fn group_norm_rules() {
+    let mut rng = Rng::new(29);
+    for (shape, groups) in [([2, 4, 2, 4], 2), ([2, 4, 2, 3], 4), ([1, 2, 3, 3], 1)] {
+        let mut g = Graph::new();
+        let c = shape[1];
+        let x = g.param("x", &shape);
+        let gamma = g.param("gamma", &[c]);
+        let beta = g.param("beta", &[c]);
+        let y = g.group_norm(x, gamma, beta, groups, 1e-5).unwrap();
+        let l = weighted_sum(&mut g, y, &mut rng);
+        let n: usize = shape.iter().product();
+        let mut fd = feeds(&mut rng, &[("x", n, -1.0, 1.0), ("gamma", c, 0.5, 1.5), ("beta", c, -0.5, 0.5)]);
+        with_w(&mut fd, &g, &mut rng);
+        check(&mut g, l, &[x, gamma, beta], &fd, &format!("group norm {shape:?} / {groups}"));
+        // Second order: d/d(x, gamma) of ||d l / d x||^2.
+        let gx = grad(&mut g, l, &[x]).unwrap()[0];
+        let sq = g.unary(Unary::Square, gx);
+        let h = g.sum_all(sq).unwrap();
+        check(&mut g, h, &[x, gamma], &fd, &format!("group norm {shape:?} / {groups}, second order"));
+    }
+}

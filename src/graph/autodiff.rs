@@ -139,6 +139,28 @@ fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<V
             vec![Some(g.sum_to(gy, &xs)?)]
         }
         Op::Matmul { trans_a, trans_b } => matmul_backward(g, inputs[0], inputs[1], *trans_a, *trans_b, gy)?,
+        Op::GroupNorm { groups, eps } => {
+            // gx by the fused adjoint; dgamma = sum over (b, spatial) of gy * xhat, dbeta = sum of gy.
+            let (x, gamma) = (inputs[0], inputs[1]);
+            let c = g.shape(gamma)[0];
+            let gx = g.group_norm_bwd(gy, x, gamma, *groups, *eps)?;
+            let (ones, zeros) = (g.fill(1.0, &[c]), g.fill(0.0, &[c]));
+            let xhat = g.group_norm(x, ones, zeros, *groups, *eps)?;
+            let gxh = g.mul(gy, xhat)?;
+            let dgamma = per_channel_sum(g, gxh)?;
+            let dbeta = per_channel_sum(g, gy)?;
+            vec![Some(gx), Some(dgamma), Some(dbeta)]
+        }
+        Op::GroupNormBwd { groups, eps } => {
+            // Differentiate the composed expansion of the adjoint (second order), built on
+            // fresh copies of the inputs: partial derivatives only, nothing flows on into the
+            // inputs' own ancestors (the outer pass does that).
+            let leaves: Vec<Var> = inputs.iter().map(|&v| g.identity(v)).collect();
+            let gx = group_norm_bwd_composed(g, leaves[0], leaves[1], leaves[2], *groups, *eps)?;
+            let w = g.mul(gx, gy)?;
+            let l = g.sum_all(w)?;
+            grad(g, l, &leaves)?.into_iter().map(Some).collect()
+        }
         Op::Softmax => {
             // dx = y * (g - sum(g * y, last axis))
             let last = g.shape(y).len() - 1;
@@ -270,4 +292,40 @@ fn silu_second(g: &mut Graph, x: Var) -> Result<Var> {
     let xt = g.mul(x, one_minus_2s)?;
     let inner = g.unary(Unary::AddScalar(2.0), xt);
     g.mul(ss, inner)
+}
+
+/// Sum of t [B, C, ...] over every axis but 1: [C].
+fn per_channel_sum(g: &mut Graph, t: Var) -> Result<Var> {
+    let s = g.shape(t).to_vec();
+    let sp: usize = s[2..].iter().product();
+    let t3 = g.reshape(t, &[s[0], s[1], sp])?;
+    let a = g.reduce(Reduce::Sum, t3, 2)?;
+    g.reduce(Reduce::Sum, a, 0)
+}
+
+/// The group norm adjoint written with primitive ops: rstd (gg - mean(gg) - xhat mean(gg
+/// xhat)), gg = gy gamma, means over each (b, group).
+fn group_norm_bwd_composed(g: &mut Graph, gy: Var, x: Var, gamma: Var, groups: usize, eps: f32) -> Result<Var> {
+    let s = g.shape(x).to_vec();
+    let per = s[1] / groups * s[2..].iter().product::<usize>();
+    let gm = g.reshape(gamma, &[s[1], 1])?;
+    let gy3 = g.reshape(gy, &[s[0], s[1], per * groups / s[1]])?;
+    let gg = g.mul(gy3, gm)?;
+    let gg = g.reshape(gg, &[s[0], groups, per])?;
+    let xg = g.reshape(x, &[s[0], groups, per])?;
+    let mean = g.reduce_keep(Reduce::Mean, xg, 2)?;
+    let xc = g.sub(xg, mean)?;
+    let sq = g.unary(Unary::Square, xc);
+    let var = g.reduce_keep(Reduce::Mean, sq, 2)?;
+    let ve = g.unary(Unary::AddScalar(eps), var);
+    let rstd = g.unary(Unary::Rsqrt, ve);
+    let xhat = g.mul(xc, rstd)?;
+    let m1 = g.reduce_keep(Reduce::Mean, gg, 2)?;
+    let ggx = g.mul(gg, xhat)?;
+    let m2 = g.reduce_keep(Reduce::Mean, ggx, 2)?;
+    let t = g.mul(xhat, m2)?;
+    let d = g.sub(gg, m1)?;
+    let d = g.sub(d, t)?;
+    let gx = g.mul(d, rstd)?;
+    g.reshape(gx, &s)
 }

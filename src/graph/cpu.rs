@@ -131,6 +131,8 @@ pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> 
                 }
                 out
             }
+            Op::GroupNorm { groups, eps } => gn_f64(x(0), shp(0), x(1), Some(x(2)), None, *groups, *eps),
+            Op::GroupNormBwd { groups, eps } => gn_f64(x(1), shp(1), x(2), None, Some(x(0)), *groups, *eps),
             Op::Softmax => {
                 let len = *n.shape.last().unwrap();
                 let mut out = vec![0.0; numel];
@@ -163,4 +165,44 @@ pub fn finite_diff(g: &Graph, y: Var, feeds: &Feeds, name: &str, eps: f64) -> Re
         out.push((up - down) / (2.0 * eps));
     }
     Ok(out)
+}
+
+/// Group norm in f64: y = xhat gamma + beta (beta given), or the x-gradient given gy:
+/// rstd (gy gamma - mean(gy gamma) - xhat mean(gy gamma xhat)) over each (b, group).
+fn gn_f64(
+    x: &[f64],
+    s: &[usize],
+    gamma: &[f64],
+    beta: Option<&[f64]>,
+    gy: Option<&[f64]>,
+    groups: usize,
+    eps: f32,
+) -> Vec<f64> {
+    let (c, sp) = (s[1], s[2..].iter().product::<usize>());
+    let n = c / groups * sp;
+    let mut out = vec![0.0; x.len()];
+    for (r, row) in x.chunks(n).enumerate() {
+        let mean = row.iter().sum::<f64>() / n as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n as f64;
+        let rstd = 1.0 / (var + eps as f64).sqrt();
+        let ch = |t: usize| (r % groups) * (c / groups) + t / sp;
+        let xhat = |t: usize| (row[t] - mean) * rstd;
+        match (beta, gy) {
+            (Some(beta), _) => {
+                for t in 0..n {
+                    out[r * n + t] = xhat(t) * gamma[ch(t)] + beta[ch(t)];
+                }
+            }
+            (_, Some(gy)) => {
+                let gg = |t: usize| gy[r * n + t] * gamma[ch(t)];
+                let m1 = (0..n).map(gg).sum::<f64>() / n as f64;
+                let m2 = (0..n).map(|t| gg(t) * xhat(t)).sum::<f64>() / n as f64;
+                for t in 0..n {
+                    out[r * n + t] = rstd * (gg(t) - m1 - xhat(t) * m2);
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+    out
 }

@@ -39,6 +39,16 @@ pub enum Op {
     },
     /// Softmax over the last axis.
     Softmax,
+    /// Group normalisation of x [B, C, ...] with inputs [x, gamma [C], beta [C]].
+    GroupNorm {
+        groups: usize,
+        eps: f32,
+    },
+    /// Its gradient with respect to x: inputs [gy, x, gamma], this node's shape is x's.
+    GroupNormBwd {
+        groups: usize,
+        eps: f32,
+    },
     /// A constant tensor with the given data (e.g. embedding frequencies).
     Constant(Vec<f32>),
     /// NCHW convolution of inputs [x, w] or [x, w, bias].
@@ -183,6 +193,12 @@ impl Graph {
         Ok(self.scale(s, 1.0 / n as f32))
     }
 
+    /// A new node with a's value (a Reshape to the same shape): a leaf of its own for `grad`.
+    pub fn identity(&mut self, a: Var) -> Var {
+        let s = self.shape(a).to_vec();
+        self.push(Op::Reshape, vec![a], s)
+    }
+
     pub fn reshape(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
         let n: usize = self.shape(a).iter().product();
         if n != shape.iter().product::<usize>() {
@@ -302,5 +318,42 @@ impl Graph {
     pub fn softmax(&mut self, a: Var) -> Var {
         let s = self.shape(a).to_vec();
         self.push(Op::Softmax, vec![a], s)
+    }
+
+    /// Group normalisation (one fused op): (x - mean) / sqrt(var + eps) * gamma + beta, mean
+    /// and variance over each (b, group of C / groups channels) of x [B, C, ...].
+    pub fn group_norm(&mut self, x: Var, gamma: Var, beta: Var, groups: usize, eps: f32) -> Result<Var> {
+        let s = self.shape(x).to_vec();
+        if s.len() < 2 || groups == 0 || s[1] % groups != 0 {
+            return Err(Error::Shape(format!("group_norm of {s:?} in {groups} groups")));
+        }
+        for v in [gamma, beta] {
+            if self.shape(v) != [s[1]] {
+                return Err(Error::Shape(format!(
+                    "group_norm of {s:?}: gamma/beta {:?} should be [{}]",
+                    self.shape(v),
+                    s[1]
+                )));
+            }
+        }
+        Ok(self.push(Op::GroupNorm { groups, eps }, vec![x, gamma, beta], s))
+    }
+
+    /// The gradient of `group_norm` with respect to x given gy (also a differentiable op).
+    pub fn group_norm_bwd(&mut self, gy: Var, x: Var, gamma: Var, groups: usize, eps: f32) -> Result<Var> {
+        let s = self.shape(x).to_vec();
+        if self.shape(gy) != s.as_slice()
+            || s.len() < 2
+            || groups == 0
+            || s[1] % groups != 0
+            || self.shape(gamma) != [s[1]]
+        {
+            return Err(Error::Shape(format!(
+                "group_norm_bwd: gy {:?}, x {s:?}, gamma {:?}, {groups} groups",
+                self.shape(gy),
+                self.shape(gamma)
+            )));
+        }
+        Ok(self.push(Op::GroupNormBwd { groups, eps }, vec![gy, x, gamma], s))
     }
 }

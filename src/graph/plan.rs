@@ -217,6 +217,12 @@ impl Plan {
                             MatmulOpts { trans_a: *trans_a, trans_b: *trans_b, config: None },
                         )?,
                         Op::Softmax => softmax_into(&mut rec, x(0), &out)?,
+                        Op::GroupNorm { groups, eps } => {
+                            crate::ops::norm::group_norm_into(&mut rec, x(0), x(1), x(2), *groups, *eps, &out)?
+                        }
+                        Op::GroupNormBwd { groups, eps } => {
+                            crate::ops::norm::group_norm_bwd_into(&mut rec, x(0), x(1), x(2), *groups, *eps, &out)?
+                        }
                         Op::Conv2d { stride, pad } => {
                             let b = (node.inputs.len() == 3).then(|| x(2));
                             conv2d_into(&mut rec, x(0), x(1), b, Conv2dOpts::new(*stride, *pad), &out)?

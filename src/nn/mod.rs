@@ -124,8 +124,9 @@ pub fn conv2d(b: &mut Builder, x: Var, c_in: usize, c_out: usize, k: usize, stri
     b.g.conv2d(x, w, Some(bias), stride, pad)
 }
 
-/// GroupNorm (Wu & He 2018) over x [B, C, H, W], composed from reductions so that its
-/// derivatives of every order come from the graph: weight (ones) and bias (zeros) are [C].
+/// GroupNorm (Wu & He 2018) over x [B, C, H, W]: weight (ones) and bias (zeros) are [C]. One
+/// fused graph op (a coefficient kernel and one element-wise pass each way); its adjoint is a
+/// fused op too, whose own derivative comes from its composed expansion (second order).
 pub fn group_norm(b: &mut Builder, x: Var, channels: usize, groups: usize, eps: f32) -> Result<Var> {
     let s = b.g.shape(x).to_vec();
     if s.len() != 4 || s[1] != channels || channels % groups != 0 {
@@ -133,21 +134,7 @@ pub fn group_norm(b: &mut Builder, x: Var, channels: usize, groups: usize, eps: 
     }
     let gamma = b.param("weight", &[channels], Init::Ones);
     let beta = b.param("bias", &[channels], Init::Zeros);
-    let g = &mut *b.g;
-    let per = channels / groups * s[2] * s[3];
-    let xg = g.reshape(x, &[s[0], groups, per])?;
-    let mean = g.reduce_keep(crate::ops::reduce::Reduce::Mean, xg, 2)?;
-    let xc = g.sub(xg, mean)?;
-    let sq = g.unary(Unary::Square, xc);
-    let var = g.reduce_keep(crate::ops::reduce::Reduce::Mean, sq, 2)?;
-    let ve = g.unary(Unary::AddScalar(eps), var);
-    let rstd = g.unary(Unary::Rsqrt, ve);
-    let xn = g.mul(xc, rstd)?;
-    let xn = g.reshape(xn, &s)?;
-    let gm = g.reshape(gamma, &[channels, 1, 1])?;
-    let bt = g.reshape(beta, &[channels, 1, 1])?;
-    let y = g.mul(xn, gm)?;
-    g.add(y, bt)
+    b.g.group_norm(x, gamma, beta, groups, eps)
 }
 
 /// Self-attention over the H*W positions of x [B, C, H, W] with one head and a residual:

@@ -111,3 +111,87 @@ pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {
     }
     y
 }
+
+/// Fused group norm for the graph: y = (x - mean) rstd gamma + beta per (b, group) of x [B, C,
+/// ...] (shaders/groupnorm.wgsl: a coefficient kernel with one invocation per (b, g), then one
+/// element-wise pass).
+pub fn group_norm_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    groups: usize,
+    eps: f32,
+    y: &Tensor,
+) -> Result<()> {
+    gn_fused(rec, "gn_coef", x, gamma, beta, groups, eps, y)
+}
+
+/// Its gradient with respect to x: gx = rstd (gy gamma - mean(gy gamma) - xhat mean(gy gamma
+/// xhat)) per (b, group), means over the group's elements.
+pub fn group_norm_bwd_into(
+    rec: &mut Recorder,
+    gy: &Tensor,
+    x: &Tensor,
+    gamma: &Tensor,
+    groups: usize,
+    eps: f32,
+    gx: &Tensor,
+) -> Result<()> {
+    gn_fused(rec, "gn_bwd_coef", x, gamma, gy, groups, eps, gx)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gn_fused(
+    rec: &mut Recorder,
+    entry: &'static str,
+    x: &Tensor,
+    gamma: &Tensor,
+    third: &Tensor,
+    groups: usize,
+    eps: f32,
+    out: &Tensor,
+) -> Result<()> {
+    let s = x.shape();
+    if s.len() < 2 || groups == 0 || s[1] % groups != 0 || gamma.shape() != [s[1]] {
+        return Err(Error::Shape(format!(
+            "group norm of x {s:?} in {groups} groups with gamma {:?}: needs x [B, C, ...], C a multiple of the groups, gamma [C]",
+            gamma.shape()
+        )));
+    }
+    let bwd = entry == "gn_bwd_coef";
+    let want3: Vec<usize> = if bwd { s.to_vec() } else { vec![s[1]] };
+    if third.shape() != want3.as_slice() || out.shape() != s {
+        return Err(Error::Shape(format!(
+            "group norm of x {s:?}: {} {:?} and output {:?}",
+            if bwd { "gy" } else { "beta" },
+            third.shape(),
+            out.shape()
+        )));
+    }
+    let (b, c) = (s[0], s[1]);
+    let sp: usize = s[2..].iter().product();
+    let n = x.numel();
+    if n == 0 {
+        return Ok(());
+    }
+    let rows = dim(b * groups, "group norm rows")?;
+    let coef = Tensor::view(rec.gpu.scratch(7, (b * c * 16) as u64), &[b * c, 4])?;
+    let params =
+        |count: u32| [dim(b, "batch").unwrap_or(0), c as u32, sp as u32, groups as u32, eps.to_bits(), count, 0, 0];
+    let pipe = rec.pipeline("groupnorm", entry, &[])?;
+    let pi = rec.params(&params(rows));
+    let g = crate::ops::grid(rec, rows as usize, 64)?;
+    rec.dispatch_at(
+        &pipe,
+        Some(pi),
+        &[(1, x.buffer()), (2, gamma.buffer()), (3, third.buffer()), (4, coef.buffer())],
+        g,
+    )?;
+    let gy = if bwd { third } else { x };
+    let (apply, count, wg) = if n % 4 == 0 { ("gn_apply4", n / 4, 256) } else { ("gn_apply", n, 256) };
+    let pipe = rec.pipeline("groupnorm", apply, &[("BWD", bwd as u32 as f64), ("GHW", sp.max(1) as f64)])?;
+    let pi = rec.params(&params(dim(count, "group norm elements")?));
+    let g = crate::ops::grid(rec, count, wg)?;
+    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (2, coef.buffer()), (3, gy.buffer()), (5, out.buffer())], g)
+}
