@@ -14,7 +14,7 @@ use scoregen::ops::layout::{
     concat, concat_ref, slice_into, swap_outer_at, swap_outer_crop, swap_outer_crop_ref, swap_outer_ref, transpose,
     transpose_ref, upsample2x, upsample2x_ref,
 };
-use scoregen::ops::norm::{group_norm, group_norm_ref, softmax, softmax_ref};
+use scoregen::ops::norm::{group_norm, group_norm_into, group_norm_ref, softmax, softmax_ref};
 use scoregen::ops::random::{random, random_ref, Dist, RngKey};
 use scoregen::ops::reduce::{reduce, reduce_ref, Reduce};
 use scoregen::{Error, Recorder, Tensor};
@@ -278,6 +278,12 @@ fn group_norm_and_softmax_match_reference() {
         rec.finish().unwrap();
         assert_close(&y.to_vec(g).unwrap(), &want, 1e-4, 1e-4, &format!("group_norm {shape:?}"));
         assert_close(&stats.to_vec(g).unwrap(), &want_stats, 1e-4, 1e-4, "group_norm stats");
+        // The fused kernels of the graph op: the forward against the same reference.
+        let mut rec = Recorder::new(g);
+        let yf = Tensor::empty(g, &shape).unwrap();
+        group_norm_into(&mut rec, &up(&x, &shape), &up(&gm, &[c]), &up(&bt, &[c]), groups, 1e-5, &yf).unwrap();
+        rec.finish().unwrap();
+        assert_close(&yf.to_vec(g).unwrap(), &want, 1e-4, 1e-4, &format!("fused group_norm {shape:?}"));
     }
     let mut rec = Recorder::new(g);
     assert!(matches!(
