@@ -3,7 +3,6 @@
 use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
-use crate::ops::matmul::{Family, MatmulConfig};
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,13 +44,6 @@ impl Conv2dOpts {
 /// slower still (0.161): the swap passes cost more than the idle columns.
 fn wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
     o.wide.unwrap_or(images > 1 && hwo % 4 != 0)
-}
-
-/// The same choice for the implicit GEMM, where side by side costs only the swap pass: also
-/// under 512 columns per image. lavapipe, 3x3 convolutions of 64 images: 14x14, 64 -> 64
-/// channels 41.5 ms per image, 34.3 side by side; 28x28, 32 -> 32 channels 36.7 / 36.5.
-fn implicit_wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
-    o.wide.unwrap_or(images > 1 && (hwo % 4 != 0 || hwo < 512))
 }
 
 /// Output shape of conv2d, or a clear error naming the shapes.
@@ -152,7 +144,23 @@ fn gemm_chunk(rec: &Recorder, xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2
     Some(chunk.min(xs[0]).max(1))
 }
 
-fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
+/// The convolution's shapes as the pipeline constants of conv2d.wgsl's patch kernels and of
+/// conv_gemm.wgsl: input channels and size, output size, kernel size, stride, padding.
+pub(super) fn shape_consts(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> [(&'static str, f64); 9] {
+    [
+        ("PC", xs[1] as f64),
+        ("PH", xs[2] as f64),
+        ("PW", xs[3] as f64),
+        ("PHO", ys[2] as f64),
+        ("PWO", ys[3] as f64),
+        ("PKH", ws[2] as f64),
+        ("PKW", ws[3] as f64),
+        ("PS", o.stride as f64),
+        ("PPAD", o.pad as f64),
+    ]
+}
+
+pub(super) fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
     let bytes = shape.iter().product::<usize>() as u64 * 4;
     Tensor::view(rec.gpu.scratch(slot, bytes), shape)
 }
@@ -192,19 +200,10 @@ fn patches(
     let pipe = rec.pipeline(
         "conv2d",
         entry,
-        &[
-            ("TRANSPOSED", transposed as u32 as f64),
-            ("WIDE", wide as u32 as f64),
-            ("PKH", ws[2] as f64),
-            ("PKW", ws[3] as f64),
-            ("PS", o.stride as f64),
-            ("PPAD", o.pad as f64),
-            ("PC", xs[1] as f64),
-            ("PH", xs[2] as f64),
-            ("PW", xs[3] as f64),
-            ("PHO", ys[2] as f64),
-            ("PWO", ys[3] as f64),
-        ],
+        &[("TRANSPOSED", transposed as u32 as f64), ("WIDE", wide as u32 as f64)]
+            .into_iter()
+            .chain(shape_consts(xs, ws, ys, o))
+            .collect::<Vec<_>>(),
     )?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 64)?;
@@ -224,100 +223,6 @@ fn rows(rec: &mut Recorder, t: &Tensor, (c0, cb): (usize, usize), whole: bool, s
     Ok(out)
 }
 
-/// The blocking of the implicit GEMM (the subgroup family's, rows fitted to m) where it applies:
-/// the lowering is on, not switched off, the adapter's tuned GEMM is the subgroup family, and
-/// the product has whole vec4 columns (n % 4 == 0).
-fn implicit_cfg(rec: &Recorder, o: Conv2dOpts, m: usize, n: usize, outputs: usize) -> Option<MatmulConfig> {
-    if !o.gemm || o.implicit == Some(false) || n % 4 != 0 {
-        return None;
-    }
-    let t = crate::ops::matmul::tuned_config(rec.gpu).for_outputs(outputs);
-    (t.family == Family::Subgroup).then(|| t.fit_rows(m))
-}
-
-/// Where an implicit GEMM reads and writes: `z` products; A row-major [m, k] at (img0 + z) *
-/// a_bstride of `a`; C [m, n] at (c_img0 + z) * c_bstride of `c`; images img0.. of x.
-struct ImplicitGemm<'t> {
-    mode: u32,
-    /// MODE 3: images per z.
-    ipz: usize,
-    /// Columns per output row in C (MODE 0 / 2): W_out, or W_out rounded up to a multiple of 4
-    /// (the padding columns are dropped by the caller).
-    wpad: usize,
-    a: &'t Tensor,
-    x: &'t Tensor,
-    c: &'t Tensor,
-    accumulate: bool,
-    mnk: (usize, usize, usize),
-    z: usize,
-    a_bstride: usize,
-    img0: usize,
-    c_img0: usize,
-    c_bstride: usize,
-}
-
-fn implicit_gemm(
-    rec: &mut Recorder,
-    g: ImplicitGemm,
-    cfg: MatmulConfig,
-    (xs, ws, ys): (&[usize], &[usize], &[usize]),
-    o: Conv2dOpts,
-) -> Result<()> {
-    let (m, n, k) = g.mnk;
-    // Row segments shared by the KW steps of one (ci, kh): the four pixels of a column group
-    // must share a row (one image per z, W_out % 4 == 0), stride 1.
-    let kwl = if g.mode == 3 {
-        4
-    } else if g.mode != 1 && o.stride == 1 && g.wpad % 4 == 0 && ws[3] <= 9 {
-        ws[3]
-    } else {
-        1
-    };
-    let (bm, bn) = cfg.tile();
-    let gx = dim(n.div_ceil(bn as usize), "conv column tiles")?;
-    let gy = dim(m.div_ceil(bm as usize), "conv row tiles")?;
-    let gz = dim(g.z, "conv images")?;
-    let max = rec.gpu.max_groups_per_dim();
-    if gx > max || gy > max || gz > max {
-        return Err(Error::Limit(format!(
-            "conv2d x {xs:?} w {ws:?} needs a {gx} x {gy} x {gz} grid; the device allows {max}"
-        )));
-    }
-    let pipe = rec.pipeline(
-        "conv_gemm",
-        "conv_sg",
-        &[
-            ("MODE", g.mode as f64),
-            ("ACCUMULATE", g.accumulate as u32 as f64),
-            ("WG_Y", cfg.wg_y as f64),
-            ("RG", (cfg.tm / 8) as f64),
-            ("PC", xs[1] as f64),
-            ("PH", xs[2] as f64),
-            ("PW", xs[3] as f64),
-            ("PHO", ys[2] as f64),
-            ("PWO", ys[3] as f64),
-            ("PKH", ws[2] as f64),
-            ("PKW", ws[3] as f64),
-            ("PS", o.stride as f64),
-            ("PPAD", o.pad as f64),
-            ("KWL", kwl as f64),
-            ("IPZ", g.ipz as f64),
-            ("WPAD", g.wpad.max(1) as f64),
-        ],
-    )?;
-    let pi = rec.params(&[
-        dim(m, "conv m")?,
-        dim(n, "conv n")?,
-        dim(k, "conv k")?,
-        dim(g.c_img0, "conv output image")?,
-        dim(g.a_bstride, "conv a stride")?,
-        dim(g.img0, "conv first image")?,
-        dim(g.c_bstride, "conv output stride")?,
-        gx,
-    ]);
-    rec.dispatch(&pipe, Some(pi), &[g.a.buffer(), g.x.buffer(), g.c.buffer()], [gx, gy, gz])
-}
-
 /// conv2d as im2col + batched GEMM (the tuned matmul), a chunk of images at a time:
 /// y[b] = W [C_out, K] @ cols[b]. None when the direct kernel must run instead.
 fn conv2d_gemm(
@@ -332,36 +237,7 @@ fn conv2d_gemm(
     let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) else { return Ok(None) };
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
     let w2 = w.reshape(&[ws[0], k])?;
-    // Implicit GEMM over the whole batch: per image into y, or side by side into scratch.
-    let wide = implicit_wide_for(o, hwo, xs[0]);
-    let wpad = if wide && o.stride == 1 { ys[3].next_multiple_of(4) } else { ys[3] };
-    let n = if wide { xs[0] * ys[2] * wpad } else { hwo };
-    if let Some(cfg) = implicit_cfg(rec, o, ws[0], n, ys.iter().product()) {
-        let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.clone() };
-        if let Some(b) = bias {
-            let view = if wide { out.reshape(&[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
-            crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &view)?;
-        }
-        let z = if wide { 1 } else { xs[0] };
-        let g = ImplicitGemm {
-            mode: 0,
-            ipz: 1,
-            wpad,
-            a: &w2,
-            x,
-            c: &out,
-            accumulate: bias.is_some(),
-            mnk: (ws[0], n, k),
-            z,
-            a_bstride: 0,
-            img0: 0,
-            c_img0: 0,
-            c_bstride: ws[0] * n,
-        };
-        implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
-        if wide {
-            crate::ops::layout::swap_outer_crop(rec, &out, [ws[0], xs[0], ys[2], wpad], ys[3], y)?;
-        }
+    if super::conv_implicit::forward(rec, x, w, bias, o, y)? {
         return Ok(Some(()));
     }
     let whole = chunk >= xs[0];
@@ -440,35 +316,7 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         return Ok(());
     }
     if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
-        // Stride 1: a convolution of gy with w flipped and transposed, padding KH - 1 - P, as
-        // an implicit GEMM over the whole batch (per image into gx, or side by side).
-        let hw = xs[2] * xs[3];
-        let wide = implicit_wide_for(o, hw, xs[0]);
-        let wpad = if wide { xs[3].next_multiple_of(4) } else { xs[3] };
-        let n = if wide { xs[0] * xs[2] * wpad } else { hw };
-        let flip_ok = o.stride == 1 && ws[2] == ws[3] && o.pad < ws[2];
-        if let (true, Some(cfg)) = (flip_ok, implicit_cfg(rec, o, xs[1], n, gx.numel())) {
-            let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
-            let g = ImplicitGemm {
-                mode: 2,
-                ipz: 1,
-                wpad,
-                a: w,
-                x: gy,
-                c: &out,
-                accumulate: false,
-                mnk: (xs[1], n, ws[0] * ws[2] * ws[3]),
-                z: if wide { 1 } else { xs[0] },
-                a_bstride: 0,
-                img0: 0,
-                c_img0: 0,
-                c_bstride: xs[1] * n,
-            };
-            let flipped = Conv2dOpts { pad: ws[2] - 1 - o.pad, ..o };
-            implicit_gemm(rec, g, cfg, (&ys, &ws, &xs), flipped)?;
-            if wide {
-                crate::ops::layout::swap_outer_crop(rec, &out, [xs[1], xs[0], xs[2], wpad], xs[3], gx)?;
-            }
+        if super::conv_implicit::bwd_input(rec, gy, w, o, gx)? {
             return Ok(());
         }
         // Per chunk: cols = W^T gy (a batched GEMM), then col2im, the gather adjoint of im2col.
@@ -514,47 +362,15 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
         let n_chunks = xs[0].div_ceil(chunk);
         let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
-        // Stride 1, KW 3 or 4: columns (ci, kh, kw < 4), steps along rows padded to whole vec4s
-        // (MODE 3: four steps of one row segment share its loads); every image at once, summed,
-        // then the padding columns dropped.
-        let (kh_rows, wpad) = (ws[1] * ws[2], ys[3].next_multiple_of(4));
-        let seg_cfg = implicit_cfg(rec, o, co, kh_rows * 4, xs[0] * co * kh_rows * 4);
-        if let (true, Some(cfg)) = (o.stride == 1 && (ws[3] == 3 || ws[3] == 4), seg_cfg) {
-            let n = kh_rows * 4;
-            // Images per z: the largest divisor of the batch that still leaves 32 workgroups
-            // (lavapipe, W2's 64 images: 1..32 per z all within 7% at 28x28; 16 best at 14x14,
-            // 16-32 at 7x7, 26 and 7 ms against 33.5 and 15.3 at one image per z).
-            let (bm, bn) = cfg.tile();
-            let tiles = n.div_ceil(bn as usize) * co.div_ceil(bm as usize);
-            let ipz = (1..=xs[0]).rev().find(|d| xs[0] % d == 0 && xs[0] / d * tiles >= 32).unwrap_or(1);
-            let z = xs[0] / ipz;
-            let per = scratch(rec, 1, &[z, co, n])?;
-            let g = ImplicitGemm {
-                mode: 3,
-                ipz,
-                wpad,
-                a: gy,
-                x,
-                c: &per,
-                accumulate: false,
-                mnk: (co, n, ipz * ys[2] * wpad),
-                z,
-                a_bstride: 0,
-                img0: 0,
-                c_img0: 0,
-                c_bstride: co * n,
-            };
-            implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
-            let sum = scratch(rec, 4, &[co * kh_rows, 4])?;
-            crate::ops::reduce::reduce_into(rec, crate::ops::reduce::Reduce::Sum, &per, 0, &sum)?;
-            return crate::ops::layout::slice_into(rec, &sum, 1, 0, &gw.reshape(&[co * kh_rows, ws[3]])?);
+        if super::conv_implicit::bwd_weight(rec, gy, x, o, gw)? {
+            return Ok(());
         }
-        let implicit = implicit_cfg(rec, o, co, k, chunk * co * k);
+        let implicit = super::conv_implicit::implicit_cfg(rec, o, co, k, chunk * co * k);
         for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
             let per = scratch(rec, 1, &[cb, co, k])?;
             if let Some(cfg) = implicit {
                 // per[b] = gy[c0 + b] [C_out, hwo] @ patches(x[c0 + b]) [hwo, K], implicitly.
-                let g = ImplicitGemm {
+                let g = super::conv_implicit::ImplicitGemm {
                     mode: 1,
                     ipz: 1,
                     wpad: ys[3],
@@ -569,7 +385,7 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
                     c_img0: 0,
                     c_bstride: co * k,
                 };
-                implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
+                super::conv_implicit::implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
             } else {
                 let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
                 patches(rec, "im2col", true, false, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;

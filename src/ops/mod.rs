@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+mod conv_implicit;
 pub mod elementwise;
 pub mod embedding;
 pub mod layout;
