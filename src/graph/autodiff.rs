@@ -307,9 +307,10 @@ fn per_channel_sum(g: &mut Graph, t: Var) -> Result<Var> {
 /// xhat)), gg = gy gamma, means over each (b, group).
 fn group_norm_bwd_composed(g: &mut Graph, gy: Var, x: Var, gamma: Var, groups: usize, eps: f32) -> Result<Var> {
     let s = g.shape(x).to_vec();
-    let per = s[1] / groups * s[2..].iter().product::<usize>();
+    let sp: usize = s[2..].iter().product();
+    let per = s[1] / groups * sp;
     let gm = g.reshape(gamma, &[s[1], 1])?;
-    let gy3 = g.reshape(gy, &[s[0], s[1], per * groups / s[1]])?;
+    let gy3 = g.reshape(gy, &[s[0], s[1], sp])?;
     let gg = g.mul(gy3, gm)?;
     let gg = g.reshape(gg, &[s[0], groups, per])?;
     let xg = g.reshape(x, &[s[0], groups, per])?;

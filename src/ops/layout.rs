@@ -22,15 +22,7 @@ pub fn upsample2x_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()>
     if s.len() != 4 || y.shape() != [s[0], s[1], 2 * s[2], 2 * s[3]] {
         return Err(Error::Shape(format!("upsample2x: {s:?} -> {:?}", y.shape())));
     }
-    let n = y.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let d = [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0];
-    let pipe = layout_pipeline(rec, "upsample2x", d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
-    let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    layout_copy(rec, "upsample2x", x, y, [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0])
 }
 
 /// Sum of 2x2 blocks, [B, C, 2H, 2W] -> [B, C, H, W]: the adjoint of upsample2x.
@@ -39,15 +31,7 @@ pub fn downsample2x_sum_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Resu
     if s.len() != 4 || x.shape() != [s[0], s[1], 2 * s[2], 2 * s[3]] {
         return Err(Error::Shape(format!("downsample2x_sum: {:?} -> {s:?}", x.shape())));
     }
-    let n = y.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let d = [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0];
-    let pipe = layout_pipeline(rec, "downsample2x_sum", d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
-    let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    layout_copy(rec, "downsample2x_sum", x, y, [dim(s[2], "h")?, dim(s[3], "w")?, 0, 0])
 }
 
 /// y = x[.., start..start + len, ..] along `axis` (len = y's extent there).
@@ -85,6 +69,8 @@ fn layout_pipeline(
     rec.pipeline("layout", entry, &[("D0", d[0] as f64), ("D1", d[1] as f64), ("D2", d[2] as f64), ("D3", d[3] as f64)])
 }
 
+/// One input (binding 1), one output (binding 3), params (elements of y, d0..d3); entries named
+/// `..4` take four elements per invocation.
 fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, d: [u32; 4]) -> Result<()> {
     let n = y.numel();
     if n == 0 {
@@ -184,15 +170,7 @@ pub fn transpose_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> 
     if s.len() < 2 || y.shape() != shape.as_slice() {
         return Err(Error::Shape(format!("transpose {s:?} into {:?}", y.shape())));
     }
-    let n = y.numel();
-    if n == 0 {
-        return Ok(());
-    }
-    let d = [dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0, 0];
-    let pipe = layout_pipeline(rec, "transpose", d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], 0, 0, 0, 0, 0]);
-    let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    layout_copy(rec, "transpose", x, y, [dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0, 0])
 }
 
 pub fn transpose_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
