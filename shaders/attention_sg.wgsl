@@ -1,8 +1,9 @@
 // Fused attention, subgroup variant (same maths, bindings and outputs as attention.wgsl):
 //   out[b, h, i, :] = sum_j softmax_j(scale * q[b,h,i,:] . k[b,h,j,:]) v[b,h,j,:]
 // Eight neighbouring invocations own 8 * TQ queries of the same (b, h) (invocation l has
-// queries l, l + 8, ..., TQ of them) and walk the keys together, two per step (one rescale of
-// the running sums per pair). For key j, invocation l loads the vec4s l, l + 8, ... of k_j and
+// queries l, l + 8, ..., TQ of them) and walk the keys together, KB (2 or 4) per step: one
+// rescale and one write-back of the running output sums per step (src/ops/attention.rs,
+// kb_for). For key j, invocation l loads the vec4s l, l + 8, ... of k_j and
 // v_j, and every invocation receives the others by subgroupShuffle: per key and invocation
 // (D + DV) / 32 vec4 loads instead of (D + DV) / 4. On CPU implementations (lavapipe) each
 // per-invocation load is a loop over the SIMD lanes with a bounds check, ~100 instructions, so
@@ -32,23 +33,14 @@ override DV4: u32 = 16u;  // DV / 4
 override SG8: bool = false;
 override TQ: u32 = 1u;    // queries per invocation, 1..MAX_TQ (src/ops/attention.rs, tq_for)
 const MAX_TQ: u32 = 8u;
+override KB: u32 = 2u;    // keys per step, 1..MAX_KB (kb_for)
+const MAX_KB: u32 = 4u;
+const MAX_KB1: u32 = 5u;
 const WG: u32 = 64u;
 const NEG_INF: f32 = -3.4028235e38;
 // Scores are kept in base 2 (q pre-scaled by log2 e) so that every exponential is an exp2.
 const LOG2E: f32 = 1.4426950408889634;
 const LN2: f32 = 0.6931471805599453;
-
-// One query's online-softmax step given its base-2 scores (as vec4 partial sums) against the
-// step's two keys and its state ml = (running max, normaliser): the new state, and the
-// rescale of the old sums with the two keys' weights.
-struct Step { ml: vec2<f32>, r: vec3<f32> }
-fn softmax_step(s0: vec4<f32>, s1: vec4<f32>, ml: vec2<f32>, has1: bool) -> Step {
-    let a0 = (s0.x + s0.y) + (s0.z + s0.w);
-    let a1 = select(NEG_INF, (s1.x + s1.y) + (s1.z + s1.w), has1);
-    let mn = max(ml.x, max(a0, a1));
-    let r = vec3<f32>(exp2(ml.x - mn), exp2(a0 - mn), exp2(a1 - mn));
-    return Step(vec2<f32>(mn, ml.y * r.x + r.y + r.z), r);
-}
 
 @compute @workgroup_size(WG)
 fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -75,46 +67,61 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     }
     let kb = bh * p.nk * D4;
     let vb = bh * p.nk * DV4;
-    for (var j = 0u; j < p.nk; j += 2u) {
-        let j1 = min(j + 1u, p.nk - 1u);
-        let has1 = j + 1u < p.nk;
-        // This invocation's eighth of the two key and value rows.
-        var kc0: array<vec4<f32>, 4>;
-        var kc1: array<vec4<f32>, 4>;
-        var vc0: array<vec4<f32>, 4>;
-        var vc1: array<vec4<f32>, 4>;
-        for (var c = 0u; c < (D4 + 7u) / 8u; c++) { // @unroll
-            let o = min(c * 8u + lane, D4 - 1u);
-            kc0[c] = k[kb + j * D4 + o];
-            kc1[c] = k[kb + j1 * D4 + o];
-        }
-        for (var c = 0u; c < (DV4 + 7u) / 8u; c++) { // @unroll
-            let o = min(c * 8u + lane, DV4 - 1u);
-            vc0[c] = v[vb + j * DV4 + o];
-            vc1[c] = v[vb + j1 * DV4 + o];
-        }
-        // Scores: every invocation receives the key rows' vec4 d by shuffle and uses it at once.
-        var s0: array<vec4<f32>, MAX_TQ>;
-        var s1: array<vec4<f32>, MAX_TQ>;
-        for (var d = 0u; d < D4; d++) { // @unroll
-            let k0 = subgroupShuffle(kc0[d / 8u], src0 + d % 8u);
-            let k1 = subgroupShuffle(kc1[d / 8u], src0 + d % 8u);
-            for (var t = 0u; t < TQ; t++) { // @unroll
-                s0[t] = fma(qs[t][d], k0, s0[t]);
-                s1[t] = fma(qs[t][d], k1, s1[t]);
+    for (var j = 0u; j < p.nk; j += KB) {
+        // This invocation's eighth of the step's key and value rows (keys past Nk repeat the
+        // last one; their weights are zero).
+        var kc: array<array<vec4<f32>, 4>, MAX_KB>;
+        var vc: array<array<vec4<f32>, 4>, MAX_KB>;
+        for (var b = 0u; b < KB; b++) { // @unroll
+            let jb = min(j + b, p.nk - 1u);
+            for (var c = 0u; c < (D4 + 7u) / 8u; c++) { // @unroll
+                kc[b][c] = k[kb + jb * D4 + min(c * 8u + lane, D4 - 1u)];
+            }
+            for (var c = 0u; c < (DV4 + 7u) / 8u; c++) { // @unroll
+                vc[b][c] = v[vb + jb * DV4 + min(c * 8u + lane, DV4 - 1u)];
             }
         }
-        var r: array<vec3<f32>, MAX_TQ>;
+        // Scores: every invocation receives the key rows' vec4 d by shuffle and uses it at once.
+        var s: array<array<f32, MAX_KB>, MAX_TQ>;
+        for (var d = 0u; d < D4; d++) { // @unroll
+            var kd: array<vec4<f32>, MAX_KB>;
+            for (var b = 0u; b < KB; b++) { // @unroll
+                kd[b] = subgroupShuffle(kc[b][d / 8u], src0 + d % 8u);
+            }
+            for (var t = 0u; t < TQ; t++) { // @unroll
+                for (var b = 0u; b < KB; b++) { // @unroll
+                    s[t][b] += dot(qs[t][d], kd[b]);
+                }
+            }
+        }
+        // Online softmax: w[t][0] rescales the old sums, w[t][1 + b] weighs key j + b.
+        var w: array<array<f32, MAX_KB1>, MAX_TQ>;
         for (var t = 0u; t < TQ; t++) { // @unroll
-            let st = softmax_step(s0[t], s1[t], ml[t], has1);
-            ml[t] = st.ml;
-            r[t] = st.r;
+            var a: array<f32, MAX_KB>;
+            var mx = ml[t].x;
+            for (var b = 0u; b < KB; b++) { // @unroll
+                a[b] = select(NEG_INF, s[t][b], j + b < p.nk);
+                mx = max(mx, a[b]);
+            }
+            w[t][0] = exp2(ml[t].x - mx);
+            var l = ml[t].y * w[t][0];
+            for (var b = 0u; b < KB; b++) { // @unroll
+                w[t][b + 1u] = exp2(a[b] - mx);
+                l += w[t][b + 1u];
+            }
+            ml[t] = vec2<f32>(mx, l);
         }
         for (var d = 0u; d < DV4; d++) { // @unroll
-            let v0 = subgroupShuffle(vc0[d / 8u], src0 + d % 8u);
-            let v1 = subgroupShuffle(vc1[d / 8u], src0 + d % 8u);
+            var vd: array<vec4<f32>, MAX_KB>;
+            for (var b = 0u; b < KB; b++) { // @unroll
+                vd[b] = subgroupShuffle(vc[b][d / 8u], src0 + d % 8u);
+            }
             for (var t = 0u; t < TQ; t++) { // @unroll
-                acc[t][d] = fma(acc[t][d], vec4<f32>(r[t].x), fma(vec4<f32>(r[t].y), v0, r[t].z * v1));
+                var sum = w[t][1] * vd[0];
+                for (var b = 0u; b < KB - 1u; b++) { // @unroll
+                    sum = fma(vec4<f32>(w[t][b + 2u]), vd[b + 1u], sum);
+                }
+                acc[t][d] = fma(acc[t][d], vec4<f32>(w[t][0]), sum);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 mod common;
 use common::{assert_close, gpu, Rng};
-use scoregen::ops::attention::{attention, attention_ref, attention_with, tq_for};
+use scoregen::ops::attention::{attention, attention_ref, attention_with, kb_for, tq_for};
 use scoregen::ops::conv::{
     conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
     Conv2dOpts,
@@ -326,6 +326,13 @@ fn attention_self_and_cross_match_reference() {
         let two_cores = std::thread::available_parallelism().map(|n| n.get() == 2).unwrap_or(false);
         let want: &[usize] = if two_cores { &[1, 2, 3, 7, 8] } else { &[1, 2] };
         assert!(want.iter().all(|t| tqs.contains(t)) && tqs.len() >= 3, "queries per invocation covered: {tqs:?}");
+        // Both step lengths, and four-key steps over key counts that are not multiples of 4.
+        let kbs: Vec<(usize, usize)> = shapes
+            .iter()
+            .map(|&(bh, nq, nk, d, dv)| (kb_for(g, tq_for(g, bh, d.max(dv), nq), d.max(dv)), nk))
+            .collect();
+        assert!(kbs.iter().any(|&(kb, _)| kb == 2), "two keys per step covered: {kbs:?}");
+        assert!(kbs.iter().any(|&(kb, nk)| kb == 4 && nk % 4 != 0), "four keys per step covered: {kbs:?}");
     }
     for ((bh, nq, nk, d, dv), subgroups) in shapes.into_iter().flat_map(|s| [(s, true), (s, false)]) {
         let q = rng.vec(bh * nq * d, -2.0, 2.0);

@@ -40,13 +40,21 @@ fn unrolled_shaders_validate_with_naga() {
         validate_source("conv2d (unrolled)", &src).unwrap();
     }
     // attention_sg over the head sizes and query counts it is built with.
-    for (d4, dv4, tq) in [(1.0, 1.0, 1.0), (16.0, 16.0, 7.0), (8.0, 2.0, 8.0), (32.0, 32.0, 4.0), (3.0, 5.0, 3.0)] {
-        let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("SG8", 1.0)];
+    for (d4, dv4, tq, kb) in [
+        (1.0, 1.0, 1.0, 4.0),
+        (16.0, 16.0, 7.0, 2.0),
+        (8.0, 2.0, 8.0, 4.0),
+        (32.0, 32.0, 4.0, 2.0),
+        (3.0, 5.0, 3.0, 1.0),
+    ] {
+        let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("SG8", 1.0), ("KB", kb)];
         let src = specialise(source("attention_sg").unwrap(), &c).unwrap().unwrap();
         assert!(!src.contains(UNROLL) && !src.contains("for (var d "), "every marked loop written out");
         let (last_t, last_d) = (tq as usize - 1, dv4 as usize - 1);
         assert!(src.contains(&format!("acc[{last_t}u][{last_d}u]")), "every query and dimension written out");
         assert!(!src.contains(&format!("acc[{}u]", last_t + 1)) && !src.contains(&format!("acc[0u][{}u]", last_d + 1)));
+        let last_b = kb as usize - 1;
+        assert!(src.contains(&format!("kd[{last_b}u] = ")) && !src.contains(&format!("kd[{}u] = ", last_b + 1)));
         validate_source("attention_sg (unrolled)", &src).unwrap();
     }
 }

@@ -77,6 +77,7 @@ pub fn attention_with(
                 ("DV4", (dv / 4) as f64),
                 ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
                 ("TQ", tq as f64),
+                ("KB", kb_for(g, tq, d.max(dv)) as f64),
             ],
         )?;
         let pi = rec.params(&params);
@@ -131,6 +132,21 @@ pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> u
         }
     }
     tq
+}
+
+/// Keys per step (KB) of the subgroup kernel: each step rescales the running output sums once
+/// and writes them back once, for KB keys. Four keys halve that traffic but grow the unrolled
+/// step (and, on a GPU, the registers holding the step's key and value rows), so four only on
+/// a CPU adapter and only while TQ * max(D, DV) / 4 <= 64, the size up to which the longer
+/// step measured faster on lavapipe: (64,256,256,32) at TQ = 8: 7.25-7.5 ms against 8.2-8.5,
+/// (8,1024,1024,32): 13.3-13.8 against 14.9-15.2; (16,256,256,64) at TQ = 8 (128): 5.3-5.7
+/// against 4.1-4.3, and W4's (64,49,49,64) at TQ = 7 (112): 1.33-1.40 against 1.04-1.13.
+pub fn kb_for(gpu: &crate::gpu::Gpu, tq: usize, head_dim: usize) -> usize {
+    if gpu.is_cpu() && tq * head_dim.div_ceil(4) <= 64 {
+        4
+    } else {
+        2
+    }
 }
 
 /// CPU reference (explicit softmax, f64): (out, logsumexp).
