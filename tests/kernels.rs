@@ -164,6 +164,46 @@ fn reductions_along_every_axis() {
     assert!(matches!(reduce(&mut rec, Reduce::Sum, &up(&[1.0; 4], &[2, 2]), 2), Err(Error::Shape(_))));
 }
 
+/// An image whose one-image patch matrix (64 x 9 rows of 256 x 256) outgrows a 128 MiB storage
+/// binding: the implicit GEMM needs no patch matrix, so it still runs for the convolution and
+/// both adjoints (rather than the one-thread-per-output direct kernels), and matches the
+/// reference. Where the tuned GEMM is not the subgroup family the implicit GEMM does not
+/// apply; the values are checked either way.
+#[test]
+fn conv2d_large_image_runs_the_implicit_gemm() {
+    use scoregen::ops::matmul::{tuned_config, Family};
+    use scoregen::{Gpu, GpuOptions};
+    let g = Gpu::new(&GpuOptions { profile: true, ..GpuOptions::from_env().unwrap() }).unwrap();
+    let mut rng = Rng::new(31);
+    let (xs, ws) = ([1, 64, 256, 256], [8, 64, 3, 3]);
+    let o = Conv2dOpts { stride: 1, pad: 1, ..Default::default() };
+    let x = rng.vec(xs.iter().product(), -1.0, 1.0);
+    let w = rng.vec(ws.iter().product(), -1.0, 1.0);
+    let ys = [1, 8, 256, 256];
+    let gy = rng.vec(ys.iter().product(), -1.0, 1.0);
+    let (gx, gw) = (Tensor::empty(&g, &xs).unwrap(), Tensor::empty(&g, &ws).unwrap());
+    let mut rec = Recorder::new(&g);
+    let y =
+        conv2d(&mut rec, &Tensor::from_slice(&g, &x, &xs).unwrap(), &Tensor::from_slice(&g, &w, &ws).unwrap(), None, o)
+            .unwrap();
+    let (gyt, wt, xt) = (
+        Tensor::from_slice(&g, &gy, &ys).unwrap(),
+        Tensor::from_slice(&g, &w, &ws).unwrap(),
+        Tensor::from_slice(&g, &x, &xs).unwrap(),
+    );
+    conv2d_bwd_input_into(&mut rec, &gyt, &wt, o, &gx).unwrap();
+    conv2d_bwd_weight_into(&mut rec, &gyt, &xt, o, &gw).unwrap();
+    rec.finish().unwrap();
+    assert_close(&y.to_vec(&g).unwrap(), &conv2d_ref(&x, &xs, &w, &ws, None, o).unwrap(), 1e-5, 1e-4, "conv2d");
+    assert_close(&gx.to_vec(&g).unwrap(), &conv2d_bwd_input_ref(&gy, &w, &xs, &ws, o), 1e-5, 1e-4, "input gradient");
+    assert_close(&gw.to_vec(&g).unwrap(), &conv2d_bwd_weight_ref(&gy, &x, &xs, &ws, o), 1e-3, 1e-4, "weight gradient");
+    let report = g.profile_report().unwrap();
+    if tuned_config(&g).large.family == Family::Subgroup && !report.contains("no timestamp queries") {
+        assert!(report.contains("conv_gemm::conv_sg"), "implicit GEMM ran:\n{report}");
+        assert!(!report.contains("conv2d::conv2d"), "no direct kernel ran:\n{report}");
+    }
+}
+
 #[test]
 fn conv2d_matches_reference() {
     let g = gpu();

@@ -18,6 +18,13 @@ fn implicit_wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
     o.wide.unwrap_or(images > 1 && (hwo % 4 != 0 || hwo < 512))
 }
 
+/// Does a scratch tensor of `elems` floats fit one storage binding? Where the side-by-side
+/// output would not, the implicit GEMM writes per image instead.
+fn binds(rec: &Recorder, elems: usize) -> bool {
+    let limit = rec.gpu.limits.max_storage_buffer_binding_size.min(rec.gpu.limits.max_buffer_size);
+    elems as u64 * 4 <= limit
+}
+
 /// The blocking of the implicit GEMM (the subgroup family's, rows fitted to m) where it applies:
 /// the lowering is on, not switched off, the adapter's tuned GEMM is the subgroup family, and
 /// the product has whole vec4 columns (n % 4 == 0).
@@ -118,8 +125,9 @@ pub(super) fn forward(
 ) -> Result<bool> {
     let (xs, ws, ys) = (x.shape(), w.shape(), y.shape());
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
-    let wide = implicit_wide_for(o, hwo, xs[0]);
-    let wpad = if wide && o.stride == 1 { ys[3].next_multiple_of(4) } else { ys[3] };
+    let wpad_wide = if o.stride == 1 { ys[3].next_multiple_of(4) } else { ys[3] };
+    let wide = implicit_wide_for(o, hwo, xs[0]) && binds(rec, ws[0] * xs[0] * ys[2] * wpad_wide);
+    let wpad = if wide { wpad_wide } else { ys[3] };
     let n = if wide { xs[0] * ys[2] * wpad } else { hwo };
     let Some(cfg) = implicit_cfg(rec, o, ws[0], n, y.numel()) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
@@ -156,7 +164,7 @@ pub(super) fn bwd_input(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOp
         return Ok(false);
     }
     let hw = xs[2] * xs[3];
-    let wide = implicit_wide_for(o, hw, xs[0]);
+    let wide = implicit_wide_for(o, hw, xs[0]) && binds(rec, xs[1] * xs[0] * xs[2] * xs[3].next_multiple_of(4));
     let wpad = if wide { xs[3].next_multiple_of(4) } else { xs[3] };
     let n = if wide { xs[0] * xs[2] * wpad } else { hw };
     let Some(cfg) = implicit_cfg(rec, o, xs[1], n, gx.numel()) else { return Ok(false) };
@@ -203,6 +211,9 @@ pub(super) fn bwd_weight(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dO
     let tiles = n.div_ceil(bn as usize) * co.div_ceil(bm as usize);
     let ipz = (1..=xs[0]).rev().find(|d| xs[0] % d == 0 && xs[0] / d * tiles >= 32).unwrap_or(1);
     let z = xs[0] / ipz;
+    if !binds(rec, z * co * n) {
+        return Ok(false);
+    }
     let per = scratch(rec, 1, &[z, co, n])?;
     let g = ImplicitGemm {
         mode: 3,
