@@ -68,12 +68,28 @@ fn group_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 @group(0) @binding(4) var<storage, read_write> coef: array<vec4<f32>>;
 
 // Mean and rstd of row `id` (two passes: the centred sum of squares stays accurate).
+// The row loops take 64 elements per iteration (written out when the pipeline is built):
+// llvmpipe ends every loop of an invocation once all its loops together have run 65,535
+// iterations, so a row of n elements must cost well under that (2n / 64 forward, 3n / 64 with
+// the gradient; src/ops/norm.rs refuses rows past MAX_ROW there).
 fn row_stats(base: u32, n: u32) -> vec2<f32> {
+    let n64 = n / 64u * 64u;
     var s = 0.0;
-    for (var t = 0u; t < n; t++) { s += x[base + t]; }
+    for (var t = 0u; t < n64; t += 64u) {
+        for (var u = 0u; u < 64u; u++) { // @unroll
+            s += x[base + t + u];
+        }
+    }
+    for (var t = n64; t < n; t++) { s += x[base + t]; }
     let mean = s / f32(n);
     var v = 0.0;
-    for (var t = 0u; t < n; t++) { let d = x[base + t] - mean; v += d * d; }
+    for (var t = 0u; t < n64; t += 64u) {
+        for (var u = 0u; u < 64u; u++) { // @unroll
+            let d = x[base + t + u] - mean;
+            v += d * d;
+        }
+    }
+    for (var t = n64; t < n; t++) { let d = x[base + t] - mean; v += d * d; }
     return vec2<f32>(mean, inverseSqrt(v / f32(n) + p.eps));
 }
 
@@ -107,13 +123,21 @@ fn gn_bwd_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let c0 = (id % p.groups) * cpg;
     var s1 = 0.0;
     var s2 = 0.0;
+    let s64 = p.s / 64u * 64u;
     for (var j = 0u; j < cpg; j++) {
         let gm = gamma[c0 + j];
-        for (var t = 0u; t < p.s; t++) {
-            let i = base + j * p.s + t;
-            let gg = gy_in[i] * gm;
+        let row = base + j * p.s;
+        for (var t = 0u; t < s64; t += 64u) {
+            for (var u = 0u; u < 64u; u++) { // @unroll
+                let gg = gy_in[row + t + u] * gm;
+                s1 += gg;
+                s2 += gg * (x[row + t + u] - ms.x);
+            }
+        }
+        for (var t = s64; t < p.s; t++) {
+            let gg = gy_in[row + t] * gm;
             s1 += gg;
-            s2 += gg * (x[i] - ms.x);
+            s2 += gg * (x[row + t] - ms.x);
         }
     }
     s2 *= ms.y; // sum gy gamma xhat

@@ -14,7 +14,7 @@ use scoregen::ops::layout::{
     concat, concat_ref, slice_into, swap_outer_at, swap_outer_crop, swap_outer_crop_ref, swap_outer_ref, transpose,
     transpose_ref, upsample2x, upsample2x_ref,
 };
-use scoregen::ops::norm::{group_norm, group_norm_into, group_norm_ref, softmax, softmax_ref};
+use scoregen::ops::norm::{group_norm, group_norm_bwd_into, group_norm_into, group_norm_ref, softmax, softmax_ref};
 use scoregen::ops::random::{random, random_ref, Dist, RngKey};
 use scoregen::ops::reduce::{reduce, reduce_ref, Reduce};
 use scoregen::{Error, Recorder, Tensor};
@@ -324,6 +324,48 @@ fn group_norm_and_softmax_match_reference() {
         group_norm_into(&mut rec, &up(&x, &shape), &up(&gm, &[c]), &up(&bt, &[c]), groups, 1e-5, &yf).unwrap();
         rec.finish().unwrap();
         assert_close(&yf.to_vec(g).unwrap(), &want, 1e-4, 1e-4, &format!("fused group_norm {shape:?}"));
+    }
+    // Long rows (one group of 8 x 128 x 128 = 131,072 elements, and a tail past whole 64s):
+    // one invocation per row must loop far fewer than llvmpipe's 65,535 times (a loop per
+    // element ran 262,144 and stopped early); the fused gradient against an f64 reference.
+    for (shape, groups) in [(vec![1, 8, 128, 128], 1), (vec![2, 6, 7, 13], 2)] {
+        let c = shape[1];
+        let n: usize = shape.iter().product();
+        let per = n / shape[0] / groups;
+        let x: Vec<f32> = rng.vec(n, -3.0, 5.0);
+        let gy: Vec<f32> = rng.vec(n, -1.0, 1.0);
+        let (gm, bt) = (rng.vec(c, 0.5, 1.5), rng.vec(c, -0.5, 0.5));
+        let (want, _) = group_norm_ref(&x, &shape, &gm, &bt, groups, 1e-5);
+        let sp = per * groups / c;
+        let mut want_gx = vec![0f32; n];
+        for row in 0..shape[0] * groups {
+            let idx = |t: usize| row * per + t;
+            let ch = |t: usize| (row % groups) * (c / groups) + t / sp;
+            let xr: Vec<f64> = (0..per).map(|t| x[idx(t)] as f64).collect();
+            let mean = xr.iter().sum::<f64>() / per as f64;
+            let rstd = 1.0 / (xr.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / per as f64 + 1e-5).sqrt();
+            let gg: Vec<f64> = (0..per).map(|t| gy[idx(t)] as f64 * gm[ch(t)] as f64).collect();
+            let m1 = gg.iter().sum::<f64>() / per as f64;
+            let m2 = (0..per).map(|t| gg[t] * (xr[t] - mean) * rstd).sum::<f64>() / per as f64;
+            for t in 0..per {
+                want_gx[idx(t)] = (rstd * (gg[t] - m1 - (xr[t] - mean) * rstd * m2)) as f32;
+            }
+        }
+        let (yf, gxf) = (Tensor::empty(g, &shape).unwrap(), Tensor::empty(g, &shape).unwrap());
+        let mut rec = Recorder::new(g);
+        let (xt, gmt) = (up(&x, &shape), up(&gm, &[c]));
+        group_norm_into(&mut rec, &xt, &gmt, &up(&bt, &[c]), groups, 1e-5, &yf).unwrap();
+        group_norm_bwd_into(&mut rec, &up(&gy, &shape), &xt, &gmt, groups, 1e-5, &gxf).unwrap();
+        rec.finish().unwrap();
+        assert_close(&yf.to_vec(g).unwrap(), &want, 1e-4, 1e-4, &format!("fused group_norm, long rows {shape:?}"));
+        assert_close(&gxf.to_vec(g).unwrap(), &want_gx, 1e-4, 1e-3, &format!("fused group_norm gradient {shape:?}"));
+    }
+    if g.is_cpu() {
+        let mut rec = Recorder::new(g);
+        let big = Tensor::empty(g, &[1, 32, 256, 256]).unwrap();
+        let (gm, bt) = (up(&[1.0; 32], &[32]), up(&[0.0; 32], &[32]));
+        let err = group_norm_into(&mut rec, &big, &gm, &bt, 1, 1e-5, &big.clone()).unwrap_err();
+        assert!(matches!(&err, Error::Limit(m) if m.contains("2097152")), "{err}");
     }
     let mut rec = Recorder::new(g);
     assert!(matches!(

@@ -112,6 +112,11 @@ pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {
     y
 }
 
+/// Longest (b, group) row the fused group-norm kernels take on a CPU adapter: 2^20 elements
+/// (256 x 256 images with 16 channels per group), whose gradient loops about 3 * 2^20 / 64 =
+/// 49,152 times, under llvmpipe's 65,535 iterations per invocation.
+pub const MAX_ROW: usize = 1 << 20;
+
 /// Fused group norm for the graph: y = (x - mean) rstd gamma + beta per (b, group) of x [B, C,
 /// ...] (shaders/groupnorm.wgsl: a coefficient kernel with one invocation per (b, g), then one
 /// element-wise pass).
@@ -174,6 +179,16 @@ fn gn_fused(
     let n = x.numel();
     if n == 0 {
         return Ok(());
+    }
+    // One invocation walks a row: 2n / 64 + 126 loop iterations forward, 3n / 64 + c / g * 64
+    // with the gradient; llvmpipe stops an invocation's loops after 65,535.
+    let per = c / groups * sp;
+    if rec.gpu.is_cpu() && per > MAX_ROW {
+        return Err(Error::Limit(format!(
+            "group norm of x {s:?} in {groups} groups: rows of {per} elements exceed {MAX_ROW}, the most one \
+             invocation can reduce on a CPU adapter (lavapipe ends loops after 65,535 iterations); use more groups \
+             or smaller images"
+        )));
     }
     let rows = dim(b * groups, "group norm rows")?;
     let coef = Tensor::view(rec.gpu.scratch(7, (b * c * 16) as u64), &[b * c, 4])?;
