@@ -148,6 +148,9 @@ fn reductions_along_every_axis() {
         vec![2, 640, 33],
         vec![40, 1024],
         vec![19, 12],
+        // Rows of 300,000: one invocation per row would loop 75,000 times (past llvmpipe's
+        // 65,535 per invocation); such axes take the workgroup tree.
+        vec![16, 300_000],
     ] {
         let x = rng.vec(shape.iter().product(), -5.0, 5.0);
         for axis in 0..shape.len() {
