@@ -88,9 +88,21 @@ fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     let base = k * 8u;
     let alpha = sched[base + 1u];
     let snr = sched[base + 6u];
+    // One invocation walks a chain's d dimensions, 16 per loop iteration (written out when the
+    // pipeline is built): llvmpipe ends an invocation's loops after 65,535 iterations in all,
+    // so a loop per dimension went wrong past d = 32,767 (src/sample/mod.rs bounds d).
     var ss = 0.0;
     var zz = 0.0;
-    for (var j = 0u; j < p.d; j++) {
+    let d16 = p.d / 16u * 16u;
+    for (var j0 = 0u; j0 < d16; j0 += 16u) {
+        for (var u = 0u; u < 16u; u++) { // @unroll
+            let si = s[r * p.d + j0 + u];
+            let z = noise(r, j0 + u, k);
+            ss += si * si;
+            zz += z * z;
+        }
+    }
+    for (var j = d16; j < p.d; j++) {
         let si = s[r * p.d + j];
         let z = noise(r, j, k);
         ss += si * si;
@@ -100,7 +112,13 @@ fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     let cap = 2.0 * alpha * snr * snr * sched[base] * sched[base];
     let eps = min(2.0 * alpha * ratio * ratio, cap);
     let c = sqrt(2.0 * eps);
-    for (var j = 0u; j < p.d; j++) {
+    for (var j0 = 0u; j0 < d16; j0 += 16u) {
+        for (var u = 0u; u < 16u; u++) { // @unroll
+            let i = r * p.d + j0 + u;
+            x[i] = x[i] + eps * s[i] + c * noise(r, j0 + u, k);
+        }
+    }
+    for (var j = d16; j < p.d; j++) {
         let i = r * p.d + j;
         x[i] = x[i] + eps * s[i] + c * noise(r, j, k);
     }

@@ -160,3 +160,32 @@ fn prior_draw_ignores_stale_buffers() {
     let xs = Runner::new(gpu(), &model, prog, 1).unwrap().sample(gpu(), 0, n, &mut |_, _| {}).unwrap();
     assert!(xs.iter().all(|v| v.is_finite()), "{xs:?}");
 }
+
+/// The PC corrector on samples of 40,000 numbers follows the reference: one invocation walks a
+/// chain's dimensions twice, which with a loop per dimension ran 80,000 iterations and was cut
+/// short by llvmpipe (65,535 per invocation); past MAX_CORRECTOR_DIM a CPU adapter refuses.
+#[test]
+fn corrector_on_large_samples_matches_the_reference() {
+    let gmm = |d: usize| {
+        let m0: Vec<f64> = (0..d).map(|i| ((i * 37) % 11) as f64 / 5.0 - 1.0).collect();
+        let m1: Vec<f64> = (0..d).map(|i| ((i * 53) % 7) as f64 / 3.0 - 1.0).collect();
+        Gmm::new(vec![0.3, 0.7], vec![m0, m1], vec![0.5, 0.8]).unwrap()
+    };
+    let d = 40_000;
+    let g = gmm(d);
+    let prog = predictor_corrector(&Process::ve(0.05, 5.0), 2, Predictor::ReverseDiffusion, 1, 0.16, 5.0);
+    let n = 2;
+    let model = gmm_model(&g, n, Probes::None);
+    let xs = Runner::new(gpu(), &model, prog.clone(), 11).unwrap().sample(gpu(), 5, n, &mut |_, _| {}).unwrap();
+    for c in 0..n {
+        let r = run_program_ref(&prog, &|x, s| g.score(x, s), d, (5 + c) as u64, 11, None);
+        let bad = (0..d).filter(|&j| (xs[c * d + j] as f64 - r[j]).abs() > 1e-3 + 1e-3 * r[j].abs()).count();
+        assert_eq!(bad, 0, "chain {c}: {bad} of {d} numbers differ from the reference");
+    }
+    if gpu().is_cpu() {
+        let big = gmm(scoregen::sample::MAX_CORRECTOR_DIM + 1);
+        let model = gmm_model(&big, 1, Probes::None);
+        let err = Runner::new(gpu(), &model, prog, 11).err().expect("refused");
+        assert!(matches!(&err, scoregen::Error::Limit(m) if m.contains("480001")), "{err}");
+    }
+}

@@ -199,6 +199,10 @@ pub(crate) struct Params {
     pub groups_x: u32,
 }
 
+/// Largest sample (numbers per chain) the corrector takes on a CPU adapter: 2 d / 16 + 30 loop
+/// iterations per invocation stay under llvmpipe's 65,535.
+pub const MAX_CORRECTOR_DIM: usize = 480_000;
+
 /// A program bound to a model: the schedule on the GPU and one captured command list per step
 /// kind. Also integrates an accumulator with the divergence when the model has one (the
 /// instantaneous change of variables of the probability-flow ODE).
@@ -217,6 +221,14 @@ pub struct Runner<'m> {
 impl<'m> Runner<'m> {
     pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
         let (b, d) = (model.batch, model.numel());
+        // The corrector gives each chain to one invocation, which walks its d dimensions twice,
+        // 16 per loop iteration; llvmpipe stops an invocation's loops after 65,535 iterations.
+        if gpu.is_cpu() && d > MAX_CORRECTOR_DIM && program.steps.iter().any(|(k, _)| *k == Kind::Corrector) {
+            return Err(Error::Limit(format!(
+                "the predictor-corrector sampler takes samples of up to {MAX_CORRECTOR_DIM} numbers on a CPU adapter \
+                 (lavapipe ends loops after 65,535 iterations); these have {d}: use a sampler without a corrector"
+            )));
+        }
         let mut sched = Vec::with_capacity(8 * program.steps.len().max(1));
         for (_, r) in &program.steps {
             sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, r.snr, 0.0]);
