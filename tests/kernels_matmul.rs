@@ -161,3 +161,55 @@ fn epilogue_bias_and_silu_match_reference() {
         }
     }
 }
+
+/// Inner dimensions past 65,535 (llvmpipe ends an invocation's loops there, and each matmul
+/// kernel loops once per k): on a CPU adapter the product is summed over chunks of K. Every
+/// transpose, a batched product, the narrow kernel's shape, accumulation and an epilogue.
+#[test]
+fn long_inner_dimension_matches_reference() {
+    use scoregen::ops::matmul::{matmul_epilogue, Epilogue};
+    let g = gpu();
+    let mut rng = Rng::new(21);
+    let k = 70_001;
+    let cases: [(&[usize], &[usize], bool, bool); 5] = [
+        (&[3, k], &[k, 8], false, false),
+        (&[k, 5], &[k, 12], true, false),
+        (&[2, 4, k], &[2, 16, k], false, true),
+        (&[9, k], &[6, k], false, true),
+        (&[2, k, 3], &[k, 4], true, false),
+    ];
+    for (a_shape, b_shape, trans_a, trans_b) in cases {
+        let o = MatmulOpts { trans_a, trans_b, config: None };
+        let a: Vec<f32> = rng.vec(a_shape.iter().product(), -1.0, 1.0);
+        let b: Vec<f32> = rng.vec(b_shape.iter().product(), -1.0, 1.0);
+        let (want, shape) = matmul_ref(&a, a_shape, &b, b_shape, o).unwrap();
+        let (ta, tb) = (Tensor::from_slice(g, &a, a_shape).unwrap(), Tensor::from_slice(g, &b, b_shape).unwrap());
+        let c0: Vec<f32> = rng.vec(want.len(), -1.0, 1.0);
+        let acc = Tensor::from_slice(g, &c0, &shape).unwrap();
+        let mut rec = Recorder::new(g);
+        let c = matmul(&mut rec, &ta, &tb, o).unwrap();
+        matmul_acc(&mut rec, &ta, &tb, &acc, o).unwrap();
+        rec.finish().unwrap();
+        let what = format!("matmul {a_shape:?} {b_shape:?} {o:?}");
+        assert_close(&c.to_vec(g).unwrap(), &want, 2e-2, 1e-4, &what);
+        let want_acc: Vec<f32> = want.iter().zip(&c0).map(|(w, c)| w + c).collect();
+        assert_close(&acc.to_vec(g).unwrap(), &want_acc, 2e-2, 1e-4, &format!("accumulated {what}"));
+    }
+    // An epilogue applied once after the chunks: c = SiLU(a w^T + bias).
+    let (m, n) = (5, 12);
+    let (a, w, bias) = (rng.vec(m * k, -1.0, 1.0), rng.vec(n * k, -1.0, 1.0), rng.vec(n, -1.0, 1.0));
+    let o = MatmulOpts { trans_a: false, trans_b: true, config: None };
+    let (prod, _) = matmul_ref(&a, &[m, k], &w, &[n, k], o).unwrap();
+    let want: Vec<f32> =
+        prod.iter().enumerate().map(|(i, &p)| (p + bias[i % n]) / (1.0 + (-(p + bias[i % n])).exp())).collect();
+    let c = Tensor::empty(g, &[m, n]).unwrap();
+    let mut rec = Recorder::new(g);
+    let (ta, tw, tb) = (
+        Tensor::from_slice(g, &a, &[m, k]).unwrap(),
+        Tensor::from_slice(g, &w, &[n, k]).unwrap(),
+        Tensor::from_slice(g, &bias, &[n]).unwrap(),
+    );
+    matmul_epilogue(&mut rec, &ta, &tw, &c, o, Epilogue { bias: Some(&tb), silu: true }).unwrap();
+    rec.finish().unwrap();
+    assert_close(&c.to_vec(g).unwrap(), &want, 2e-2, 1e-4, "epilogue after chunks of K");
+}

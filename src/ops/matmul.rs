@@ -272,6 +272,9 @@ fn matmul_into(
     if k == 0 {
         return Err(Error::Shape(format!("matmul with inner dimension 0 (a {:?}, b {:?})", a.shape(), b.shape())));
     }
+    if rec.gpu.is_cpu() && k > MAX_K {
+        return matmul_split_k(rec, a, b, c, o, accumulate, (batch, m, k, n), ep);
+    }
     if o.config.is_none() && n < 8 && k % 4 == 0 && o.trans_b && !o.trans_a && !accumulate {
         return matmul_narrow(rec, a, b, c, (batch, m, k, n, a_bs, b_bs), ep);
     }
@@ -327,16 +330,7 @@ fn matmul_into(
         }
         let prod = Tensor::empty(rec.gpu, c.shape())?;
         matmul_into(rec, a, b, &prod, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())?;
-        let mut cur = prod;
-        if let Some(bias) = ep.bias {
-            let dst = if ep.silu { Tensor::empty(rec.gpu, c.shape())? } else { c.clone() };
-            crate::ops::elementwise::binary_into(rec, crate::ops::elementwise::Binary::Add, &cur, bias, &dst)?;
-            cur = dst;
-        }
-        if ep.silu {
-            crate::ops::elementwise::unary_into(rec, crate::ops::elementwise::Unary::Silu, &cur, c)?;
-        }
-        return Ok(());
+        return apply_epilogue(rec, prod, ep, c);
     }
     // The subgroup kernel covers the vec4 layout only; elsewhere mm_reg runs with an 8 x 8
     // block, the largest whose loops compilers still unroll in the generic kernel.
@@ -396,6 +390,66 @@ fn matmul_into(
     } else {
         rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, gz])
     }
+}
+
+/// c = act(prod + bias) as element-wise ops (kernels without a fused epilogue).
+fn apply_epilogue(rec: &mut Recorder, prod: Tensor, ep: Epilogue, c: &Tensor) -> Result<()> {
+    let mut cur = prod;
+    if let Some(bias) = ep.bias {
+        let dst = if ep.silu { Tensor::empty(rec.gpu, c.shape())? } else { c.clone() };
+        crate::ops::elementwise::binary_into(rec, crate::ops::elementwise::Binary::Add, &cur, bias, &dst)?;
+        cur = dst;
+    }
+    if ep.silu {
+        crate::ops::elementwise::unary_into(rec, crate::ops::elementwise::Unary::Silu, &cur, c)?;
+    }
+    Ok(())
+}
+
+/// Longest inner dimension one matmul dispatch takes on a CPU adapter: every kernel loops once
+/// per k in one invocation (the tiled one also over its tile loads), and llvmpipe ends an
+/// invocation's loops after 65,535 iterations (super::MAX_LOOP).
+pub const MAX_K: usize = 32_768;
+
+/// C (+)= op(A) @ op(B) as a sum over chunks of K of at most MAX_K: each chunk's slices of A
+/// and B copied out, the products accumulated into C; an epilogue applied once at the end.
+#[allow(clippy::too_many_arguments)]
+fn matmul_split_k(
+    rec: &mut Recorder,
+    a: &Tensor,
+    b: &Tensor,
+    c: &Tensor,
+    o: MatmulOpts,
+    accumulate: bool,
+    (batch, m, k, n): (usize, usize, usize, usize),
+    ep: Epilogue,
+) -> Result<()> {
+    if !ep.is_none() {
+        if accumulate {
+            return Err(Error::Invalid("a matmul epilogue cannot accumulate".into()));
+        }
+        let prod = Tensor::empty(rec.gpu, c.shape())?;
+        matmul_split_k(rec, a, b, &prod, o, false, (batch, m, k, n), Epilogue::default())?;
+        return apply_epilogue(rec, prod, ep, c);
+    }
+    let (ra, rb) = (a.shape().len(), b.shape().len());
+    let ka = if o.trans_a { ra - 2 } else { ra - 1 };
+    let kb = if o.trans_b { rb - 1 } else { rb - 2 };
+    let part = |rec: &mut Recorder, t: &Tensor, axis: usize, k0: usize, kc: usize| -> Result<Tensor> {
+        let mut s = t.shape().to_vec();
+        s[axis] = kc;
+        let dst = Tensor::empty(rec.gpu, &s)?;
+        crate::ops::layout::slice_into(rec, t, axis, k0, &dst)?;
+        Ok(dst)
+    };
+    for (i, k0) in (0..k).step_by(MAX_K).enumerate() {
+        let kc = MAX_K.min(k - k0);
+        let (ac, bc) = (part(rec, a, ka, k0, kc)?, part(rec, b, kb, k0, kc)?);
+        let a_bs = if ra == 3 { m * kc } else { 0 };
+        let b_bs = if rb == 3 { kc * n } else { 0 };
+        matmul_into(rec, &ac, &bc, c, o, accumulate || i > 0, (batch, m, kc, n, a_bs, b_bs), Epilogue::default())?;
+    }
+    Ok(())
 }
 
 /// C = act(A B^T + bias) for N < 8 (shaders/matmul_narrow.wgsl), K a multiple of 4.

@@ -29,3 +29,21 @@ pub(crate) fn dim(n: usize, what: &str) -> Result<u32> {
 pub(crate) fn grid(rec: &crate::gpu::Recorder, n: usize, per_group: usize) -> Result<[u32; 3]> {
     crate::gpu::fold_groups(groups_for(n, per_group)?, rec.gpu.max_groups_per_dim())
 }
+
+/// Most loop iterations a kernel lets one invocation run, all its loops together. llvmpipe
+/// (lavapipe) ends every loop of an invocation, silently, once they have run 65,535 iterations
+/// in all (Mesa's LP_MAX_TGSI_LOOP_ITERATIONS); kernels whose invocations walk a long axis
+/// split it, take a path that spreads it over a workgroup, or refuse past this bound.
+pub const MAX_LOOP: usize = 60_000;
+
+/// An error where one invocation of `what` would loop `iterations` times on a CPU adapter.
+pub(crate) fn loop_guard(rec: &crate::gpu::Recorder, iterations: usize, what: impl FnOnce() -> String) -> Result<()> {
+    if rec.gpu.is_cpu() && iterations > MAX_LOOP {
+        return Err(Error::Limit(format!(
+            "{}: one invocation would loop {iterations} times, and lavapipe ends an invocation's loops after \
+             65,535; on this CPU adapter make that axis shorter (or run on a GPU)",
+            what()
+        )));
+    }
+    Ok(())
+}

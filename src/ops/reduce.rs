@@ -65,7 +65,7 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     let rows4 = inner == 1 && len % 4 == 0;
     // One invocation walking the whole axis loops len / 4 (rows4) or len times; llvmpipe ends
     // an invocation's loops after 65,535 iterations, so longer axes take the tree.
-    let long = if rows4 { len / 4 } else { len } > MAX_LOOP;
+    let long = if rows4 { len / 4 } else { len } > super::MAX_LOOP;
     let tree = long || (len >= 512 && n_out < 4096 && !(rec.gpu.is_cpu() && rows4 && n_out >= 16));
     let (entry, g) = if tree {
         ("reduce_tree", fold_groups(dim(n_out, "outputs")?, rec.gpu.max_groups_per_dim())?)
@@ -78,10 +78,6 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     let pi = rec.params(&params);
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), out.buffer()], g)
 }
-
-/// Most loop iterations one invocation of a reduction kernel may run (llvmpipe stops every
-/// loop of an invocation once they have run 65,535 iterations together).
-pub const MAX_LOOP: usize = 60_000;
 
 /// CPU reference (f64).
 pub fn reduce_ref(op: Reduce, x: &[f32], shape: &[usize], axis: usize) -> Result<Vec<f32>> {
