@@ -48,8 +48,17 @@ var<workgroup> part: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn sumsq(@builtin(local_invocation_id) lid: vec3<u32>) {
+    // Eight elements per invocation and loop iteration (written out when the pipeline is
+    // built): llvmpipe ends an invocation's loops after 65,535 iterations, which one element
+    // per iteration passed at 16.8M elements.
     var s = 0.0;
-    for (var i = lid.x; i < p.n; i += WG) { let x = g[i]; s = fma(x, x, s); }
+    for (var i0 = lid.x; i0 < p.n; i0 += 8u * WG) {
+        for (var u = 0u; u < 8u; u++) { // @unroll
+            let i = min(i0 + u * WG, p.n - 1u);
+            let x = select(0.0, g[i], i0 + u * WG < p.n);
+            s = fma(x, x, s);
+        }
+    }
     part[lid.x] = s;
     workgroupBarrier();
     for (var k = WG / 2u; k > 0u; k = k / 2u) {

@@ -305,6 +305,15 @@ fn conv2d_matches_reference() {
         conv2d(&mut rec, &up(&[0.0; 32], &[1, 2, 4, 4]), &up(&[0.0; 27], &[1, 3, 3, 3]), None, Conv2dOpts::default())
             .unwrap_err();
     assert!(matches!(err, Error::Shape(_)));
+    // The direct weight gradient sums over batch x H x W in one invocation: past the loop
+    // budget of a CPU adapter, a clear error.
+    if g.is_cpu() {
+        let o = Conv2dOpts { pad: 1, gemm: false, ..Default::default() };
+        let (x, gy) = (up(&vec![0.0; 256 * 256], &[1, 1, 256, 256]), up(&vec![0.0; 256 * 256], &[1, 1, 256, 256]));
+        let gw = Tensor::empty(g, &[1, 1, 3, 3]).unwrap();
+        let err = conv2d_bwd_weight_into(&mut rec, &gy, &x, o, &gw).unwrap_err();
+        assert!(matches!(&err, Error::Limit(m) if m.contains("weight gradient")), "{err}");
+    }
 }
 
 #[test]
@@ -451,6 +460,15 @@ fn attention_self_and_cross_match_reference() {
         attention(&mut rec, &up(&[0.0; 8], &[1, 2, 4]), &up(&[0.0; 6], &[1, 2, 3]), &up(&[0.0; 6], &[1, 2, 3]), None)
             .unwrap_err();
     assert!(matches!(err, Error::Shape(_)));
+    // Past one invocation's loop budget on a CPU adapter (lavapipe cuts loops after 65,535
+    // iterations): a clear error, not a wrong result; both kernels.
+    if g.is_cpu() {
+        for (nk, subgroups) in [(250_000, true), (5000, false)] {
+            let (q, kv) = (up(&vec![0.0; 16], &[1, 4, 4]), up(&vec![0.0; nk * 4], &[1, nk, 4]));
+            let err = attention_with(&mut rec, &q, &kv, &kv, None, subgroups).unwrap_err();
+            assert!(matches!(&err, Error::Limit(m) if m.contains(&format!("{nk} keys"))), "{err}");
+        }
+    }
 }
 
 #[test]

@@ -93,6 +93,28 @@ fn adam_adamw_schedule_clipping_ema_match_cpu() {
     }
 }
 
+/// The clipping norm of a gradient of 17M numbers: one workgroup sums it, and with one
+/// element per loop iteration its invocations ran 66,407 iterations, past the 65,535 after
+/// which llvmpipe ends an invocation's loops.
+#[test]
+fn clipping_norm_of_a_large_gradient() {
+    let g = gpu();
+    let n = 17_000_000;
+    let grad: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+    let norm = grad.iter().map(|&x| x as f64 * x as f64).sum::<f64>().sqrt();
+    let mut params = ParamStore::new();
+    params.insert("w".into(), Tensor::zeros(g, &[n]).unwrap());
+    let gt = Tensor::from_slice(g, &grad, &[n]).unwrap();
+    let cfg = AdamConfig { clip_norm: 1.0, ..Default::default() };
+    let opt = Optimizer::new(g, cfg, &params, &[("w".into(), gt)]).unwrap();
+    let mut rec = Recorder::new(g);
+    opt.record(&mut rec);
+    rec.finish().unwrap();
+    let (_, _, scale) = opt.read_state(g).unwrap();
+    let want = 1.0 / (norm + 1e-6);
+    assert!((scale as f64 - want).abs() < 1e-4 * want, "clip scale {scale} vs {want} (norm {norm})");
+}
+
 #[test]
 fn mlp_regression_trains_below_threshold() {
     let gp = gpu();

@@ -67,6 +67,8 @@ pub fn attention_with(
     {
         // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
         let tq = tq_for(g, bh, d.max(dv), nq);
+        let kb = kb_for(g, tq, d.max(dv));
+        super::loop_guard(rec, nk.div_ceil(kb) + 8, || format!("attention over {nk} keys"))?;
         let q_blocks = nq.div_ceil(8 * tq);
         let params = attention_params(bh, nq, nk, scale, q_blocks)?;
         let pipe = rec.pipeline(
@@ -77,7 +79,7 @@ pub fn attention_with(
                 ("DV4", (dv / 4) as f64),
                 ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
                 ("TQ", tq as f64),
-                ("KB", kb_for(g, tq, d.max(dv)) as f64),
+                ("KB", kb as f64),
             ],
         )?;
         let pi = rec.params(&params);
@@ -87,6 +89,10 @@ pub fn attention_with(
     }
     // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
     let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
+    // Per key, loops over D, DV and the queries (not all unrolled by every compiler).
+    super::loop_guard(rec, nk * (d + dv + 2 * tq + 2) + tq * (d + dv), || {
+        format!("attention over {nk} keys of head dims {d}, {dv} (kernel without subgroups)")
+    })?;
     let q_blocks = nq.div_ceil(tq);
     let params = attention_params(bh, nq, nk, scale, q_blocks)?;
     let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;

@@ -103,6 +103,10 @@ pub fn conv2d_into(
     if n_pix == 0 || ys[1] == 0 {
         return Ok(());
     }
+    let ws = w.shape();
+    super::loop_guard(rec, ws[1] * ws[2] * (ws[3] + 1) + ws[1], || {
+        format!("conv2d of x {:?} with w {ws:?} (direct kernel)", x.shape())
+    })?;
     let groups = dim(n_pix.div_ceil((wx * tp) as usize), "conv2d pixel tiles")?;
     let max = rec.gpu.max_groups_per_dim();
     let (gx, gz) = if groups <= max { (groups, 1) } else { (max, groups.div_ceil(max)) };
@@ -343,6 +347,9 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
         }
         return Ok(());
     }
+    super::loop_guard(rec, ws[2] * ws[3] * (ws[0] + 1) + ws[2], || {
+        format!("conv2d input gradient for x {xs:?}, w {ws:?} (direct kernel)")
+    })?;
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
     let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
     let g = grid(rec, gx.numel(), 64)?;
@@ -366,7 +373,9 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
         let n_chunks = xs[0].div_ceil(chunk);
         let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
-        let implicit = super::conv_implicit::implicit_cfg(rec, o, co, k, chunk * co * k);
+        // MODE 1 loops once per output pixel; longer images take im2col and a split-K GEMM.
+        let implicit = super::conv_implicit::implicit_cfg(rec, o, co, k, chunk * co * k)
+            .filter(|_| hwo <= super::loop_budget(rec));
         for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
             let per = scratch(rec, 1, &[cb, co, k])?;
             if let Some(cfg) = implicit {
@@ -407,6 +416,9 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         }
         return Ok(());
     }
+    super::loop_guard(rec, ys[0] * ys[2] * (ys[3] + 1) + ys[0], || {
+        format!("conv2d weight gradient for x {xs:?}, w {ws:?} (direct kernel, one invocation per weight)")
+    })?;
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
     let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
     let g = grid(rec, gw.numel(), 64)?;

@@ -129,6 +129,10 @@ pub(super) fn forward(
     let wide = implicit_wide_for(o, hwo, xs[0]) && binds(rec, ws[0] * xs[0] * ys[2] * wpad_wide);
     let wpad = if wide { wpad_wide } else { ys[3] };
     let n = if wide { xs[0] * ys[2] * wpad } else { hwo };
+    // One invocation loops at most K times (fewer with shared row segments).
+    if k > super::loop_budget(rec) {
+        return Ok(false);
+    }
     let Some(cfg) = implicit_cfg(rec, o, ws[0], n, y.numel()) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
     if let Some(b) = bias {
@@ -167,6 +171,9 @@ pub(super) fn bwd_input(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOp
     let wide = implicit_wide_for(o, hw, xs[0]) && binds(rec, xs[1] * xs[0] * xs[2] * xs[3].next_multiple_of(4));
     let wpad = if wide { xs[3].next_multiple_of(4) } else { xs[3] };
     let n = if wide { xs[0] * xs[2] * wpad } else { hw };
+    if ws[0] * ws[2] * ws[3] > super::loop_budget(rec) {
+        return Ok(false);
+    }
     let Some(cfg) = implicit_cfg(rec, o, xs[1], n, gx.numel()) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
     let g = ImplicitGemm {
@@ -206,10 +213,16 @@ pub(super) fn bwd_weight(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dO
     let Some(cfg) = implicit_cfg(rec, o, co, n, xs[0] * co * n) else { return Ok(false) };
     // Images per z: the largest divisor of the batch that still leaves 32 workgroups
     // (lavapipe, W2's 64 images: 1..32 per z all within 7% at 28x28; 16 best at 14x14,
-    // 16-32 at 7x7, 26 and 7 ms against 33.5 and 15.3 at one image per z).
+    // 16-32 at 7x7, 26 and 7 ms against 33.5 and 15.3 at one image per z), and whose
+    // ipz * H_out * Wpad / 4 steps stay within one invocation's loop budget (MAX_LOOP).
     let (bm, bn) = cfg.tile();
     let tiles = n.div_ceil(bn as usize) * co.div_ceil(bm as usize);
-    let ipz = (1..=xs[0]).rev().find(|d| xs[0] % d == 0 && xs[0] / d * tiles >= 32).unwrap_or(1);
+    let steps = |d: usize| d * ys[2] * wpad / 4;
+    let budget = super::loop_budget(rec);
+    if steps(1) > budget {
+        return Ok(false);
+    }
+    let ipz = (1..=xs[0]).rev().find(|&d| xs[0] % d == 0 && xs[0] / d * tiles >= 32 && steps(d) <= budget).unwrap_or(1);
     let z = xs[0] / ipz;
     if !binds(rec, z * co * n) {
         return Ok(false);

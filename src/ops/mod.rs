@@ -47,3 +47,12 @@ pub(crate) fn loop_guard(rec: &crate::gpu::Recorder, iterations: usize, what: im
     }
     Ok(())
 }
+
+/// MAX_LOOP on a CPU adapter, unbounded elsewhere (GPU drivers do not cut loops short).
+pub(crate) fn loop_budget(rec: &crate::gpu::Recorder) -> usize {
+    if rec.gpu.is_cpu() {
+        MAX_LOOP
+    } else {
+        usize::MAX
+    }
+}

@@ -65,7 +65,7 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     let rows4 = inner == 1 && len % 4 == 0;
     // One invocation walking the whole axis loops len / 4 (rows4) or len times; llvmpipe ends
     // an invocation's loops after 65,535 iterations, so longer axes take the tree.
-    let long = if rows4 { len / 4 } else { len } > super::MAX_LOOP;
+    let long = if rows4 { len / 4 } else { len } > super::loop_budget(rec);
     let tree = long || (len >= 512 && n_out < 4096 && !(rec.gpu.is_cpu() && rows4 && n_out >= 16));
     let (entry, g) = if tree {
         ("reduce_tree", fold_groups(dim(n_out, "outputs")?, rec.gpu.max_groups_per_dim())?)
