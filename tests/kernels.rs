@@ -151,6 +151,8 @@ fn reductions_along_every_axis() {
         // Rows of 300,000: one invocation per row would loop 75,000 times (past llvmpipe's
         // 65,535 per invocation); such axes take the workgroup tree.
         vec![16, 300_000],
+        // One output over 2^24: the tree would loop 65,536 times per invocation; two passes.
+        vec![1, 1 << 24],
     ] {
         let x = rng.vec(shape.iter().product(), -5.0, 5.0);
         for axis in 0..shape.len() {
@@ -374,6 +376,9 @@ fn group_norm_and_softmax_match_reference() {
     }
     if g.is_cpu() {
         let mut rec = Recorder::new(g);
+        let long = Tensor::empty(g, &[1, 2_000_000]).unwrap();
+        let err = softmax(&mut rec, &long).unwrap_err();
+        assert!(matches!(&err, Error::Limit(m) if m.contains("2000000")), "{err}");
         let big = Tensor::empty(g, &[1, 32, 256, 256]).unwrap();
         let (gm, bt) = (up(&[1.0; 32], &[32]), up(&[0.0; 32], &[32]));
         let err = group_norm_into(&mut rec, &big, &gm, &bt, 1, 1e-5, &big.clone()).unwrap_err();

@@ -38,6 +38,8 @@ pub fn group_norm(
     }
     let params =
         (dim(b, "batch")?, dim(c, "channels")?, dim(sp, "spatial")?, dim(groups, "groups")?, eps, n_wg, 0u32, 0u32);
+    // A workgroup of 256 per (b, group): each invocation walks count / 256 elements 3 times.
+    super::loop_guard(rec, 3 * (c / groups * sp).div_ceil(256) + 16, || format!("group_norm of x {s:?}"))?;
     let pipe = rec.pipeline("groupnorm", "group_norm", &[])?;
     let pi =
         rec.params(&bytemuck::cast::<_, [u32; 8]>([params.0, params.1, params.2, params.3, eps.to_bits(), n_wg, 0, 0]));
@@ -94,6 +96,8 @@ pub fn softmax_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     if rows == 0 || len == 0 {
         return Ok(());
     }
+    // A workgroup of 64 per row: each invocation loops over len / 64 elements twice.
+    super::loop_guard(rec, 2 * len.div_ceil(64) + 8, || format!("softmax over rows of {len}"))?;
     let pipe = rec.pipeline("softmax", "softmax_rows", &[])?;
     let pi = rec.params(&[dim(rows, "rows")?, dim(len, "row length")?, 0u32, 0u32]);
     let g = fold_groups(dim(rows, "rows")?, rec.gpu.max_groups_per_dim())?;

@@ -67,6 +67,19 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
     // an invocation's loops after 65,535 iterations, so longer axes take the tree.
     let long = if rows4 { len / 4 } else { len } > super::loop_budget(rec);
     let tree = long || (len >= 512 && n_out < 4096 && !(rec.gpu.is_cpu() && rows4 && n_out >= 16));
+    // The tree's invocations loop len / 256 times: past the loop budget, split the axis
+    // into equal chunks (every op here is associative over them), reduced in two passes.
+    if tree && len.div_ceil(256) > super::loop_budget(rec) {
+        let budget = super::loop_budget(rec);
+        match (2..=len).find(|c| len % c == 0 && (len / c).div_ceil(256) <= budget) {
+            Some(c) => {
+                let part = Tensor::empty(rec.gpu, &[outer, c, inner])?;
+                reduce_into(rec, op, &x.reshape(&[outer * c, len / c, inner])?, 1, &part)?;
+                return reduce_into(rec, op, &part, 1, out);
+            }
+            None => super::loop_guard(rec, len.div_ceil(256), || format!("{op:?} over an axis of {len}"))?,
+        }
+    }
     let (entry, g) = if tree {
         ("reduce_tree", fold_groups(dim(n_out, "outputs")?, rec.gpu.max_groups_per_dim())?)
     } else if rows4 {
