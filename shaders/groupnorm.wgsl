@@ -71,7 +71,7 @@ fn group_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
 // The row loops take 64 elements per iteration (written out when the pipeline is built):
 // llvmpipe ends every loop of an invocation once all its loops together have run 65,535
 // iterations, so a row of n elements must cost well under that (2n / 64 forward, 3n / 64 with
-// the gradient; src/ops/norm.rs refuses rows past MAX_ROW there).
+// the gradient; src/ops/norm.rs refuses what would still loop too long on a CPU adapter).
 fn row_stats(base: u32, n: u32) -> vec2<f32> {
     let n64 = n / 64u * 64u;
     var s = 0.0;

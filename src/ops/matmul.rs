@@ -622,6 +622,7 @@ pub fn matmul_naive(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor
     if out.len() != 2 {
         return Err(Error::Shape("matmul_naive takes rank-2 operands".into()));
     }
+    super::loop_guard(rec, k, || format!("naive matmul with K = {k}"))?;
     let c = Tensor::empty(rec.gpu, &out)?;
     let pipe = rec.pipeline("matmul_naive", "main", &[])?;
     let pi = rec.params(&[m as u32, n as u32, k as u32, 0u32]);

@@ -116,11 +116,6 @@ pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {
     y
 }
 
-/// Longest (b, group) row the fused group-norm kernels take on a CPU adapter: 2^20 elements
-/// (256 x 256 images with 16 channels per group), whose gradient loops about 3 * 2^20 / 64 =
-/// 49,152 times, under llvmpipe's 65,535 iterations per invocation.
-pub const MAX_ROW: usize = 1 << 20;
-
 /// Fused group norm for the graph: y = (x - mean) rstd gamma + beta per (b, group) of x [B, C,
 /// ...] (shaders/groupnorm.wgsl: a coefficient kernel with one invocation per (b, g), then one
 /// element-wise pass).
@@ -184,16 +179,12 @@ fn gn_fused(
     if n == 0 {
         return Ok(());
     }
-    // One invocation walks a row: 2n / 64 + 126 loop iterations forward, 3n / 64 + c / g * 64
-    // with the gradient; llvmpipe stops an invocation's loops after 65,535.
-    let per = c / groups * sp;
-    if rec.gpu.is_cpu() && per > MAX_ROW {
-        return Err(Error::Limit(format!(
-            "group norm of x {s:?} in {groups} groups: rows of {per} elements exceed {MAX_ROW}, the most one \
-             invocation can reduce on a CPU adapter (lavapipe ends loops after 65,535 iterations); use more groups \
-             or smaller images"
-        )));
-    }
+    // One invocation walks a (b, group) row: two passes of n / 64 loop iterations (plus tails)
+    // and a loop over the group's channels, which with the gradient walks each channel's
+    // S elements 64 at a time.
+    let (cpg, per) = (c / groups, c / groups * sp);
+    let iters = 2 * (per / 64 + 64) + cpg * if bwd { sp / 64 + sp % 64 + 2 } else { 1 };
+    super::loop_guard(rec, iters, || format!("group norm of x {s:?} in {groups} groups (rows of {per} elements)"))?;
     let rows = dim(b * groups, "group norm rows")?;
     let coef = Tensor::view(rec.gpu.scratch(7, (b * c * 16) as u64), &[b * c, 4])?;
     let params =
