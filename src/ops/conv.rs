@@ -239,10 +239,11 @@ fn conv2d_gemm(
 ) -> Result<Option<()>> {
     let (xs, ws, ys) = (x.shape().to_vec(), w.shape().to_vec(), y.shape().to_vec());
     // The implicit GEMM builds no patch matrix, so it comes before the check that one fits.
-    if super::conv_implicit::forward(rec, x, w, bias, o, y)? {
+    let chunk = gemm_chunk(rec, &xs, &ws, &ys, o);
+    if super::conv_implicit::forward(rec, x, w, bias, o, y, chunk.is_none())? {
         return Ok(Some(()));
     }
-    let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) else { return Ok(None) };
+    let Some(chunk) = chunk else { return Ok(None) };
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
     let w2 = w.reshape(&[ws[0], k])?;
     let whole = chunk >= xs[0];
@@ -320,10 +321,11 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
     if gx.numel() == 0 {
         return Ok(());
     }
-    if super::conv_implicit::bwd_input(rec, gy, w, o, gx)? {
+    let chunk = gemm_chunk(rec, &xs, &ws, &ys, o);
+    if super::conv_implicit::bwd_input(rec, gy, w, o, gx, chunk.is_none())? {
         return Ok(());
     }
-    if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
+    if let Some(chunk) = chunk {
         // Per chunk: cols = W^T gy (a batched GEMM), then col2im, the gather adjoint of im2col.
         let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
         let gy3 = gy.reshape(&[ys[0], ys[1], hwo])?;
@@ -363,10 +365,11 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
     if gw.numel() == 0 {
         return Ok(());
     }
-    if super::conv_implicit::bwd_weight(rec, gy, x, o, gw)? {
+    let chunk = gemm_chunk(rec, &xs, &ws, &ys, o);
+    if super::conv_implicit::bwd_weight(rec, gy, x, o, gw, chunk.is_none())? {
         return Ok(());
     }
-    if let Some(chunk) = gemm_chunk(rec, &xs, &ws, &ys, o) {
+    if let Some(chunk) = chunk {
         // Per chunk: sum_b gy[b] [C_out, HW] @ cols[b]^T [HW, K] (cols written transposed);
         // chunk sums land in rows of a scratch matrix, summed at the end.
         let (k, hwo, co) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3], ws[0]);
@@ -374,7 +377,7 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
         let n_chunks = xs[0].div_ceil(chunk);
         let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
         // MODE 1 loops once per output pixel; longer images take im2col and a split-K GEMM.
-        let implicit = super::conv_implicit::implicit_cfg(rec, o, co, k, chunk * co * k)
+        let implicit = super::conv_implicit::implicit_cfg(rec, o, (co, k, chunk * co * k), false)
             .filter(|_| hwo <= super::loop_budget(rec));
         for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
             let per = scratch(rec, 1, &[cb, co, k])?;

@@ -26,14 +26,27 @@ fn binds(rec: &Recorder, elems: usize) -> bool {
 }
 
 /// The blocking of the implicit GEMM (the subgroup family's, rows fitted to m) where it applies:
-/// the lowering is on, not switched off, the adapter's tuned GEMM is the subgroup family, and
-/// the product has whole vec4 columns (n % 4 == 0).
-pub(super) fn implicit_cfg(rec: &Recorder, o: Conv2dOpts, m: usize, n: usize, outputs: usize) -> Option<MatmulConfig> {
+/// the lowering is on, not switched off, the product has whole vec4 columns (n % 4 == 0), and
+/// either the adapter's tuned GEMM is the subgroup family, or the adapter has subgroups and
+/// is a CPU adapter (where the implicit GEMM beats im2col + GEMM whatever the autotune chose:
+/// a loaded machine can time the register family ahead) or `no_patches` (no patch matrix fits a
+/// binding, so the alternative is the direct kernel). Elsewhere the subgroup blocking is
+/// CANDIDATES[0].
+pub(super) fn implicit_cfg(
+    rec: &Recorder,
+    o: Conv2dOpts,
+    (m, n, outputs): (usize, usize, usize),
+    no_patches: bool,
+) -> Option<MatmulConfig> {
     if !o.gemm || o.implicit == Some(false) || n % 4 != 0 {
         return None;
     }
     let t = crate::ops::matmul::tuned_config(rec.gpu).for_outputs(outputs);
-    (t.family == Family::Subgroup).then(|| t.fit_rows(m))
+    if t.family == Family::Subgroup {
+        return Some(t.fit_rows(m));
+    }
+    let sg = crate::ops::matmul::CANDIDATES[0];
+    ((rec.gpu.is_cpu() || no_patches) && sg.family == Family::Subgroup && sg.fits(rec.gpu)).then(|| sg.fit_rows(m))
 }
 
 /// Where an implicit GEMM reads and writes: `z` products; A row-major [m, k] at (img0 + z) *
@@ -122,6 +135,7 @@ pub(super) fn forward(
     bias: Option<&Tensor>,
     o: Conv2dOpts,
     y: &Tensor,
+    no_patches: bool,
 ) -> Result<bool> {
     let (xs, ws, ys) = (x.shape(), w.shape(), y.shape());
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
@@ -133,7 +147,7 @@ pub(super) fn forward(
     if k > super::loop_budget(rec) {
         return Ok(false);
     }
-    let Some(cfg) = implicit_cfg(rec, o, ws[0], n, y.numel()) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (ws[0], n, y.numel()), no_patches) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
     if let Some(b) = bias {
         crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &out)?;
@@ -162,7 +176,14 @@ pub(super) fn forward(
 
 /// gx = conv2d_bwd_input(gy, w) for stride 1 and a square kernel: a convolution of gy with w
 /// flipped and transposed, padding KH - 1 - P (MODE 2, w read in place), over the whole batch.
-pub(super) fn bwd_input(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<bool> {
+pub(super) fn bwd_input(
+    rec: &mut Recorder,
+    gy: &Tensor,
+    w: &Tensor,
+    o: Conv2dOpts,
+    gx: &Tensor,
+    no_patches: bool,
+) -> Result<bool> {
     let (xs, ws, ys) = (gx.shape(), w.shape(), gy.shape());
     if o.stride != 1 || ws[2] != ws[3] || o.pad >= ws[2] {
         return Ok(false);
@@ -174,7 +195,7 @@ pub(super) fn bwd_input(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOp
     if ws[0] * ws[2] * ws[3] > super::loop_budget(rec) {
         return Ok(false);
     }
-    let Some(cfg) = implicit_cfg(rec, o, xs[1], n, gx.numel()) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (xs[1], n, gx.numel()), no_patches) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
     let g = ImplicitGemm {
         mode: 2,
@@ -202,7 +223,14 @@ pub(super) fn bwd_input(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOp
 /// gw = conv2d_bwd_weight(gy, x) for stride 1 and KW 3 or 4 (MODE 3): columns (ci, kh, kw < 4),
 /// steps along output rows padded to whole vec4s, four steps of one row segment sharing its
 /// loads; several images per z, the z partial products summed, the padding columns dropped.
-pub(super) fn bwd_weight(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<bool> {
+pub(super) fn bwd_weight(
+    rec: &mut Recorder,
+    gy: &Tensor,
+    x: &Tensor,
+    o: Conv2dOpts,
+    gw: &Tensor,
+    no_patches: bool,
+) -> Result<bool> {
     let (xs, ws, ys) = (x.shape(), gw.shape(), gy.shape());
     if o.stride != 1 || !(ws[3] == 3 || ws[3] == 4) {
         return Ok(false);
@@ -210,7 +238,7 @@ pub(super) fn bwd_weight(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dO
     let co = ws[0];
     let (kh_rows, wpad) = (ws[1] * ws[2], ys[3].next_multiple_of(4));
     let n = kh_rows * 4;
-    let Some(cfg) = implicit_cfg(rec, o, co, n, xs[0] * co * n) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (co, n, xs[0] * co * n), no_patches) else { return Ok(false) };
     // Images per z: the largest divisor of the batch that still leaves 32 workgroups
     // (lavapipe, W2's 64 images: 1..32 per z all within 7% at 28x28; 16 best at 14x14,
     // 16-32 at 7x7, 26 and 7 ms against 33.5 and 15.3 at one image per z), and whose

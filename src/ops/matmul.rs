@@ -544,21 +544,25 @@ pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
         let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let a = Tensor::from_slice(gpu, &data, &[n, n])?;
         let b = Tensor::from_slice(gpu, &data, &[n, n])?;
-        let mut out = Vec::new();
-        for cfg in cands {
-            let o = MatmulOpts { config: Some(*cfg), ..Default::default() };
-            let run = || -> Result<f64> {
-                let t = std::time::Instant::now();
-                let mut rec = Recorder::new(gpu);
-                let _c = matmul(&mut rec, &a, &b, o)?;
-                rec.finish()?;
-                Ok(t.elapsed().as_secs_f64())
-            };
-            // Warm-up (pipeline build) first; a configuration that fails to build is skipped.
-            if run().is_err() {
-                continue;
+        let run = |cfg: MatmulConfig| -> Result<f64> {
+            let o = MatmulOpts { config: Some(cfg), ..Default::default() };
+            let t = std::time::Instant::now();
+            let mut rec = Recorder::new(gpu);
+            let _c = matmul(&mut rec, &a, &b, o)?;
+            rec.finish()?;
+            Ok(t.elapsed().as_secs_f64())
+        };
+        // Warm-up (pipeline build) first; a configuration that fails to build is skipped.
+        let mut out: Vec<(f64, MatmulConfig)> =
+            cands.iter().filter(|c| run(**c).is_ok()).map(|c| (f64::INFINITY, *c)).collect();
+        // Best of four, the candidates taking turns: a burst of other work on the machine (a
+        // test suite running beside the first autotune) then slows every candidate alike
+        // instead of sinking one (best of two in a row once chose the register family on
+        // lavapipe, 24 GFLOP/s there against 41 at n = 1024, and cached it).
+        for _ in 0..4 {
+            for (best, cfg) in out.iter_mut() {
+                *best = best.min(run(*cfg)?);
             }
-            out.push((run()?.min(run()?), *cfg));
         }
         out.sort_by(|x, y| x.0.partial_cmp(&y.0).unwrap());
         Ok(out)
