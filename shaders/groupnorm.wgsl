@@ -93,20 +93,26 @@ fn row_stats(base: u32, n: u32) -> vec2<f32> {
     return vec2<f32>(mean, inverseSqrt(v / f32(n) + p.eps));
 }
 
+// Row `id` = (b, group) of the fused kernels: its first element and length (the group's
+// channels are contiguous in NCHW), channels per group, first channel, batch index and
+// statistics (mean, rstd).
+struct GnRow { base: u32, n: u32, cpg: u32, c0: u32, b: u32, ms: vec2<f32> }
+fn gn_row(id: u32) -> GnRow {
+    let cpg = p.c / p.groups;
+    let n = cpg * p.s;
+    return GnRow(id * n, n, cpg, (id % p.groups) * cpg, id / p.groups, row_stats(id * n, n));
+}
+
 @compute @workgroup_size(64)
 fn gn_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
     if (id >= p.n_wg) { return; }
-    let cpg = p.c / p.groups;
-    let n = cpg * p.s;
-    let ms = row_stats(id * n, n);
-    let b = id / p.groups;
-    let c0 = (id % p.groups) * cpg;
-    for (var j = 0u; j < cpg; j++) {
-        let c = c0 + j;
-        let a = ms.y * gamma[c];
-        coef[b * p.c + c] = vec4<f32>(a, beta[c] - ms.x * a, ms.x, ms.y);
+    let r = gn_row(id);
+    for (var j = 0u; j < r.cpg; j++) {
+        let c = r.c0 + j;
+        let a = r.ms.y * gamma[c];
+        coef[r.b * p.c + c] = vec4<f32>(a, beta[c] - r.ms.x * a, r.ms.x, r.ms.y);
     }
 }
 
@@ -115,38 +121,34 @@ fn gn_bwd_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
     if (id >= p.n_wg) { return; }
-    let cpg = p.c / p.groups;
-    let n = cpg * p.s;
-    let base = id * n;
-    let ms = row_stats(base, n);
-    let b = id / p.groups;
-    let c0 = (id % p.groups) * cpg;
+    let r = gn_row(id);
     var s1 = 0.0;
     var s2 = 0.0;
     let s64 = p.s / 64u * 64u;
-    for (var j = 0u; j < cpg; j++) {
-        let gm = gamma[c0 + j];
-        let row = base + j * p.s;
+    for (var j = 0u; j < r.cpg; j++) {
+        let gm = gamma[r.c0 + j];
+        let row = r.base + j * p.s;
         for (var t = 0u; t < s64; t += 64u) {
             for (var u = 0u; u < 64u; u++) { // @unroll
                 let gg = gy_in[row + t + u] * gm;
                 s1 += gg;
-                s2 += gg * (x[row + t + u] - ms.x);
+                s2 += gg * (x[row + t + u] - r.ms.x);
             }
         }
         for (var t = s64; t < p.s; t++) {
             let gg = gy_in[row + t] * gm;
             s1 += gg;
-            s2 += gg * (x[row + t] - ms.x);
+            s2 += gg * (x[row + t] - r.ms.x);
         }
     }
-    s2 *= ms.y; // sum gy gamma xhat
-    let nf = f32(n);
-    let bx = -ms.y * ms.y * s2 / nf;
-    let cc = -ms.y * s1 / nf + ms.x * ms.y * ms.y * s2 / nf;
-    for (var j = 0u; j < cpg; j++) {
-        let c = c0 + j;
-        coef[b * p.c + c] = vec4<f32>(ms.y * gamma[c], bx, cc, 0.0);
+    let rstd = r.ms.y;
+    s2 *= rstd; // sum gy gamma xhat
+    let nf = f32(r.n);
+    let bx = -rstd * rstd * s2 / nf;
+    let cc = -rstd * s1 / nf + r.ms.x * rstd * rstd * s2 / nf;
+    for (var j = 0u; j < r.cpg; j++) {
+        let c = r.c0 + j;
+        coef[r.b * p.c + c] = vec4<f32>(rstd * gamma[c], bx, cc, 0.0);
     }
 }
 
