@@ -195,6 +195,19 @@ fn long_inner_dimension_matches_reference() {
         let want_acc: Vec<f32> = want.iter().zip(&c0).map(|(w, c)| w + c).collect();
         assert_close(&acc.to_vec(g).unwrap(), &want_acc, 2e-2, 1e-4, &format!("accumulated {what}"));
     }
+    // Every candidate configuration at K = 30,000 (the tiled kernel loops ~2.7 times per k:
+    // its 8x8 tiles came out wrong from K = 24,000-28,000 before chunks of 16,384).
+    for cfg in CANDIDATES.iter().filter(|c| c.fits(g)) {
+        let (m, k, n) = (9, 30_000, 12);
+        let o = MatmulOpts { config: Some(*cfg), ..Default::default() };
+        let (a, b) = (rng.vec(m * k, -1.0, 1.0), rng.vec(k * n, -1.0, 1.0));
+        let (want, _) = matmul_ref(&a, &[m, k], &b, &[k, n], o).unwrap();
+        let (ta, tb) = (Tensor::from_slice(g, &a, &[m, k]).unwrap(), Tensor::from_slice(g, &b, &[k, n]).unwrap());
+        let mut rec = Recorder::new(g);
+        let c = matmul(&mut rec, &ta, &tb, o).unwrap();
+        rec.finish().unwrap();
+        assert_close(&c.to_vec(g).unwrap(), &want, 2e-2, 1e-4, &format!("{} with K = {k}", cfg.name()));
+    }
     // An epilogue applied once after the chunks: c = SiLU(a w^T + bias).
     let (m, n) = (5, 12);
     let (a, w, bias) = (rng.vec(m * k, -1.0, 1.0), rng.vec(n * k, -1.0, 1.0), rng.vec(n, -1.0, 1.0));

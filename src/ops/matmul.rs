@@ -406,10 +406,12 @@ fn apply_epilogue(rec: &mut Recorder, prod: Tensor, ep: Epilogue, c: &Tensor) ->
     Ok(())
 }
 
-/// Longest inner dimension one matmul dispatch takes on a CPU adapter: every kernel loops once
-/// per k in one invocation (the tiled one also over its tile loads), and llvmpipe ends an
-/// invocation's loops after 65,535 iterations (super::MAX_LOOP).
-pub const MAX_K: usize = 32_768;
+/// Longest inner dimension one matmul dispatch takes on a CPU adapter: every kernel loops about
+/// once per k in one invocation, the tiled one ~2.7 times (its tile loads and k-steps; on
+/// lavapipe its 8x8 tiles came out wrong from K = 24,000-28,000, the register and subgroup
+/// families were right at 32,768), and llvmpipe ends an invocation's loops after 65,535
+/// iterations (super::MAX_LOOP).
+pub const MAX_K: usize = 16_384;
 
 /// C (+)= op(A) @ op(B) as a sum over chunks of K of at most MAX_K: each chunk's slices of A
 /// and B copied out, the products accumulated into C; an epilogue applied once at the end.
