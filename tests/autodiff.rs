@@ -386,3 +386,48 @@ fn group_norm_rules() {
         check(&mut g, h, &[x, gamma], &fd, &format!("group norm {shape:?} / {groups}, second order"));
     }
 }
+
+/// A conv net on 128x128 images (group norm over rows of 4 x 16,384 numbers, convolution
+/// weight gradients over 32,768 pixels, bias gradients summing 32,768 numbers): the GPU plan's
+/// gradients against the f64 evaluator. On lavapipe every one of these once walked a long axis
+/// in one invocation, past the 65,535 loop iterations after which llvmpipe stops.
+#[test]
+fn conv_net_on_large_images_matches_f64() {
+    use scoregen::nn::{conv2d, group_norm, Builder};
+    let mut rng = Rng::new(41);
+    let mut g = Graph::new();
+    let x = g.param("x", &[2, 1, 128, 128]);
+    let mut b = Builder::new(&mut g);
+    let h = b.scope("conv1", |b| conv2d(b, x, 1, 8, 3, 1, 1)).unwrap();
+    let h = b.scope("norm", |b| group_norm(b, h, 8, 2, 1e-5)).unwrap();
+    let h = b.g.unary(Unary::Silu, h);
+    let h = b.scope("conv2", |b| conv2d(b, h, 8, 4, 3, 1, 1)).unwrap();
+    let specs = b.specs.clone();
+    let y = weighted_sum(&mut g, h, &mut rng);
+    let mut fd = feeds(&mut rng, &[("x", 2 * 128 * 128, -1.0, 1.0)]);
+    with_w(&mut fd, &g, &mut rng);
+    let mut leaves = vec![find(&g, "x")];
+    for s in &specs {
+        let n: usize = s.shape.iter().product();
+        let (lo, hi) = if s.name.ends_with("weight") && s.shape.len() == 1 { (0.5, 1.5) } else { (-0.5, 0.5) };
+        fd.insert(s.name.clone(), rng.vec(n, lo, hi).into_iter().map(|v| v as f64).collect());
+        leaves.push(find(&g, &s.name));
+    }
+    let grads = grad(&mut g, y, &leaves).unwrap();
+    let cpu = eval(&g, &grads, &fd).unwrap();
+    let gp = gpu();
+    let params: ParamStore = fd
+        .iter()
+        .map(|(n, v)| {
+            let t = Tensor::from_slice(gp, &v.iter().map(|&x| x as f32).collect::<Vec<_>>(), g.shape(find(&g, n)));
+            (n.clone(), t.unwrap())
+        })
+        .collect();
+    let plan = Plan::new(gp, &g, &grads, &params).unwrap();
+    plan.run(gp).unwrap();
+    for (k, leaf) in leaves.iter().enumerate() {
+        let got: Vec<f64> = plan.output(k).to_vec(gp).unwrap().into_iter().map(|x| x as f64).collect();
+        let scale = cpu[k].iter().fold(0f64, |m, v| m.max(v.abs()));
+        close(&got, &cpu[k], 1e-4 * scale.max(1.0), 2e-3, &format!("GPU gradient {leaf:?} vs f64"));
+    }
+}
