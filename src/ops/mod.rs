@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod embedding;
 pub mod layout;
 pub mod matmul;
+mod matmul_config;
 pub mod norm;
 pub mod random;
 pub mod reduce;
