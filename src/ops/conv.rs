@@ -18,8 +18,9 @@ pub struct Conv2dOpts {
     /// shapes (`None`, see `wide_for`).
     pub wide: Option<bool>,
     /// Implicit GEMM (shaders/conv_gemm.wgsl: no patch matrix) for the forward pass, the
-    /// weight gradient and (stride 1, square kernel) the input gradient where the adapter's GEMM is the subgroup family and the columns are
-    /// whole vec4s: `None` (default) or `Some(true)` use it there, `Some(false)` never.
+    /// weight gradient and (stride 1, square kernel) the input gradient, where it applies
+    /// (`conv_implicit::implicit_cfg`): `None` (default) or `Some(true)` use it there,
+    /// `Some(false)` never.
     pub implicit: Option<bool>,
 }
 impl Default for Conv2dOpts {

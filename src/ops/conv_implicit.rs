@@ -1,8 +1,8 @@
 //! conv2d and its adjoints as implicit GEMMs (shaders/conv_gemm.wgsl): the subgroup
 //! register-blocked GEMM reading the image in place, no patch matrix. `forward`, `bwd_input`
-//! and `bwd_weight` return Ok(false) where they do not apply (the adapter's GEMM is not the
-//! subgroup family, columns are not whole vec4s, a stride or kernel they do not cover); the
-//! caller (ops::conv) then lowers through im2col.
+//! and `bwd_weight` return Ok(false) where they do not apply (see `implicit_cfg`; columns that
+//! are not whole vec4s, a stride or kernel they do not cover, a loop past a CPU adapter's
+//! budget); the caller (ops::conv) then lowers through im2col, or runs the direct kernel.
 
 use super::conv::{scratch, shape_consts, Conv2dOpts};
 use super::dim;
@@ -23,6 +23,26 @@ fn implicit_wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
 fn binds(rec: &Recorder, elems: usize) -> bool {
     let limit = rec.gpu.limits.max_storage_buffer_binding_size.min(rec.gpu.limits.max_buffer_size);
     elems as u64 * 4 <= limit
+}
+
+/// The output columns of a MODE 0 / 2 product with `rows` output channels over `images`
+/// images of h x w: (side by side, columns per output row, columns). Side by side, rows are
+/// padded to whole vec4s where `pad` allows (stride 1) and the [rows, images, h, wpad] result
+/// must fit a binding; per image, the product has h * w columns.
+fn out_columns(
+    rec: &Recorder,
+    o: Conv2dOpts,
+    rows: usize,
+    images: usize,
+    (h, w): (usize, usize),
+    pad: bool,
+) -> (bool, usize, usize) {
+    let wpad = if pad { w.next_multiple_of(4) } else { w };
+    if implicit_wide_for(o, h * w, images) && binds(rec, rows * images * h * wpad) {
+        (true, wpad, images * h * wpad)
+    } else {
+        (false, w, h * w)
+    }
 }
 
 /// The blocking of the implicit GEMM (the subgroup family's, rows fitted to m) where it applies:
@@ -139,10 +159,7 @@ pub(super) fn forward(
 ) -> Result<bool> {
     let (xs, ws, ys) = (x.shape(), w.shape(), y.shape());
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
-    let wpad_wide = if o.stride == 1 { ys[3].next_multiple_of(4) } else { ys[3] };
-    let wide = implicit_wide_for(o, hwo, xs[0]) && binds(rec, ws[0] * xs[0] * ys[2] * wpad_wide);
-    let wpad = if wide { wpad_wide } else { ys[3] };
-    let n = if wide { xs[0] * ys[2] * wpad } else { hwo };
+    let (wide, wpad, n) = out_columns(rec, o, ws[0], xs[0], (ys[2], ys[3]), o.stride == 1);
     // One invocation loops at most K times (fewer with shared row segments).
     if k > super::loop_budget(rec) {
         return Ok(false);
@@ -188,10 +205,7 @@ pub(super) fn bwd_input(
     if o.stride != 1 || ws[2] != ws[3] || o.pad >= ws[2] {
         return Ok(false);
     }
-    let hw = xs[2] * xs[3];
-    let wide = implicit_wide_for(o, hw, xs[0]) && binds(rec, xs[1] * xs[0] * xs[2] * xs[3].next_multiple_of(4));
-    let wpad = if wide { xs[3].next_multiple_of(4) } else { xs[3] };
-    let n = if wide { xs[0] * xs[2] * wpad } else { hw };
+    let (wide, wpad, n) = out_columns(rec, o, xs[1], xs[0], (xs[2], xs[3]), true);
     if ws[0] * ws[2] * ws[3] > super::loop_budget(rec) {
         return Ok(false);
     }
