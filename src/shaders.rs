@@ -17,6 +17,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),
     ("attention_sg", include_str!("../shaders/attention_sg.wgsl")),
+    ("attention_kv", include_str!("../shaders/attention_kv.wgsl")),
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("philox", include_str!("../shaders/philox.wgsl")),

@@ -3,7 +3,9 @@
 
 mod common;
 use common::{assert_close, gpu, Rng};
-use scoregen::ops::attention::{attention, attention_ref, attention_with, kb_for, tq_for};
+use scoregen::ops::attention::{
+    attention, attention_ref, attention_with, kb_for, kernel_for, kv_chunks, tq_for, AttentionKernel,
+};
 use scoregen::ops::conv::{
     conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
     Conv2dOpts,
@@ -416,6 +418,12 @@ fn attention_self_and_cross_match_reference() {
         (64, 49, 49, 64, 64),
         (48, 33, 20, 128, 32),
         (16, 64, 20, 32, 32),
+        // The few-keys kernel: 64 keys (every slot), one, eight, 57; value rows of 1, 5, 9
+        // vec4s (lanes without a share, a partial second share); chunked queries.
+        (3, 10, 64, 16, 36),
+        (2, 9, 1, 8, 20),
+        (5, 21, 8, 128, 4),
+        (1, 500, 57, 32, 32),
     ];
     if g.is_cpu() && g.features.contains(wgpu::Features::SUBGROUP) {
         let tqs: std::collections::BTreeSet<usize> =
@@ -431,7 +439,21 @@ fn attention_self_and_cross_match_reference() {
         assert!(kbs.iter().any(|&(kb, _)| kb == 2), "two keys per step covered: {kbs:?}");
         assert!(kbs.iter().any(|&(kb, nk)| kb == 4 && nk % 4 != 0), "four keys per step covered: {kbs:?}");
     }
-    for ((bh, nq, nk, d, dv), subgroups) in shapes.into_iter().flat_map(|s| [(s, true), (s, false)]) {
+    use AttentionKernel::{FewKeys, Plain, Subgroup};
+    if g.features.contains(wgpu::Features::SUBGROUP) && g.info.subgroup_min_size >= 8 {
+        // What runs: the few-keys kernel up to 64 keys (by default on CPU adapters), with
+        // queries split into chunks somewhere.
+        let few: Vec<_> = shapes.iter().filter(|s| kernel_for(g, FewKeys, s.2, s.3, s.4) == FewKeys).collect();
+        assert!(few.len() >= 10 && kernel_for(g, FewKeys, 65, 16, 16) == Subgroup, "{few:?}");
+        assert!(few.iter().any(|s| s.2 == 64) && few.iter().any(|s| kv_chunks(g, s.0, s.1) > 1));
+        let auto = if g.is_cpu() { FewKeys } else { Subgroup };
+        assert_eq!(kernel_for(g, AttentionKernel::Auto, 49, 64, 64), auto);
+        assert_eq!(kernel_for(g, FewKeys, 49, 3, 5), Plain);
+    }
+    for ((bh, nq, nk, d, dv), kernel) in shapes.into_iter().flat_map(|s| [(s, FewKeys), (s, Subgroup), (s, Plain)]) {
+        if kernel_for(g, kernel, nk, d, dv) != kernel {
+            continue;
+        }
         let q = rng.vec(bh * nq * d, -2.0, 2.0);
         let k = rng.vec(bh * nk * d, -2.0, 2.0);
         let v = rng.vec(bh * nk * dv, -1.0, 1.0);
@@ -444,7 +466,7 @@ fn attention_self_and_cross_match_reference() {
             &up(&k, &[bh, nk, d]),
             &up(&v, &[bh, nk, dv]),
             None,
-            subgroups,
+            kernel,
         )
         .unwrap();
         rec.finish().unwrap();
@@ -454,7 +476,7 @@ fn attention_self_and_cross_match_reference() {
             &want,
             1e-5,
             1e-4,
-            &format!("attention {bh} {nq} {nk} {d} {dv} subgroups {subgroups}"),
+            &format!("attention {bh} {nq} {nk} {d} {dv} {kernel:?}"),
         );
         assert_close(&lse.to_vec(g).unwrap(), &want_lse, 1e-5, 1e-5, "attention logsumexp");
     }
@@ -466,9 +488,9 @@ fn attention_self_and_cross_match_reference() {
     // Past one invocation's loop budget on a CPU adapter (lavapipe cuts loops after 65,535
     // iterations): a clear error, not a wrong result; both kernels.
     if g.is_cpu() {
-        for (nk, subgroups) in [(250_000, true), (5000, false)] {
+        for (nk, kernel) in [(250_000, Subgroup), (5000, Plain)] {
             let (q, kv) = (up(&vec![0.0; 16], &[1, 4, 4]), up(&vec![0.0; nk * 4], &[1, nk, 4]));
-            let err = attention_with(&mut rec, &q, &kv, &kv, None, subgroups).unwrap_err();
+            let err = attention_with(&mut rec, &q, &kv, &kv, None, kernel).unwrap_err();
             assert!(matches!(&err, Error::Limit(m) if m.contains(&format!("{nk} keys"))), "{err}");
         }
     }

@@ -33,7 +33,7 @@ fn every_wgsl_file_is_registered() {
 fn unrolled_shaders_validate_with_naga() {
     use scoregen::shaders::{source, specialise, validate_source, SOURCES, UNROLL};
     let marked: Vec<&str> = SOURCES.iter().filter(|(_, s)| s.contains(UNROLL)).map(|(n, _)| *n).collect();
-    assert!(marked.contains(&"attention_sg") && marked.contains(&"conv2d"));
+    assert!(marked.contains(&"attention_sg") && marked.contains(&"attention_kv") && marked.contains(&"conv2d"));
     for (kh, kw, s, pad) in [(3.0, 3.0, 1.0, 1.0), (1.0, 1.0, 1.0, 0.0), (4.0, 2.0, 2.0, 3.0)] {
         let c = [("PKH", kh), ("PKW", kw), ("PS", s), ("PPAD", pad)];
         let src = specialise(source("conv2d").unwrap(), &c).unwrap().unwrap();
@@ -56,6 +56,20 @@ fn unrolled_shaders_validate_with_naga() {
         let last_b = kb as usize - 1;
         assert!(src.contains(&format!("kd[{last_b}u] = ")) && !src.contains(&format!("kd[{}u] = ", last_b + 1)));
         validate_source("attention_sg (unrolled)", &src).unwrap();
+    }
+    // attention_kv over key counts (full and partial key slots) and head sizes (value shares
+    // of one to four vec4s, some lanes without one).
+    for (d4, dv4, nk) in [(16.0, 16.0, 49.0), (1.0, 1.0, 1.0), (32.0, 32.0, 64.0), (8.0, 9.0, 8.0), (3.0, 5.0, 57.0)] {
+        let c = [("D4", d4), ("DV4", dv4), ("NK", nk), ("SG8", 1.0)];
+        let src = specialise(source("attention_kv").unwrap(), &c).unwrap().unwrap();
+        assert!(!src.contains(UNROLL), "every marked loop written out");
+        let (slots, last_j) = ((nk as usize).div_ceil(8), nk as usize - 1);
+        assert!(
+            src.contains(&format!("kr[{}u][{}u] = ", slots - 1, d4 as usize - 1))
+                && !src.contains(&format!("kr[{slots}u]"))
+        );
+        assert!(src.contains(&format!("vr[{last_j}u]")) && !src.contains(&format!("vr[{}u]", last_j + 1)));
+        validate_source("attention_kv (unrolled)", &src).unwrap();
     }
 }
 

@@ -1,4 +1,5 @@
-//! Fused scaled-dot-product attention with an online softmax (shaders/attention.wgsl).
+//! Fused scaled-dot-product attention: three kernels with one maths and one set of bindings
+//! (shaders/attention.wgsl, attention_sg.wgsl, attention_kv.wgsl; `AttentionKernel`).
 
 use super::{dim, grid};
 use crate::error::{Error, Result};
@@ -18,17 +19,57 @@ pub fn attention(
     v: &Tensor,
     scale: Option<f32>,
 ) -> Result<(Tensor, Tensor)> {
-    attention_with(rec, q, k, v, scale, true)
+    attention_with(rec, q, k, v, scale, AttentionKernel::Auto)
 }
 
-/// `attention`, choosing whether the subgroup kernel may be used (tests run both kernels).
+/// The fused attention kernels (one maths, bindings and outputs; tests run each).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttentionKernel {
+    /// The one `kernel_for` picks for the adapter and shape.
+    Auto,
+    /// attention_kv.wgsl: eight invocations hold all keys and values of a (b, h) and take an
+    /// exact softmax per query (Nk <= 64; subgroups).
+    FewKeys,
+    /// attention_sg.wgsl: online softmax over key steps, key rows shared by shuffles (subgroups).
+    Subgroup,
+    /// attention.wgsl: online softmax, no subgroup operations.
+    Plain,
+}
+
+/// Most keys the few-keys kernel holds (8 invocations x 8 key slots).
+pub const FEW_KEYS: usize = 64;
+
+/// The kernel that runs for a request: `Auto` takes the few-keys kernel on CPU adapters for
+/// Nk <= 64 (lavapipe, W4's (64, 1, 49, 64): 0.95-0.97 ms against 1.04-1.14 for the subgroup
+/// kernel, same sitting) and the subgroup kernel elsewhere where subgroups are available; a
+/// kernel that does not apply falls back along FewKeys -> Subgroup -> Plain. GPUs keep the
+/// subgroup kernel until the few-keys one is measured there: it gives each (b, h) only eight
+/// invocations.
+pub fn kernel_for(gpu: &crate::gpu::Gpu, want: AttentionKernel, nk: usize, d: usize, dv: usize) -> AttentionKernel {
+    use AttentionKernel::*;
+    let subgroups = gpu.features.contains(wgpu::Features::SUBGROUP)
+        && gpu.info.subgroup_min_size >= 8
+        && d % 4 == 0
+        && dv % 4 == 0
+        && d <= MAX_HEAD_DIM
+        && dv <= MAX_HEAD_DIM;
+    let few = subgroups && nk <= FEW_KEYS;
+    match want {
+        Auto if few && gpu.is_cpu() => FewKeys,
+        FewKeys if few => FewKeys,
+        Auto | FewKeys | Subgroup if subgroups => Subgroup,
+        _ => Plain,
+    }
+}
+
+/// `attention` with a chosen kernel (see `kernel_for` for the fallbacks).
 pub fn attention_with(
     rec: &mut Recorder,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     scale: Option<f32>,
-    allow_subgroups: bool,
+    kernel: AttentionKernel,
 ) -> Result<(Tensor, Tensor)> {
     let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
     let r = qs.len();
@@ -59,12 +100,29 @@ pub fn attention_with(
     }
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
     let g = rec.gpu;
-    if allow_subgroups
-        && g.features.contains(wgpu::Features::SUBGROUP)
-        && g.info.subgroup_min_size >= 8
-        && d % 4 == 0
-        && dv % 4 == 0
-    {
+    let kernel = kernel_for(g, kernel, nk, d, dv);
+    if kernel == AttentionKernel::FewKeys {
+        // Eight invocations per (b, h) and chunk of queries, holding all keys and values.
+        let per = nq.div_ceil(kv_chunks(g, bh, nq)).min(super::loop_budget(rec) - 8);
+        let chunks = nq.div_ceil(per);
+        let mut params = attention_params(bh, nq, nk, scale, chunks)?;
+        params[6] = dim(per, "queries per chunk")?;
+        let pipe = rec.pipeline(
+            "attention_kv",
+            "attention_kv",
+            &[
+                ("D4", (d / 4) as f64),
+                ("DV4", (dv / 4) as f64),
+                ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
+                ("NK", nk as f64),
+            ],
+        )?;
+        let pi = rec.params(&params);
+        let grid_ = grid(rec, bh * chunks * 8, 64)?;
+        rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], grid_)?;
+        return Ok((out, lse));
+    }
+    if kernel == AttentionKernel::Subgroup {
         // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
         let tq = tq_for(g, bh, d.max(dv), nq);
         let kb = kb_for(g, tq, d.max(dv));
@@ -153,6 +211,15 @@ pub fn kb_for(gpu: &crate::gpu::Gpu, tq: usize, head_dim: usize) -> usize {
     } else {
         2
     }
+}
+
+/// Query chunks per (b, h) for the few-keys kernel. Each chunk loads its (b, h)'s keys and
+/// values once (on lavapipe about as long as 20-25 queries take), so chunks hold at least 16
+/// queries; within that, enough chunks for four workgroups of eight groups per core (on a GPU,
+/// per 64 "cores").
+pub fn kv_chunks(gpu: &crate::gpu::Gpu, bh: usize, nq: usize) -> usize {
+    let cores = if gpu.is_cpu() { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { 64 };
+    (cores * 4 * 8).div_ceil(bh).clamp(1, nq.div_ceil(16).max(1))
 }
 
 /// CPU reference (explicit softmax, f64): (out, logsumexp).
