@@ -100,67 +100,54 @@ pub fn attention_with(
     }
     let scale = scale.unwrap_or(1.0 / (d as f32).sqrt());
     let g = rec.gpu;
-    let kernel = kernel_for(g, kernel, nk, d, dv);
-    if kernel == AttentionKernel::FewKeys {
-        // Eight invocations per (b, h) and chunk of queries, holding all keys and values.
-        let per = nq.div_ceil(kv_chunks(g, bh, nq)).min(super::loop_budget(rec) - 8);
-        let chunks = nq.div_ceil(per);
-        let mut params = attention_params(bh, nq, nk, scale, chunks)?;
-        params[6] = dim(per, "queries per chunk")?;
-        let pipe = rec.pipeline(
-            "attention_kv",
-            "attention_kv",
-            &[
+    let sg8 = (g.info.subgroup_max_size == 8) as u32 as f64;
+    // Each kernel: its shader, pipeline constants, parameter block and invocation count.
+    let (shader, constants, params, invocations) = match kernel_for(g, kernel, nk, d, dv) {
+        AttentionKernel::FewKeys => {
+            // Eight invocations per (b, h) and chunk of queries, holding all keys and values.
+            let per = nq.div_ceil(kv_chunks(g, bh, nq)).min(super::loop_budget(rec) - 8);
+            let chunks = nq.div_ceil(per);
+            let mut params = attention_params(bh, nq, nk, scale, chunks)?;
+            params[6] = dim(per, "queries per chunk")?;
+            let c = vec![("D4", (d / 4) as f64), ("DV4", (dv / 4) as f64), ("SG8", sg8), ("NK", nk as f64)];
+            ("attention_kv", c, params, bh * chunks * 8)
+        }
+        AttentionKernel::Subgroup | AttentionKernel::Auto /* kernel_for resolves Auto */ => {
+            // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
+            let tq = tq_for(g, bh, d.max(dv), nq);
+            let kb = kb_for(g, tq, d.max(dv));
+            super::loop_guard(rec, nk.div_ceil(kb) + 8, || format!("attention over {nk} keys"))?;
+            let q_blocks = nq.div_ceil(8 * tq);
+            let params = attention_params(bh, nq, nk, scale, q_blocks)?;
+            let c = vec![
                 ("D4", (d / 4) as f64),
                 ("DV4", (dv / 4) as f64),
-                ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
-                ("NK", nk as f64),
-            ],
-        )?;
-        let pi = rec.params(&params);
-        let grid_ = grid(rec, bh * chunks * 8, 64)?;
-        rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], grid_)?;
-        return Ok((out, lse));
-    }
-    if kernel == AttentionKernel::Subgroup {
-        // Eight invocations per block of 8 * TQ queries, sharing key/value loads by shuffles.
-        let tq = tq_for(g, bh, d.max(dv), nq);
-        let kb = kb_for(g, tq, d.max(dv));
-        super::loop_guard(rec, nk.div_ceil(kb) + 8, || format!("attention over {nk} keys"))?;
-        let q_blocks = nq.div_ceil(8 * tq);
-        let params = attention_params(bh, nq, nk, scale, q_blocks)?;
-        let pipe = rec.pipeline(
-            "attention_sg",
-            "attention_sg",
-            &[
-                ("D4", (d / 4) as f64),
-                ("DV4", (dv / 4) as f64),
-                ("SG8", (g.info.subgroup_max_size == 8) as u32 as f64),
+                ("SG8", sg8),
                 ("TQ", tq as f64),
                 ("KB", kb as f64),
-            ],
-        )?;
-        let pi = rec.params(&params);
-        let grid_ = grid(rec, bh * q_blocks * 8, 64)?;
-        rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], grid_)?;
-        return Ok((out, lse));
-    }
-    // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
-    let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
-    // Per key, loops over D, DV and the queries (not all unrolled by every compiler).
-    super::loop_guard(rec, nk * (d + dv + 2 * tq + 2) + tq * (d + dv), || {
-        format!("attention over {nk} keys of head dims {d}, {dv} (kernel without subgroups)")
-    })?;
-    let q_blocks = nq.div_ceil(tq);
-    let params = attention_params(bh, nq, nk, scale, q_blocks)?;
-    let pipe = rec.pipeline("attention", "attention", &[("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)])?;
+            ];
+            ("attention_sg", c, params, bh * q_blocks * 8)
+        }
+        AttentionKernel::Plain => {
+            // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
+            let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
+            // Per key, loops over D, DV and the queries (not all unrolled by every compiler).
+            super::loop_guard(rec, nk * (d + dv + 2 * tq + 2) + tq * (d + dv), || {
+                format!("attention over {nk} keys of head dims {d}, {dv} (kernel without subgroups)")
+            })?;
+            let q_blocks = nq.div_ceil(tq);
+            let params = attention_params(bh, nq, nk, scale, q_blocks)?;
+            ("attention", vec![("D", d as f64), ("DV", dv as f64), ("TQ", tq as f64)], params, bh * q_blocks)
+        }
+    };
+    let pipe = rec.pipeline(shader, shader, &constants)?;
     let pi = rec.params(&params);
-    let g = grid(rec, bh * q_blocks, 64)?;
-    rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], g)?;
+    let groups = grid(rec, invocations, 64)?;
+    rec.dispatch(&pipe, Some(pi), &[q.buffer(), k.buffer(), v.buffer(), out.buffer(), lse.buffer()], groups)?;
     Ok((out, lse))
 }
 
-/// The parameter block both attention kernels read.
+/// The parameter block the attention kernels read.
 fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize) -> Result<[u32; 8]> {
     Ok([
         dim(bh, "batch*heads")?,
