@@ -18,6 +18,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("attention", include_str!("../shaders/attention.wgsl")),
     ("attention_sg", include_str!("../shaders/attention_sg.wgsl")),
     ("attention_kv", include_str!("../shaders/attention_kv.wgsl")),
+    ("attention_v4", include_str!("../shaders/attention_v4.wgsl")),
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("philox", include_str!("../shaders/philox.wgsl")),

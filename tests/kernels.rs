@@ -4,7 +4,7 @@
 mod common;
 use common::{assert_close, gpu, Rng};
 use scoregen::ops::attention::{
-    attention, attention_ref, attention_with, kb_for, kernel_for, kv_chunks, tq_for, AttentionKernel,
+    attention, attention_ref, attention_with, kb_for, kernel_for, kv_chunks, tq_for, tq_plain, AttentionKernel,
 };
 use scoregen::ops::conv::{
     conv2d, conv2d_bwd_input_into, conv2d_bwd_input_ref, conv2d_bwd_weight_into, conv2d_bwd_weight_ref, conv2d_ref,
@@ -424,6 +424,8 @@ fn attention_self_and_cross_match_reference() {
         (2, 9, 1, 8, 20),
         (5, 21, 8, 128, 4),
         (1, 500, 57, 32, 32),
+        // The scalar kernel without subgroups (head dims not multiples of 4).
+        (2, 20, 70, 6, 10),
     ];
     if g.is_cpu() && g.features.contains(wgpu::Features::SUBGROUP) {
         let tqs: std::collections::BTreeSet<usize> =
@@ -450,6 +452,13 @@ fn attention_self_and_cross_match_reference() {
         assert_eq!(kernel_for(g, AttentionKernel::Auto, 49, 64, 64), auto);
         assert_eq!(kernel_for(g, FewKeys, 49, 3, 5), Plain);
     }
+    // Queries per invocation of the vec4 kernel without subgroups: several values covered.
+    let tqs: std::collections::BTreeSet<usize> = shapes
+        .iter()
+        .filter(|s| s.3 % 4 == 0 && s.4 % 4 == 0)
+        .map(|&(bh, nq, _, d, dv)| tq_plain(g, bh, d.max(dv), nq))
+        .collect();
+    assert!(tqs.len() >= 3, "{tqs:?}");
     for ((bh, nq, nk, d, dv), kernel) in shapes.into_iter().flat_map(|s| [(s, FewKeys), (s, Subgroup), (s, Plain)]) {
         if kernel_for(g, kernel, nk, d, dv) != kernel {
             continue;
@@ -488,8 +497,10 @@ fn attention_self_and_cross_match_reference() {
     // Past one invocation's loop budget on a CPU adapter (lavapipe cuts loops after 65,535
     // iterations): a clear error, not a wrong result; both kernels.
     if g.is_cpu() {
-        for (nk, kernel) in [(250_000, Subgroup), (5000, Plain)] {
-            let (q, kv) = (up(&vec![0.0; 16], &[1, 4, 4]), up(&vec![0.0; nk * 4], &[1, nk, 4]));
+        // (keys, head dim, kernel): the subgroup and vec4 kernels take two keys per step, the
+        // scalar one (head dim 3) loops over D and DV per key.
+        for (nk, d, kernel) in [(250_000, 4, Subgroup), (250_000, 4, Plain), (5000, 3, Plain)] {
+            let (q, kv) = (up(&vec![0.0; 4 * d], &[1, 4, d]), up(&vec![0.0; nk * d], &[1, nk, d]));
             let err = attention_with(&mut rec, &q, &kv, &kv, None, kernel).unwrap_err();
             assert!(matches!(&err, Error::Limit(m) if m.contains(&format!("{nk} keys"))), "{err}");
         }

@@ -33,7 +33,9 @@ fn every_wgsl_file_is_registered() {
 fn unrolled_shaders_validate_with_naga() {
     use scoregen::shaders::{source, specialise, validate_source, SOURCES, UNROLL};
     let marked: Vec<&str> = SOURCES.iter().filter(|(_, s)| s.contains(UNROLL)).map(|(n, _)| *n).collect();
-    assert!(marked.contains(&"attention_sg") && marked.contains(&"attention_kv") && marked.contains(&"conv2d"));
+    for name in ["attention_sg", "attention_kv", "attention_v4", "conv2d"] {
+        assert!(marked.contains(&name), "{name} has no @unroll loop");
+    }
     for (kh, kw, s, pad) in [(3.0, 3.0, 1.0, 1.0), (1.0, 1.0, 1.0, 0.0), (4.0, 2.0, 2.0, 3.0)] {
         let c = [("PKH", kh), ("PKW", kw), ("PS", s), ("PPAD", pad)];
         let src = specialise(source("conv2d").unwrap(), &c).unwrap().unwrap();
@@ -70,6 +72,16 @@ fn unrolled_shaders_validate_with_naga() {
         );
         assert!(src.contains(&format!("vr[{last_j}u]")) && !src.contains(&format!("vr[{}u]", last_j + 1)));
         validate_source("attention_kv (unrolled)", &src).unwrap();
+    }
+    // attention_v4 (no subgroups) over head sizes, queries per invocation and keys per step.
+    for (d4, dv4, tq, kb) in [(16.0, 16.0, 7.0, 2.0), (1.0, 1.0, 1.0, 1.0), (32.0, 8.0, 8.0, 2.0), (3.0, 5.0, 2.0, 1.0)]
+    {
+        let c = [("D4", d4), ("DV4", dv4), ("TQ", tq), ("KB", kb)];
+        let src = specialise(source("attention_v4").unwrap(), &c).unwrap().unwrap();
+        assert!(!src.contains(UNROLL), "every marked loop written out");
+        let (last_t, last_d) = (tq as usize - 1, dv4 as usize - 1);
+        assert!(src.contains(&format!("acc[{last_t}u][{last_d}u]")) && !src.contains(&format!("acc[{}u]", last_t + 1)));
+        validate_source("attention_v4 (unrolled)", &src).unwrap();
     }
 }
 

@@ -32,7 +32,8 @@ pub enum AttentionKernel {
     FewKeys,
     /// attention_sg.wgsl: online softmax over key steps, key rows shared by shuffles (subgroups).
     Subgroup,
-    /// attention.wgsl: online softmax, no subgroup operations.
+    /// No subgroup operations, online softmax: attention_v4.wgsl (vec4 rows, every loop written
+    /// out) where D and DV are multiples of 4, else attention.wgsl.
     Plain,
 }
 
@@ -128,6 +129,16 @@ pub fn attention_with(
             ];
             ("attention_sg", c, params, bh * q_blocks * 8)
         }
+        AttentionKernel::Plain if d % 4 == 0 && dv % 4 == 0 => {
+            // Vec4 rows, TQ queries per invocation, every loop written out.
+            // Two keys per step (W4 on lavapipe: 2.65 / 16.5 ms against 2.88 / 17.2 for one).
+            let (tq, kb) = (tq_plain(g, bh, d.max(dv), nq), 2);
+            super::loop_guard(rec, nk.div_ceil(kb) + 8, || format!("attention over {nk} keys"))?;
+            let q_blocks = nq.div_ceil(tq);
+            let params = attention_params(bh, nq, nk, scale, q_blocks)?;
+            let c = vec![("D4", (d / 4) as f64), ("DV4", (dv / 4) as f64), ("TQ", tq as f64), ("KB", kb as f64)];
+            ("attention_v4", c, params, bh * q_blocks)
+        }
         AttentionKernel::Plain => {
             // Queries per invocation: reuse each loaded key/value TQ times, within the private arrays.
             let tq = (256 / d.max(dv)).clamp(1, 8).min(4);
@@ -179,6 +190,25 @@ pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> u
     if gpu.is_cpu() {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         while tq > 1 && bh * nq.div_ceil(8 * tq) * 8 < cores * 64 {
+            tq = tq.div_ceil(2);
+        }
+    }
+    tq
+}
+
+/// Queries per invocation (TQ, 1..=8) for the vec4 kernel without subgroups
+/// (attention_v4.wgsl): every invocation reads each key and value row itself, which costs about
+/// as much as 2.5 queries' arithmetic on it (lavapipe), so TQ minimises
+/// ceil(Nq / TQ) * (TQ + 2.5), within the same register budget as `tq_for` and, on a CPU
+/// adapter, 64 invocations per core at least.
+pub fn tq_plain(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
+    let budget = if gpu.is_cpu() { 512 } else { 128 };
+    let max_tq = (budget / head_dim).clamp(1, 8);
+    let cost = |t: usize| nq.div_ceil(t) as f64 * (t as f64 + 2.5);
+    let mut tq = (1..=max_tq).rev().min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(1);
+    if gpu.is_cpu() {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        while tq > 1 && bh * nq.div_ceil(tq) < cores * 64 {
             tq = tq.div_ceil(2);
         }
     }
