@@ -15,28 +15,12 @@
 // one pipeline per key count NK.
 // Needs SUBGROUP, subgroups of >= 8 consecutive invocations, D and DV multiples of 4 (<= 128).
 // SG8 = true when subgroups are exactly 8 wide: shuffle sources are then compile-time lanes.
-// Bindings: 0 params, 1 q [BH, Nq, D], 2 k [BH, Nk, D], 3 v [BH, Nk, DV] (vec4 views),
-// 4 out [BH, Nq, DV], 5 lse [BH, Nq]. p.q_blocks = query chunks per (b, h), p.p0 = queries
-// per chunk (src/ops/attention.rs, kv_chunks).
+// Bindings and constants: attention_io.wgsl. p.q_blocks = query chunks per (b, h), p.p0 =
+// queries per chunk (src/ops/attention.rs, kv_chunks).
 
-struct Params { bh: u32, nq: u32, nk: u32, scale: f32, q_blocks: u32, groups_x: u32, p0: u32, p1: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-
-override D4: u32 = 16u;   // D / 4
-override DV4: u32 = 16u;  // DV / 4
 override SG8: bool = false;
 override NK: u32 = 64u;   // keys, 1..64 (= p.nk)
 const MAX_KT: u32 = 8u;   // key slots per invocation: (NK + 7) / 8 are used
-const WG: u32 = 64u;
-const NEG_INF: f32 = -3.4028235e38;
-// Scores are kept in base 2 (q pre-scaled by log2 e) so that every exponential is an exp2.
-const LOG2E: f32 = 1.4426950408889634;
-const LN2: f32 = 0.6931471805599453;
 
 @compute @workgroup_size(WG)
 fn attention_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -17,30 +17,9 @@
 // memory, and W4 (64,1,49,64) ran 5.6 ms at TQ = 4 instead of 1.2.
 // Needs SUBGROUP, subgroups of >= 8 consecutive invocations, D and DV multiples of 4 (<= 128).
 // SG8 = true when subgroups are exactly 8 wide: shuffle sources are then compile-time lanes.
-// Bindings: 0 params, 1 q [BH, Nq, D], 2 k [BH, Nk, D], 3 v [BH, Nk, DV] (vec4 views),
-// 4 out [BH, Nq, DV], 5 lse [BH, Nq].
+// Bindings and constants: attention_io.wgsl; the online-softmax step: attention_online.wgsl.
 
-struct Params { bh: u32, nq: u32, nk: u32, scale: f32, q_blocks: u32, groups_x: u32, p0: u32, p1: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> v: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read_write> out: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
-
-override D4: u32 = 16u;   // D / 4
-override DV4: u32 = 16u;  // DV / 4
 override SG8: bool = false;
-override TQ: u32 = 1u;    // queries per invocation, 1..MAX_TQ (src/ops/attention.rs, tq_for)
-const MAX_TQ: u32 = 8u;
-override KB: u32 = 2u;    // keys per step, 1..MAX_KB (kb_for)
-const MAX_KB: u32 = 4u;
-const MAX_KB1: u32 = 5u;
-const WG: u32 = 64u;
-const NEG_INF: f32 = -3.4028235e38;
-// Scores are kept in base 2 (q pre-scaled by log2 e) so that every exponential is an exp2.
-const LOG2E: f32 = 1.4426950408889634;
-const LN2: f32 = 0.6931471805599453;
 
 @compute @workgroup_size(WG)
 fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -94,34 +73,14 @@ fn attention_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
                 }
             }
         }
-        // Online softmax: w[t][0] rescales the old sums, w[t][1 + b] weighs key j + b.
-        var w: array<array<f32, MAX_KB1>, MAX_TQ>;
-        for (var t = 0u; t < TQ; t++) { // @unroll
-            var a: array<f32, MAX_KB>;
-            var mx = ml[t].x;
-            for (var b = 0u; b < KB; b++) { // @unroll
-                a[b] = select(NEG_INF, s[t][b], j + b < p.nk);
-                mx = max(mx, a[b]);
-            }
-            w[t][0] = exp2(ml[t].x - mx);
-            var l = ml[t].y * w[t][0];
-            for (var b = 0u; b < KB; b++) { // @unroll
-                w[t][b + 1u] = exp2(a[b] - mx);
-                l += w[t][b + 1u];
-            }
-            ml[t] = vec2<f32>(mx, l);
-        }
+        let w = online_step(s, &ml, j);
         for (var d = 0u; d < DV4; d++) { // @unroll
             var vd: array<vec4<f32>, MAX_KB>;
             for (var b = 0u; b < KB; b++) { // @unroll
                 vd[b] = subgroupShuffle(vc[b][d / 8u], src0 + d % 8u);
             }
             for (var t = 0u; t < TQ; t++) { // @unroll
-                var sum = w[t][1] * vd[0];
-                for (var b = 0u; b < KB - 1u; b++) { // @unroll
-                    sum = fma(vec4<f32>(w[t][b + 2u]), vd[b + 1u], sum);
-                }
-                acc[t][d] = fma(acc[t][d], vec4<f32>(w[t][0]), sum);
+                acc[t][d] = mix_values(acc[t][d], w[t], vd);
             }
         }
     }

@@ -16,9 +16,26 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("groupnorm", include_str!("../shaders/groupnorm.wgsl")),
     ("softmax", include_str!("../shaders/softmax.wgsl")),
     ("attention", include_str!("../shaders/attention.wgsl")),
-    ("attention_sg", include_str!("../shaders/attention_sg.wgsl")),
-    ("attention_kv", include_str!("../shaders/attention_kv.wgsl")),
-    ("attention_v4", include_str!("../shaders/attention_v4.wgsl")),
+    (
+        "attention_sg",
+        concat!(
+            include_str!("../shaders/attention_io.wgsl"),
+            include_str!("../shaders/attention_online.wgsl"),
+            include_str!("../shaders/attention_sg.wgsl")
+        ),
+    ),
+    (
+        "attention_kv",
+        concat!(include_str!("../shaders/attention_io.wgsl"), include_str!("../shaders/attention_kv.wgsl")),
+    ),
+    (
+        "attention_v4",
+        concat!(
+            include_str!("../shaders/attention_io.wgsl"),
+            include_str!("../shaders/attention_online.wgsl"),
+            include_str!("../shaders/attention_v4.wgsl")
+        ),
+    ),
     ("layout", include_str!("../shaders/layout.wgsl")),
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("philox", include_str!("../shaders/philox.wgsl")),
