@@ -180,29 +180,57 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
     Runner::new(gpu, &f, prog, req.seed)?.sample(gpu, 0, req.n, progress)
 }
 
-/// Write samples to `.png` (image grid or 2-D density plot) or `.npy` ([n, ...] float32).
-pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> Result<()> {
+/// What `write_samples` writes for a path and sample shape.
+enum OutKind {
+    Npy,
+    Grid,
+    Scatter,
+}
+
+fn output_kind(path: &Path, shape: &[usize], images: bool) -> Result<OutKind> {
     let d: usize = shape.iter().product();
-    let n = xs.len() / d;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
-        "npy" => {
-            let mut s = vec![n];
-            s.extend(shape);
-            crate::data::files::write_npy(path, &s, xs)
-        }
-        "png" if images && shape.len() == 3 => {
-            crate::io::plot::image_grid(path, xs, shape, (n as f64).sqrt().ceil() as usize)
-        }
-        "png" if d == 2 => {
-            let lim = xs.iter().fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0) * 1.1;
-            crate::io::plot::scatter(path, xs, lim)
-        }
+        "npy" => Ok(OutKind::Npy),
+        "png" if images && shape.len() == 3 => Ok(OutKind::Grid),
+        "png" if d == 2 => Ok(OutKind::Scatter),
         "png" => Err(Error::Invalid(format!(
             "{}: a PNG needs images or 2-D points; these samples are {shape:?}: write .npy instead",
             path.display()
         ))),
         _ => Err(Error::Invalid(format!("{}: the output must end in .png or .npy", path.display()))),
+    }
+}
+
+/// Check before sampling that `write_samples` can take `path` (its format, and a folder that
+/// exists), so that a long run does not end in an error with its samples lost.
+pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {
+    output_kind(path, shape, images)?;
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::Invalid(format!(
+            "{}: the folder {} does not exist; create it first",
+            path.display(),
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Write samples to `.png` (image grid or 2-D density plot) or `.npy` ([n, ...] float32).
+pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> Result<()> {
+    let d: usize = shape.iter().product();
+    let n = xs.len() / d;
+    match output_kind(path, shape, images)? {
+        OutKind::Npy => {
+            let mut s = vec![n];
+            s.extend(shape);
+            crate::data::files::write_npy(path, &s, xs)
+        }
+        OutKind::Grid => crate::io::plot::image_grid(path, xs, shape, (n as f64).sqrt().ceil() as usize),
+        OutKind::Scatter => {
+            let lim = xs.iter().fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0) * 1.1;
+            crate::io::plot::scatter(path, xs, lim)
+        }
     }
 }
 

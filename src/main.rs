@@ -1,7 +1,7 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{draw, evaluate, write_samples, Model, SampleRequest};
+use scoregen::app::{check_output, draw, evaluate, write_samples, Model, SampleRequest};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
@@ -266,6 +266,7 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = open(&cli)?;
             let m = load_model(&gpu, &src.checkpoint, &src.model)?;
             let req = request(&m, src)?;
+            check_output(out, &m.shape(), m.images())?;
             let t0 = std::time::Instant::now();
             let xs = draw(&gpu, &m, &req, &mut progress("sampling"))?;
             write_samples(out, &xs, &m.shape(), m.images())?;

@@ -157,8 +157,14 @@ fn bad_input_is_a_one_line_error() {
     let (code, _, err) = cli(&["sample", "--checkpoint", &p("trunc.safetensors"), "--n", "4", "--out", &p("x.npy")]);
     assert_clean_error(code, &err, &["trunc.safetensors"]);
     // Wrong output extension.
+    // Wrong output extension, a PNG of 3-D points, a missing folder: refused before sampling
+    // (a long run must not end in an error with its samples lost).
     let (code, _, err) = cli(&["sample", "--model", "gmm:ring8", "--n", "4", "--out", &p("x.txt")]);
     assert_clean_error(code, &err, &["x.txt", ".npy"]);
+    assert!(!err.contains("sampling"), "{err}");
+    let (code, _, err) = cli(&["sample", "--model", "gmm:ring8", "--n", "4", "--out", &p("no/such/x.npy")]);
+    assert_clean_error(code, &err, &["no/such", "does not exist"]);
+    assert!(!err.contains("sampling"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
