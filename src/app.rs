@@ -156,10 +156,12 @@ impl SampleRequest {
 
 /// Draw samples: [n * D] values, chains 0..n of `seed`.
 pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn FnMut(usize, usize)) -> Result<Vec<f32>> {
-    if req.n == 0 {
-        return Err(Error::Invalid("--n must be at least 1".into()));
+    for (name, v) in [("--n", req.n), ("--steps", req.steps), ("--batch", req.batch)] {
+        if v == 0 {
+            return Err(Error::Invalid(format!("{name} must be at least 1")));
+        }
     }
-    let batch = req.batch.clamp(1, req.n);
+    let batch = req.batch.min(req.n);
     let f = model.plan(gpu, batch, Probes::None)?;
     let opts = SamplerOpts { data_var: model.data_var(), ..req.opts };
     if req.sampler == SamplerKind::Rk45 {

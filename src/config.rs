@@ -209,8 +209,8 @@ impl Config {
         if !["mlp", "unet"].contains(&self.model.network.as_str()) {
             return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
         }
-        if self.train.batch == 0 || self.sample.batch == 0 || self.train.log_every == 0 {
-            return Err("train.batch, sample.batch and train.log_every must be at least 1".into());
+        if self.train.batch == 0 || self.sample.batch == 0 || self.sample.steps == 0 || self.train.log_every == 0 {
+            return Err("train.batch, sample.batch, sample.steps and train.log_every must be at least 1".into());
         }
         if !(self.train.lr > 0.0) {
             return Err(format!("train.lr = {} must be positive", self.train.lr));
