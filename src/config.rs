@@ -209,15 +209,57 @@ impl Config {
         if !["mlp", "unet"].contains(&self.model.network.as_str()) {
             return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
         }
-        if self.train.batch == 0 || self.sample.batch == 0 || self.sample.steps == 0 || self.train.log_every == 0 {
-            return Err("train.batch, sample.batch, sample.steps and train.log_every must be at least 1".into());
+        let (m, t, s) = (&self.model, &self.train, &self.sample);
+        let at_least_one = [
+            ("train.steps", t.steps),
+            ("train.batch", t.batch),
+            ("train.log_every", t.log_every),
+            ("sample.batch", s.batch),
+            ("sample.steps", s.steps),
+            ("sample.n", s.n),
+            ("sample.levels", s.levels),
+        ];
+        if let Some((name, v)) = at_least_one.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("{name} = {v} must be at least 1"));
         }
-        if !(self.train.lr > 0.0) {
-            return Err(format!("train.lr = {} must be positive", self.train.lr));
+        if m.hidden.contains(&0) {
+            return Err(format!("model.hidden = {:?}: every layer needs at least one unit", m.hidden));
         }
-        if !(self.process.sigma_min > 0.0 && self.process.sigma_max > self.process.sigma_min) {
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(format!("model.dropout = {} must be in [0, 1)", m.dropout));
+        }
+        if !(m.sigma_data > 0.0 && m.sigma_data.is_finite()) {
+            return Err(format!("model.sigma_data = {} must be positive", m.sigma_data));
+        }
+        if let Some(v) = m.input_var.filter(|v| !(*v >= 0.0 && v.is_finite())) {
+            return Err(format!("model.input_var = {v} must be zero or positive"));
+        }
+        if !(t.lr > 0.0 && t.lr.is_finite()) {
+            return Err(format!("train.lr = {} must be positive", t.lr));
+        }
+        if !(t.lr_min >= 0.0 && t.lr_min <= t.lr) {
+            return Err(format!("train.lr_min = {} must be in [0, train.lr = {}]", t.lr_min, t.lr));
+        }
+        if !(t.clip >= 0.0 && t.clip.is_finite()) {
+            return Err(format!("train.clip = {} must be zero (off) or positive", t.clip));
+        }
+        if let Some(e) = t.ema.filter(|e| !(0.0..1.0).contains(e)) {
+            return Err(format!("train.ema = {e} must be in [0, 1) (leave it out for no EMA)"));
+        }
+        for (name, v) in [("sample.eps", s.eps), ("sample.snr", s.snr), ("sample.tol", s.tol)] {
+            if !(v > 0.0 && v.is_finite()) {
+                return Err(format!("{name} = {v} must be positive"));
+            }
+        }
+        if s.eps >= 1.0 {
+            return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
+        }
+        if !(self.process.sigma_min > 0.0
+            && self.process.sigma_max > self.process.sigma_min
+            && self.process.sigma_max.is_finite())
+        {
             return Err(format!(
-                "process: need 0 < sigma_min ({}) < sigma_max ({})",
+                "process: need 0 < sigma_min ({}) < sigma_max ({}), both finite",
                 self.process.sigma_min, self.process.sigma_max
             ));
         }
@@ -243,7 +285,7 @@ impl Config {
                         "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
                     )));
                 }
-                Network::UNet(UNetConfig {
+                let u = UNetConfig {
                     in_channels: data_shape[0],
                     out_channels: data_shape[0],
                     base_channels: m.base_channels,
@@ -256,7 +298,10 @@ impl Config {
                     num_classes: None,
                     context_dim: None,
                     dropout: m.dropout,
-                })
+                };
+                let shape = [1, data_shape[0], data_shape[1], data_shape[2]];
+                u.check(&shape).map_err(|e| Error::Invalid(format!("model: {e}")))?;
+                Network::UNet(u)
             }
         };
         Ok(ModelSpec {
@@ -280,5 +325,48 @@ mod tests {
         assert!(e.to_string().contains("vx"), "{e}");
         let c = Config::from_toml("[data]\nsource = \"toy\"\nname = \"ring8\"\n", "z.toml").unwrap();
         assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_key() {
+        // (line added to a valid config, words the error must contain)
+        let cases = [
+            ("[model]\nhidden = [64, 0]", "model.hidden"),
+            ("[model]\ndropout = 1.0", "model.dropout"),
+            ("[model]\nsigma_data = 0.0", "model.sigma_data"),
+            ("[train]\nsteps = 0", "train.steps"),
+            ("[train]\nlr = inf", "train.lr"),
+            ("[train]\nlr_min = 0.5", "train.lr_min"),
+            ("[train]\nclip = -1.0", "train.clip"),
+            ("[train]\nema = 1.5", "train.ema"),
+            ("[sample]\nsteps = 0", "sample.steps"),
+            ("[sample]\nlevels = 0", "sample.levels"),
+            ("[sample]\neps = -1.0", "sample.eps"),
+            ("[sample]\neps = 2.0", "sample.eps"),
+            ("[sample]\nsnr = nan", "sample.snr"),
+            ("[process]\nsigma_max = inf", "sigma_max"),
+        ];
+        for (extra, key) in cases {
+            let text = format!("[data]\nsource = \"toy\"\n{extra}\n");
+            let e = Config::from_toml(&text, "c.toml").unwrap_err().to_string();
+            assert!(e.contains("c.toml") && e.contains(key), "{extra}: {e}");
+        }
+        // U-Net fields are checked against the data's shape.
+        let unet = |extra: &str| {
+            let text = format!("[data]\nsource = \"toy\"\n[model]\nnetwork = \"unet\"\n{extra}\n");
+            Config::from_toml(&text, "u.toml").unwrap().model_spec(&[1, 28, 28]).map(|_| ())
+        };
+        unet("").unwrap();
+        for (extra, key) in [
+            ("base_channels = 0", "base_channels"),
+            ("channel_mults = []", "channel_mults"),
+            ("channel_mults = [1, 2, 2, 2]", "divisible by 8"),
+            ("groups = 0", "groups"),
+            ("emb_dim = 31", "emb_dim"),
+            ("attn_resolutions = [7, 5]", "5 is not one of"),
+        ] {
+            let e = unet(extra).unwrap_err().to_string();
+            assert!(e.contains(key), "{extra}: {e}");
+        }
     }
 }

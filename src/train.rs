@@ -71,6 +71,9 @@ fn fmt_secs(s: f64) -> String {
 }
 
 pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Result<TrainOutcome> {
+    if opts.steps.unwrap_or(cfg.train.steps) == 0 {
+        return Err(Error::Invalid("--steps 0 (or train.steps = 0): nothing to train; give at least 1".into()));
+    }
     let data = Dataset::load(&cfg.data, cfg_dir)?;
     // Checkpoints carry the data path as found (absolute), so `eval` finds the data from anywhere.
     let mut cfg = cfg.clone();

@@ -129,8 +129,14 @@ pub fn conv2d(b: &mut Builder, x: Var, c_in: usize, c_out: usize, k: usize, stri
 /// fused op too, whose own derivative comes from its composed expansion (second order).
 pub fn group_norm(b: &mut Builder, x: Var, channels: usize, groups: usize, eps: f32) -> Result<Var> {
     let s = b.g.shape(x).to_vec();
-    if s.len() != 4 || s[1] != channels || channels % groups != 0 {
-        return Err(crate::Error::Shape(format!("group_norm({channels} channels, {groups} groups) of {s:?}")));
+    if s.len() != 4 || s[1] != channels {
+        return Err(crate::Error::Shape(format!("group_norm({channels} channels) of {s:?}")));
+    }
+    if groups == 0 || channels % groups != 0 {
+        return Err(crate::Error::Shape(format!(
+            "group_norm: {channels} channels do not split into {groups} equal groups (input {s:?}); the group \
+             count must divide the channels of every normalised layer"
+        )));
     }
     let gamma = b.param("weight", &[channels], Init::Ones);
     let beta = b.param("bias", &[channels], Init::Zeros);

@@ -51,6 +51,52 @@ impl UNetConfig {
             dropout: 0.0,
         }
     }
+
+    /// Whether this U-Net can be built for inputs of `shape` [B, C, H, W]; the message names
+    /// the field at fault. (A group count that does not divide some block's channels is
+    /// reported by that block's group norm when the graph is built.)
+    pub fn check(&self, shape: &[usize]) -> std::result::Result<(), String> {
+        let levels = self.channel_mults.len();
+        if self.base_channels == 0 {
+            return Err("base_channels = 0: a U-Net needs at least one channel".into());
+        }
+        if levels == 0 || levels > 16 || self.channel_mults.contains(&0) {
+            return Err(format!(
+                "channel_mults = {:?}: one to 16 levels, each multiplier at least 1",
+                self.channel_mults
+            ));
+        }
+        if self.emb_dim < 2 || self.emb_dim % 2 != 0 {
+            return Err(format!(
+                "emb_dim = {}: the sinusoidal embedding needs an even width of 2 or more",
+                self.emb_dim
+            ));
+        }
+        if self.groups == 0 {
+            return Err("groups = 0: group norm needs at least one group".into());
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(format!("dropout = {} must be in [0, 1)", self.dropout));
+        }
+        let f = 1usize << (levels - 1);
+        if shape.len() != 4 || shape[1] != self.in_channels || shape[2] % f != 0 || shape[3] % f != 0 {
+            return Err(format!(
+                "input {shape:?} must be [B, {}, H, W] with H and W divisible by {f} (channel_mults = {:?} \
+                 halves the resolution {} times)",
+                self.in_channels,
+                self.channel_mults,
+                levels - 1
+            ));
+        }
+        let res: Vec<usize> = (0..levels).map(|l| shape[2] >> l).collect();
+        if let Some(r) = self.attn_resolutions.iter().find(|r| !res.contains(r)) {
+            return Err(format!(
+                "attn_resolutions = {:?}: {r} is not one of this U-Net's resolutions {res:?} for {}x{} inputs",
+                self.attn_resolutions, shape[2], shape[3]
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Residual block: GN -> SiLU -> conv3x3 -> (+ Linear(emb)) -> GN -> SiLU -> conv3x3, plus
@@ -93,14 +139,8 @@ pub fn unet(
     cfg: &UNetConfig,
 ) -> Result<Var> {
     let s = b.g.shape(x).to_vec();
+    cfg.check(&s).map_err(|e| Error::Shape(format!("unet: {e}")))?;
     let levels = cfg.channel_mults.len();
-    if s.len() != 4 || s[1] != cfg.in_channels || s[2] % (1 << (levels - 1)) != 0 || s[3] % (1 << (levels - 1)) != 0 {
-        return Err(Error::Shape(format!(
-            "unet: input {s:?} must be [B, {}, H, W] with H, W divisible by {}",
-            cfg.in_channels,
-            1 << (levels - 1)
-        )));
-    }
     // Noise-level embedding: sinusoidal -> Linear -> SiLU -> Linear (+ class embedding).
     let e = sinusoidal(b.g, t, cfg.emb_dim)?;
     let e = b.scope("emb.0", |b| linear(b, e, cfg.emb_dim, cfg.emb_dim, true))?;
