@@ -71,7 +71,8 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
         .map_err(|_| bad("header is not text".into()))?;
     if !header.contains("'descr': '<f4'") {
-        return Err(bad(format!("dtype in {header:?}; save with .astype(np.float32)")));
+        let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?");
+        return Err(bad(format!("dtype '{descr}'; save with .astype(np.float32)")));
     }
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order; save a C-contiguous array".into()));
@@ -140,4 +141,35 @@ pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usiz
         }
     }
     Ok((files.len(), data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npy_round_trip_and_errors_name_the_problem() {
+        let dir = std::env::temp_dir().join(format!("scoregen-npy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.npy");
+        write_npy(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert_eq!(read_npy(&p).unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+        // An int64 array (NumPy's header, padded to 128 bytes), a truncated file, garbage.
+        let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
+        let mut b = b"\x93NUMPY\x01\x00".to_vec();
+        let pad = 128 - 10 - header.len() - 1;
+        b.extend(((header.len() + pad + 1) as u16).to_le_bytes());
+        b.extend(header.bytes().chain(std::iter::repeat_n(b' ', pad)).chain([b'\n']));
+        b.extend([0u8; 16]);
+        std::fs::write(&p, &b).unwrap();
+        let e = read_npy(&p).unwrap_err().to_string();
+        assert!(e.contains("a.npy") && e.contains("dtype '<i8'") && e.contains("astype(np.float32)"), "{e}");
+        write_npy(&p, &[2, 3], &[0.0; 6]).unwrap();
+        let full = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &full[..full.len() - 8]).unwrap();
+        assert!(read_npy(&p).unwrap_err().to_string().contains("data bytes for shape [2, 3]"));
+        std::fs::write(&p, b"not an array").unwrap();
+        assert!(read_npy(&p).unwrap_err().to_string().contains("bad magic"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
