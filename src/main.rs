@@ -44,6 +44,10 @@ enum Command {
         /// Continue from the state saved in the output folder.
         #[arg(long)]
         resume: bool,
+        /// Start afresh even where the output folder holds a run (its checkpoint and state are
+        /// replaced); without it, such a folder is refused.
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// Skip the samples drawn at the end.
         #[arg(long)]
         no_samples: bool,
@@ -232,10 +236,19 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Command::Train { config, out, steps, resume, no_samples } => {
+        Command::Train { config, out, steps, resume, overwrite, no_samples } => {
             let cfg = Config::load(config)?;
             let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
             let out = out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem));
+            // A run already in the folder is not replaced by accident.
+            let held = [scoregen::train::STATE, scoregen::train::CHECKPOINT].into_iter().find(|f| out.join(f).exists());
+            if let (Some(f), false, false) = (held, *resume, *overwrite) {
+                return Err(Error::Invalid(format!(
+                    "{}: holds a run ({f}); continue it with --resume, start over with --overwrite, or choose \
+                     another --out",
+                    out.display()
+                )));
+            }
             let gpu = open(&cli)?;
             let dir = config.parent().unwrap_or(std::path::Path::new("."));
             eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());

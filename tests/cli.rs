@@ -145,6 +145,13 @@ fn bad_input_is_a_one_line_error() {
     std::fs::write(dir.join("t.toml"), TINY.replace("steps = 40", "steps = 2")).unwrap();
     let (code, _, err) = cli(&["train", "--config", &p("t.toml"), "--out", &p("o4"), "--no-samples"]);
     assert_eq!(code, 0, "{err}");
+    // Training again into a folder that holds a run: refused unless --resume or --overwrite.
+    let before = std::fs::read(dir.join("o4").join(CHECKPOINT)).unwrap();
+    let (code, _, err) = cli(&["train", "--config", &p("t.toml"), "--out", &p("o4"), "--no-samples"]);
+    assert_clean_error(code, &err, &["o4", "--resume", "--overwrite"]);
+    assert_eq!(std::fs::read(dir.join("o4").join(CHECKPOINT)).unwrap(), before, "the run was touched");
+    let (code, _, err) = cli(&["train", "--config", &p("t.toml"), "--out", &p("o4"), "--no-samples", "--overwrite"]);
+    assert_eq!(code, 0, "{err}");
     let mut ck = Checkpoint::load(&dir.join("o4").join(CHECKPOINT)).unwrap();
     let cfg = ck.metadata["scoregen.config"].replace("hidden = [32, 32]", "hidden = [32, 48]");
     ck.metadata.insert("scoregen.config".into(), cfg);
