@@ -93,10 +93,14 @@ struct SampleArgs {
     /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
     #[arg(long)]
     sampler: Option<String>,
+    /// Sampler steps (model evaluations; ALD: all noise levels together); default from the
+    /// checkpoint's config.
     #[arg(long)]
     steps: Option<usize>,
+    /// Samples to draw (eval: for the sample metrics, 0 skips them).
     #[arg(long)]
     n: Option<usize>,
+    /// Seed of the chains (chain i's numbers depend only on seed and i).
     #[arg(long)]
     seed: Option<u64>,
     /// Chains per batch (results do not depend on it, except with rk45).
