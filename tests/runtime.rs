@@ -110,6 +110,22 @@ fn bad_flags_are_clear_errors() {
     let (code, _, err) = cli(&["--adapter", "99", "bench", "gemm", "--sizes", "64"], &[]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--adapter 99"), "{err}");
+    // Sizes beyond the device (a 40 GB host matrix aborted the process before), and zero.
+    for (size, needle) in [("100000", "binds at most"), ("0", "at least 1")] {
+        let (code, _, err) = cli(&["bench", "gemm", "--sizes", size], &[]);
+        assert_eq!(code, 1, "{err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+        assert!(errors.len() == 1 && errors[0].contains(needle), "{err}");
+        assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    }
+}
+
+#[test]
+fn bench_sample_runs_with_untrained_weights() {
+    // The default --train-steps 0 (speed only) once tripped the config's own checks.
+    let (code, out, err) = cli(&["bench", "sample", "--chains", "64", "--steps-per-level", "2", "--json"], &[]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.lines().any(|l| l.starts_with("{\"bench\":\"sample\"") && l.contains("\"unit\":\"s\"")), "{out}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! kernel, measured in the same run.
 
 use super::{best_time, Figure, Report};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::ops::matmul::{matmul, matmul_naive, tuned_config, MatmulOpts};
 use crate::tensor::Tensor;
@@ -15,6 +15,11 @@ pub fn run(gpu: &Gpu, sizes: &[usize], naive_max: usize, report: &Report) -> Res
         cfg.name()
     ));
     for &n in sizes {
+        if n == 0 {
+            return Err(Error::Invalid("bench gemm --sizes: every size must be at least 1".into()));
+        }
+        // Within the device's binding size before the host data is built.
+        drop(Tensor::empty(gpu, &[n, n])?);
         let data: Vec<f32> = (0..n * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
         let a = Tensor::from_slice(gpu, &data, &[n, n])?;
         let b = Tensor::from_slice(gpu, &data, &[n, n])?;

@@ -17,8 +17,10 @@ use std::time::Instant;
 /// Multiply-adds of one W1 network evaluation per chain.
 pub const W1_MACS: usize = 3 * 256 + 256 * 256 * 2 + 256 * 2;
 
-/// The W1 config (../shared/bench/WORKLOADS.md).
+/// The W1 config (../shared/bench/WORKLOADS.md); `steps` only matters to training (0 gives a
+/// config for untrained weights).
 pub fn w1_config(steps: usize, seed: u64) -> Config {
+    let steps = steps.max(1);
     let text = format!(
         "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nnetwork = \"mlp\"\nhidden = [256, 256, 256]\n\
          [process]\nkind = \"ve\"\nsigma_min = 0.01\nsigma_max = 10.0\n[train]\nsteps = {steps}\nbatch = 4096\n\
