@@ -1,5 +1,6 @@
-//! Fused scaled-dot-product attention: three kernels with one maths and one set of bindings
-//! (shaders/attention.wgsl, attention_sg.wgsl, attention_kv.wgsl; `AttentionKernel`).
+//! Fused scaled-dot-product attention: four kernels with one maths and one set of bindings
+//! (shaders/attention_kv.wgsl, attention_sg.wgsl, attention_v4.wgsl, attention.wgsl; which
+//! one runs: `AttentionKernel`, `kernel_for`).
 
 use super::{dim, grid};
 use crate::error::{Error, Result};
@@ -41,7 +42,7 @@ pub enum AttentionKernel {
 pub const FEW_KEYS: usize = 64;
 
 /// The kernel that runs for a request: `Auto` takes the few-keys kernel on CPU adapters for
-/// Nk <= 64 (lavapipe, W4's (64, 1, 49, 64): 0.95-0.97 ms against 1.04-1.14 for the subgroup
+/// Nk <= 64 (lavapipe, W4's (64, 1, 49, 64): 0.83-0.95 ms against 1.06-1.08 for the subgroup
 /// kernel, same sitting) and the subgroup kernel elsewhere where subgroups are available; a
 /// kernel that does not apply falls back along FewKeys -> Subgroup -> Plain. GPUs keep the
 /// subgroup kernel until the few-keys one is measured there: it gives each (b, h) only eight
