@@ -209,6 +209,12 @@ impl Config {
         if !["mlp", "unet"].contains(&self.model.network.as_str()) {
             return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
         }
+        if self.data.limit == Some(0) {
+            return Err("data.limit = 0 must be at least 1 (leave it out for the whole set)".into());
+        }
+        if let Some(size) = self.data.size.filter(|s| !(1..=4096).contains(s)) {
+            return Err(format!("data.size = {size}: use 1 to 4096 pixels"));
+        }
         let (m, t, s) = (&self.model, &self.train, &self.sample);
         let at_least_one = [
             ("train.steps", t.steps),
@@ -329,7 +335,7 @@ mod tests {
 
     #[test]
     fn out_of_range_values_name_the_key() {
-        // (line added to a valid config, words the error must contain)
+        // (lines added to a valid config after its [data] source, words the error must contain)
         let cases = [
             ("[model]\nhidden = [64, 0]", "model.hidden"),
             ("[model]\ndropout = 1.0", "model.dropout"),
@@ -345,6 +351,9 @@ mod tests {
             ("[sample]\neps = 2.0", "sample.eps"),
             ("[sample]\nsnr = nan", "sample.snr"),
             ("[process]\nsigma_max = inf", "sigma_max"),
+            ("size = 0", "data.size"),
+            ("size = 100000", "data.size"),
+            ("limit = 0", "data.limit"),
         ];
         for (extra, key) in cases {
             let text = format!("[data]\nsource = \"toy\"\n{extra}\n");

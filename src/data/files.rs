@@ -130,7 +130,16 @@ pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usiz
     if files.is_empty() {
         return Err(Error::Invalid(format!("{}: no .png or .jpg images in the folder", dir.display())));
     }
-    let mut data = Vec::with_capacity(files.len() * channels * size * size);
+    let mut data = Vec::new();
+    let numbers = files.len() * channels * size * size;
+    data.try_reserve_exact(numbers).map_err(|_| {
+        Error::Limit(format!(
+            "{}: {} images of {channels}x{size}x{size} need {:.1} GB of memory; lower data.size or set data.limit",
+            dir.display(),
+            files.len(),
+            numbers as f64 * 4e-9
+        ))
+    })?;
     for f in &files {
         let img = image::open(f)
             .map_err(|e| Error::Invalid(format!("{}: unreadable image: {e}", f.display())))?
