@@ -33,8 +33,8 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     }
     let dims: Vec<usize> =
         (0..nd).map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let n: usize = dims.iter().product();
     let data = &b[4 + 4 * nd..];
+    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
     if data.len() < n {
         return Err(bad(&format!("{} bytes of data for dims {dims:?}", data.len())));
     }
@@ -89,9 +89,9 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
         .collect::<Result<_>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
     let data = &b[start + hlen..];
-    if data.len() < 4 * n {
+    if data.len() / 4 < n {
         return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
     }
     Ok((shape, data[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
@@ -163,12 +163,17 @@ mod tests {
         let p = dir.join("a.npy");
         write_npy(&p, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
         assert_eq!(read_npy(&p).unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
-        // An int64 array (NumPy's header, padded to 128 bytes), a truncated file, garbage.
-        let header = "{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }";
-        let mut b = b"\x93NUMPY\x01\x00".to_vec();
-        let pad = 128 - 10 - header.len() - 1;
-        b.extend(((header.len() + pad + 1) as u16).to_le_bytes());
-        b.extend(header.bytes().chain(std::iter::repeat_n(b' ', pad)).chain([b'\n']));
+        // A file with NumPy's header (padded to 128 bytes) and no data.
+        let npy_header = |header: &str| {
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            let pad = 128 - 10 - header.len() - 1;
+            b.extend(((header.len() + pad + 1) as u16).to_le_bytes());
+            b.extend(header.bytes().chain(std::iter::repeat_n(b' ', pad)).chain([b'\n']));
+            b
+        };
+        // An int64 array, a truncated file, a shape whose element count wraps to 0 in 64 bits
+        // (2^32 x 2^32), garbage.
+        let mut b = npy_header("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }");
         b.extend([0u8; 16]);
         std::fs::write(&p, &b).unwrap();
         let e = read_npy(&p).unwrap_err().to_string();
@@ -177,8 +182,18 @@ mod tests {
         let full = std::fs::read(&p).unwrap();
         std::fs::write(&p, &full[..full.len() - 8]).unwrap();
         assert!(read_npy(&p).unwrap_err().to_string().contains("data bytes for shape [2, 3]"));
+        let b = npy_header("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }");
+        std::fs::write(&p, &b).unwrap();
+        assert!(read_npy(&p).unwrap_err().to_string().contains("data bytes for shape"));
         std::fs::write(&p, b"not an array").unwrap();
         assert!(read_npy(&p).unwrap_err().to_string().contains("bad magic"));
+        // idx: four dims of 2^16 (their product wraps to 0) over no data.
+        let q = dir.join("a.idx");
+        std::fs::write(&q, [vec![0, 0, 8, 4], [0, 1, 0, 0].repeat(4)].concat()).unwrap();
+        assert!(read_idx(&q)
+            .unwrap_err()
+            .to_string()
+            .contains("0 bytes of data for dims [65536, 65536, 65536, 65536]"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
