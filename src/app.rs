@@ -162,7 +162,11 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
         }
     }
     let batch = req.batch.min(req.n);
-    let f = model.plan(gpu, batch, Probes::None)?;
+    let hint = |e: Error| match e {
+        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
+        e => e,
+    };
+    let f = model.plan(gpu, batch, Probes::None).map_err(hint)?;
     let opts = SamplerOpts { data_var: model.data_var(), ..req.opts };
     if req.sampler == SamplerKind::Rk45 {
         let p = model.process();
@@ -179,13 +183,15 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
         return Ok(out);
     }
     let prog = req.sampler.program(&model.process(), req.steps, &opts);
-    Runner::new(gpu, &f, prog, req.seed)?.sample(gpu, 0, req.n, progress)
+    Runner::new(gpu, &f, prog, req.seed).map_err(hint)?.sample(gpu, 0, req.n, progress).map_err(hint)
 }
 
 /// What `write_samples` writes for a path and sample shape.
 enum OutKind {
     Npy,
-    Grid,
+    /// An image grid; false: arrays of image shape whose values are not known to lie in
+    /// [-1, 1] (npy data), shown over their own range.
+    Grid(bool),
     Scatter,
 }
 
@@ -194,10 +200,10 @@ fn output_kind(path: &Path, shape: &[usize], images: bool) -> Result<OutKind> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "npy" => Ok(OutKind::Npy),
-        "png" if images && shape.len() == 3 => Ok(OutKind::Grid),
+        "png" if shape.len() == 3 && (images || shape[0] == 1 || shape[0] == 3) => Ok(OutKind::Grid(images)),
         "png" if d == 2 => Ok(OutKind::Scatter),
         "png" => Err(Error::Invalid(format!(
-            "{}: a PNG needs images or 2-D points; these samples are {shape:?}: write .npy instead",
+            "{}: a PNG needs images ([1 or 3, H, W]) or 2-D points; these samples are {shape:?}: write .npy instead",
             path.display()
         ))),
         _ => Err(Error::Invalid(format!("{}: the output must end in .png or .npy", path.display()))),
@@ -228,7 +234,17 @@ pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> 
             s.extend(shape);
             crate::data::files::write_npy(path, &s, xs)
         }
-        OutKind::Grid => crate::io::plot::image_grid(path, xs, shape, (n as f64).sqrt().ceil() as usize),
+        OutKind::Grid(in_range) => {
+            let cols = (n as f64).sqrt().ceil() as usize;
+            if in_range {
+                return crate::io::plot::image_grid(path, xs, shape, cols);
+            }
+            let finite = || xs.iter().copied().filter(|v| v.is_finite());
+            let (lo, hi) = (finite().fold(f32::INFINITY, f32::min), finite().fold(f32::NEG_INFINITY, f32::max));
+            let scale = if hi > lo { 2.0 / (hi - lo) } else { 0.0 };
+            let scaled: Vec<f32> = xs.iter().map(|v| (v - lo) * scale - 1.0).collect();
+            crate::io::plot::image_grid(path, &scaled, shape, cols)
+        }
         OutKind::Scatter => {
             let lim = xs.iter().fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0) * 1.1;
             crate::io::plot::scatter(path, xs, lim)
@@ -328,4 +344,27 @@ pub fn evaluate(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_shaped_arrays_write_a_png_grid_over_their_range() {
+        let dir = std::env::temp_dir().join(format!("scoregen-png-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Four 1x4x4 "images" of npy data far outside [-1, 1]: a 2x2 grid, not all one grey.
+        let xs: Vec<f32> = (0..64).map(|i| 100.0 + i as f32).collect();
+        let p = dir.join("g.png");
+        write_samples(&p, &xs, &[1, 4, 4], false).unwrap();
+        let img = image::open(&p).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (2 * 6 + 2, 2 * 6 + 2));
+        let (a, b) = (img.get_pixel(2, 2)[0], img.get_pixel(2 + 6 + 3, 2 + 6 + 3)[0]);
+        assert!(a < 10 && b > 245, "range not stretched: {a} {b}");
+        // Two channels is no image: refused before any sampling, with the shape named.
+        let e = check_output(&p, &[2, 4, 4], false).unwrap_err().to_string();
+        assert!(e.contains("[2, 4, 4]") && e.contains(".npy"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -172,6 +172,10 @@ fn bad_input_is_a_one_line_error() {
     let (code, _, err) = cli(&["sample", "--model", "gmm:ring8", "--n", "4", "--out", &p("no/such/x.npy")]);
     assert_clean_error(code, &err, &["no/such", "does not exist"]);
     assert!(!err.contains("sampling"), "{err}");
+    // A batch beyond the device: the error says which flag to lower.
+    let (code, _, err) =
+        cli(&["sample", "--model", "gmm:ring8", "--n", "100000000", "--batch", "100000000", "--out", &p("x.npy")]);
+    assert_clean_error(code, &err, &["binds at most", "lower --batch"]);
     // No chains, no steps, empty batches: refused, not a prior draw or a one-chain crawl.
     for flag in ["--n", "--steps", "--batch"] {
         let (code, _, err) = cli(&["sample", "--model", "gmm:ring8", flag, "0", "--out", &p("x.npy")]);
