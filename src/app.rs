@@ -210,6 +210,11 @@ fn output_kind(path: &Path, shape: &[usize], images: bool) -> Result<OutKind> {
     }
 }
 
+/// Whether samples of this shape can be shown as a PNG (image grid or 2-D density plot).
+pub fn png_fits(shape: &[usize], images: bool) -> bool {
+    output_kind(Path::new("samples.png"), shape, images).is_ok()
+}
+
 /// Check before sampling that `write_samples` can take `path` (its format, and a folder that
 /// exists), so that a long run does not end in an error with its samples lost.
 pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {

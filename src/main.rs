@@ -1,7 +1,7 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{check_output, draw, evaluate, write_samples, Model, SampleRequest};
+use scoregen::app::{check_output, draw, evaluate, png_fits, write_samples, Model, SampleRequest};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
@@ -272,10 +272,15 @@ fn run(cli: Cli) -> Result<()> {
                     req.n = req.n.min(64);
                 }
                 let xs = draw(&gpu, &model, &req, &mut progress("sampling"))?;
-                let png = out.join("samples.png");
-                write_samples(&png, &xs, &model.shape(), model.images())?;
-                write_samples(&out.join("samples.npy"), &xs, &model.shape(), model.images())?;
-                eprintln!("{} samples ({:?}, {} steps) -> {}", req.n, req.sampler, req.steps, png.display());
+                let npy = out.join("samples.npy");
+                write_samples(&npy, &xs, &model.shape(), model.images())?;
+                // Also a picture where the samples can be shown as one.
+                let mut shown = npy;
+                if png_fits(&model.shape(), model.images()) {
+                    shown = out.join("samples.png");
+                    write_samples(&shown, &xs, &model.shape(), model.images())?;
+                }
+                eprintln!("{} samples ({:?}, {} steps) -> {}", req.n, req.sampler, req.steps, shown.display());
             }
             Ok(())
         }

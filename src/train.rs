@@ -290,7 +290,9 @@ fn periodic_samples(
     let mut req = crate::app::SampleRequest::from_config(&cfg.sample)?;
     req.n = req.n.min(if data.images { 64 } else { 1000 });
     let xs = crate::app::draw(gpu, &model, &req, &mut |_, _| {})?;
-    crate::app::write_samples(&out.join(format!("samples_{at:07}.png")), &xs, &data.shape, data.images)
+    // A PNG where the samples can be shown as one, else the array.
+    let ext = if crate::app::png_fits(&data.shape, data.images) { "png" } else { "npy" };
+    crate::app::write_samples(&out.join(format!("samples_{at:07}.{ext}")), &xs, &data.shape, data.images)
 }
 
 /// The weights samples should use: the EMA where there is one.

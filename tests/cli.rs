@@ -204,3 +204,23 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     assert!(ck.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "the kept checkpoint has NaNs");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Data that no picture can show (5-D vectors): periodic and final samples go to .npy files
+/// and the run succeeds (a PNG of them used to stop training at its first sample point).
+#[test]
+fn training_on_vectors_writes_npy_samples() {
+    let dir = tmp("vec5");
+    let data: Vec<f32> = (0..256 * 5).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
+    scoregen::data::files::write_npy(&dir.join("v.npy"), &[256, 5], &data).unwrap();
+    let cfg = "[data]\nsource = \"npy\"\npath = \"v.npy\"\n[model]\nhidden = [16]\n[train]\nsteps = 10\nbatch = 32\n\
+               log_every = 5\nsample_every = 5\n[sample]\nn = 16\nsteps = 5\n";
+    std::fs::write(dir.join("v.toml"), cfg).unwrap();
+    let out = dir.join("o");
+    let (code, _, err) =
+        cli(&["train", "--config", dir.join("v.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (shape, _) = scoregen::data::files::read_npy(&out.join("samples.npy")).unwrap();
+    assert_eq!(shape, vec![16, 5]);
+    assert!(out.join("samples_0000005.npy").exists() && !out.join("samples.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
