@@ -184,17 +184,7 @@ fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize
 ///   outgrows L1);
 /// - on a CPU adapter, one workgroup per core at least.
 pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
-    let budget = if gpu.is_cpu() { 512 } else { 128 };
-    let max_tq = (budget / head_dim).clamp(1, 8);
-    let cost = |t: usize| nq.div_ceil(8 * t) as f64 * (t as f64 + 1.5);
-    let mut tq = (1..=max_tq).rev().min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(1);
-    if gpu.is_cpu() {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        while tq > 1 && bh * nq.div_ceil(8 * tq) * 8 < cores * 64 {
-            tq = tq.div_ceil(2);
-        }
-    }
-    tq
+    queries_per_invocation(gpu, bh, head_dim, nq, 8, 1.5)
 }
 
 /// Queries per invocation (TQ, 1..=8) for the vec4 kernel without subgroups
@@ -203,17 +193,35 @@ pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> u
 /// ceil(Nq / TQ) * (TQ + 2.5), within the same register budget as `tq_for` and, on a CPU
 /// adapter, 64 invocations per core at least.
 pub fn tq_plain(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
+    queries_per_invocation(gpu, bh, head_dim, nq, 1, 2.5)
+}
+
+/// The TQ model of `tq_for` and `tq_plain`: blocks of `lanes` x TQ queries, each costing
+/// TQ + `load_cost` query-walks over the keys; registers bound TQ x head dim (512 floats on a
+/// CPU adapter, 128 elsewhere); a CPU adapter keeps 64 invocations per core at least.
+fn queries_per_invocation(
+    gpu: &crate::gpu::Gpu,
+    bh: usize,
+    head_dim: usize,
+    nq: usize,
+    lanes: usize,
+    load_cost: f64,
+) -> usize {
     let budget = if gpu.is_cpu() { 512 } else { 128 };
     let max_tq = (budget / head_dim).clamp(1, 8);
-    let cost = |t: usize| nq.div_ceil(t) as f64 * (t as f64 + 2.5);
+    let cost = |t: usize| nq.div_ceil(lanes * t) as f64 * (t as f64 + load_cost);
     let mut tq = (1..=max_tq).rev().min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(1);
     if gpu.is_cpu() {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        while tq > 1 && bh * nq.div_ceil(tq) < cores * 64 {
+        while tq > 1 && bh * nq.div_ceil(lanes * tq) * lanes < cpu_cores() * 64 {
             tq = tq.div_ceil(2);
         }
     }
     tq
+}
+
+/// Cores the CPU adapter's threads share (this process's available parallelism).
+fn cpu_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// Keys per step (KB) of the subgroup kernel: each step rescales the running output sums once
@@ -236,7 +244,7 @@ pub fn kb_for(gpu: &crate::gpu::Gpu, tq: usize, head_dim: usize) -> usize {
 /// queries; within that, enough chunks for four workgroups of eight groups per core (on a GPU,
 /// per 64 "cores").
 pub fn kv_chunks(gpu: &crate::gpu::Gpu, bh: usize, nq: usize) -> usize {
-    let cores = if gpu.is_cpu() { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) } else { 64 };
+    let cores = if gpu.is_cpu() { cpu_cores() } else { 64 };
     (cores * 4 * 8).div_ceil(bh).clamp(1, nq.div_ceil(16).max(1))
 }
 
