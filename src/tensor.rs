@@ -20,11 +20,15 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// The element count of `shape`, or None where it overflows (shapes read from files).
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+}
+
 impl Tensor {
     /// An uninitialised tensor; errors if the device cannot hold it in one binding.
     pub fn empty(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
-        let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
-        let bytes = n
+        let bytes = checked_numel(shape)
             .and_then(|n| n.checked_mul(4))
             .ok_or_else(|| Error::Limit(format!("tensor shape {shape:?} overflows")))? as u64;
         let max = gpu.limits.max_storage_buffer_binding_size.min(gpu.limits.max_buffer_size);

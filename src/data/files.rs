@@ -34,7 +34,7 @@ pub fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
     let dims: Vec<usize> =
         (0..nd).map(|i| u32::from_be_bytes(b[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
     let data = &b[4 + 4 * nd..];
-    let n = dims.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+    let n = crate::tensor::checked_numel(&dims).unwrap_or(usize::MAX);
     if data.len() < n {
         return Err(bad(&format!("{} bytes of data for dims {dims:?}", data.len())));
     }
@@ -89,7 +89,7 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
         .collect::<Result<_>>()?;
-    let n = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).unwrap_or(usize::MAX);
+    let n = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
     let data = &b[start + hlen..];
     if data.len() / 4 < n {
         return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
@@ -131,7 +131,7 @@ pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usiz
         return Err(Error::Invalid(format!("{}: no .png or .jpg images in the folder", dir.display())));
     }
     let mut data = Vec::new();
-    let numbers = files.len() * channels * size * size;
+    let numbers = crate::tensor::checked_numel(&[files.len(), channels, size, size]).unwrap_or(usize::MAX);
     data.try_reserve_exact(numbers).map_err(|_| {
         Error::Limit(format!(
             "{}: {} images of {channels}x{size}x{size} need {:.1} GB of memory; lower data.size or set data.limit",
