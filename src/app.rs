@@ -174,7 +174,8 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
         let mut out = Vec::with_capacity(req.n * f.numel());
         let mut start = 0;
         while start < req.n {
-            let r = crate::sample::rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, opts.tol, req.seed, start)?;
+            let r = crate::sample::rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, opts.tol, req.seed, start)
+                .map_err(hint)?;
             let take = (req.n - start).min(batch);
             out.extend_from_slice(&r.x[..take * f.numel()]);
             start += take;
