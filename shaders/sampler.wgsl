@@ -4,15 +4,10 @@
 //
 // State of chain r (row r of x, D = p.d values): x [B, D] (the model reads it), s [B, D] the
 // model's score at (x, sigma_k), u, v [B, D] scratch (Heun), sigma [B] the model's noise level.
-// Step k reads row k of the schedule: sched[8k..8k+8] = (sigma, cx, cs, cz, cu, cv, snr, -),
+// Step k reads row k of the schedule: sched[8k..8k+8] = (sigma, cx, cs, cz, cu, cv, -, -),
 // where k = ctr[0] is advanced by `tick` after each step.
 //   set_sigma: sigma[r] = sched[k].sigma
 //   update:    x <- cx x + cs s + cz z + cu u + cv v        (SAVE: also u <- x, v <- s, before)
-//   corrector: Langevin step with score_sde's signal-to-noise rule, per chain:
-//              eps = 2 cx (snr |z| / |s|)^2,  x <- x + eps s + sqrt(2 eps) z,
-//              with eps capped at 2 cx (snr sigma)^2 (the rule at the typical norms |z| ~ sqrt(D),
-//              |s| ~ sqrt(D) / sigma): in few dimensions a chain's |s| can vanish near a mode,
-//              which score_sde's batch-averaged norms hide but a per-chain rule must not blow up on
 // Noise: z[r, j] at step k is normal number j % 4 of Philox block
 //   (counter = k * ceil(D/4) + j/4, stream = (chain0 + r, stream_hi), key = seed),
 // so chain i's numbers depend only on (seed, i, k): the same for any batch size or split.
@@ -78,50 +73,6 @@ fn update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) li
         v[i] = si;
     }
     x[i] = acc;
-}
-
-@compute @workgroup_size(64)
-fn corrector(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = (wg.y * p.groups_x + wg.x) * 64u + lid.x;
-    if (r >= p.b) { return; }
-    let k = ctr[0];
-    let base = k * 8u;
-    let alpha = sched[base + 1u];
-    let snr = sched[base + 6u];
-    // One invocation walks a chain's d dimensions, 16 per loop iteration (written out when the
-    // pipeline is built): llvmpipe ends an invocation's loops after 65,535 iterations in all,
-    // so a loop per dimension went wrong past d = 32,767 (src/sample/mod.rs bounds d).
-    var ss = 0.0;
-    var zz = 0.0;
-    let d16 = p.d / 16u * 16u;
-    for (var j0 = 0u; j0 < d16; j0 += 16u) {
-        for (var u = 0u; u < 16u; u++) { // @unroll
-            let si = s[r * p.d + j0 + u];
-            let z = noise(r, j0 + u, k);
-            ss += si * si;
-            zz += z * z;
-        }
-    }
-    for (var j = d16; j < p.d; j++) {
-        let si = s[r * p.d + j];
-        let z = noise(r, j, k);
-        ss += si * si;
-        zz += z * z;
-    }
-    let ratio = snr * sqrt(zz) / max(sqrt(ss), 1e-30);
-    let cap = 2.0 * alpha * snr * snr * sched[base] * sched[base];
-    let eps = min(2.0 * alpha * ratio * ratio, cap);
-    let c = sqrt(2.0 * eps);
-    for (var j0 = 0u; j0 < d16; j0 += 16u) {
-        for (var u = 0u; u < 16u; u++) { // @unroll
-            let i = r * p.d + j0 + u;
-            x[i] = x[i] + eps * s[i] + c * noise(r, j0 + u, k);
-        }
-    }
-    for (var j = d16; j < p.d; j++) {
-        let i = r * p.d + j;
-        x[i] = x[i] + eps * s[i] + c * noise(r, j, k);
-    }
 }
 
 @compute @workgroup_size(1)

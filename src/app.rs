@@ -12,13 +12,14 @@ use crate::nn::Builder;
 use crate::ops::elementwise::Unary;
 use crate::sample::{Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
 use crate::score::gmm::Gmm;
+use crate::score::process::Moments;
 use crate::score::{ModelSpec, Process};
 use crate::tensor::Tensor;
 use std::path::Path;
 
 /// A model ready to plan: a trained network or an analytic mixture.
 pub enum Model {
-    Trained { cfg: Box<Config>, spec: ModelSpec, params: ParamStore, images: bool, step: usize, data_var: f64 },
+    Trained { cfg: Box<Config>, spec: ModelSpec, params: ParamStore, images: bool, step: usize, moments: Moments },
     Mixture { gmm: Gmm, process: Process },
 }
 
@@ -60,8 +61,8 @@ impl Model {
         ck.load_into(gpu, &params, &path.display().to_string())?;
         let images = ck.metadata.get("scoregen.images").map(|v| v == "true").unwrap_or(false);
         let step = ck.metadata.get("scoregen.step").and_then(|s| s.parse().ok()).unwrap_or(0);
-        let data_var = ck.metadata.get("scoregen.data_mean_square").and_then(|s| s.parse().ok()).unwrap_or(0.0);
-        Ok(Model::Trained { cfg: Box::new(cfg), spec, params, images, step, data_var })
+        let moments = checkpoint_moments(&ck.metadata, spec.numel(), &path.display().to_string())?;
+        Ok(Model::Trained { cfg: Box::new(cfg), spec, params, images, step, moments })
     }
 
     pub fn shape(&self) -> Vec<usize> {
@@ -117,11 +118,11 @@ impl Model {
         }
     }
 
-    /// The data's mean square per dimension (for the prior of VE/EDM samplers).
-    pub fn data_var(&self) -> f64 {
+    /// The data's mean and variance per dimension (they set the sampling prior).
+    pub fn moments(&self) -> Moments {
         match self {
-            Model::Trained { data_var, .. } => *data_var,
-            Model::Mixture { gmm, .. } => gmm.mean_square(),
+            Model::Trained { moments, .. } => moments.clone(),
+            Model::Mixture { gmm, .. } => gmm.moments(),
         }
     }
 
@@ -129,6 +130,31 @@ impl Model {
     pub fn images(&self) -> bool {
         matches!(self, Model::Trained { images: true, .. })
     }
+}
+
+/// The data moments a checkpoint records: `scoregen.data_mean` (JSON list) and
+/// `scoregen.data_var`, or, in checkpoints written before them, `scoregen.data_mean_square`
+/// (zero mean). Checked in f32: a non-finite value would make every sample NaN.
+fn checkpoint_moments(meta: &std::collections::BTreeMap<String, String>, d: usize, file: &str) -> Result<Moments> {
+    let num = |key: &str| -> Result<Option<f64>> {
+        meta.get(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| Error::Invalid(format!("{file}: metadata {key} = '{v}' is not a number")))
+            })
+            .transpose()
+    };
+    let m = match meta.get("scoregen.data_mean") {
+        Some(v) => {
+            let mean: Vec<f64> = serde_json::from_str(v)
+                .map_err(|_| Error::Invalid(format!("{file}: metadata scoregen.data_mean is not a list of numbers")))?;
+            Moments { mean, var: num("scoregen.data_var")?.unwrap_or(0.0) }
+        }
+        None => Moments::centred(d, num("scoregen.data_mean_square")?.unwrap_or(0.0)),
+    };
+    m.check(d, &format!("{file}: metadata"))?;
+    Ok(m)
 }
 
 /// What to draw.
@@ -167,10 +193,12 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
         e => e,
     };
     let f = model.plan(gpu, batch, Probes::None).map_err(hint)?;
-    let opts = SamplerOpts { data_var: model.data_var(), ..req.opts };
+    let moments = model.moments();
+    let opts = SamplerOpts { data_var: moments.var, ..req.opts };
+    let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
     if req.sampler == SamplerKind::Rk45 {
         let p = model.process();
-        let prior = p.prior_var_with(opts.data_var).sqrt();
+        let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
         let mut out = Vec::with_capacity(req.n * f.numel());
         let mut start = 0;
         while start < req.n {
@@ -184,7 +212,9 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
         return Ok(out);
     }
     let prog = req.sampler.program(&model.process(), req.steps, &opts);
-    Runner::new(gpu, &f, prog, req.seed).map_err(hint)?.sample(gpu, 0, req.n, progress).map_err(hint)
+    let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
+    runner.prior_mean = prior_mean;
+    runner.sample(gpu, 0, req.n, progress).map_err(hint)
 }
 
 /// What `write_samples` writes for a path and sample shape.

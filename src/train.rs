@@ -49,7 +49,8 @@ pub fn metadata(cfg: &Config, data: &Dataset, step: usize, weights: &str) -> BTr
     m.insert("scoregen.config".into(), cfg.to_toml());
     m.insert("scoregen.data_shape".into(), serde_json::to_string(&data.shape).unwrap());
     m.insert("scoregen.images".into(), data.images.to_string());
-    m.insert("scoregen.data_mean_square".into(), data.mean_square.to_string());
+    m.insert("scoregen.data_mean".into(), serde_json::to_string(&data.moments.mean).unwrap());
+    m.insert("scoregen.data_var".into(), data.moments.var.to_string());
     m.insert("scoregen.step".into(), step.to_string());
     m.insert("scoregen.weights".into(), weights.into());
     m
@@ -285,7 +286,7 @@ fn periodic_samples(
         params: w,
         images: data.images,
         step: at,
-        data_var: data.mean_square,
+        moments: data.moments.clone(),
     };
     let mut req = crate::app::SampleRequest::from_config(&cfg.sample)?;
     req.n = req.n.min(if data.images { 64 } else { 1000 });

@@ -55,10 +55,17 @@ pub fn run(
         let cfg = w1_config(0, seed);
         let spec = cfg.model_spec(&[2])?;
         let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
-        crate::app::Model::Trained { cfg: Box::new(cfg), spec, params, images: false, step: 0, data_var: 0.0 }
+        crate::app::Model::Trained {
+            cfg: Box::new(cfg),
+            spec,
+            params,
+            images: false,
+            step: 0,
+            moments: crate::score::process::Moments::centred(2, 0.0),
+        }
     };
     let f = model.plan(gpu, chains, Probes::None)?;
-    let prog = annealed_langevin(&geometric_sigmas(10.0, 0.01, 10), steps_per_level, 5e-5, true);
+    let prog = annealed_langevin(&geometric_sigmas(10.0, 0.01, 10), steps_per_level, 5e-5, true, 10.0);
     let evals = prog.evaluations();
     let runner = Runner::new(gpu, &f, prog, seed)?;
     report.note(&format!(

@@ -8,6 +8,7 @@ pub mod toy;
 
 use crate::config::DataConfig;
 use crate::error::{Error, Result};
+use crate::score::process::Moments;
 use rng::HostRng;
 use std::path::{Path, PathBuf};
 use toy::Toy;
@@ -25,9 +26,9 @@ pub struct Dataset {
     pub shape: Vec<usize>,
     /// Pixel data in [-1, 1] (8-bit images): enables bits/dim and image grids.
     pub images: bool,
-    /// Mean square per dimension (exact for toys with an analytic mixture, else measured on
-    /// up to 20,000 samples), computed once at load: it widens the VE/EDM prior.
-    pub mean_square: f64,
+    /// Mean per dimension and variance (exact for toys with an analytic mixture, else measured
+    /// on up to 20,000 samples), computed once at load: they set the sampling prior.
+    pub moments: Moments,
 }
 
 impl Dataset {
@@ -35,7 +36,7 @@ impl Dataset {
     /// they do not exist as given.
     pub fn load(cfg: &DataConfig, base: &Path) -> Result<Dataset> {
         let mut d = Self::load_raw(cfg, base)?;
-        d.mean_square = d.measure_mean_square();
+        d.moments = d.measure_moments();
         Ok(d)
     }
 
@@ -55,12 +56,17 @@ impl Dataset {
                     source: Source::Toy(Toy::from_name(name)?),
                     shape: vec![2],
                     images: false,
-                    mean_square: 0.0,
+                    moments: Moments::centred(0, 0.0),
                 })
             }
             "idx" => {
                 let (n, shape, data) = files::idx_images(&path()?, cfg.limit)?;
-                Ok(Dataset { source: Source::Array { n, data }, shape, images: true, mean_square: 0.0 })
+                Ok(Dataset {
+                    source: Source::Array { n, data },
+                    shape,
+                    images: true,
+                    moments: Moments::centred(0, 0.0),
+                })
             }
             "images" => {
                 let size = cfg.size.unwrap_or(32);
@@ -73,7 +79,7 @@ impl Dataset {
                     source: Source::Array { n, data },
                     shape: vec![ch, size, size],
                     images: true,
-                    mean_square: 0.0,
+                    moments: Moments::centred(0, 0.0),
                 })
             }
             "npy" => {
@@ -88,7 +94,7 @@ impl Dataset {
                     source: Source::Array { n, data },
                     shape: shape[1..].to_vec(),
                     images: false,
-                    mean_square: 0.0,
+                    moments: Moments::centred(0, 0.0),
                 })
             }
             s => Err(Error::Invalid(format!("data.source = '{s}': use toy, idx, images or npy"))),
@@ -107,17 +113,16 @@ impl Dataset {
         }
     }
 
-    fn measure_mean_square(&self) -> f64 {
+    fn measure_moments(&self) -> Moments {
         if let Source::Toy(t) = &self.source {
             if let Some(g) = t.gmm() {
-                return g.mean_square();
+                return g.moments();
             }
         }
-        let xs = match &self.source {
-            Source::Array { n, data } if *n <= 20000 => data.clone(),
-            _ => self.draw(20000, &mut HostRng::new(0x5EC0_0D)),
-        };
-        xs.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / xs.len().max(1) as f64
+        match &self.source {
+            Source::Array { n, data } if *n <= 20000 => Moments::of(data, self.numel()),
+            _ => Moments::of(&self.draw(20000, &mut HostRng::new(0x5EC0_0D)), self.numel()),
+        }
     }
 
     /// n samples drawn with `rng` (toys: fresh; arrays: uniformly with replacement).

@@ -1,8 +1,8 @@
 //! Likelihoods by the probability-flow ODE (Song et al. 2021, Sec. 4.3 and App. D.2): run
 //! dx~/dsigma = v = -sigma score from the data at sigma_min up to sigma_max with Heun steps
 //! (log-spaced levels), integrating the instantaneous change of variables
-//!   log p(x(sigma_min); sigma_min) = log N(x(sigma_max); 0, prior_var I) + int div v dsigma,
-//! (prior_var: the process's, plus the data's mean square for VE/EDM),
+//!   log p(x(sigma_min); sigma_min) = log N(x(sigma_max); mean, prior_var I) + int div v dsigma,
+//! (the samplers' prior: the data's mean, and sigma_max^2 plus the data's variance),
 //! with div v = -sigma div score computed exactly (one vector-Jacobian product per dimension)
 //! or by Hutchinson's estimator (Rademacher probes fixed per chain).
 //! The result is the density of the data smoothed by N(0, sigma_min^2) in the model's
@@ -28,9 +28,9 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
     let mut sig = geometric_sigmas(process.sigma_max(), process.sigma_min(), levels);
     sig.reverse();
     let runner = Runner::new(gpu, model, ode_forward(&sig), seed)?;
-    // The prior's variance includes the data's mean square (estimated from the data given).
-    let m2 = data.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / data.len().max(1) as f64;
-    let var = process.prior_var_with(m2);
+    // The samplers' prior, with the data's moments estimated from the data given.
+    let m = crate::score::process::Moments::of(data, d);
+    let var = process.prior_var_with(m.var);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
     while start < n {
@@ -41,7 +41,7 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
         let xt = model.x().to_vec(gpu)?;
         let acc = runner.acc.as_ref().unwrap().to_vec(gpu)?;
         for r in 0..take {
-            let sq: f64 = xt[r * d..(r + 1) * d].iter().map(|&v| (v as f64).powi(2)).sum();
+            let sq: f64 = xt[r * d..(r + 1) * d].iter().zip(&m.mean).map(|(&v, mu)| (v as f64 - mu).powi(2)).sum();
             let log_prior = -0.5 * sq / var - 0.5 * d as f64 * (2.0 * std::f64::consts::PI * var).ln();
             out.push(-(log_prior + acc[r] as f64));
         }

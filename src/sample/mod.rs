@@ -154,7 +154,6 @@ pub struct Row {
     pub cz: f32,
     pub cu: f32,
     pub cv: f32,
-    pub snr: f32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -165,8 +164,6 @@ pub enum Kind {
     Update,
     /// Evaluate, then the same update after saving u <- x, v <- s (Heun's first stage).
     UpdateSave,
-    /// Evaluate, then a Langevin corrector step with the SNR rule.
-    Corrector,
 }
 
 /// A sampler as data: steps in order.
@@ -199,10 +196,6 @@ pub(crate) struct Params {
     pub groups_x: u32,
 }
 
-/// Largest sample (numbers per chain) the corrector takes on a CPU adapter: 2 d / 16 + 30 loop
-/// iterations per invocation stay under llvmpipe's 65,535.
-pub const MAX_CORRECTOR_DIM: usize = 480_000;
-
 /// A program bound to a model: the schedule on the GPU and one captured command list per step
 /// kind. Also integrates an accumulator with the divergence when the model has one (the
 /// instantaneous change of variables of the probability-flow ODE).
@@ -214,6 +207,8 @@ pub struct Runner<'m> {
     kinds: Vec<(Kind, Captured)>,
     /// Log-density change accumulated along the path [B] (models with a divergence).
     pub acc: Option<Tensor>,
+    /// Mean of the prior [D] (the data's mean; zeros unless set): Init rows add it from u.
+    pub prior_mean: Vec<f32>,
     /// Schedule and scratch buffers the captured commands bind.
     _keep: Vec<Tensor>,
 }
@@ -221,17 +216,9 @@ pub struct Runner<'m> {
 impl<'m> Runner<'m> {
     pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
         let (b, d) = (model.batch, model.numel());
-        // The corrector gives each chain to one invocation, which walks its d dimensions twice,
-        // 16 per loop iteration; llvmpipe stops an invocation's loops after 65,535 iterations.
-        if gpu.is_cpu() && d > MAX_CORRECTOR_DIM && program.steps.iter().any(|(k, _)| *k == Kind::Corrector) {
-            return Err(Error::Limit(format!(
-                "the predictor-corrector sampler takes samples of up to {MAX_CORRECTOR_DIM} numbers on a CPU adapter \
-                 (lavapipe ends loops after 65,535 iterations); these have {d}: use a sampler without a corrector"
-            )));
-        }
         let mut sched = Vec::with_capacity(8 * program.steps.len().max(1));
         for (_, r) in &program.steps {
-            sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, r.snr, 0.0]);
+            sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, 0.0, 0.0]);
         }
         if sched.is_empty() {
             sched.resize(8, 0.0);
@@ -256,7 +243,6 @@ impl<'m> Runner<'m> {
         let set = rec.pipeline("sampler", "set_sigma", &[])?;
         let upd = rec.pipeline("sampler", "update", &[("SAVE", 0.0)])?;
         let upd_save = rec.pipeline("sampler", "update", &[("SAVE", 1.0)])?;
-        let corr = rec.pipeline("sampler", "corrector", &[])?;
         let tick = rec.pipeline("sampler", "tick", &[])?;
         let (x, s, sig) = (model.x().buffer(), model.score().buffer(), model.sigma().buffer());
         let (sb, cb) = (sched.buffer(), ctr.buffer());
@@ -269,45 +255,30 @@ impl<'m> Runner<'m> {
         let g_b = grid(&rec, b, 256)?;
         let pa = Params { n: b as u32, d: 1, groups_x: g_b[0], ..base };
         let mut kinds = Vec::new();
-        for kind in [Kind::Init, Kind::Update, Kind::UpdateSave, Kind::Corrector] {
+        for kind in [Kind::Init, Kind::Update, Kind::UpdateSave] {
             let mut r = Recorder::capturing(gpu);
             if kind != Kind::Init {
                 let pi = r.params(&Params { groups_x: g_b[0], ..base });
                 r.dispatch_at(&set, Some(pi), &[(1, sb), (2, cb), (7, sig)], g_b)?;
                 model.plan.record(&mut r);
             }
-            match kind {
-                Kind::Corrector => {
-                    let gc = grid(&r, b, 64)?;
-                    let pi = r.params(&Params { groups_x: gc[0], ..base });
-                    r.dispatch_at(&corr, Some(pi), &[(1, sb), (2, cb), (3, x), (4, s)], gc)?;
-                }
-                _ => {
-                    let pipe = if kind == Kind::UpdateSave { &upd_save } else { &upd };
-                    if let (Some(acc), Some(div)) = (&acc, model.div()) {
-                        if kind != Kind::Init {
-                            let pi = r.params(&pa);
-                            let bind = [
-                                (1, sb),
-                                (2, cb),
-                                (3, acc.buffer()),
-                                (4, div.buffer()),
-                                (5, ua.buffer()),
-                                (6, va.buffer()),
-                            ];
-                            r.dispatch_at(pipe, Some(pi), &bind, g_b)?;
-                        }
-                    }
-                    let pi = r.params(&base);
-                    let bind = [(1, sb), (2, cb), (3, x), (4, s), (5, u.buffer()), (6, v.buffer())];
-                    r.dispatch_at(pipe, Some(pi), &bind, g_n)?;
+            let pipe = if kind == Kind::UpdateSave { &upd_save } else { &upd };
+            if let (Some(acc), Some(div)) = (&acc, model.div()) {
+                if kind != Kind::Init {
+                    let pi = r.params(&pa);
+                    let bind =
+                        [(1, sb), (2, cb), (3, acc.buffer()), (4, div.buffer()), (5, ua.buffer()), (6, va.buffer())];
+                    r.dispatch_at(pipe, Some(pi), &bind, g_b)?;
                 }
             }
+            let pi = r.params(&base);
+            let bind = [(1, sb), (2, cb), (3, x), (4, s), (5, u.buffer()), (6, v.buffer())];
+            r.dispatch_at(pipe, Some(pi), &bind, g_n)?;
             r.dispatch_at(&tick, None, &[(2, cb)], [1, 1, 1])?;
             kinds.push((kind, r.into_captured()));
         }
         let _keep = vec![sched, u, v, ua, va];
-        Ok(Runner { model, program, seed, ctr, kinds, acc, _keep })
+        Ok(Runner { model, program, seed, ctr, kinds, acc, prior_mean: vec![0.0; d], _keep })
     }
 
     fn captured(&self, kind: Kind) -> &Captured {
@@ -336,6 +307,15 @@ impl<'m> Runner<'m> {
         gpu.queue.write_buffer(self.ctr.buffer().buffer(), 0, bytemuck::bytes_of(&0u32));
         if let Some(x0) = x0 {
             self.model.plan.feed(gpu, "x", x0)?;
+        }
+        // The prior's mean, read by Init rows from the scratch u (Heun's stages overwrite it).
+        if self.program.steps.iter().any(|(k, _)| *k == Kind::Init) {
+            let d = self.model.numel();
+            if self.prior_mean.len() != d {
+                return Err(Error::Shape(format!("prior mean of {} values for samples of {d}", self.prior_mean.len())));
+            }
+            let tiled: Vec<f32> = self.prior_mean.iter().copied().cycle().take(self.model.batch * d).collect();
+            gpu.queue.write_buffer(self._keep[1].buffer().buffer(), 0, bytemuck::cast_slice(&tiled));
         }
         if let Some(acc) = &self.acc {
             gpu.queue.write_buffer(acc.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
@@ -383,7 +363,8 @@ impl<'m> Runner<'m> {
 }
 
 /// Plain-loop reference of a program for one chain (f64, the same Philox noise as the GPU):
-/// the executable spec of shaders/sampler.wgsl. `score(x, sigma)` is the model.
+/// the executable spec of shaders/sampler.wgsl. `score(x, sigma)` is the model; `prior_mean`
+/// is what the runner puts in u before the program (`Runner::prior_mean`).
 pub fn run_program_ref(
     program: &Program,
     score: &dyn Fn(&[f64], f64) -> Vec<f64>,
@@ -391,41 +372,26 @@ pub fn run_program_ref(
     chain: u64,
     seed: u64,
     x0: Option<&[f64]>,
+    prior_mean: &[f64],
 ) -> Vec<f64> {
     use crate::ops::random::{random_ref, Dist, RngKey};
     let blocks = d.div_ceil(4) as u64;
     let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; d]);
-    let (mut u, mut v) = (vec![0.0; d], vec![0.0; d]);
+    let (mut u, mut v) = (prior_mean.to_vec(), vec![0.0; d]);
     for (k, (kind, r)) in program.steps.iter().enumerate() {
         let z: Vec<f64> = random_ref(d, RngKey { seed, stream: chain, counter: k as u64 * blocks }, Dist::Normal)
             .iter()
             .map(|&z| z as f64)
             .collect();
         let s = if *kind == Kind::Init { vec![0.0; d] } else { score(&x, r.sigma as f64) };
-        match kind {
-            Kind::Corrector => {
-                let sn = s.iter().map(|a| a * a).sum::<f64>().sqrt();
-                let zn = z.iter().map(|a| a * a).sum::<f64>().sqrt();
-                let cap = 2.0 * r.cx as f64 * (r.snr as f64 * r.sigma as f64).powi(2);
-                let eps = (2.0 * r.cx as f64 * (r.snr as f64 * zn / sn.max(1e-30)).powi(2)).min(cap);
-                for j in 0..d {
-                    x[j] += eps * s[j] + (2.0 * eps).sqrt() * z[j];
-                }
+        for j in 0..d {
+            let new =
+                r.cx as f64 * x[j] + r.cs as f64 * s[j] + r.cz as f64 * z[j] + r.cu as f64 * u[j] + r.cv as f64 * v[j];
+            if *kind == Kind::UpdateSave {
+                u[j] = x[j];
+                v[j] = s[j];
             }
-            _ => {
-                for j in 0..d {
-                    let new = r.cx as f64 * x[j]
-                        + r.cs as f64 * s[j]
-                        + r.cz as f64 * z[j]
-                        + r.cu as f64 * u[j]
-                        + r.cv as f64 * v[j];
-                    if *kind == Kind::UpdateSave {
-                        u[j] = x[j];
-                        v[j] = s[j];
-                    }
-                    x[j] = new;
-                }
-            }
+            x[j] = new;
         }
     }
     x

@@ -34,24 +34,27 @@ pub struct Rk45Out {
     pub evaluations: usize,
 }
 
-/// Solve for chains chain0 .. chain0 + B from the prior N(0, prior_std^2).
+/// Solve for chains chain0 .. chain0 + B from the prior N(mean, std^2 I), `prior` = (mean [D], std).
 #[allow(clippy::too_many_arguments)]
 pub fn rk45(
     gpu: &Gpu,
     model: &ScoreFn,
     sigma_max: f64,
     sigma_min: f64,
-    prior_std: f64,
+    prior: (&[f32], f64),
     tol: f64,
     seed: u64,
     chain0: usize,
 ) -> Result<Rk45Out> {
     let (b, d) = (model.batch, model.numel());
     let n = b * d;
+    if prior.0.len() != d {
+        return Err(Error::Shape(format!("rk45: the prior mean has {} values, the samples {d}", prior.0.len())));
+    }
     let mut x0 = Vec::with_capacity(n);
     for r in 0..b {
         let z = random_ref(d, RngKey { seed, stream: (chain0 + r) as u64, counter: 0 }, Dist::Normal);
-        x0.extend(z.iter().map(|v| v * prior_std as f32));
+        x0.extend(z.iter().zip(prior.0.iter().cycle()).map(|(v, m)| m + v * prior.1 as f32));
     }
     let x = Tensor::from_slice(gpu, &x0, &[n])?;
     let xn = Tensor::zeros(gpu, &[n])?;

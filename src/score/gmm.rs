@@ -39,8 +39,18 @@ impl Gmm {
         if d == 0 || means.iter().any(|m| m.len() != d) {
             return Err(Error::Invalid("mixture means must all have the same, non-zero length".into()));
         }
-        if weights.iter().any(|w| !(*w > 0.0)) || stds.iter().any(|s| !(*s > 0.0)) {
-            return Err(Error::Invalid("mixture weights and stds must be positive".into()));
+        // Checked in the precision that runs: the score graph holds means and std^2 in f32.
+        let f32ok = |v: f64| v.is_finite() && v.abs() < f32::MAX as f64;
+        if let Some(w) = weights.iter().find(|w| !(**w > 0.0 && f32ok(**w))) {
+            return Err(Error::Invalid(format!("mixture weight {w} must be a positive, finite number")));
+        }
+        if let Some(s) = stds.iter().find(|s| !(**s > 0.0 && f32ok(*s * *s) && f32ok(1.0 / (*s * *s)))) {
+            return Err(Error::Invalid(format!(
+                "mixture std {s} must be positive with std^2 and 1/std^2 finite in f32"
+            )));
+        }
+        if let Some(m) = means.iter().flatten().find(|m| !f32ok(**m)) {
+            return Err(Error::Invalid(format!("mixture mean {m} must be a finite f32 number")));
         }
         let tot: f64 = weights.iter().sum();
         Ok(Gmm { weights: weights.iter().map(|w| w / tot).collect(), means, stds })
@@ -101,12 +111,18 @@ impl Gmm {
         Gmm::new(w, m, s).map_err(|e| Error::Invalid(format!("{path}: {e}")))
     }
 
-    /// E[x^2] per dimension.
-    pub fn mean_square(&self) -> f64 {
-        let d = self.dim() as f64;
-        (0..self.weights.len())
-            .map(|k| self.weights[k] * (self.means[k].iter().map(|m| m * m).sum::<f64>() / d + self.stds[k].powi(2)))
-            .sum()
+    /// The mixture's mean and its variance per dimension (averaged over dimensions).
+    pub fn moments(&self) -> super::process::Moments {
+        let d = self.dim();
+        let mean: Vec<f64> =
+            (0..d).map(|j| self.weights.iter().zip(&self.means).map(|(w, m)| w * m[j]).sum()).collect();
+        let second: f64 = (0..self.weights.len())
+            .map(|k| {
+                self.weights[k] * (self.means[k].iter().map(|m| m * m).sum::<f64>() / d as f64 + self.stds[k].powi(2))
+            })
+            .sum();
+        let var = second - mean.iter().map(|m| m * m).sum::<f64>() / d as f64;
+        super::process::Moments { mean, var: var.max(0.0) }
     }
 
     pub fn dim(&self) -> usize {

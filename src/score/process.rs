@@ -11,6 +11,58 @@
 
 use crate::error::{Error, Result};
 
+/// The first two moments of the data, per dimension, that set the sampling prior: the mean
+/// and the variance about it (averaged over dimensions). Computed exactly for analytic models,
+/// measured on the data for trained ones and stored in the checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moments {
+    pub mean: Vec<f64>,
+    pub var: f64,
+}
+
+impl Moments {
+    /// Zero mean and variance `var` in `d` dimensions (checkpoints older than the mean).
+    pub fn centred(d: usize, var: f64) -> Moments {
+        Moments { mean: vec![0.0; d], var }
+    }
+
+    /// Moments of `n` samples of `d` values each.
+    pub fn of(xs: &[f32], d: usize) -> Moments {
+        let n = (xs.len() / d.max(1)).max(1) as f64;
+        let mut mean = vec![0.0; d];
+        for row in xs.chunks_exact(d.max(1)) {
+            for (m, &v) in mean.iter_mut().zip(row) {
+                *m += v as f64 / n;
+            }
+        }
+        let mut var = 0.0;
+        for row in xs.chunks_exact(d.max(1)) {
+            for (m, &v) in mean.iter().zip(row) {
+                var += (v as f64 - m).powi(2);
+            }
+        }
+        Moments { mean, var: var / (n * d.max(1) as f64) }
+    }
+
+    /// Check values read from a file (finite in f32, variance not negative, `d` values).
+    pub fn check(&self, d: usize, what: &str) -> Result<()> {
+        if self.mean.len() != d {
+            return Err(Error::Invalid(format!(
+                "{what}: the data mean has {} values, the samples {d}",
+                self.mean.len()
+            )));
+        }
+        let f32ok = |v: f64| v.is_finite() && v.abs() < f32::MAX as f64;
+        if let Some(v) = self.mean.iter().find(|v| !f32ok(**v)) {
+            return Err(Error::Invalid(format!("{what}: data mean {v} is not a finite f32")));
+        }
+        if !(self.var >= 0.0 && f32ok(self.var)) {
+            return Err(Error::Invalid(format!("{what}: data variance {} must be a finite number >= 0", self.var)));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Process {
     /// Variance exploding (NCSN, score_sde VE): s = 1, sigma(t) = sigma_min (sigma_max/sigma_min)^t, t in [0, 1].
@@ -151,22 +203,20 @@ impl Process {
         0.5 * (lo + hi)
     }
 
-    /// Variance of the prior in scaled coordinates, per dimension: sigma_max^2 for VE/EDM
-    /// (data variance neglected, as in score_sde and EDM), and 1/s(T)^2 for the VP family, whose
-    /// prior is N(0, I) in x.
-    pub fn prior_var(&self) -> f64 {
-        self.prior_var_with(0.0)
+    /// Variance of the prior in scaled coordinates, per dimension, for data of variance
+    /// `data_var` per dimension (about their mean): the marginal at sigma_max has exactly this
+    /// variance for every process, sigma_max^2 + data_var (in x~ = x0 + sigma z); for the VP
+    /// family 1/s(T)^2 = 1 + sigma_max^2, whose data variance 1 is swamped by sigma_max^2 anyway.
+    pub fn prior_var_with(&self, data_var: f64) -> f64 {
+        self.sigma_max().powi(2) + data_var
     }
 
-    /// The prior variance when the data's mean square per dimension is known: the marginal at
-    /// sigma_max of VE/EDM then has variance sigma_max^2 + data_var exactly (it matters when
-    /// sigma_max is only a few data radii, as for 2-D toys).
-    pub fn prior_var_with(&self, data_var: f64) -> f64 {
-        let t = self.t_range().1;
-        match self {
-            Process::Ve { .. } | Process::Edm { .. } => self.sigma(t).powi(2) + data_var,
-            _ => 1.0 / self.scale(t).powi(2),
-        }
+    /// The prior in scaled coordinates for data with these moments: N(mean, std^2 I), the
+    /// Gaussian with the first two moments of the marginal at sigma_max (its mean is the data's
+    /// mean for every process: x~ = x0 + sigma z). A zero-mean prior biases the samples of data
+    /// whose mean is far from zero (a chain starts on the wrong side of the modes).
+    pub fn prior(&self, m: &Moments) -> (Vec<f64>, f64) {
+        (m.mean.clone(), self.prior_var_with(m.var).sqrt())
     }
 
     /// A training noise level from a uniform u in (0, 1) (and a second one for EDM's normal):
