@@ -52,6 +52,19 @@ impl Model {
         let cfg = Config::from_toml(&meta("scoregen.config")?, &format!("{} (metadata)", path.display()))?;
         let shape: Vec<usize> = serde_json::from_str(&meta("scoregen.data_shape")?)
             .map_err(|e| Error::Invalid(format!("{}: bad data_shape metadata: {e}", path.display())))?;
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Invalid(format!(
+                "{}: metadata scoregen.data_shape {shape:?} has no samples to draw (a zero or no dimension)",
+                path.display()
+            )));
+        }
+        let numel = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
+        if numel as u128 * 4 > gpu.limits.max_storage_buffer_binding_size as u128 {
+            return Err(Error::Limit(format!(
+                "{}: metadata scoregen.data_shape {shape:?}: one sample is larger than this device binds",
+                path.display()
+            )));
+        }
         let spec = cfg.model_spec(&shape)?;
         // Parameter names and shapes from the architecture; every mismatch in one error.
         let mut params = ParamStore::new();
@@ -187,6 +200,14 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
             return Err(Error::Invalid(format!("{name} must be at least 1")));
         }
     }
+    let d: usize = model.shape().iter().product();
+    check_sample_size(req.n, d)?;
+    if req.sampler == SamplerKind::Ald && req.steps < req.opts.levels {
+        return Err(Error::Invalid(format!(
+            "--steps {}: ALD runs sample.levels = {} noise levels and needs at least one step per level",
+            req.steps, req.opts.levels
+        )));
+    }
     let batch = req.batch.min(req.n);
     let hint = |e: Error| match e {
         Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
@@ -215,6 +236,37 @@ pub fn draw(gpu: &Gpu, model: &Model, req: &SampleRequest, progress: &mut dyn Fn
     let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
     runner.prior_mean = prior_mean;
     runner.sample(gpu, 0, req.n, progress).map_err(hint)
+}
+
+/// Largest sample output held in host memory: 16 GiB of f32.
+pub const MAX_SAMPLE_BYTES: u128 = 16 << 30;
+
+/// `n` samples of `d` numbers must fit in host memory before any work starts.
+pub fn check_sample_size(n: usize, d: usize) -> Result<()> {
+    let bytes = n as u128 * d as u128 * 4;
+    if bytes > MAX_SAMPLE_BYTES {
+        return Err(Error::Limit(format!(
+            "--n {n}: {n} samples of {d} numbers are {:.1} GB, more than the {} GB scoregen holds in memory; draw \
+             fewer per run (different --seed values give independent samples)",
+            bytes as f64 / 1e9,
+            MAX_SAMPLE_BYTES >> 30
+        )));
+    }
+    Ok(())
+}
+
+/// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
+pub fn check_samples_finite(xs: &[f32], d: usize, out: &Path) -> Result<()> {
+    let bad = xs.chunks(d.max(1)).filter(|p| p.iter().any(|v| !v.is_finite())).count();
+    if bad > 0 {
+        return Err(Error::Invalid(format!(
+            "{bad} of {} samples have NaN or infinite values (written to {} all the same); try more --steps or \
+             another --sampler",
+            xs.len() / d.max(1),
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 /// What `write_samples` writes for a path and sample shape.
@@ -250,13 +302,25 @@ pub fn png_fits(shape: &[usize], images: bool) -> bool {
 /// exists), so that a long run does not end in an error with its samples lost.
 pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {
     output_kind(path, shape, images)?;
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => Err(Error::Invalid(format!(
+    if path.is_dir() {
+        return Err(Error::Invalid(format!("{}: is a folder; give a file name", path.display())));
+    }
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(Error::Invalid(format!(
             "{}: the folder {} does not exist; create it first",
             path.display(),
             dir.display()
-        ))),
-        _ => Ok(()),
+        )));
+    }
+    // Writable: the samples are written through a temporary file in that folder.
+    let probe = dir.join(format!(".scoregen-probe-{}", std::process::id()));
+    match std::fs::File::create(&probe) {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::Io(format!("{}: cannot write in {}: {e}", path.display(), dir.display()))),
     }
 }
 
@@ -287,6 +351,9 @@ pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> 
         }
     }
 }
+
+/// Most data points `eval` takes for the PF-ODE likelihood.
+pub const MAX_NLL_POINTS: usize = 1_000_000;
 
 /// Figures of `eval`: (name, value, unit).
 pub type Figures = Vec<(String, f64, String)>;
@@ -327,6 +394,7 @@ pub fn evaluate(
         let t0 = std::time::Instant::now();
         let xs = draw(gpu, model, req, &mut |_, _| {})?;
         out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
+        crate::metrics::check_finite(&xs, d, &format!("the {:?} sampler's samples", req.sampler))?;
         let gt = truth(req.n, 0xC0FFEE ^ req.seed);
         out.push(("sliced_w2".into(), crate::metrics::sliced_w2(&xs, &gt, d, 256, 1), "".into()));
         let gt2 = truth(req.n, 0xBEEF ^ req.seed);
@@ -344,6 +412,12 @@ pub fn evaluate(
                 out.push((format!("mode_{k}_fraction"), *f, format!("(weight {:.3})", g.weights[k])));
             }
         }
+    }
+    if nll_n > MAX_NLL_POINTS {
+        return Err(Error::Invalid(format!(
+            "--nll-n {nll_n}: at most {MAX_NLL_POINTS} points (the NLL is a mean; 10,000 points give a standard error \
+             near 0.01 nats)"
+        )));
     }
     if nll_n > 0 {
         let mut pts = truth(nll_n, 0xDA7A);

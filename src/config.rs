@@ -205,7 +205,7 @@ impl Config {
     fn validate(&self) -> std::result::Result<(), String> {
         self.process()?;
         self.param()?;
-        crate::sample::SamplerKind::from_name(&self.sample.sampler).map_err(|e| e.to_string())?;
+        crate::sample::SamplerKind::from_name(&self.sample.sampler).map_err(|e| e.message().to_string())?;
         if !["mlp", "unet"].contains(&self.model.network.as_str()) {
             return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
         }
@@ -257,6 +257,12 @@ impl Config {
                 return Err(format!("{name} = {v} must be positive"));
             }
         }
+        if s.sampler == "ald" && s.steps < s.levels {
+            return Err(format!(
+                "sample.steps = {} is below sample.levels = {}: ALD needs at least one step per noise level",
+                s.steps, s.levels
+            ));
+        }
         if s.eps >= 1.0 {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
@@ -269,15 +275,23 @@ impl Config {
                 self.process.sigma_min, self.process.sigma_max
             ));
         }
+        // In the precision that runs: sigma^2 enters the kernels in f32.
+        let (lo, hi) = (self.process.sigma_min, self.process.sigma_max);
+        if (hi * hi) as f32 == f32::INFINITY {
+            return Err(format!("process.sigma_max = {hi}: sigma_max^2 overflows f32; use at most 1e18"));
+        }
+        if ((lo * lo) as f32) < f32::MIN_POSITIVE {
+            return Err(format!("process.sigma_min = {lo}: sigma_min^2 underflows f32; use at least 1e-18"));
+        }
         Ok(())
     }
 
     pub fn process(&self) -> std::result::Result<Process, String> {
         Process::from_name(&self.process.kind, self.process.sigma_min, self.process.sigma_max)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.message().to_string())
     }
     pub fn param(&self) -> std::result::Result<Parameterisation, String> {
-        Parameterisation::from_name(&self.model.param, self.model.sigma_data).map_err(|e| e.to_string())
+        Parameterisation::from_name(&self.model.param, self.model.sigma_data).map_err(|e| e.message().to_string())
     }
 
     /// The model for samples of `data_shape`.

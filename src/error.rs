@@ -5,7 +5,7 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
-    /// No adapter could be found or opened (exit code 2).
+    /// No adapter could be found or opened (exit code 3).
     NoAdapter(String),
     /// Shapes that cannot work together, named in the message.
     Shape(String),
@@ -22,11 +22,40 @@ pub enum Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
-    /// Process exit code for this error: 2 for environment problems (no adapter), 1 otherwise.
+    /// Process exit code for this error: 3 when there is no usable GPU adapter, 1 otherwise
+    /// (2 is the command line parser's: a bad flag).
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::NoAdapter(_) => 2,
+            Error::NoAdapter(_) => 3,
             _ => 1,
+        }
+    }
+}
+
+impl Error {
+    /// The message without its kind's prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            Error::NoAdapter(m)
+            | Error::Shape(m)
+            | Error::Limit(m)
+            | Error::Invalid(m)
+            | Error::Io(m)
+            | Error::Gpu(m) => m,
+        }
+    }
+
+    /// The same error with `what` (a file, a key) in front of its message: the kind, and so
+    /// the prefix and exit code, stay; the prefix is printed once.
+    pub fn context(self, what: impl fmt::Display) -> Error {
+        let m = format!("{what}: {}", self.message());
+        match self {
+            Error::NoAdapter(_) => Error::NoAdapter(m),
+            Error::Shape(_) => Error::Shape(m),
+            Error::Limit(_) => Error::Limit(m),
+            Error::Invalid(_) => Error::Invalid(m),
+            Error::Io(_) => Error::Io(m),
+            Error::Gpu(_) => Error::Gpu(m),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{check_output, draw, evaluate, png_fits, write_samples, Model, SampleRequest};
+use scoregen::app::{
+    check_output, check_samples_finite, draw, evaluate, png_fits, write_samples, Model, SampleRequest,
+};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
@@ -14,8 +16,8 @@ use std::path::PathBuf;
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
 struct Cli {
     /// Graphics API: auto, vulkan, metal, dx12, gl.
-    #[arg(long, global = true, env = "SCOREGEN_BACKEND", default_value = "auto")]
-    backend: String,
+    #[arg(long, global = true, env = "SCOREGEN_BACKEND", default_value = "auto", value_parser = parse_backend)]
+    backend: BackendChoice,
     /// Adapter index as listed by `scoregen info`.
     #[arg(long, global = true, env = "SCOREGEN_ADAPTER")]
     adapter: Option<usize>,
@@ -69,8 +71,8 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         nll_n: usize,
         /// Divergence: exact, or the number of Hutchinson probes.
-        #[arg(long, default_value = "exact")]
-        probes: String,
+        #[arg(long, default_value = "exact", value_parser = parse_probes)]
+        probes: Probes,
         #[arg(long)]
         json: bool,
     },
@@ -91,8 +93,8 @@ struct SampleArgs {
     #[arg(long)]
     model: Option<String>,
     /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
-    #[arg(long)]
-    sampler: Option<String>,
+    #[arg(long, value_parser = parse_sampler)]
+    sampler: Option<SamplerKind>,
     /// Sampler steps (model evaluations; ALD: all noise levels together); default from the
     /// checkpoint's config.
     #[arg(long)]
@@ -163,8 +165,26 @@ enum BenchCmd {
     },
 }
 
+fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
+    s.parse().map_err(|e: Error| e.message().to_string())
+}
+fn parse_sampler(s: &str) -> std::result::Result<SamplerKind, String> {
+    SamplerKind::from_name(s).map_err(|e| e.message().to_string())
+}
+fn parse_probes(s: &str) -> std::result::Result<Probes, String> {
+    match s {
+        "exact" => Ok(Probes::Exact),
+        k => k
+            .parse()
+            .ok()
+            .filter(|&k: &usize| (1..=4096).contains(&k))
+            .map(Probes::Hutchinson)
+            .ok_or_else(|| format!("'{k}': use 'exact' or a number of Hutchinson probes from 1 to 4096")),
+    }
+}
+
 fn open(cli: &Cli) -> Result<Gpu> {
-    let backend: BackendChoice = cli.backend.parse()?;
+    let backend = cli.backend;
     let gpu = Gpu::new(&GpuOptions { backend, adapter: cli.adapter, profile: cli.profile })?;
     if let Some(hint) = scoregen::gpu::context::gl_fallback_hint(backend, gpu.info.backend, &gpu.info.name) {
         eprintln!("{hint}");
@@ -183,9 +203,7 @@ fn load_model(gpu: &Gpu, checkpoint: &Option<PathBuf>, model: &Option<String>) -
 
 fn request(m: &Model, a: &SampleArgs) -> Result<SampleRequest> {
     let mut req = SampleRequest::from_config(&m.sample_defaults())?;
-    if let Some(s) = &a.sampler {
-        req.sampler = SamplerKind::from_name(s)?;
-    }
+    req.sampler = a.sampler.unwrap_or(req.sampler);
     req.steps = a.steps.unwrap_or(req.steps);
     req.n = a.n.unwrap_or(req.n);
     req.seed = a.seed.unwrap_or(req.seed);
@@ -210,7 +228,7 @@ fn progress(what: &'static str) -> impl FnMut(usize, usize) {
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Info => {
-            let backend: BackendChoice = cli.backend.parse()?;
+            let backend = cli.backend;
             let r = adapters_report(backend);
             if r.is_empty() {
                 return Err(Error::NoAdapter(format!(
@@ -233,6 +251,10 @@ fn run(cli: Cli) -> Result<()> {
                         return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
                     }
                     bench::unet::run(&gpu, *from, *to, &Report { json: *json })
+                }
+                BenchCmd::Mlp { steps: 0, .. } => Err(Error::Invalid("--steps 0: time at least 1 step".into())),
+                BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
+                    Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
                 }
                 BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
                 BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
@@ -258,6 +280,9 @@ fn run(cli: Cli) -> Result<()> {
             eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
             let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
             let r = train(&gpu, &cfg, dir, &opts)?;
+            if r.steps_per_sec == 0.0 {
+                return Ok(()); // nothing was trained (train said why)
+            }
             eprintln!(
                 "step {}: loss {:.4}; {:.2} steps/s; checkpoint {}",
                 r.step,
@@ -292,6 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             let t0 = std::time::Instant::now();
             let xs = draw(&gpu, &m, &req, &mut progress("sampling"))?;
             write_samples(out, &xs, &m.shape(), m.images())?;
+            check_samples_finite(&xs, m.shape().iter().product(), out)?;
             eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
             Ok(())
         }
@@ -299,12 +325,7 @@ fn run(cli: Cli) -> Result<()> {
             let gpu = open(&cli)?;
             let m = load_model(&gpu, &src.checkpoint, &src.model)?;
             let req = request(&m, src)?;
-            let probes = match probes.as_str() {
-                "exact" => Probes::Exact,
-                k => Probes::Hutchinson(k.parse().ok().filter(|&k: &usize| k > 0).ok_or_else(|| {
-                    Error::Invalid(format!("--probes {k}: use 'exact' or a number of Hutchinson probes"))
-                })?),
-            };
+            let probes = *probes;
             let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
             for (name, v, unit) in evaluate(&gpu, &m, &req, *nll_n, probes, dir)? {
                 if *json {
@@ -330,6 +351,11 @@ fn main() {
         let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         eprintln!("error: internal error{at}: {msg} (please report this)");
     }));
+    // Mesa's Vulkan device-select layer probes for a Wayland display and prints "error:
+    // XDG_RUNTIME_DIR is invalid" twice on headless machines; scoregen picks adapters itself.
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e}");

@@ -115,18 +115,39 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let step = TrainStep::new(gpu, &mut g, loss, &params, adam)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::Io(format!("{}: cannot create the output folder: {e}", opts.out.display())))?;
+    // One training process per folder; temporaries of killed writers are swept.
+    let _lock = crate::io::DirLock::acquire(&opts.out)?;
+    crate::io::sweep_stale_temporaries(&opts.out);
     let mut start = 0usize;
     let mut losses: Vec<(usize, f64)> = Vec::new();
+    let acc = Tensor::zeros(gpu, &[2])?;
     if opts.resume {
         let path = opts.out.join(STATE);
         if path.exists() {
-            start = restore(gpu, &path, cfg, &params, &step)?;
-            losses = read_losses(&opts.out)?.into_iter().filter(|l| l.0 <= start).collect();
+            (start, losses) = restore(gpu, &path, cfg, &params, &step, &acc)?;
+        } else if let Some(f) = [CHECKPOINT, "loss.csv"].into_iter().find(|f| opts.out.join(f).exists()) {
+            // Starting afresh here would replace a run that cannot be continued.
+            return Err(Error::Invalid(format!(
+                "{}: --resume needs {STATE}, which is missing, but the folder holds {f} of a run; start over with \
+                 --overwrite or choose another --out",
+                opts.out.display()
+            )));
         } else if opts.progress {
             eprintln!("note: nothing to resume in {} (no {STATE}); starting afresh", opts.out.display());
         }
     }
-    let acc = Tensor::zeros(gpu, &[2])?;
+    if total < start {
+        return Err(Error::Invalid(format!(
+            "--steps {total}: the run in {} is already at step {start}; give more steps to continue it",
+            opts.out.display()
+        )));
+    }
+    if total == start {
+        if opts.progress {
+            eprintln!("note: the run in {} has already reached step {total}; nothing to train", opts.out.display());
+        }
+        return Ok(TrainOutcome { step: start, losses, steps_per_sec: 0.0 });
+    }
     let zeros = Tensor::zeros(gpu, &[2])?;
     let mut rec0 = Recorder::capturing(gpu);
     let lpipe = rec0.pipeline("optim", "loss_acc", &[])?;
@@ -163,7 +184,8 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
             step.plan.record(&mut rec);
             step.opt.record(&mut rec);
             rec.replay(&acc_steps.steps);
-            let logging = (k + 1) % log_every == 0 || k + 1 == end;
+            // A stop before the end (stop_after) keeps the partial window in the state.
+            let logging = (k + 1) % log_every == 0 || k + 1 == total;
             let readback = if logging {
                 let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("loss readback"),
@@ -203,7 +225,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
                 )));
             }
             if checkpoint {
-                save(gpu, cfg, &data, &opts.out, k + 1, &params, &step, &losses)?;
+                save(gpu, cfg, &data, &opts.out, k + 1, &params, &step, &losses, &acc)?;
                 last_good = Some(k + 1);
             }
             if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end {
@@ -332,9 +354,27 @@ fn save(
     params: &ParamStore,
     step: &TrainStep,
     losses: &[(usize, f64)],
+    acc: &Tensor,
 ) -> Result<()> {
-    // Resume state first, then the sampling checkpoint: both name the same step.
+    // Non-finite weights never replace a good checkpoint (the loss is only read every
+    // log_every steps, so a NaN can reach the weights between two readings).
+    let (w, kind) = sampling_weights(params, step);
+    let ck = Checkpoint::from_params(gpu, &w, metadata(cfg, data, at, kind))?;
+    if let Some((name, _)) = ck.tensors.iter().find(|(_, (_, v))| v.iter().any(|x| !x.is_finite())) {
+        return Err(Error::Invalid(format!(
+            "training produced non-finite weights ({name}) by step {at}; stopped without writing them. Check the \
+             data for NaN or inf values, lower train.lr or set train.clip"
+        )));
+    }
+    // Resume state first, then the sampling checkpoint: both name the same step. The state
+    // holds the loss history and the partial loss window too, so a resumed run's loss.csv is
+    // the uninterrupted run's whatever happened after the state was written.
     let mut st = Checkpoint::from_params(gpu, &BTreeMap::new(), metadata(cfg, data, at, "state"))?;
+    st.tensors.insert("loss_acc".into(), (vec![2], acc.to_vec(gpu)?));
+    // (step, f64 loss) as raw bits in f32 slots: the text of loss.csv must come back exactly.
+    let bits = |u: u64| [f32::from_bits(u as u32), f32::from_bits((u >> 32) as u32)];
+    let hist: Vec<f32> = losses.iter().flat_map(|&(s, l)| [bits(s as u64), bits(l.to_bits())]).flatten().collect();
+    st.tensors.insert("loss_history".into(), (vec![losses.len(), 4], hist));
     for (name, p) in params {
         st.tensors.insert(format!("param/{name}"), (p.shape().to_vec(), p.to_vec(gpu)?));
         let (m, v) = step.opt.moments(name).ok_or_else(|| Error::Invalid(format!("no moments for {name}")))?;
@@ -347,8 +387,7 @@ fn save(
     st.tensors.insert("optim_state".into(), (vec![4], step.opt.state.to_vec(gpu)?));
     st.tensors.insert("plan_replays".into(), (vec![1], step.plan.replays.to_vec(gpu)?));
     st.save(&out.join(STATE))?;
-    let (w, kind) = sampling_weights(params, step);
-    Checkpoint::from_params(gpu, &w, metadata(cfg, data, at, kind))?.save(&out.join(CHECKPOINT))?;
+    ck.save(&out.join(CHECKPOINT))?;
     let mut csv = String::from("step,loss\n");
     for (s, l) in losses {
         csv.push_str(&format!("{s},{l}\n"));
@@ -357,8 +396,15 @@ fn save(
     crate::io::plot::loss_curve(&out.join("loss.png"), losses)
 }
 
-/// Restore a run from its state file; returns the step it had reached.
-fn restore(gpu: &Gpu, path: &Path, cfg: &Config, params: &ParamStore, step: &TrainStep) -> Result<usize> {
+/// Restore a run from its state file: the step it had reached and its loss history.
+fn restore(
+    gpu: &Gpu,
+    path: &Path,
+    cfg: &Config,
+    params: &ParamStore,
+    step: &TrainStep,
+    acc: &Tensor,
+) -> Result<(usize, Vec<(usize, f64)>)> {
     let st = Checkpoint::load(path)?;
     let saved = st.metadata.get("scoregen.config").cloned().unwrap_or_default();
     let saved = Config::from_toml(&saved, &format!("{} (metadata)", path.display()))?;
@@ -394,8 +440,21 @@ fn restore(gpu: &Gpu, path: &Path, cfg: &Config, params: &ParamStore, step: &Tra
     }
     put("optim_state", &step.opt.state)?;
     put("plan_replays", &step.plan.replays)?;
-    st.metadata
+    let at: usize = st
+        .metadata
         .get("scoregen.step")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| Error::Invalid(format!("{}: no step in the metadata", path.display())))
+        .ok_or_else(|| Error::Invalid(format!("{}: no step in the metadata", path.display())))?;
+    // States written before the loss history was kept: the window restarts, loss.csv is read.
+    if st.tensors.contains_key("loss_acc") {
+        put("loss_acc", acc)?;
+    }
+    let losses = match st.tensors.get("loss_history") {
+        Some((_, v)) => {
+            let u = |lo: f32, hi: f32| lo.to_bits() as u64 | (hi.to_bits() as u64) << 32;
+            v.chunks_exact(4).map(|p| (u(p[0], p[1]) as usize, f64::from_bits(u(p[2], p[3])))).collect()
+        }
+        None => read_losses(path.parent().unwrap_or(Path::new(".")))?.into_iter().filter(|l| l.0 <= at).collect(),
+    };
+    Ok((at, losses))
 }

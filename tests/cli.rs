@@ -119,6 +119,12 @@ fn resume_continues_the_same_run() {
     assert_eq!(full.losses.len(), 4);
     let (ca, cb) = (Checkpoint::load(&a.join(CHECKPOINT)).unwrap(), Checkpoint::load(&b.join(CHECKPOINT)).unwrap());
     assert_eq!(ca.tensors, cb.tensors, "weights differ after resume");
+    // Stopped between two log_every boundaries (step 15; logs every 10): the partial loss
+    // window is kept in the state, so loss.csv still matches the uninterrupted run's.
+    let c = dir.join("c");
+    assert_eq!(run(&c, Some(15), false).step, 15);
+    assert_eq!(run(&c, None, true).step, 40);
+    assert_eq!(la, std::fs::read_to_string(c.join("loss.csv")).unwrap(), "loss curve after a mid-window stop");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -202,6 +208,16 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     assert_clean_error(code, &err, &["step", "checkpoint"]);
     let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
     assert!(ck.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "the kept checkpoint has NaNs");
+    // The loss read rarely (every 1,000 steps) and checkpoints often (every 50): the NaN reaches
+    // the weights between two readings, and must not replace the good checkpoint.
+    let cfg = cfg.replace("log_every = 5\ncheckpoint_every = 5", "log_every = 1000\ncheckpoint_every = 50");
+    std::fs::write(dir.join("n2.toml"), cfg).unwrap();
+    let out = dir.join("o2");
+    let (code, _, err) =
+        cli(&["train", "--config", dir.join("n2.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_clean_error(code, &err, &["non-finite", "step"]);
+    let ck = Checkpoint::load(&out.join(CHECKPOINT)).unwrap();
+    assert!(ck.tensors.values().all(|(_, v)| v.iter().all(|x| x.is_finite())), "a NaN checkpoint was kept");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -213,7 +229,7 @@ fn training_on_vectors_writes_npy_samples() {
     let data: Vec<f32> = (0..256 * 5).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
     scoregen::data::files::write_npy(&dir.join("v.npy"), &[256, 5], &data).unwrap();
     let cfg = "[data]\nsource = \"npy\"\npath = \"v.npy\"\n[model]\nhidden = [16]\n[train]\nsteps = 10\nbatch = 32\n\
-               log_every = 5\nsample_every = 5\n[sample]\nn = 16\nsteps = 5\n";
+               log_every = 5\nsample_every = 5\n[sample]\nn = 16\nsteps = 10\n";
     std::fs::write(dir.join("v.toml"), cfg).unwrap();
     let out = dir.join("o");
     let (code, _, err) =
@@ -222,5 +238,41 @@ fn training_on_vectors_writes_npy_samples() {
     let (shape, _) = scoregen::data::files::read_npy(&out.join("samples.npy")).unwrap();
     assert_eq!(shape, vec![16, 5]);
     assert!(out.join("samples_0000005.npy").exists() && !out.join("samples.png").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sample i does not change with --n when the autotune's small and large matmul
+/// configurations differ (products below and above 2^20 outputs): a sampling plan takes one
+/// configuration for every batch. `--n 4200` with 256 hidden units is past 2^20.
+#[test]
+fn samples_do_not_depend_on_n_across_matmul_configurations() {
+    let dir = tmp("mmcfg");
+    let cfg = TINY.replace("hidden = [32, 32]", "hidden = [256, 256]").replace("steps = 40", "steps = 2");
+    std::fs::write(dir.join("w.toml"), cfg).unwrap();
+    let out = dir.join("run");
+    let (code, _, err) = cli(&[
+        "train",
+        "--config",
+        dir.join("w.toml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-samples",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let draw = |n: &str| {
+        let npy = dir.join(format!("s{n}.npy"));
+        let o = Command::new(env!("CARGO_BIN_EXE_scoregen"))
+            .args(["sample", "--checkpoint", out.join(CHECKPOINT).to_str().unwrap(), "--sampler", "ddim"])
+            .args(["--steps", "5", "--n", n, "--batch", n, "--out", npy.to_str().unwrap()])
+            .env("SCOREGEN_MATMUL", "sg:8x4:32x16,tiled:16x16:8x8:8")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        scoregen::data::files::read_npy(&npy).unwrap().1
+    };
+    let (a, b) = (draw("8"), draw("4200"));
+    for i in 0..16 {
+        assert_eq!(a[i].to_bits(), b[i].to_bits(), "value {i}: --n 8 {} vs --n 4200 {}", a[i], b[i]);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

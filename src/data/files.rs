@@ -47,6 +47,9 @@ pub fn idx_images(path: &Path, limit: Option<usize>) -> Result<(usize, Vec<usize
     if dims.len() != 3 {
         return Err(Error::Invalid(format!("{}: idx images must be [N, H, W], got {dims:?}", path.display())));
     }
+    if dims[0] == 0 || dims[1] == 0 || dims[2] == 0 {
+        return Err(Error::Invalid(format!("{}: holds no images (its shape is {dims:?})", path.display())));
+    }
     let n = limit.unwrap_or(dims[0]).min(dims[0]);
     let per = dims[1] * dims[2];
     let data = bytes[..n * per].iter().map(|&v| v as f32 / 127.5 - 1.0).collect();

@@ -23,6 +23,10 @@ pub struct Recorder<'g> {
     pub dispatches: u64,
     /// Capture mode (plans): dispatches are kept as steps instead of being encoded.
     capture: Option<Vec<Step>>,
+    /// Kernel configurations must not depend on the batch size (sampling plans: chain i's
+    /// numbers must be the same for any batch): matmuls take one tile configuration for every
+    /// size instead of the autotune's small/large pair.
+    pub batch_invariant: bool,
 }
 
 /// One recorded command with everything made at plan time; replaying it creates nothing.
@@ -64,6 +68,7 @@ impl<'g> Recorder<'g> {
             keep: Vec::new(),
             held: Vec::new(),
             profiled: Vec::new(),
+            batch_invariant: false,
             dispatches: 0,
             capture: None,
         }

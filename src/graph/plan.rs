@@ -35,6 +35,16 @@ impl Plan {
     /// Plan the computation of `outputs`. Parameters come from `params` (by name, shapes
     /// checked); inputs get buffers of their own, filled with `feed` before a run.
     pub fn new(gpu: &Gpu, g: &Graph, outputs: &[Var], params: &ParamStore) -> Result<Plan> {
+        Self::build(gpu, g, outputs, params, false)
+    }
+
+    /// The same, with kernel configurations that do not depend on the batch size (sampling
+    /// plans: a chain's numbers must not change with `--batch` or `--n`).
+    pub fn batch_invariant(gpu: &Gpu, g: &Graph, outputs: &[Var], params: &ParamStore) -> Result<Plan> {
+        Self::build(gpu, g, outputs, params, true)
+    }
+
+    fn build(gpu: &Gpu, g: &Graph, outputs: &[Var], params: &ParamStore, batch_invariant: bool) -> Result<Plan> {
         // Nodes the outputs need.
         let top = outputs.iter().map(|v| v.0).max().unwrap_or(0);
         let mut need = vec![false; top + 1];
@@ -136,6 +146,7 @@ impl Plan {
         let mut free: Vec<(u64, Arc<crate::gpu::PooledBuffer>)> = Vec::new();
         let mut peak = 0u64;
         let mut rec = Recorder::capturing(gpu);
+        rec.batch_invariant = batch_invariant;
         // Replay count for random draws, advanced on the GPU at the end of every run.
         let steps_t = Tensor::zeros(gpu, &[1])?;
         let mut draws = false;

@@ -8,6 +8,19 @@ use crate::score::gmm::Gmm;
 /// Sliced Wasserstein-2: sqrt of the mean over `directions` random unit directions of the
 /// squared W2 between the two projected samples (equal sizes: sorted matching; otherwise the
 /// quantile functions on a common grid). Directions from `seed`.
+/// Metrics are undefined on non-finite samples (the optimal assignment would never end):
+/// a one-line error counting them.
+pub fn check_finite(xs: &[f32], d: usize, what: &str) -> Result<()> {
+    let bad = xs.chunks(d.max(1)).filter(|p| p.iter().any(|v| !v.is_finite())).count();
+    if bad > 0 {
+        return Err(Error::Invalid(format!(
+            "{what}: {bad} of {} samples have NaN or infinite values; metrics need finite samples",
+            xs.len() / d.max(1)
+        )));
+    }
+    Ok(())
+}
+
 pub fn sliced_w2(a: &[f32], b: &[f32], d: usize, directions: usize, seed: u64) -> f64 {
     let mut rng = HostRng::new(seed);
     let mut total = 0.0;
@@ -31,6 +44,8 @@ pub fn sliced_w2(a: &[f32], b: &[f32], d: usize, directions: usize, seed: u64) -
 /// Exact W2 between two equal-size point sets (optimal assignment, Hungarian algorithm with
 /// potentials, O(n^3)); meant for n up to ~2,000.
 pub fn exact_w2(a: &[f32], b: &[f32], d: usize) -> Result<f64> {
+    check_finite(a, d, "exact W2: the first set")?;
+    check_finite(b, d, "exact W2: the second set")?;
     let n = a.len() / d;
     if b.len() / d != n || n == 0 {
         return Err(Error::Invalid(format!(

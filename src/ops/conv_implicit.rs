@@ -61,7 +61,7 @@ pub(super) fn implicit_cfg(
     if !o.gemm || o.implicit == Some(false) || n % 4 != 0 {
         return None;
     }
-    let t = crate::ops::matmul::tuned_config(rec.gpu).for_outputs(outputs);
+    let t = crate::ops::matmul::tuned_config(rec.gpu).for_recording(rec, outputs);
     if t.family == Family::Subgroup {
         return Some(t.fit_rows(m));
     }

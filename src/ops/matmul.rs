@@ -159,7 +159,7 @@ fn matmul_into(
             c
         }
         None => {
-            let t = tuned_config(rec.gpu).for_outputs(batch * m * n);
+            let t = tuned_config(rec.gpu).for_recording(rec, batch * m * n);
             // A register tile much wider than the product (e.g. N = 2, a network's last layer)
             // wastes nearly all its work: take a 4 x 4 tile for narrow products.
             if t.family != Family::Tiled && n < 8 {

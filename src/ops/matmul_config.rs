@@ -94,22 +94,26 @@ impl MatmulConfig {
 
     /// Respect the shader's register-array bounds and the workgroup-memory tiles.
     pub fn validate(&self) -> Result<()> {
-        let ok = match self.family {
-            Family::Reg => self.tm >= 1 && self.tm <= 16 && self.tn % 4 == 0 && self.tn >= 4 && self.tn <= 16,
-            Family::Subgroup => self.wg_x == 8 && self.tn == 16 && self.tm % 8 == 0 && self.tm >= 8 && self.tm <= 32,
-            Family::Tiled => {
-                let (bm, bn) = self.tile();
-                self.tm >= 1
-                    && self.tm <= 8
-                    && self.tn >= 1
-                    && self.tn <= 8
-                    && self.tm * self.tn <= 64
-                    && self.bk >= 1
-                    && self.bk <= 16
-                    && self.bk * bm <= 2048
-                    && self.bk * bn <= 2048
-            }
-        };
+        let ok = self.wg_x >= 1
+            && self.wg_y >= 1
+            && match self.family {
+                Family::Reg => self.tm >= 1 && self.tm <= 16 && self.tn % 4 == 0 && self.tn >= 4 && self.tn <= 16,
+                Family::Subgroup => {
+                    self.wg_x == 8 && self.tn == 16 && self.tm % 8 == 0 && self.tm >= 8 && self.tm <= 32
+                }
+                Family::Tiled => {
+                    let (bm, bn) = self.tile();
+                    self.tm >= 1
+                        && self.tm <= 8
+                        && self.tn >= 1
+                        && self.tn <= 8
+                        && self.tm * self.tn <= 64
+                        && self.bk >= 1
+                        && self.bk <= 16
+                        && self.bk * bm <= 2048
+                        && self.bk * bn <= 2048
+                }
+            };
         if !ok {
             return Err(Error::Invalid(format!("matmul config {} is outside the kernel's bounds", self.name())));
         }
@@ -152,6 +156,15 @@ pub struct TunedMatmul {
 pub const SMALL_OUTPUTS: usize = 1 << 20;
 
 impl TunedMatmul {
+    /// The configuration for a product of `outputs` values; a batch-invariant recording (see
+    /// `Recorder::batch_invariant`) always takes `large`, so its results do not change with size.
+    pub fn for_recording(&self, rec: &crate::gpu::Recorder, outputs: usize) -> MatmulConfig {
+        if rec.batch_invariant {
+            self.large
+        } else {
+            self.for_outputs(outputs)
+        }
+    }
     pub fn for_outputs(&self, outputs: usize) -> MatmulConfig {
         if outputs < SMALL_OUTPUTS {
             self.small

@@ -90,7 +90,7 @@ impl ScoreFn {
             }
             outs.push(div);
         }
-        let plan = Plan::new(gpu, &g, &outs, params)?;
+        let plan = Plan::batch_invariant(gpu, &g, &outs, params)?;
         Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes })
     }
 

@@ -108,7 +108,7 @@ impl Gmm {
                     .ok_or_else(|| Error::Invalid(format!("{path}: component {i}: mean must be numbers")))?,
             );
         }
-        Gmm::new(w, m, s).map_err(|e| Error::Invalid(format!("{path}: {e}")))
+        Gmm::new(w, m, s).map_err(|e| e.context(path))
     }
 
     /// The mixture's mean and its variance per dimension (averaged over dimensions).

@@ -1,0 +1,382 @@
+//! The bad-input suite: configs, data files, checkpoints, mixture files, command-line flags,
+//! environment and faults (stale locks and temporaries, interrupted runs, concurrent runs).
+//! Every case ends in a one-line error that names the value or file and a non-zero exit, or in
+//! a correct result; none panics, aborts or hangs (each command runs under a deadline).
+
+mod common;
+use scoregen::io::checkpoint::Checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Out {
+    code: i32,
+    err: String,
+}
+
+/// Run the CLI with extra environment, killed after 120 s (a hang fails the test, not CI).
+fn run_env(args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_scoregen"));
+    c.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            use std::io::Read;
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            return Out { code: status.code().unwrap_or(-1), err };
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            panic!("scoregen {args:?} hung for 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn run(args: &[&str]) -> Out {
+    run_env(args, &[])
+}
+
+/// One line starting "error:" that holds every needle, exit code `code`, no panic.
+fn expect_error(o: &Out, code: i32, needles: &[&str], case: &str) {
+    assert_eq!(o.code, code, "{case}: exit code {} ({})", o.code, o.err);
+    assert!(!o.err.contains("panicked") && !o.err.contains("internal error"), "{case}: {}", o.err);
+    if code == 2 {
+        // clap's own error format (usage follows the error line).
+        assert!(o.err.starts_with("error:"), "{case}: {}", o.err);
+        for n in needles {
+            assert!(o.err.contains(n), "{case}: '{n}' missing from {}", o.err);
+        }
+        return;
+    }
+    let lines: Vec<&str> = o.err.lines().filter(|l| l.contains("error")).collect();
+    assert_eq!(lines.len(), 1, "{case}: not one error line: {}", o.err);
+    assert!(lines[0].starts_with("error: "), "{case}: {}", o.err);
+    for n in needles {
+        assert!(lines[0].contains(n), "{case}: '{n}' missing from: {}", lines[0]);
+    }
+    // The prefix once: "invalid input: x: invalid input: y" was the old style.
+    for p in ["invalid input:", "i/o error:", "device limit:"] {
+        assert!(lines[0].matches(p).count() <= 1, "{case}: prefix twice: {}", lines[0]);
+    }
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scoregen-bad-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+const TINY: &str = "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [16]\n[train]\nsteps = 2\n\
+                    batch = 32\nlog_every = 1\ncheckpoint_every = 1\n[sample]\nsteps = 10\nn = 8\nbatch = 8\n";
+
+/// A trained (2-step) checkpoint to corrupt.
+fn tiny_run(dir: &Path) -> PathBuf {
+    std::fs::write(dir.join("tiny.toml"), TINY).unwrap();
+    let out = dir.join("run");
+    let o = run(&["train", "--config", &s(&dir.join("tiny.toml")), "--out", &s(&out), "--no-samples"]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    out
+}
+
+#[test]
+fn bad_configs_and_data_files() {
+    let dir = tmp("cfg");
+    let base = "[data]\nsource = \"toy\"\nname = \"ring8\"\n";
+    // (extra TOML after a valid [data] table or a whole config, needles)
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (format!("{base}[train]\nstepz = 3\n"), vec!["stepz"]),
+        (format!("{base}[process]\nkind = \"vee\"\n"), vec!["vee"]),
+        (format!("{base}[sample]\nsampler = \"foo\"\n"), vec!["foo"]),
+        (format!("{base}[model]\nnetwork = \"cnn\"\n"), vec!["cnn"]),
+        (format!("{base}[model]\nparam = \"logit\"\n"), vec!["logit"]),
+        ("[data]\nsource = \"csv\"\n".into(), vec!["csv"]),
+        ("[data]\nsource = \"toy\"\nname = \"blob\"\n".into(), vec!["blob"]),
+        (format!("{base}[train]\nsteps = 0\n"), vec!["train.steps"]),
+        (format!("{base}[train]\nbatch = 0\n"), vec!["train.batch"]),
+        (format!("{base}[train]\nlr = nan\n"), vec!["train.lr"]),
+        (format!("{base}[train]\nlr = -1.0\n"), vec!["train.lr"]),
+        (format!("{base}[train]\nema = 1.5\n"), vec!["train.ema"]),
+        (format!("{base}[train]\nclip = -1.0\n"), vec!["train.clip"]),
+        (format!("{base}[sample]\neps = 2.0\n"), vec!["sample.eps"]),
+        (format!("{base}[sample]\nlevels = 0\n"), vec!["sample.levels"]),
+        (format!("{base}[process]\nsigma_max = 1e39\n"), vec!["sigma_max"]),
+        (format!("{base}[process]\nsigma_min = 1e-300\n"), vec!["sigma_min"]),
+        (format!("{base}[process]\nsigma_min = 5.0\nsigma_max = 1.0\n"), vec!["sigma_min"]),
+        (format!("{base}[model]\ndropout = 1.0\n"), vec!["model.dropout"]),
+        (format!("{base}[model]\nhidden = [0]\n"), vec!["model.hidden"]),
+        ("[data\nsource = \"toy\"\n".into(), vec!["c.toml"]),
+        (format!("{base}size = 0\n"), vec!["data.size"]),
+        (format!("{base}limit = 0\n"), vec!["data.limit"]),
+        (format!("{base}[model]\nnetwork = \"unet\"\n"), vec!["unet"]),
+        ("[data]\nsource = \"idx\"\npath = \"nowhere.gz\"\n".into(), vec!["nowhere.gz"]),
+        ("[data]\nsource = \"npy\"\npath = \"nowhere.npy\"\n".into(), vec!["nowhere.npy"]),
+        ("[data]\nsource = \"npy\"\n".into(), vec!["data.path"]),
+    ];
+    for (i, (text, needles)) in cases.iter().enumerate() {
+        std::fs::write(dir.join("c.toml"), text).unwrap();
+        let o = run(&["train", "--config", &s(&dir.join("c.toml")), "--out", &s(&dir.join(format!("o{i}")))]);
+        expect_error(&o, 1, needles, text);
+        assert!(o.err.contains("c.toml") || needles.iter().any(|n| n.contains("nowhere")), "{text}: {}", o.err);
+    }
+    // A missing config file; data files that are not what they claim.
+    let o = run(&["train", "--config", &s(&dir.join("absent.toml"))]);
+    expect_error(&o, 1, &["absent.toml"], "missing config");
+    let mut idx = vec![0, 0, 8, 3];
+    idx.extend([0u32, 28, 28].iter().flat_map(|v| v.to_be_bytes()));
+    std::fs::write(dir.join("empty-idx"), &idx).unwrap();
+    std::fs::write(
+        dir.join("int.npy"),
+        b"\x93NUMPY\x01\x00\x43\x00{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }       \n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("cut.npy"), b"\x93NUMPY\x01\x00").unwrap();
+    std::fs::create_dir_all(dir.join("imgs")).unwrap();
+    std::fs::write(dir.join("imgs/broken.png"), b"not a png").unwrap();
+    for (src, file, needle) in [
+        ("idx", "empty-idx", "no images"),
+        ("npy", "int.npy", "<i8"),
+        ("npy", "cut.npy", "cut.npy"),
+        ("images", "imgs", "broken.png"),
+    ] {
+        let text = format!("[data]\nsource = \"{src}\"\npath = \"{}\"\nsize = 8\n", s(&dir.join(file)));
+        std::fs::write(dir.join("d.toml"), text).unwrap();
+        let o = run(&["train", "--config", &s(&dir.join("d.toml")), "--out", &s(&dir.join(format!("od-{file}")))]);
+        expect_error(&o, 1, &[needle], file);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_checkpoints_mixtures_and_flags() {
+    let dir = tmp("ck");
+    let good = tiny_run(&dir).join("checkpoint.safetensors");
+    let ck = Checkpoint::load(&good).unwrap();
+    let out = s(&dir.join("s.npy"));
+    let variant = |name: &str, f: &dyn Fn(&mut Checkpoint)| -> String {
+        let mut c = ck.clone();
+        f(&mut c);
+        let p = dir.join(name);
+        c.save(&p).unwrap();
+        s(&p)
+    };
+    let config = ck.metadata["scoregen.config"].clone();
+    let cases: Vec<(String, &str)> = vec![
+        (s(&dir.join("absent.safetensors")), "absent.safetensors"),
+        (
+            {
+                std::fs::write(dir.join("garbage.safetensors"), b"garbage garbage garbage").unwrap();
+                s(&dir.join("garbage.safetensors"))
+            },
+            "garbage.safetensors",
+        ),
+        (
+            {
+                std::fs::write(dir.join("cut.safetensors"), &std::fs::read(&good).unwrap()[..40]).unwrap();
+                s(&dir.join("cut.safetensors"))
+            },
+            "cut.safetensors",
+        ),
+        (variant("shape0.st", &|c| drop(c.metadata.insert("scoregen.data_shape".into(), "[0]".into()))), "[0]"),
+        (
+            variant("huge.st", &|c| drop(c.metadata.insert("scoregen.data_shape".into(), "[2000000000000]".into()))),
+            "data_shape",
+        ),
+        (
+            variant("ms.st", &|c| {
+                c.metadata.remove("scoregen.data_mean");
+                c.metadata.insert("scoregen.data_mean_square".into(), "inf".into());
+            }),
+            "variance",
+        ),
+        (variant("vnan.st", &|c| drop(c.metadata.insert("scoregen.data_var".into(), "NaN".into()))), "variance"),
+        (variant("vneg.st", &|c| drop(c.metadata.insert("scoregen.data_var".into(), "-1".into()))), "variance"),
+        (variant("mlen.st", &|c| drop(c.metadata.insert("scoregen.data_mean".into(), "[1.0]".into()))), "mean"),
+        (variant("mbig.st", &|c| drop(c.metadata.insert("scoregen.data_mean".into(), "[1e39, 0]".into()))), "mean"),
+        (
+            variant("smax.st", &|c| {
+                let t = config.replace("sigma_max = 10.0", "sigma_max = 1e39");
+                c.metadata.insert("scoregen.config".into(), t);
+            }),
+            "sigma_max",
+        ),
+        (variant("nocfg.st", &|c| drop(c.metadata.remove("scoregen.config"))), "scoregen.config"),
+        (variant("notensor.st", &|c| drop(c.tensors.pop_first())), "net."),
+    ];
+    for (path, needle) in &cases {
+        let o = run(&["sample", "--checkpoint", path, "--out", &out]);
+        expect_error(&o, 1, &[needle], path);
+    }
+    // Mixture files.
+    let comp = |w: &str, m: &str, sd: &str| format!("[[component]]\nweight = {w}\nmean = {m}\nstd = {sd}\n");
+    for (i, (text, needle)) in [
+        (comp("1.0", "[0.0, 0.0]", "inf"), "std"),
+        (comp("1.0", "[0.0, 0.0]", "1e300"), "std"),
+        (comp("1.0", "[nan, 0.0]", "1.0"), "mean"),
+        (comp("inf", "[0.0, 0.0]", "1.0"), "weight"),
+        (comp("1.0", "[0.0, 0.0]", "1.0") + "colour = 3\n", "colour"),
+        (comp("1.0", "[0.0, 0.0]", "1.0") + &comp("1.0", "[0.0]", "1.0"), "same"),
+        ("[[component]]\nweight = 1.0\n".to_string(), "needs"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let p = dir.join(format!("m{i}.toml"));
+        std::fs::write(&p, text).unwrap();
+        let o = run(&["sample", "--model", &format!("gmm:{}", s(&p)), "--out", &out]);
+        expect_error(&o, 1, &[needle, &format!("m{i}.toml")], text);
+    }
+    // Flags: (args, exit code, needle).
+    let g = "gmm:ring8";
+    let cases: Vec<(Vec<String>, i32, &str)> = vec![
+        (vec!["sample", "--model", "gmm:absent.toml", "--out", &out], 1, "absent.toml"),
+        (vec!["sample", "--model", "ring8", "--out", &out], 1, "gmm:"),
+        (vec!["sample", "--out", &out], 1, "--checkpoint"),
+        (vec!["sample", "--model", g, "--n", "0", "--out", &out], 1, "--n"),
+        (vec!["sample", "--model", g, "--steps", "0", "--out", &out], 1, "--steps"),
+        (vec!["sample", "--model", g, "--batch", "0", "--out", &out], 1, "--batch"),
+        (vec!["sample", "--model", g, "--n", "1000000000000", "--out", &out], 1, "--n 1000000000000"),
+        (vec!["sample", "--model", g, "--sampler", "bogus", "--out", &out], 2, "bogus"),
+        (vec!["sample", "--model", g, "--sampler", "ald", "--steps", "5", "--out", &out], 1, "--steps 5"),
+        (vec!["sample", "--model", g, "--out", &s(&dir.join("x.txt"))], 1, "x.txt"),
+        (vec!["sample", "--model", g, "--out", &s(&dir.join("no/such/x.npy"))], 1, "does not exist"),
+        (vec!["sample", "--model", g, "--out", "/proc/x.npy"], 1, "/proc/x.npy"),
+        (
+            {
+                std::fs::create_dir_all(dir.join("d.npy")).unwrap();
+                vec!["sample", "--model", g, "--out", &s(&dir.join("d.npy"))]
+            },
+            1,
+            "folder",
+        ),
+        (vec!["eval", "--model", g, "--probes", "0"], 2, "probes"),
+        (vec!["eval", "--model", g, "--probes", "100000000"], 2, "100000000"),
+        (vec!["eval", "--model", g, "--n", "0", "--nll-n", "1000000000"], 1, "--nll-n"),
+        (vec!["--backend", "opengl2", "info"], 2, "opengl2"),
+        (vec!["bench", "mlp", "--steps", "0"], 1, "--steps"),
+        (vec!["bench", "sample", "--steps-per-level", "0"], 1, "--steps-per-level"),
+        (
+            vec!["train", "--config", "assets/configs/toy2d.toml", "--steps", "0", "--out", &s(&dir.join("z"))],
+            1,
+            "--steps 0",
+        ),
+    ]
+    .into_iter()
+    .map(|(a, c, n)| (a.into_iter().map(String::from).collect(), c, n))
+    .collect();
+    for (args, code, needle) in &cases {
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let o = run(&a);
+        expect_error(&o, *code, &[needle], &format!("{a:?}"));
+    }
+    // Environment.
+    let o = run_env(&["info"], &[("SCOREGEN_BACKEND", "bogus")]);
+    expect_error(&o, 2, &["bogus"], "SCOREGEN_BACKEND");
+    let o = run_env(&["info"], &[("SCOREGEN_ADAPTER", "x")]);
+    assert_ne!(o.code, 0, "{}", o.err);
+    // A matmul configuration with a zero workgroup, from the variable or a corrupted autotune
+    // cache, is ignored (a warning), and sampling gives a correct result.
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let key = scoregen::gpu::tune::adapter_key(common::gpu());
+    std::fs::write(cache.join("tune.txt"), format!("matmul\t{key}\treg:0x8:16x16\n")).unwrap();
+    for env in [vec![("SCOREGEN_MATMUL", "reg:0x8:16x16")], vec![("SCOREGEN_CACHE_DIR", cache.to_str().unwrap())]] {
+        let o = run_env(&["sample", "--checkpoint", &s(&good), "--n", "4", "--out", &out], &env);
+        assert_eq!(o.code, 0, "{env:?}: {}", o.err);
+        assert!(!o.err.contains("panicked"), "{}", o.err);
+    }
+    // Non-finite weights: sample writes and reports the count, eval refuses the metrics
+    // (it used to hang in the exact-W2 assignment); both exit 1.
+    let nan =
+        variant("nan.st", &|c| c.tensors.values_mut().for_each(|(_, v)| v.iter_mut().for_each(|x| *x = f32::NAN)));
+    let o = run(&["sample", "--checkpoint", &nan, "--n", "8", "--out", &out]);
+    expect_error(&o, 1, &["8 of 8 samples", "s.npy"], "NaN samples");
+    assert!(Path::new(&out).exists());
+    let o = run(&["eval", "--checkpoint", &nan, "--n", "50", "--nll-n", "0"]);
+    expect_error(&o, 1, &["50 of 50 samples"], "NaN eval");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn faults_resume_locks_and_temporaries() {
+    let dir = tmp("faults");
+    let runf = tiny_run(&dir);
+    let cfg = s(&dir.join("tiny.toml"));
+    let train = |extra: &[&str]| {
+        let mut a = vec!["train", "--config", &cfg, "--out", runf.to_str().unwrap(), "--no-samples"];
+        a.extend(extra);
+        run(&a)
+    };
+    // A folder that holds a run, without --resume or --overwrite.
+    expect_error(&train(&[]), 1, &["--resume"], "held folder");
+    // --resume to fewer steps than the run has.
+    expect_error(&train(&["--resume", "--steps", "1"]), 1, &["--steps 1", "step 2"], "resume backwards");
+    // --resume to the same step: nothing to do, the run untouched.
+    let before = std::fs::read(runf.join("checkpoint.safetensors")).unwrap();
+    let o = train(&["--resume"]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(o.err.contains("nothing to train") && !o.err.contains("steps/s"), "{}", o.err);
+    assert_eq!(before, std::fs::read(runf.join("checkpoint.safetensors")).unwrap());
+    // A live lock (this test's own process) refuses a second trainer, naming the pid.
+    std::fs::write(runf.join(".lock"), std::process::id().to_string()).unwrap();
+    let o = train(&["--resume", "--steps", "3"]);
+    expect_error(&o, 1, &[&std::process::id().to_string()], "live lock");
+    // A stale lock (no such process) and a stale temporary are taken over and swept.
+    std::fs::write(runf.join(".lock"), "4000000000").unwrap();
+    std::fs::write(runf.join(".checkpoint.safetensors.tmp4000000000"), b"partial").unwrap();
+    let o = train(&["--resume", "--steps", "3"]);
+    assert_eq!(o.code, 0, "{}", o.err);
+    assert!(!runf.join(".lock").exists() && !runf.join(".checkpoint.safetensors.tmp4000000000").exists());
+    // --resume where the state is missing but a run is there: refused, nothing replaced.
+    std::fs::remove_file(runf.join("train_state.safetensors")).unwrap();
+    let before = std::fs::read(runf.join("checkpoint.safetensors")).unwrap();
+    expect_error(&train(&["--resume", "--steps", "5"]), 1, &["train_state.safetensors", "--overwrite"], "no state");
+    assert_eq!(before, std::fs::read(runf.join("checkpoint.safetensors")).unwrap());
+    // A failed atomic write leaves no temporary behind (the target is a non-empty folder).
+    let target = dir.join("taken");
+    std::fs::create_dir_all(target.join("inner")).unwrap();
+    assert!(scoregen::io::write_atomic(&target, b"x").is_err());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two trainers started together into one folder: exactly one trains, the other gets the
+/// lock's one-line error; the run that finished is whole.
+#[test]
+fn concurrent_runs_into_one_folder() {
+    let dir = tmp("conc");
+    std::fs::write(dir.join("t.toml"), TINY.replace("steps = 2\n", "steps = 300\n")).unwrap();
+    let args =
+        ["train", "--config", &s(&dir.join("t.toml")), "--out", &s(&dir.join("o")), "--no-samples", "--overwrite"];
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).stderr(std::process::Stdio::piped()).spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let codes = [a.status.code(), b.status.code()];
+    let errs = [String::from_utf8_lossy(&a.stderr).to_string(), String::from_utf8_lossy(&b.stderr).to_string()];
+    let ok = codes.iter().filter(|c| **c == Some(0)).count();
+    assert!(ok >= 1, "{errs:?}");
+    if ok == 1 {
+        let loser = if codes[0] == Some(0) { &errs[1] } else { &errs[0] };
+        assert!(loser.contains("another scoregen process"), "{loser}");
+    }
+    let ck = Checkpoint::load(&dir.join("o").join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.metadata["scoregen.step"], "300");
+    let _ = std::fs::remove_dir_all(&dir);
+}
