@@ -257,7 +257,7 @@ pub fn check_sample_size(n: usize, d: usize) -> Result<()> {
 
 /// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
 pub fn check_samples_finite(xs: &[f32], d: usize, out: &Path) -> Result<()> {
-    let bad = xs.chunks(d.max(1)).filter(|p| p.iter().any(|v| !v.is_finite())).count();
+    let bad = crate::metrics::count_non_finite(xs, d);
     if bad > 0 {
         return Err(Error::Invalid(format!(
             "{bad} of {} samples have NaN or infinite values (written to {} all the same); try more --steps or \

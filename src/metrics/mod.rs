@@ -8,10 +8,15 @@ use crate::score::gmm::Gmm;
 /// Sliced Wasserstein-2: sqrt of the mean over `directions` random unit directions of the
 /// squared W2 between the two projected samples (equal sizes: sorted matching; otherwise the
 /// quantile functions on a common grid). Directions from `seed`.
+/// How many samples of `d` numbers hold a NaN or an infinity.
+pub fn count_non_finite(xs: &[f32], d: usize) -> usize {
+    xs.chunks(d.max(1)).filter(|p| p.iter().any(|v| !v.is_finite())).count()
+}
+
 /// Metrics are undefined on non-finite samples (the optimal assignment would never end):
 /// a one-line error counting them.
 pub fn check_finite(xs: &[f32], d: usize, what: &str) -> Result<()> {
-    let bad = xs.chunks(d.max(1)).filter(|p| p.iter().any(|v| !v.is_finite())).count();
+    let bad = count_non_finite(xs, d);
     if bad > 0 {
         return Err(Error::Invalid(format!(
             "{what}: {bad} of {} samples have NaN or infinite values; metrics need finite samples",
