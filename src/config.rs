@@ -2,9 +2,12 @@
 //! errors that name the key and the file. The whole config travels in every checkpoint's
 //! `__metadata__`, so `sample` and `eval` need only the checkpoint.
 
+pub use crate::data::{DataConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::nn::unet::UNetConfig;
-use crate::score::{ModelSpec, Network, Parameterisation, Process};
+use crate::sample::{SampleRequest, SamplerKind, SamplerOpts};
+use crate::score::process::{ProcessKind, Range};
+use crate::score::{ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -22,38 +25,16 @@ pub struct Config {
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// "toy" (2-D, `name`), "idx" (MNIST-style images file at `path`, .gz or not), "images"
-    /// (a folder of PNG/JPEG at `path`, resized to `size`), "npy" (float32 array at `path`,
-    /// first axis = samples).
-    pub source: String,
-    /// Toy name: ring8, moons, swissroll, checkerboard, rings, ncsn.
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub path: Option<String>,
-    /// Image side for "images" (square, RGB unless `channels` = 1).
-    #[serde(default)]
-    pub size: Option<usize>,
-    #[serde(default)]
-    pub channels: Option<usize>,
-    /// Use only the first N samples.
-    #[serde(default)]
-    pub limit: Option<usize>,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// "mlp" (flat data) or "unet" (images).
-    pub network: String,
+    /// mlp (flat data) or unet (images).
+    pub network: NetworkKind,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
     /// MLP: sinusoidal noise-level features added to the input (0: ln(sigma)/4 alone, as W1).
     pub noise_features: usize,
-    /// "score" (F / sigma), "eps" (-F / sigma) or "denoiser" (EDM preconditioning).
-    pub param: String,
+    /// score (F / sigma), eps (-F / sigma) or denoiser (EDM preconditioning).
+    pub param: ParamKind,
     pub sigma_data: f32,
     /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.
     pub input_var: Option<f32>,
@@ -71,10 +52,10 @@ impl Default for ModelConfig {
     fn default() -> Self {
         let u = UNetConfig::w2();
         ModelConfig {
-            network: "mlp".into(),
+            network: NetworkKind::Mlp,
             hidden: vec![256, 256, 256],
             noise_features: 0,
-            param: "score".into(),
+            param: ParamKind::Score,
             sigma_data: 0.5,
             input_var: None,
             base_channels: u.base_channels,
@@ -93,14 +74,107 @@ impl Default for ModelConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessConfig {
     /// ve, vp, vp-cosine, subvp, edm.
-    pub kind: String,
-    pub sigma_min: f64,
-    pub sigma_max: f64,
+    pub kind: ProcessKind,
+    /// ve and edm: the noise range (defaults 0.01 and 10). Other kinds refuse it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma_min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma_max: Option<f64>,
+    /// vp and subvp: the range of the linear beta(t) (defaults 0.1 and 20, DDPM's and
+    /// score_sde's). Other kinds refuse it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta_min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta_max: Option<f64>,
 }
 
 impl Default for ProcessConfig {
     fn default() -> Self {
-        ProcessConfig { kind: "ve".into(), sigma_min: 0.01, sigma_max: 10.0 }
+        ProcessConfig { kind: ProcessKind::Ve, sigma_min: None, sigma_max: None, beta_min: None, beta_max: None }
+    }
+}
+
+impl ProcessConfig {
+    fn pair(lo: Option<f64>, hi: Option<f64>, default: (f64, f64)) -> Option<(f64, f64)> {
+        (lo.is_some() || hi.is_some()).then(|| (lo.unwrap_or(default.0), hi.unwrap_or(default.1)))
+    }
+
+    /// The process these settings describe (after `check`).
+    pub fn process(&self) -> Process {
+        let sigma = Self::pair(self.sigma_min, self.sigma_max, (0.01, 10.0));
+        let beta = Self::pair(self.beta_min, self.beta_max, (0.1, 20.0));
+        Process::from_kind(self.kind, sigma, beta)
+    }
+
+    /// Write the kind's range out in full (defaults included), so that a checkpoint's config
+    /// does not depend on the defaults of the version that reads it.
+    fn fill_defaults(&mut self) {
+        match self.kind.takes() {
+            Some(Range::Sigma) => {
+                self.sigma_min.get_or_insert(0.01);
+                self.sigma_max.get_or_insert(10.0);
+            }
+            Some(Range::Beta) => {
+                self.beta_min.get_or_insert(0.1);
+                self.beta_max.get_or_insert(20.0);
+            }
+            None => {}
+        }
+    }
+
+    /// A range the kind does not take is refused, naming the key; a range it takes must be
+    /// ordered and give noise levels that f32 holds.
+    fn check(&self) -> std::result::Result<(), String> {
+        let takes = self.kind.takes();
+        let keys = [
+            ("sigma_min", self.sigma_min, Range::Sigma),
+            ("sigma_max", self.sigma_max, Range::Sigma),
+            ("beta_min", self.beta_min, Range::Beta),
+            ("beta_max", self.beta_max, Range::Beta),
+        ];
+        for (key, v, range) in keys {
+            if v.is_some() && takes != Some(range) {
+                let uses = match takes {
+                    Some(Range::Sigma) => "its noise range is sigma_min..sigma_max",
+                    Some(Range::Beta) => "its noise range follows beta_min..beta_max",
+                    None => "its schedule is fixed",
+                };
+                return Err(format!(
+                    "process.{key}: process '{}' does not use it ({uses}); remove the key",
+                    self.kind.name()
+                ));
+            }
+        }
+        let ordered = |name: &str, lo: f64, hi: f64| {
+            if lo > 0.0 && hi > lo && hi.is_finite() {
+                Ok(())
+            } else {
+                Err(format!("process: need 0 < {name}_min ({lo}) < {name}_max ({hi}), both finite"))
+            }
+        };
+        if let Some((lo, hi)) = Self::pair(self.sigma_min, self.sigma_max, (0.01, 10.0)) {
+            ordered("sigma", lo, hi)?;
+        }
+        if let Some((lo, hi)) = Self::pair(self.beta_min, self.beta_max, (0.1, 20.0)) {
+            ordered("beta", lo, hi)?;
+        }
+        // In the precision that runs: sigma^2 enters the kernels in f32.
+        let p = self.process();
+        let (lo, hi) = (p.sigma_min(), p.sigma_max());
+        let key = |k: &str| if takes == Some(Range::Beta) { "beta range".to_string() } else { format!("process.{k}") };
+        if !((hi * hi) as f32).is_finite() {
+            return Err(format!(
+                "{}: sigma_max = {hi:.3e}: sigma_max^2 overflows f32; use at most 1e18",
+                key("sigma_max")
+            ));
+        }
+        if !(((lo * lo) as f32) >= f32::MIN_POSITIVE) {
+            return Err(format!(
+                "{}: sigma_min = {lo:.3e}: sigma_min^2 underflows f32; use at least 1e-18",
+                key("sigma_min")
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -149,7 +223,7 @@ impl Default for TrainConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SampleConfig {
     /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
-    pub sampler: String,
+    pub sampler: SamplerKind,
     /// Model evaluations' worth of steps (ALD: all levels together).
     pub steps: usize,
     pub n: usize,
@@ -165,7 +239,7 @@ pub struct SampleConfig {
 impl Default for SampleConfig {
     fn default() -> Self {
         SampleConfig {
-            sampler: "ald".into(),
+            sampler: SamplerKind::Ald,
             steps: 1000,
             n: 10000,
             batch: 10000,
@@ -174,6 +248,21 @@ impl Default for SampleConfig {
             snr: 0.16,
             tol: 1e-5,
             seed: 0,
+        }
+    }
+}
+
+impl SampleConfig {
+    /// The request this table describes.
+    pub fn request(&self) -> SampleRequest {
+        SampleRequest {
+            sampler: self.sampler,
+            steps: self.steps,
+            n: self.n,
+            batch: self.batch,
+            seed: self.seed,
+            opts: SamplerOpts { eps: self.eps, levels: self.levels, snr: self.snr, data_var: 0.0, tol: self.tol },
+            conditions: Default::default(),
         }
     }
 }
@@ -189,7 +278,25 @@ impl Config {
             Error::Invalid(format!("{path}{at}: {}", e.message().trim()))
         })?;
         c.validate().map_err(|e| Error::Invalid(format!("{path}: {e}")))?;
+        let mut c = c;
+        c.process.fill_defaults();
         Ok(c)
+    }
+
+    /// The config a checkpoint carries. Checkpoints written before the VP family refused a
+    /// sigma range carry the (unused) default `sigma_min`/`sigma_max` for vp, vp-cosine and
+    /// subvp: those two keys are dropped there, as the version that wrote them ignored them.
+    pub fn from_metadata(text: &str, path: &str) -> Result<Config> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::Invalid(format!("{path}: {}", e.message().trim())))?;
+        if let Some(toml::Value::Table(p)) = table.get_mut("process") {
+            let kind = p.get("kind").and_then(|k| k.as_str()).unwrap_or("ve");
+            if ["vp", "vp-cosine", "subvp"].contains(&kind) {
+                p.remove("sigma_min");
+                p.remove("sigma_max");
+            }
+        }
+        Config::from_toml(&table.to_string(), path)
     }
 
     pub fn load(path: &std::path::Path) -> Result<Config> {
@@ -203,18 +310,7 @@ impl Config {
     }
 
     fn validate(&self) -> std::result::Result<(), String> {
-        self.process()?;
-        self.param()?;
-        crate::sample::SamplerKind::from_name(&self.sample.sampler).map_err(|e| e.message().to_string())?;
-        if !["mlp", "unet"].contains(&self.model.network.as_str()) {
-            return Err(format!("model.network = '{}': use mlp or unet", self.model.network));
-        }
-        if self.data.limit == Some(0) {
-            return Err("data.limit = 0 must be at least 1 (leave it out for the whole set)".into());
-        }
-        if let Some(size) = self.data.size.filter(|s| !(1..=4096).contains(s)) {
-            return Err(format!("data.size = {size}: use 1 to 4096 pixels"));
-        }
+        self.data.check()?;
         let (m, t, s) = (&self.model, &self.train, &self.sample);
         let at_least_one = [
             ("train.steps", t.steps),
@@ -257,7 +353,7 @@ impl Config {
                 return Err(format!("{name} = {v} must be positive"));
             }
         }
-        if s.sampler == "ald" && s.steps < s.levels {
+        if s.sampler == SamplerKind::Ald && s.steps < s.levels {
             return Err(format!(
                 "sample.steps = {} is below sample.levels = {}: ALD needs at least one step per noise level",
                 s.steps, s.levels
@@ -266,40 +362,23 @@ impl Config {
         if s.eps >= 1.0 {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
-        if !(self.process.sigma_min > 0.0
-            && self.process.sigma_max > self.process.sigma_min
-            && self.process.sigma_max.is_finite())
-        {
-            return Err(format!(
-                "process: need 0 < sigma_min ({}) < sigma_max ({}), both finite",
-                self.process.sigma_min, self.process.sigma_max
-            ));
-        }
-        // In the precision that runs: sigma^2 enters the kernels in f32.
-        let (lo, hi) = (self.process.sigma_min, self.process.sigma_max);
-        if (hi * hi) as f32 == f32::INFINITY {
-            return Err(format!("process.sigma_max = {hi}: sigma_max^2 overflows f32; use at most 1e18"));
-        }
-        if ((lo * lo) as f32) < f32::MIN_POSITIVE {
-            return Err(format!("process.sigma_min = {lo}: sigma_min^2 underflows f32; use at least 1e-18"));
-        }
+        self.process.check()?;
         Ok(())
     }
 
-    pub fn process(&self) -> std::result::Result<Process, String> {
-        Process::from_name(&self.process.kind, self.process.sigma_min, self.process.sigma_max)
-            .map_err(|e| e.message().to_string())
+    pub fn process(&self) -> Process {
+        self.process.process()
     }
-    pub fn param(&self) -> std::result::Result<Parameterisation, String> {
-        Parameterisation::from_name(&self.model.param, self.model.sigma_data).map_err(|e| e.message().to_string())
+    pub fn param(&self) -> Parameterisation {
+        Parameterisation::new(self.model.param, self.model.sigma_data)
     }
 
     /// The model for samples of `data_shape`.
     pub fn model_spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
         let m = &self.model;
-        let network = match m.network.as_str() {
-            "mlp" => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features },
-            _ => {
+        let network = match m.network {
+            NetworkKind::Mlp => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features },
+            NetworkKind::Unet => {
                 if data_shape.len() != 3 {
                     return Err(Error::Invalid(format!(
                         "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
@@ -324,12 +403,7 @@ impl Config {
                 Network::UNet(u)
             }
         };
-        Ok(ModelSpec {
-            data_shape: data_shape.to_vec(),
-            network,
-            param: self.param().map_err(Error::Invalid)?,
-            input_var: m.input_var,
-        })
+        Ok(ModelSpec { data_shape: data_shape.to_vec(), network, param: self.param(), input_var: m.input_var })
     }
 }
 
@@ -345,6 +419,31 @@ mod tests {
         assert!(e.to_string().contains("vx"), "{e}");
         let c = Config::from_toml("[data]\nsource = \"toy\"\nname = \"ring8\"\n", "z.toml").unwrap();
         assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+    }
+
+    #[test]
+    fn process_ranges_are_used_or_refused_and_written_out() {
+        // A config names only the kind: the range it uses is written out in full.
+        let c = Config::from_toml("[data]\nsource = \"toy\"\n[process]\nkind = \"vp\"\nbeta_max = 10.0\n", "v.toml")
+            .unwrap();
+        assert_eq!(c.process(), Process::VpLinear { beta_min: 0.1, beta_max: 10.0 });
+        let text = c.to_toml();
+        assert!(text.contains("beta_min = 0.1") && !text.contains("sigma_m"), "{text}");
+        let c = Config::from_toml("[data]\nsource = \"toy\"\n", "e.toml").unwrap();
+        assert_eq!(c.process(), Process::ve(0.01, 10.0));
+        assert!(c.to_toml().contains("sigma_max = 10.0"));
+        // Checkpoints written before: a VP config with the unused default sigma range loads;
+        // a user's config with it is refused.
+        let old = "[data]\nsource = \"toy\"\n[process]\nkind = \"subvp\"\nsigma_min = 0.01\nsigma_max = 10.0\n";
+        let c = Config::from_metadata(old, "ck (metadata)").unwrap();
+        assert_eq!(c.process(), Process::SubVp { beta_min: 0.1, beta_max: 20.0 });
+        let e = Config::from_toml(old, "u.toml").unwrap_err().to_string();
+        assert!(e.contains("process.sigma_min") && e.contains("subvp") && e.matches("u.toml").count() == 1, "{e}");
+        // Typed keys: an unknown value is named with the choices, the file once.
+        let e = Config::from_toml("[data]\nsource = \"toy\"\n[process]\nkind = \"vee\"\n", "k.toml").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("vee") && e.contains("vp-cosine") && e.matches("k.toml").count() == 1, "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 
     #[test]
@@ -365,6 +464,14 @@ mod tests {
             ("[sample]\neps = 2.0", "sample.eps"),
             ("[sample]\nsnr = nan", "sample.snr"),
             ("[process]\nsigma_max = inf", "sigma_max"),
+            ("[process]\nsigma_max = 1e39", "process.sigma_max"),
+            ("[process]\nsigma_min = 1e-300", "process.sigma_min"),
+            ("[process]\nkind = \"vp\"\nsigma_max = 50.0", "process.sigma_max"),
+            ("[process]\nkind = \"subvp\"\nsigma_min = 0.1", "process.sigma_min"),
+            ("[process]\nkind = \"vp-cosine\"\nbeta_max = 10.0", "process.beta_max"),
+            ("[process]\nkind = \"ve\"\nbeta_min = 0.5", "process.beta_min"),
+            ("[process]\nkind = \"vp\"\nbeta_min = 30.0", "beta_min"),
+            ("[process]\nkind = \"vp\"\nbeta_max = 1e9", "beta range"),
             ("size = 0", "data.size"),
             ("size = 100000", "data.size"),
             ("limit = 0", "data.limit"),

@@ -1,12 +1,13 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{
-    check_output, check_samples_finite, draw, evaluate, png_fits, write_samples, Model, SampleRequest,
-};
+use scoregen::app::{check_samples_finite, evaluate, Loaded, ModelSource};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
+use scoregen::io::samples::{check_output, png_fits, write_samples};
+use scoregen::model::ScoreModel;
+use scoregen::sample::{draw, SampleRequest};
 use scoregen::sample::{Probes, SamplerKind};
 use scoregen::train::{train, TrainOpts};
 use scoregen::{Error, Gpu, GpuOptions, Result};
@@ -90,10 +91,10 @@ struct SampleArgs {
     #[arg(long, conflicts_with = "model")]
     checkpoint: Option<PathBuf>,
     /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
-    #[arg(long)]
-    model: Option<String>,
+    #[arg(long, value_parser = parse_model)]
+    model: Option<ModelSource>,
     /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
-    #[arg(long, value_parser = parse_sampler)]
+    #[arg(long, value_enum)]
     sampler: Option<SamplerKind>,
     /// Sampler steps (model evaluations; ALD: all noise levels together); default from the
     /// checkpoint's config.
@@ -168,8 +169,8 @@ enum BenchCmd {
 fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
     s.parse().map_err(|e: Error| e.message().to_string())
 }
-fn parse_sampler(s: &str) -> std::result::Result<SamplerKind, String> {
-    SamplerKind::from_name(s).map_err(|e| e.message().to_string())
+fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
+    ModelSource::parse_model(s).map_err(|e| e.message().to_string())
 }
 fn parse_probes(s: &str) -> std::result::Result<Probes, String> {
     match s {
@@ -192,23 +193,23 @@ fn open(cli: &Cli) -> Result<Gpu> {
     Ok(gpu)
 }
 
-fn load_model(gpu: &Gpu, checkpoint: &Option<PathBuf>, model: &Option<String>) -> Result<Model> {
-    match (checkpoint, model) {
-        (Some(c), _) => Model::load(gpu, &c.display().to_string()),
-        (None, Some(m)) if m.starts_with("gmm:") => Model::load(gpu, m),
-        (None, Some(m)) => Err(Error::Invalid(format!("--model {m}: use gmm:FILE.toml, gmm:ring8 or gmm:ncsn"))),
-        (None, None) => Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
-    }
+fn load_model(gpu: &Gpu, a: &SampleArgs) -> Result<Loaded> {
+    let src = match (&a.checkpoint, &a.model) {
+        (Some(c), _) => ModelSource::Checkpoint(c.clone()),
+        (None, Some(m)) => m.clone(),
+        (None, None) => return Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
+    };
+    Loaded::load(gpu, &src)
 }
 
-fn request(m: &Model, a: &SampleArgs) -> Result<SampleRequest> {
-    let mut req = SampleRequest::from_config(&m.sample_defaults())?;
+fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
+    let mut req = m.sample_defaults().request();
     req.sampler = a.sampler.unwrap_or(req.sampler);
     req.steps = a.steps.unwrap_or(req.steps);
     req.n = a.n.unwrap_or(req.n);
     req.seed = a.seed.unwrap_or(req.seed);
     req.batch = a.batch.unwrap_or(req.batch);
-    Ok(req)
+    req
 }
 
 /// A one-line progress display on stderr.
@@ -291,40 +292,42 @@ fn run(cli: Cli) -> Result<()> {
                 out.join(scoregen::train::CHECKPOINT).display()
             );
             if !no_samples {
-                let model = Model::load(&gpu, &out.join(scoregen::train::CHECKPOINT).display().to_string())?;
-                let mut req = SampleRequest::from_config(&cfg.sample)?;
+                let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
+                let model: &dyn ScoreModel = &model;
+                let mut req = cfg.sample.request();
                 if model.images() {
                     req.n = req.n.min(64);
                 }
-                let xs = draw(&gpu, &model, &req, &mut progress("sampling"))?;
+                let xs = draw(&gpu, model, &req, &mut progress("sampling"))?;
                 let npy = out.join("samples.npy");
-                write_samples(&npy, &xs, &model.shape(), model.images())?;
+                write_samples(&npy, &xs, model.shape(), model.images())?;
                 // Also a picture where the samples can be shown as one.
                 let mut shown = npy;
-                if png_fits(&model.shape(), model.images()) {
+                if png_fits(model.shape(), model.images()) {
                     shown = out.join("samples.png");
-                    write_samples(&shown, &xs, &model.shape(), model.images())?;
+                    write_samples(&shown, &xs, model.shape(), model.images())?;
                 }
-                eprintln!("{} samples ({:?}, {} steps) -> {}", req.n, req.sampler, req.steps, shown.display());
+                eprintln!("{} samples ({}, {} steps) -> {}", req.n, req.sampler.name(), req.steps, shown.display());
             }
             Ok(())
         }
         Command::Sample { src, out } => {
             let gpu = open(&cli)?;
-            let m = load_model(&gpu, &src.checkpoint, &src.model)?;
-            let req = request(&m, src)?;
-            check_output(out, &m.shape(), m.images())?;
+            let loaded = load_model(&gpu, src)?;
+            let req = request(&loaded, src);
+            let m = loaded.model.as_ref();
+            check_output(out, m.shape(), m.images())?;
             let t0 = std::time::Instant::now();
-            let xs = draw(&gpu, &m, &req, &mut progress("sampling"))?;
-            write_samples(out, &xs, &m.shape(), m.images())?;
-            check_samples_finite(&xs, m.shape().iter().product(), out)?;
+            let xs = draw(&gpu, m, &req, &mut progress("sampling"))?;
+            write_samples(out, &xs, m.shape(), m.images())?;
+            check_samples_finite(&xs, m.numel(), out)?;
             eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
             Ok(())
         }
         Command::Eval { src, nll_n, probes, json } => {
             let gpu = open(&cli)?;
-            let m = load_model(&gpu, &src.checkpoint, &src.model)?;
-            let req = request(&m, src)?;
+            let m = load_model(&gpu, src)?;
+            let req = request(&m, src);
             let probes = *probes;
             let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
             for (name, v, unit) in evaluate(&gpu, &m, &req, *nll_n, probes, dir)? {

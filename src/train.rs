@@ -14,6 +14,7 @@ use crate::graph::Graph;
 use crate::io::checkpoint::Checkpoint;
 use crate::nn::{init_params, Builder};
 use crate::optim::{AdamConfig, TrainStep};
+use crate::rng::Stream;
 use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,7 +88,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     }
     let cfg = &cfg;
     let spec = cfg.model_spec(&data.shape)?;
-    let process = cfg.process().map_err(Error::Invalid)?;
+    let process = cfg.process();
     let t = &cfg.train;
     let total = opts.steps.unwrap_or(t.steps);
     let b = t.batch;
@@ -99,10 +100,10 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let sigma = g.input("sigma", &[b]);
     let mut bld = Builder::new(&mut g);
     bld.training = true;
-    bld.seed = t.seed;
-    let loss = spec.dsm_loss(&mut bld, x0, sigma, t.seed ^ 0x7a11)?;
+    bld.seed = Stream::Dropout.derive(t.seed);
+    let loss = spec.dsm_loss(&mut bld, x0, sigma, Stream::DsmNoise.derive(t.seed))?;
     let specs = bld.specs.clone();
-    let params = init_params(gpu, &specs, t.seed)?;
+    let params = init_params(gpu, &specs, Stream::Init.derive(t.seed))?;
     let adam = AdamConfig {
         lr: t.lr,
         warmup_steps: t.warmup,
@@ -302,20 +303,19 @@ fn periodic_samples(
     at: usize,
 ) -> Result<()> {
     let (w, _) = sampling_weights(params, step);
-    let model = crate::app::Model::Trained {
-        cfg: Box::new(cfg.clone()),
+    let model = crate::model::Trained {
         spec: spec.clone(),
         params: w,
-        images: data.images,
-        step: at,
+        process: cfg.process(),
         moments: data.moments.clone(),
+        images: data.images,
     };
-    let mut req = crate::app::SampleRequest::from_config(&cfg.sample)?;
+    let mut req = cfg.sample.request();
     req.n = req.n.min(if data.images { 64 } else { 1000 });
-    let xs = crate::app::draw(gpu, &model, &req, &mut |_, _| {})?;
+    let xs = crate::sample::draw(gpu, &model, &req, &mut |_, _| {})?;
     // A PNG where the samples can be shown as one, else the array.
-    let ext = if crate::app::png_fits(&data.shape, data.images) { "png" } else { "npy" };
-    crate::app::write_samples(&out.join(format!("samples_{at:07}.{ext}")), &xs, &data.shape, data.images)
+    let ext = if crate::io::samples::png_fits(&data.shape, data.images) { "png" } else { "npy" };
+    crate::io::samples::write_samples(&out.join(format!("samples_{at:07}.{ext}")), &xs, &data.shape, data.images)
 }
 
 /// The weights samples should use: the EMA where there is one.

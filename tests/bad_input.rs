@@ -122,6 +122,10 @@ fn bad_configs_and_data_files() {
         ("[data]\nsource = \"idx\"\npath = \"nowhere.gz\"\n".into(), vec!["nowhere.gz"]),
         ("[data]\nsource = \"npy\"\npath = \"nowhere.npy\"\n".into(), vec!["nowhere.npy"]),
         ("[data]\nsource = \"npy\"\n".into(), vec!["data.path"]),
+        (format!("{base}[process]\nkind = \"vp\"\nsigma_max = 50.0\n"), vec!["process.sigma_max", "vp"]),
+        (format!("{base}[process]\nkind = \"ve\"\nbeta_max = 5.0\n"), vec!["process.beta_max", "ve"]),
+        (format!("{base}path = \"x.npy\"\n"), vec!["data.path", "toy"]),
+        ("[data]\nsource = \"idx\"\npath = \"a.gz\"\nsize = 8\n".into(), vec!["data.size", "idx"]),
     ];
     for (i, (text, needles)) in cases.iter().enumerate() {
         std::fs::write(dir.join("c.toml"), text).unwrap();
@@ -149,7 +153,8 @@ fn bad_configs_and_data_files() {
         ("npy", "cut.npy", "cut.npy"),
         ("images", "imgs", "broken.png"),
     ] {
-        let text = format!("[data]\nsource = \"{src}\"\npath = \"{}\"\nsize = 8\n", s(&dir.join(file)));
+        let size = if src == "images" { "size = 8\n" } else { "" };
+        let text = format!("[data]\nsource = \"{src}\"\npath = \"{}\"\n{size}", s(&dir.join(file)));
         std::fs::write(dir.join("d.toml"), text).unwrap();
         let o = run(&["train", "--config", &s(&dir.join("d.toml")), "--out", &s(&dir.join(format!("od-{file}")))]);
         expect_error(&o, 1, &[needle], file);
@@ -240,7 +245,7 @@ fn bad_checkpoints_mixtures_and_flags() {
     let g = "gmm:ring8";
     let cases: Vec<(Vec<String>, i32, &str)> = vec![
         (vec!["sample", "--model", "gmm:absent.toml", "--out", &out], 1, "absent.toml"),
-        (vec!["sample", "--model", "ring8", "--out", &out], 1, "gmm:"),
+        (vec!["sample", "--model", "ring8", "--out", &out], 2, "gmm:"),
         (vec!["sample", "--out", &out], 1, "--checkpoint"),
         (vec!["sample", "--model", g, "--n", "0", "--out", &out], 1, "--n"),
         (vec!["sample", "--model", g, "--steps", "0", "--out", &out], 1, "--steps"),

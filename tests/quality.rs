@@ -3,8 +3,9 @@
 
 mod common;
 use common::gpu;
-use scoregen::app::{draw, Model, SampleRequest};
+use scoregen::app::load_checkpoint;
 use scoregen::config::Config;
+use scoregen::sample::draw;
 use scoregen::train::{train, TrainOpts, CHECKPOINT};
 use std::path::Path;
 
@@ -21,10 +22,10 @@ fn slow_trained_toy_model_reaches_sliced_w2_threshold() {
         let out = dir.join(format!("s{steps}"));
         let opts = TrainOpts { out: out.clone(), steps: None, resume: false, progress: false, stop_after: None };
         train(gpu(), &c, Path::new("."), &opts).unwrap();
-        let model = Model::load(gpu(), out.join(CHECKPOINT).to_str().unwrap()).unwrap();
-        let req = SampleRequest::from_config(&c.sample).unwrap();
+        let (model, _, _) = load_checkpoint(gpu(), &out.join(CHECKPOINT)).unwrap();
+        let req = c.sample.request();
         let xs = draw(gpu(), &model, &req, &mut |_, _| {}).unwrap();
-        let gt = scoregen::score::gmm::Gmm::ring8().sample(3000, &mut scoregen::data::rng::HostRng::new(5));
+        let gt = scoregen::score::gmm::Gmm::ring8().sample(3000, &mut scoregen::rng::HostRng::new(5));
         scoregen::metrics::sliced_w2(&xs, &gt, 2, 256, 1)
     };
     let (untrained, trained) = (eval(1), eval(1500));

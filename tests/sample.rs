@@ -96,7 +96,7 @@ fn samples_do_not_depend_on_batch_size() {
             spec.score(&mut b, x, s)
         })
         .unwrap();
-        let prog = SamplerKind::Ald.program(&Process::ve(0.01, 10.0), 40, &SamplerOpts::default());
+        let prog = SamplerKind::Ald.fixed_program(&Process::ve(0.01, 10.0), 40, &SamplerOpts::default());
         Runner::new(gpu(), &model, prog, 99).unwrap().sample(gpu(), 0, n, &mut |_, _| {}).unwrap()
     };
     let a = run(8, 8);
@@ -117,7 +117,7 @@ fn probability_flow_nll_matches_the_exact_mixture_density() {
     let g = Gmm::new(vec![0.4, 0.6], vec![vec![-2.0, 1.0], vec![2.0, -0.5]], vec![0.6, 1.0]).unwrap();
     let p = Process::ve(0.01, 50.0);
     let n = 400;
-    let data = g.sample(n, &mut scoregen::data::rng::HostRng::new(5));
+    let data = g.sample(n, &mut scoregen::rng::HostRng::new(5));
     let exact: f64 =
         data.chunks(2).map(|x| -g.log_density(&[x[0] as f64, x[1] as f64], p.sigma_min())).sum::<f64>() / n as f64;
     let model = gmm_model(&g, n, Probes::Exact);
@@ -186,15 +186,16 @@ fn pc_on_large_samples_matches_the_reference() {
 /// `scoregen sample --model gmm:...` with `--sampler S --steps N --n 4000` (`app::draw`, the
 /// CLI's path and defaults otherwise), exact scores: chains i's mode fractions.
 fn cli_mode_fractions(spec: &str, sampler: &str, steps: usize) -> (Vec<f64>, Vec<f64>) {
-    use scoregen::app::{draw, Model, SampleRequest};
-    let model = Model::load(gpu(), spec).unwrap();
-    let Model::Mixture { gmm, .. } = &model else { unreachable!() };
-    let mut req = SampleRequest::from_config(&model.sample_defaults()).unwrap();
-    req.sampler = SamplerKind::from_name(sampler).unwrap();
+    use scoregen::app::{Loaded, ModelSource};
+    let loaded = Loaded::load(gpu(), &ModelSource::parse_model(spec).unwrap()).unwrap();
+    let model = loaded.model.as_ref();
+    let gmm = model.mixture().unwrap();
+    let mut req = loaded.sample_defaults().request();
+    req.sampler = <SamplerKind as clap::ValueEnum>::from_str(sampler, false).unwrap();
     req.steps = steps;
     req.n = 4000;
     req.batch = 4000;
-    let xs = draw(gpu(), &model, &req, &mut |_, _| {}).unwrap();
+    let xs = scoregen::sample::draw(gpu(), model, &req, &mut |_, _| {}).unwrap();
     let f = mode_fractions(gmm, &xs);
     eprintln!("{spec} {sampler} {steps}: {f:?}");
     (f, gmm.weights.clone())

@@ -19,14 +19,8 @@ pub fn w1_flops(b: usize) -> f64 {
 }
 
 /// One batch of W1's DSM objective: (features [b, 3], target -z [b, 2]).
-pub fn w1_batch(rng: &mut u64, b: usize) -> (Vec<f32>, Vec<f32>) {
-    let mut u = || {
-        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (((z ^ (z >> 31)) >> 40) as f64 + 0.5) / (1u64 << 24) as f64
-    };
+pub fn w1_batch(rng: &mut crate::rng::SplitMix64, b: usize) -> (Vec<f32>, Vec<f32>) {
+    let mut u = || rng.open_unit_24();
     let mut feat = Vec::with_capacity(3 * b);
     let mut target = Vec::with_capacity(2 * b);
     for _ in 0..b {
@@ -65,7 +59,7 @@ pub fn run(gpu: &Gpu, steps: usize, report: &Report) -> Result<()> {
         step.plan.peak_bytes / 1024,
         step.plan.steps
     ));
-    let mut rng = 0u64;
+    let mut rng = crate::rng::SplitMix64::new(0);
     let warm = 50.min(steps / 10).max(1);
     let mut t0 = Instant::now();
     for i in 0..steps + warm {

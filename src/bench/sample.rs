@@ -49,22 +49,21 @@ pub fn run(
         };
         let r = crate::train::train(gpu, &cfg, std::path::Path::new("."), &opts)?;
         report.note(&format!("trained W1 for {} steps ({:.2} steps/s)", r.step, r.steps_per_sec));
-        crate::app::Model::load(gpu, &ck_dir.join(crate::train::CHECKPOINT).display().to_string())?
+        crate::app::load_checkpoint(gpu, &ck_dir.join(crate::train::CHECKPOINT))?.0
     } else {
         // Random weights: the same work, for speed alone.
         let cfg = w1_config(0, seed);
         let spec = cfg.model_spec(&[2])?;
         let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
-        crate::app::Model::Trained {
-            cfg: Box::new(cfg),
+        crate::model::Trained {
             spec,
             params,
+            process: cfg.process(),
             images: false,
-            step: 0,
             moments: crate::score::process::Moments::centred(2, 0.0),
         }
     };
-    let f = model.plan(gpu, chains, Probes::None)?;
+    let f = crate::model::ScoreFn::plan(gpu, &model, chains, Probes::None)?;
     let prog = annealed_langevin(&geometric_sigmas(10.0, 0.01, 10), steps_per_level, 5e-5, true, 10.0);
     let evals = prog.evaluations();
     let runner = Runner::new(gpu, &f, prog, seed)?;
@@ -93,7 +92,7 @@ pub fn run(
         report.note(&p);
     }
     if train_steps > 0 {
-        let gt = Gmm::ring8().sample(chains, &mut crate::data::rng::HostRng::new(12345));
+        let gt = Gmm::ring8().sample(chains, &mut crate::rng::HostRng::new(12345));
         let sw = sliced_w2(&xs, &gt, 2, 256, 1);
         let lp = mean_log_density(&Gmm::ring8(), &xs);
         let f2 = || vec![("train_steps", train_steps.to_string()), ("seed", seed.to_string())];

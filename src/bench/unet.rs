@@ -14,14 +14,8 @@ use crate::ops::elementwise::Unary;
 use crate::optim::{AdamConfig, TrainStep};
 use std::time::Instant;
 
-fn batch(rng: &mut u64, b: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let mut u = || {
-        *rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = *rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (((z ^ (z >> 31)) >> 40) as f64 + 0.5) / (1u64 << 24) as f64
-    };
+fn batch(rng: &mut crate::rng::SplitMix64, b: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut u = || rng.open_unit_24();
     let (mut x, mut t, mut target) = (Vec::with_capacity(b * 784), Vec::with_capacity(b), Vec::with_capacity(b * 784));
     for _ in 0..b {
         let sigma = (0.01f64.ln() + u() * (50f64.ln() - 0.01f64.ln())).exp();
@@ -69,7 +63,7 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
         value: step.plan.peak_bytes as f64,
         unit: "train plan peak bytes",
     });
-    let mut rng = 1u64;
+    let mut rng = crate::rng::SplitMix64::new(1);
     let mut t0 = Instant::now();
     for i in 0..last {
         if i == first {

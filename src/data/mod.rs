@@ -3,15 +3,98 @@
 //! same batches as an uninterrupted one).
 
 pub mod files;
-pub mod rng;
 pub mod toy;
 
-use crate::config::DataConfig;
 use crate::error::{Error, Result};
+use crate::rng::{HostRng, Stream};
 use crate::score::process::Moments;
-use rng::HostRng;
 use std::path::{Path, PathBuf};
 use toy::Toy;
+
+/// Where the data come from (`data.source`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A 2-D toy (`name`), fresh points every batch.
+    Toy,
+    /// An MNIST-style idx images file at `path` (.gz or not).
+    Idx,
+    /// A folder of PNG/JPEG images at `path`, resized to `size`.
+    Images,
+    /// A float32 .npy array at `path`, first axis = samples.
+    Npy,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Toy => "toy",
+            SourceKind::Idx => "idx",
+            SourceKind::Images => "images",
+            SourceKind::Npy => "npy",
+        }
+    }
+}
+
+/// The `[data]` table of a run's config.
+#[derive(Clone, Debug, serde::Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub source: SourceKind,
+    /// Toy: ring8 (default), moons, swissroll, checkerboard, rings, ncsn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<Toy>,
+    /// idx, images, npy: the file or folder (relative paths from the config's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// images: the side the images are resized to (square; default 32).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<usize>,
+    /// images: 1 (grey) or 3 (RGB, default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<usize>,
+    /// idx, images, npy: use only the first N samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+}
+
+impl DataConfig {
+    /// Keys a source does not use are refused by name; values are checked where the file is
+    /// not needed.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let src = self.source;
+        let only = |key: &str, given: bool, ok: &[SourceKind]| -> std::result::Result<(), String> {
+            if given && !ok.contains(&src) {
+                let users: Vec<&str> = ok.iter().map(|k| k.name()).collect();
+                return Err(format!(
+                    "data.{key}: data.source = '{}' does not use it (only {} does); remove the key",
+                    src.name(),
+                    users.join(", ")
+                ));
+            }
+            Ok(())
+        };
+        use SourceKind::*;
+        only("name", self.name.is_some(), &[Toy])?;
+        only("path", self.path.is_some(), &[Idx, Images, Npy])?;
+        only("size", self.size.is_some(), &[Images])?;
+        only("channels", self.channels.is_some(), &[Images])?;
+        only("limit", self.limit.is_some(), &[Idx, Images, Npy])?;
+        if src != Toy && self.path.is_none() {
+            return Err(format!("data.source = '{}' needs data.path = \"...\"", src.name()));
+        }
+        if self.limit == Some(0) {
+            return Err("data.limit = 0 must be at least 1 (leave it out for the whole set)".into());
+        }
+        if let Some(size) = self.size.filter(|s| !(1..=4096).contains(s)) {
+            return Err(format!("data.size = {size}: use 1 to 4096 pixels"));
+        }
+        if let Some(ch) = self.channels.filter(|c| *c != 1 && *c != 3) {
+            return Err(format!("data.channels = {ch}: use 1 or 3"));
+        }
+        Ok(())
+    }
+}
 
 pub enum Source {
     /// Fresh points every batch.
@@ -42,24 +125,20 @@ impl Dataset {
 
     fn load_raw(cfg: &DataConfig, base: &Path) -> Result<Dataset> {
         let path = || -> Result<PathBuf> {
-            let p = cfg
-                .path
-                .as_ref()
-                .ok_or_else(|| Error::Invalid(format!("data.source = '{}' needs data.path = \"...\"", cfg.source)))?;
+            let p = cfg.path.as_ref().ok_or_else(|| {
+                Error::Invalid(format!("data.source = '{}' needs data.path = \"...\"", cfg.source.name()))
+            })?;
             let p = PathBuf::from(p);
             Ok(if p.exists() || p.is_absolute() { p } else { base.join(&p) })
         };
-        match cfg.source.as_str() {
-            "toy" => {
-                let name = cfg.name.as_deref().unwrap_or("ring8");
-                Ok(Dataset {
-                    source: Source::Toy(Toy::from_name(name)?),
-                    shape: vec![2],
-                    images: false,
-                    moments: Moments::centred(0, 0.0),
-                })
-            }
-            "idx" => {
+        match cfg.source {
+            SourceKind::Toy => Ok(Dataset {
+                source: Source::Toy(cfg.name.unwrap_or(Toy::Ring8)),
+                shape: vec![2],
+                images: false,
+                moments: Moments::centred(0, 0.0),
+            }),
+            SourceKind::Idx => {
                 let (n, shape, data) = files::idx_images(&path()?, cfg.limit)?;
                 Ok(Dataset {
                     source: Source::Array { n, data },
@@ -68,12 +147,9 @@ impl Dataset {
                     moments: Moments::centred(0, 0.0),
                 })
             }
-            "images" => {
+            SourceKind::Images => {
                 let size = cfg.size.unwrap_or(32);
                 let ch = cfg.channels.unwrap_or(3);
-                if ch != 1 && ch != 3 {
-                    return Err(Error::Invalid(format!("data.channels = {ch}: use 1 or 3")));
-                }
                 let (n, data) = files::image_folder(&path()?, size, ch, cfg.limit)?;
                 Ok(Dataset {
                     source: Source::Array { n, data },
@@ -82,7 +158,7 @@ impl Dataset {
                     moments: Moments::centred(0, 0.0),
                 })
             }
-            "npy" => {
+            SourceKind::Npy => {
                 let p = path()?;
                 let (shape, mut data) = files::read_npy(&p)?;
                 if shape.len() < 2 || shape[0] == 0 {
@@ -97,7 +173,6 @@ impl Dataset {
                     moments: Moments::centred(0, 0.0),
                 })
             }
-            s => Err(Error::Invalid(format!("data.source = '{s}': use toy, idx, images or npy"))),
         }
     }
 
@@ -121,7 +196,7 @@ impl Dataset {
         }
         match &self.source {
             Source::Array { n, data } if *n <= 20000 => Moments::of(data, self.numel()),
-            _ => Moments::of(&self.draw(20000, &mut HostRng::new(0x5EC0_0D)), self.numel()),
+            _ => Moments::of(&self.draw(20000, &mut HostRng::stream(0, Stream::Moments)), self.numel()),
         }
     }
 
@@ -154,7 +229,7 @@ impl<'d> Batcher<'d> {
     fn epoch_perm(&mut self, e: u64, n: usize) -> &[u32] {
         if self.perm.as_ref().map(|p| p.0) != Some(e) {
             let mut p: Vec<u32> = (0..n as u32).collect();
-            HostRng::new(self.seed ^ 0xE90C_0000_0000 ^ e.wrapping_mul(0x9E37_79B9)).shuffle(&mut p);
+            HostRng::stream(self.seed, Stream::Epoch(e)).shuffle(&mut p);
             self.perm = Some((e, p));
         }
         &self.perm.as_ref().unwrap().1
@@ -162,7 +237,7 @@ impl<'d> Batcher<'d> {
 
     /// Batch k: samples [b * D] and a host generator for this batch's other draws (noise levels).
     pub fn batch(&mut self, k: u64) -> (Vec<f32>, HostRng) {
-        let mut rng = HostRng::new(self.seed ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        let mut rng = HostRng::stream(self.seed, Stream::Batch(k));
         let b = self.b;
         let x = match &self.data.source {
             Source::Toy(t) => t.sample(b, &mut rng),

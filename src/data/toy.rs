@@ -1,40 +1,30 @@
 //! 2-D toy distributions (the usual ones of score_sde / k-diffusion demos and NCSN's Fig. 3).
 
-use super::rng::HostRng;
-use crate::error::{Error, Result};
+use crate::rng::HostRng;
 use crate::score::gmm::Gmm;
 use std::f64::consts::PI;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The toys (`data.name`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Toy {
     /// 8 Gaussians on a circle of radius 4, std 0.3 (W1).
+    #[serde(rename = "ring8", alias = "8gaussians")]
     Ring8,
+    #[serde(rename = "moons", alias = "two-moons")]
     TwoMoons,
+    #[serde(rename = "swissroll", alias = "swiss-roll")]
     SwissRoll,
+    #[serde(rename = "checkerboard")]
     Checkerboard,
     /// Two concentric rings (radii 2 and 4).
+    #[serde(rename = "rings")]
     Rings,
     /// NCSN's 0.2 N((-5,-5), I) + 0.8 N((5,5), I).
+    #[serde(rename = "ncsn", alias = "ncsn-two-modes")]
     NcsnTwoModes,
 }
 
 impl Toy {
-    pub const NAMES: &'static [&'static str] = &["ring8", "moons", "swissroll", "checkerboard", "rings", "ncsn"];
-
-    pub fn from_name(s: &str) -> Result<Toy> {
-        Ok(match s {
-            "ring8" | "8gaussians" => Toy::Ring8,
-            "moons" | "two-moons" => Toy::TwoMoons,
-            "swissroll" | "swiss-roll" => Toy::SwissRoll,
-            "checkerboard" => Toy::Checkerboard,
-            "rings" => Toy::Rings,
-            "ncsn" | "ncsn-two-modes" => Toy::NcsnTwoModes,
-            _ => {
-                return Err(Error::Invalid(format!("unknown toy data set '{s}'; use one of {}", Toy::NAMES.join(", "))))
-            }
-        })
-    }
-
     /// The analytic mixture behind the data, where there is one.
     pub fn gmm(self) -> Option<Gmm> {
         match self {

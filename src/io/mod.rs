@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod plot;
+pub mod samples;
 
 use crate::error::{Error, Result};
 use std::path::Path;

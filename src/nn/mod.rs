@@ -95,14 +95,8 @@ pub fn mlp(b: &mut Builder, x: Var, sizes: &[usize], act: Unary) -> Result<Var> 
 
 /// Create the parameters on the GPU, drawn from a seeded generator (SplitMix64 -> uniform).
 pub fn init_params(gpu: &Gpu, specs: &[ParamSpec], seed: u64) -> Result<ParamStore> {
-    let mut state = seed;
-    let mut next = || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
+    let mut rng = crate::rng::SplitMix64::new(seed);
+    let mut next = || rng.unit_f32();
     let mut store = ParamStore::new();
     for s in specs {
         let n: usize = s.shape.iter().product();
@@ -219,7 +213,7 @@ pub fn dropout(b: &mut Builder, x: Var, p: f32) -> Result<Var> {
         return Err(crate::Error::Invalid(format!("dropout probability {p} must be below 1")));
     }
     let s = b.g.shape(x).to_vec();
-    let u = b.g.random(&s, crate::ops::random::Dist::Uniform, b.seed, 0);
+    let u = b.g.random(&s, crate::ops::random::Dist::Uniform, b.seed, crate::rng::DROPOUT_STREAM);
     // keep where u > p
     let shifted = b.g.unary(Unary::AddScalar(-p), u);
     let keep = b.g.unary(Unary::Step, shifted);

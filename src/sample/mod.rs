@@ -6,143 +6,18 @@
 //! with no host write or readback in between. All samplers work in the scaled coordinates
 //! x~ = x0 + sigma z of score::process.
 
+pub mod draw;
 pub mod likelihood;
 pub mod rk45;
 pub mod samplers;
 
-use crate::data::rng::HostRng;
 use crate::error::{Error, Result};
 use crate::gpu::{Captured, Gpu, Recorder};
-use crate::graph::autodiff::grad;
-use crate::graph::plan::{ParamStore, Plan};
-use crate::graph::{Graph, Var};
+pub use crate::model::{Conditions, Probes, ScoreFn};
 use crate::ops::grid;
 use crate::tensor::Tensor;
+pub use draw::{check_sample_size, draw, SampleRequest, MAX_SAMPLE_BYTES};
 pub use samplers::*;
-
-/// A score model planned for one batch size: inputs x [B, shape...] and sigma [B], output
-/// the score, and optionally the divergence of the score [B] (for likelihoods).
-pub struct ScoreFn {
-    pub plan: Plan,
-    pub batch: usize,
-    /// Shape of one sample.
-    pub shape: Vec<usize>,
-    /// Probes of the divergence estimate (inputs "probe0", ...), if any.
-    pub probes: Probes,
-}
-
-/// How a divergence is computed: exactly (one vector-Jacobian product per dimension) or by
-/// Hutchinson's estimator with k Rademacher probes per chain (fixed for the whole solve).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Probes {
-    None,
-    Exact,
-    Hutchinson(usize),
-}
-
-impl ScoreFn {
-    /// Plan `build(graph, x, sigma) -> score` for `batch` samples of `shape`.
-    pub fn new(
-        gpu: &Gpu,
-        batch: usize,
-        shape: &[usize],
-        params: &ParamStore,
-        probes: Probes,
-        build: impl FnOnce(&mut Graph, Var, Var) -> Result<Var>,
-    ) -> Result<ScoreFn> {
-        if batch == 0 {
-            return Err(Error::Invalid("a sampler batch must hold at least one chain".into()));
-        }
-        let mut g = Graph::new();
-        let mut xs = vec![batch];
-        xs.extend(shape);
-        let x = g.input("x", &xs);
-        let sigma = g.input("sigma", &[batch]);
-        let s = build(&mut g, x, sigma)?;
-        if g.shape(s) != xs.as_slice() {
-            return Err(Error::Shape(format!("the model returns {:?} for input {xs:?}", g.shape(s))));
-        }
-        let mut outs = vec![s];
-        let d: usize = shape.iter().product();
-        let k = match probes {
-            Probes::None => 0,
-            Probes::Exact => d,
-            Probes::Hutchinson(k) => k,
-        };
-        if k > 0 {
-            let mut div: Option<Var> = None;
-            for i in 0..k {
-                let pv = g.input(&format!("probe{i}"), &xs);
-                let sp = g.mul(s, pv)?;
-                let tot = g.sum_all(sp)?;
-                let gx = grad(&mut g, tot, &[x])?[0];
-                let jp = g.mul(gx, pv)?;
-                let jp = g.reshape(jp, &[batch, d])?;
-                let di = g.sum(jp, 1)?;
-                div = Some(match div {
-                    Some(a) => g.add(a, di)?,
-                    None => di,
-                });
-            }
-            let mut div = div.unwrap();
-            if let Probes::Hutchinson(k) = probes {
-                div = g.scale(div, 1.0 / k as f32);
-            }
-            outs.push(div);
-        }
-        let plan = Plan::batch_invariant(gpu, &g, &outs, params)?;
-        Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes })
-    }
-
-    pub fn x(&self) -> &Tensor {
-        self.plan.input("x").unwrap()
-    }
-    pub fn sigma(&self) -> &Tensor {
-        self.plan.input("sigma").unwrap()
-    }
-    pub fn score(&self) -> &Tensor {
-        self.plan.output(0)
-    }
-    pub fn div(&self) -> Option<&Tensor> {
-        (self.probes != Probes::None).then(|| self.plan.output(1))
-    }
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// Fill the probes for chains chain0.. : unit vectors (exact) or Rademacher vectors drawn
-    /// from (seed, chain index), so a chain's probes do not depend on the batch.
-    pub fn set_probes(&self, gpu: &Gpu, seed: u64, chain0: usize) -> Result<()> {
-        let d = self.numel();
-        match self.probes {
-            Probes::None => {}
-            Probes::Exact => {
-                for i in 0..d {
-                    let mut v = vec![0f32; self.batch * d];
-                    for r in 0..self.batch {
-                        v[r * d + i] = 1.0;
-                    }
-                    self.plan.feed(gpu, &format!("probe{i}"), &v)?;
-                }
-            }
-            Probes::Hutchinson(k) => {
-                let mut vs = vec![vec![0f32; self.batch * d]; k];
-                for r in 0..self.batch {
-                    let mut rng = HostRng::new(seed ^ ((chain0 + r) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-                    for v in vs.iter_mut() {
-                        for j in 0..d {
-                            v[r * d + j] = if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 };
-                        }
-                    }
-                }
-                for (i, v) in vs.iter().enumerate() {
-                    self.plan.feed(gpu, &format!("probe{i}"), v)?;
-                }
-            }
-        }
-        Ok(())
-    }
-}
 
 /// One row of a program: the noise level the model is evaluated at and the update's
 /// coefficients (see shaders/sampler.wgsl).
@@ -209,6 +84,8 @@ pub struct Runner<'m> {
     pub acc: Option<Tensor>,
     /// Mean of the prior [D] (the data's mean; zeros unless set): Init rows add it from u.
     pub prior_mean: Vec<f32>,
+    /// Conditioning values of every chain, for models that take conditioning inputs.
+    pub conditions: Conditions,
     /// Schedule and scratch buffers the captured commands bind.
     _keep: Vec<Tensor>,
 }
@@ -278,7 +155,17 @@ impl<'m> Runner<'m> {
             kinds.push((kind, r.into_captured()));
         }
         let _keep = vec![sched, u, v, ua, va];
-        Ok(Runner { model, program, seed, ctr, kinds, acc, prior_mean: vec![0.0; d], _keep })
+        Ok(Runner {
+            model,
+            program,
+            seed,
+            ctr,
+            kinds,
+            acc,
+            prior_mean: vec![0.0; d],
+            conditions: Conditions::default(),
+            _keep,
+        })
     }
 
     fn captured(&self, kind: Kind) -> &Captured {
@@ -321,6 +208,7 @@ impl<'m> Runner<'m> {
             gpu.queue.write_buffer(acc.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
         }
         self.model.set_probes(gpu, self.seed, chain0 as usize)?;
+        self.model.set_conditions(gpu, &self.conditions, chain0 as usize)?;
         let total = self.program.steps.len();
         let per = per_submit.max(1);
         let mut done = 0;

@@ -4,7 +4,7 @@
 //! adding (sigma^2 - sigma'^2) score plus noise of that variance.
 
 use super::{Kind, Program, Row};
-use crate::error::{Error, Result};
+
 use crate::score::Process;
 
 /// Start the chains from N(mean, std^2 I): the mean is what the runner holds in its scratch u
@@ -177,43 +177,61 @@ pub fn ddim(sigmas: &[f64], prior_std: f64, eta: f64) -> Program {
     p
 }
 
-/// The samplers the CLI offers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What a sampler runs: a fixed program of steps (every sampler but one), or an adaptive
+/// solve whose steps depend on the chains (rk45: Dormand-Prince with error control).
+#[derive(Clone, Debug)]
+pub enum SamplerProgram {
+    Fixed(Program),
+    Adaptive { tol: f64 },
+}
+
+/// The samplers the CLI offers (`sample.sampler`, `--sampler`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
 pub enum SamplerKind {
+    /// Annealed Langevin dynamics (Song & Ermon 2019).
     Ald,
+    /// Predictor-corrector: reverse diffusion and one Langevin corrector step per level.
     Pc,
+    /// Probability-flow ODE, Heun's method on the process's time grid.
     Ode,
-    Ddim,
-    Ancestral,
-    Heun,
-    Langevin,
-    /// Adaptive Dormand-Prince on the PF-ODE (sample::rk45); `program` gives the fixed-step
-    /// Heun program for it, `app::draw` runs the adaptive solve.
+    /// Adaptive Dormand-Prince (RK45) on the probability-flow ODE.
     Rk45,
+    /// DDIM (eta = 0).
+    Ddim,
+    /// Ancestral sampling (DDIM with eta = 1).
+    Ancestral,
+    /// Heun on EDM's noise grid (Karras et al. 2022).
+    Heun,
+    /// Plain Langevin dynamics at sigma_min (fails on multimodal data: a baseline).
+    Langevin,
 }
 
 impl SamplerKind {
-    pub fn from_name(s: &str) -> Result<Self> {
-        Ok(match s {
-            "ald" => SamplerKind::Ald,
-            "pc" => SamplerKind::Pc,
-            "ode" => SamplerKind::Ode,
-            "ddim" => SamplerKind::Ddim,
-            "ancestral" => SamplerKind::Ancestral,
-            "heun" => SamplerKind::Heun,
-            "langevin" => SamplerKind::Langevin,
-            "rk45" => SamplerKind::Rk45,
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "unknown sampler '{s}'; use ald, pc, ode, rk45, ddim, ancestral, heun or langevin"
-                )))
-            }
-        })
+    pub fn name(self) -> &'static str {
+        match self {
+            SamplerKind::Ald => "ald",
+            SamplerKind::Pc => "pc",
+            SamplerKind::Ode => "ode",
+            SamplerKind::Rk45 => "rk45",
+            SamplerKind::Ddim => "ddim",
+            SamplerKind::Ancestral => "ancestral",
+            SamplerKind::Heun => "heun",
+            SamplerKind::Langevin => "langevin",
+        }
     }
 
     /// The program for `steps` (noise levels or grid points; ALD: total Langevin steps, split
-    /// over 10 levels) with the default settings of each method.
-    pub fn program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Program {
+    /// over `opts.levels` levels) with the default settings of each method.
+    pub fn program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> SamplerProgram {
+        match self {
+            SamplerKind::Rk45 => SamplerProgram::Adaptive { tol: opts.tol },
+            _ => SamplerProgram::Fixed(self.fixed_program(process, steps, opts)),
+        }
+    }
+
+    /// The fixed-step program (rk45: the Heun program on its grid, for comparisons).
+    pub fn fixed_program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Program {
         let (smin, smax) = (process.sigma_min(), process.sigma_max());
         let grid = |n: usize| -> Vec<f64> { process.time_grid(n).iter().map(|&t| process.sigma(t)).collect() };
         let prior_std = process.prior_var_with(opts.data_var).sqrt();

@@ -11,11 +11,11 @@
 //! std = 1.0
 //! ```
 
-use crate::data::rng::HostRng;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Var};
 use crate::ops::elementwise::Unary;
 use crate::ops::reduce::Reduce;
+use crate::rng::HostRng;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gmm {

@@ -23,14 +23,24 @@ pub enum Parameterisation {
     Denoiser { sigma_data: f32 },
 }
 
+/// The parameterisations a config names (`model.param`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamKind {
+    Score,
+    #[serde(alias = "epsilon")]
+    Eps,
+    #[serde(alias = "edm")]
+    Denoiser,
+}
+
 impl Parameterisation {
-    pub fn from_name(name: &str, sigma_data: f32) -> Result<Self> {
-        Ok(match name {
-            "score" => Parameterisation::Score,
-            "eps" | "epsilon" => Parameterisation::Epsilon,
-            "denoiser" | "edm" => Parameterisation::Denoiser { sigma_data },
-            _ => return Err(Error::Invalid(format!("unknown parameterisation '{name}'; use score, eps or denoiser"))),
-        })
+    pub fn new(kind: ParamKind, sigma_data: f32) -> Self {
+        match kind {
+            ParamKind::Score => Parameterisation::Score,
+            ParamKind::Eps => Parameterisation::Epsilon,
+            ParamKind::Denoiser => Parameterisation::Denoiser { sigma_data },
+        }
     }
     pub fn name(&self) -> &'static str {
         match self {
@@ -39,6 +49,16 @@ impl Parameterisation {
             Parameterisation::Denoiser { .. } => "denoiser",
         }
     }
+}
+
+/// The networks a config names (`model.network`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkKind {
+    /// For flat data.
+    Mlp,
+    /// For images [C, H, W].
+    Unet,
 }
 
 /// The network behind a score model.
@@ -169,7 +189,7 @@ impl ModelSpec {
     /// x0 [B, ...] and sigma [B] are inputs; z is drawn on the GPU (`seed`). Returns the loss [1].
     pub fn dsm_loss(&self, b: &mut Builder, x0: Var, sigma: Var, seed: u64) -> Result<Var> {
         let xs = b.g.shape(x0).to_vec();
-        let z = b.g.random(&xs, crate::ops::random::Dist::Normal, seed, 0x5eed);
+        let z = b.g.random(&xs, crate::ops::random::Dist::Normal, seed, crate::rng::DSM_NOISE_STREAM);
         let sig = per_sample(b.g, sigma, &xs)?;
         let sz = b.g.mul(z, sig)?;
         let xt = b.g.add(x0, sz)?;

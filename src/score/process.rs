@@ -63,6 +63,46 @@ impl Moments {
     }
 }
 
+/// The process families a config names (`process.kind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessKind {
+    Ve,
+    Vp,
+    VpCosine,
+    Subvp,
+    Edm,
+}
+
+/// A range a process family is set by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    /// sigma_min, sigma_max
+    Sigma,
+    /// beta_min, beta_max
+    Beta,
+}
+
+impl ProcessKind {
+    /// The range this family takes, if any (vp-cosine takes none: its schedule is fixed).
+    pub fn takes(self) -> Option<Range> {
+        match self {
+            ProcessKind::Ve | ProcessKind::Edm => Some(Range::Sigma),
+            ProcessKind::Vp | ProcessKind::Subvp => Some(Range::Beta),
+            ProcessKind::VpCosine => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ProcessKind::Ve => "ve",
+            ProcessKind::Vp => "vp",
+            ProcessKind::VpCosine => "vp-cosine",
+            ProcessKind::Subvp => "subvp",
+            ProcessKind::Edm => "edm",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Process {
     /// Variance exploding (NCSN, score_sde VE): s = 1, sigma(t) = sigma_min (sigma_max/sigma_min)^t, t in [0, 1].
@@ -93,20 +133,19 @@ impl Process {
         Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -1.2, p_std: 1.2 }
     }
 
-    /// Parse a process name as in configs: "ve", "vp", "vp-cosine", "subvp", "edm".
-    pub fn from_name(name: &str, sigma_min: f64, sigma_max: f64) -> Result<Process> {
-        Ok(match name {
-            "ve" => Process::ve(sigma_min, sigma_max),
-            "vp" => Process::vp(),
-            "vp-cosine" => Process::VpCosine { s: 0.008 },
-            "subvp" => Process::SubVp { beta_min: 0.1, beta_max: 20.0 },
-            "edm" => Process::Edm { sigma_min, sigma_max, p_mean: -1.2, p_std: 1.2 },
-            _ => {
-                return Err(Error::Invalid(format!(
-                    "unknown process '{name}'; use one of ve, vp, vp-cosine, subvp, edm"
-                )))
-            }
-        })
+    /// The process of a config: `kind` with its noise range (ve, edm: sigma, default
+    /// 0.01..10) or beta range (vp, subvp: default 0.1..20). The caller has refused ranges a
+    /// kind does not take (`ProcessKind::takes`).
+    pub fn from_kind(kind: ProcessKind, sigma: Option<(f64, f64)>, beta: Option<(f64, f64)>) -> Process {
+        let (sigma_min, sigma_max) = sigma.unwrap_or((0.01, 10.0));
+        let (beta_min, beta_max) = beta.unwrap_or((0.1, 20.0));
+        match kind {
+            ProcessKind::Ve => Process::ve(sigma_min, sigma_max),
+            ProcessKind::Vp => Process::VpLinear { beta_min, beta_max },
+            ProcessKind::VpCosine => Process::VpCosine { s: 0.008 },
+            ProcessKind::Subvp => Process::SubVp { beta_min, beta_max },
+            ProcessKind::Edm => Process::Edm { sigma_min, sigma_max, p_mean: -1.2, p_std: 1.2 },
+        }
     }
 
     pub fn name(&self) -> &'static str {

@@ -12,22 +12,18 @@ pub fn gpu() -> &'static Gpu {
     })
 }
 
-/// SplitMix64: small, seeded, good enough for test data.
-pub struct Rng(u64);
+/// Seeded test data from the library's SplitMix64.
+pub struct Rng(scoregen::rng::SplitMix64);
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(scoregen::rng::SplitMix64::new(seed))
     }
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
     /// Uniform in [lo, hi).
     pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32)
+        lo + (hi - lo) * self.0.unit_f32()
     }
     pub fn vec(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
         (0..n).map(|_| self.uniform(lo, hi)).collect()

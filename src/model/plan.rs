@@ -1,0 +1,246 @@
+//! A model planned for one batch: its graph with inputs x [B, shape...], sigma [B] and the
+//! conditioning inputs, lowered to GPU buffers and kernels; optionally the divergence of the
+//! score (likelihoods).
+
+use super::{CondInput, CondVars, ScoreModel};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::graph::autodiff::grad;
+use crate::graph::plan::{ParamStore, Plan};
+use crate::graph::{Graph, Var};
+use crate::nn::Builder;
+use crate::ops::elementwise::Unary;
+use crate::rng::{HostRng, Stream};
+use crate::tensor::Tensor;
+
+/// A score model planned for one batch size: inputs x [B, shape...] and sigma [B], output
+/// the score, and optionally the divergence of the score [B] (for likelihoods).
+pub struct ScoreFn {
+    pub plan: Plan,
+    pub batch: usize,
+    /// Shape of one sample.
+    pub shape: Vec<usize>,
+    /// Probes of the divergence estimate (inputs "probe0", ...), if any.
+    pub probes: Probes,
+    /// Conditioning inputs (graph inputs of the same names, [B, shape...]).
+    pub cond: Vec<CondInput>,
+}
+
+/// How a divergence is computed: exactly (one vector-Jacobian product per dimension) or by
+/// Hutchinson's estimator with k Rademacher probes per chain (fixed for the whole solve).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Probes {
+    None,
+    Exact,
+    Hutchinson(usize),
+}
+
+impl ScoreFn {
+    /// Plan `model` for `batch` chains. Image models used for sampling (no probes) clip the
+    /// denoised estimate D = x + sigma^2 s to the data range [-1, 1] (DDPM's clip_denoised): a
+    /// network far outside its training inputs can otherwise send a rare trajectory off to
+    /// infinity. Likelihoods use the model as trained.
+    pub fn plan(gpu: &Gpu, model: &dyn ScoreModel, batch: usize, probes: Probes) -> Result<ScoreFn> {
+        let clip = model.images() && probes == Probes::None;
+        let cond = model.conditioning();
+        let params = model.params();
+        Self::with_conditioning(gpu, batch, model.shape(), &params, probes, &cond, |g, x, s, c| {
+            let mut b = Builder::new(g);
+            let score = model.score(&mut b, x, s, c)?;
+            if clip {
+                return clip_denoised(g, x, s, score);
+            }
+            Ok(score)
+        })
+    }
+
+    /// Plan `build(graph, x, sigma) -> score` for `batch` samples of `shape`.
+    pub fn new(
+        gpu: &Gpu,
+        batch: usize,
+        shape: &[usize],
+        params: &ParamStore,
+        probes: Probes,
+        build: impl FnOnce(&mut Graph, Var, Var) -> Result<Var>,
+    ) -> Result<ScoreFn> {
+        Self::with_conditioning(gpu, batch, shape, params, probes, &[], |g, x, s, _| build(g, x, s))
+    }
+
+    /// `new` with conditioning inputs, handed to `build` by name.
+    pub fn with_conditioning(
+        gpu: &Gpu,
+        batch: usize,
+        shape: &[usize],
+        params: &ParamStore,
+        probes: Probes,
+        cond: &[CondInput],
+        build: impl FnOnce(&mut Graph, Var, Var, &CondVars) -> Result<Var>,
+    ) -> Result<ScoreFn> {
+        if batch == 0 {
+            return Err(Error::Invalid("a sampler batch must hold at least one chain".into()));
+        }
+        let mut g = Graph::new();
+        let mut xs = vec![batch];
+        xs.extend(shape);
+        let x = g.input("x", &xs);
+        let sigma = g.input("sigma", &[batch]);
+        let mut vars = CondVars::new();
+        for c in cond {
+            if ["x", "sigma"].contains(&c.name.as_str()) || c.name.starts_with("probe") {
+                return Err(Error::Invalid(format!("conditioning input '{}': the name is taken", c.name)));
+            }
+            let mut cs = vec![batch];
+            cs.extend(&c.shape);
+            vars.insert(c.name.clone(), g.input(&c.name, &cs));
+        }
+        let s = build(&mut g, x, sigma, &vars)?;
+        if g.shape(s) != xs.as_slice() {
+            return Err(Error::Shape(format!("the model returns {:?} for input {xs:?}", g.shape(s))));
+        }
+        let mut outs = vec![s];
+        let d: usize = shape.iter().product();
+        let k = match probes {
+            Probes::None => 0,
+            Probes::Exact => d,
+            Probes::Hutchinson(k) => k,
+        };
+        if k > 0 {
+            let mut div: Option<Var> = None;
+            for i in 0..k {
+                let pv = g.input(&format!("probe{i}"), &xs);
+                let sp = g.mul(s, pv)?;
+                let tot = g.sum_all(sp)?;
+                let gx = grad(&mut g, tot, &[x])?[0];
+                let jp = g.mul(gx, pv)?;
+                let jp = g.reshape(jp, &[batch, d])?;
+                let di = g.sum(jp, 1)?;
+                div = Some(match div {
+                    Some(a) => g.add(a, di)?,
+                    None => di,
+                });
+            }
+            let mut div = div.unwrap();
+            if let Probes::Hutchinson(k) = probes {
+                div = g.scale(div, 1.0 / k as f32);
+            }
+            outs.push(div);
+        }
+        let plan = Plan::batch_invariant(gpu, &g, &outs, params)?;
+        Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes, cond: cond.to_vec() })
+    }
+
+    pub fn x(&self) -> &Tensor {
+        self.plan.input("x").unwrap()
+    }
+    pub fn sigma(&self) -> &Tensor {
+        self.plan.input("sigma").unwrap()
+    }
+    pub fn score(&self) -> &Tensor {
+        self.plan.output(0)
+    }
+    pub fn div(&self) -> Option<&Tensor> {
+        (self.probes != Probes::None).then(|| self.plan.output(1))
+    }
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Feed the conditioning rows of chains chain0 .. chain0 + B (rows past the end repeat the
+    /// last one: those chains are discarded).
+    pub fn set_conditions(&self, gpu: &Gpu, conds: &Conditions, chain0: usize) -> Result<()> {
+        for c in &self.cond {
+            let v = conds.get(&c.name).ok_or_else(|| Error::Invalid(format!("no values for '{}'", c.name)))?;
+            let k = c.numel();
+            let rows = v.len() / k.max(1);
+            let mut buf = Vec::with_capacity(self.batch * k);
+            for r in 0..self.batch {
+                let i = (chain0 + r).min(rows.saturating_sub(1));
+                buf.extend_from_slice(&v[i * k..(i + 1) * k]);
+            }
+            self.plan.feed(gpu, &c.name, &buf)?;
+        }
+        Ok(())
+    }
+
+    /// Fill the probes for chains chain0.. : unit vectors (exact) or Rademacher vectors drawn
+    /// from (seed, chain index), so a chain's probes do not depend on the batch.
+    pub fn set_probes(&self, gpu: &Gpu, seed: u64, chain0: usize) -> Result<()> {
+        let d = self.numel();
+        match self.probes {
+            Probes::None => {}
+            Probes::Exact => {
+                for i in 0..d {
+                    let mut v = vec![0f32; self.batch * d];
+                    for r in 0..self.batch {
+                        v[r * d + i] = 1.0;
+                    }
+                    self.plan.feed(gpu, &format!("probe{i}"), &v)?;
+                }
+            }
+            Probes::Hutchinson(k) => {
+                let mut vs = vec![vec![0f32; self.batch * d]; k];
+                for r in 0..self.batch {
+                    let mut rng = HostRng::stream(seed, Stream::Probes((chain0 + r) as u64));
+                    for v in vs.iter_mut() {
+                        for j in 0..d {
+                            v[r * d + j] = if rng.next_u64() >> 63 == 0 { 1.0 } else { -1.0 };
+                        }
+                    }
+                }
+                for (i, v) in vs.iter().enumerate() {
+                    self.plan.feed(gpu, &format!("probe{i}"), v)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// s' = (clamp(x + sigma^2 s, -1, 1) - x) / sigma^2.
+fn clip_denoised(g: &mut Graph, x: Var, sigma: Var, score: Var) -> Result<Var> {
+    let xs = g.shape(x).to_vec();
+    let sig = crate::score::per_sample(g, sigma, &xs)?;
+    let s2 = g.unary(Unary::Square, sig);
+    let t = g.mul(score, s2)?;
+    let d = g.add(x, t)?;
+    let dc = g.unary(Unary::Clamp(-1.0, 1.0), d);
+    let r = g.sub(dc, x)?;
+    g.div(r, s2)
+}
+
+/// Conditioning values for chains 0..n: for each input, n rows of its per-chain size. Chain i
+/// takes row i whatever the batch, so its sample does not depend on the batch size.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Conditions {
+    pub values: Vec<(String, Vec<f32>)>,
+}
+
+impl Conditions {
+    /// Check against a model's inputs: every input given, with `n` rows.
+    pub fn check(&self, inputs: &[CondInput], n: usize) -> Result<()> {
+        for c in inputs {
+            let v = self.get(&c.name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the model takes conditioning input '{}' {:?} per sample; none given",
+                    c.name, c.shape
+                ))
+            })?;
+            if v.len() != n * c.numel() {
+                return Err(Error::Shape(format!(
+                    "conditioning input '{}': {} values for {n} samples of {:?}",
+                    c.name,
+                    v.len(),
+                    c.shape
+                )));
+            }
+        }
+        if let Some((name, _)) = self.values.iter().find(|(k, _)| !inputs.iter().any(|c| &c.name == k)) {
+            return Err(Error::Invalid(format!("conditioning input '{name}': the model does not take it")));
+        }
+        Ok(())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&[f32]> {
+        self.values.iter().find(|(k, _)| k == name).map(|(_, v)| &v[..])
+    }
+}

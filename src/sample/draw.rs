@@ -1,0 +1,96 @@
+//! Drawing samples from any model: plan it for a batch, run the sampler's program over
+//! batches of chains, collect the samples.
+
+use super::{rk45, Conditions, Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::ScoreModel;
+
+/// What to draw.
+#[derive(Clone, Debug)]
+pub struct SampleRequest {
+    pub sampler: SamplerKind,
+    pub steps: usize,
+    pub n: usize,
+    pub batch: usize,
+    pub seed: u64,
+    pub opts: SamplerOpts,
+    /// Conditioning values of the n chains, for models that take conditioning inputs.
+    pub conditions: Conditions,
+}
+
+/// Largest sample output held in host memory: 16 GiB of f32.
+pub const MAX_SAMPLE_BYTES: u128 = 16 << 30;
+
+/// `n` samples of `d` numbers must fit in host memory before any work starts.
+pub fn check_sample_size(n: usize, d: usize) -> Result<()> {
+    let bytes = n as u128 * d as u128 * 4;
+    if bytes > MAX_SAMPLE_BYTES {
+        return Err(Error::Limit(format!(
+            "--n {n}: {n} samples of {d} numbers are {:.1} GB, more than the {} GB scoregen holds in memory; draw \
+             fewer per run (different --seed values give independent samples)",
+            bytes as f64 / 1e9,
+            MAX_SAMPLE_BYTES >> 30
+        )));
+    }
+    Ok(())
+}
+
+fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
+    for (name, v) in [("--n", req.n), ("--steps", req.steps), ("--batch", req.batch)] {
+        if v == 0 {
+            return Err(Error::Invalid(format!("{name} must be at least 1")));
+        }
+    }
+    check_sample_size(req.n, model.numel())?;
+    if req.sampler == SamplerKind::Ald && req.steps < req.opts.levels {
+        return Err(Error::Invalid(format!(
+            "--steps {}: ALD runs sample.levels = {} noise levels and needs at least one step per level",
+            req.steps, req.opts.levels
+        )));
+    }
+    req.conditions.check(&model.conditioning(), req.n)
+}
+
+/// Draw samples: [n * D] values, chains 0..n of `seed`. Chain i's sample depends only on
+/// (seed, i), not on n or the batch (rk45 excepted: its step sizes are shared by a batch).
+pub fn draw(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<f32>> {
+    check_request(model, req)?;
+    let batch = req.batch.min(req.n);
+    let hint = |e: Error| match e {
+        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
+        e => e,
+    };
+    let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(hint)?;
+    let moments = model.moments();
+    let opts = SamplerOpts { data_var: moments.var, ..req.opts };
+    let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
+    let p = model.process();
+    match req.sampler.program(p, req.steps, &opts) {
+        super::SamplerProgram::Fixed(prog) => {
+            let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
+            runner.prior_mean = prior_mean;
+            runner.conditions = req.conditions.clone();
+            runner.sample(gpu, 0, req.n, progress).map_err(hint)
+        }
+        super::SamplerProgram::Adaptive { tol } => {
+            let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
+            let mut out = Vec::with_capacity(req.n * f.numel());
+            let mut start = 0;
+            while start < req.n {
+                f.set_conditions(gpu, &req.conditions, start)?;
+                let r = rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, start).map_err(hint)?;
+                let take = (req.n - start).min(batch);
+                out.extend_from_slice(&r.x[..take * f.numel()]);
+                start += take;
+                progress(start, req.n);
+            }
+            Ok(out)
+        }
+    }
+}
