@@ -146,7 +146,7 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
     res[i] = acc;
 }
 
-// Lowering to GEMM (src/ops/conv.rs): the convolution's patches as a matrix.
+// Lowering to GEMM (src/ops/conv/im2col.rs): the convolution's patches as a matrix.
 //   im2col:  cols[b, k, q] = x[b, ci, oh*s - pad + kh, ow*s - pad + kw] (0 outside), with
 //            k = (ci * KH + kh) * KW + kw and q = oh * W_out + ow; TRANSPOSED writes
 //            cols[b, q, k] instead, WIDE cols[k, b, q] (the chunk's images side by side: one GEMM

@@ -3,6 +3,8 @@
 
 use crate::config::Config;
 use crate::data::Dataset;
+use crate::dist::gmm::Gmm;
+use crate::dist::Moments;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::plan::ParamStore;
@@ -10,8 +12,6 @@ use crate::io::checkpoint::Checkpoint;
 use crate::model::{Mixture, Probes, ScoreFn, ScoreModel, Trained};
 use crate::rng::{HostRng, Stream};
 use crate::sample::{draw, SampleRequest};
-use crate::score::gmm::Gmm;
-use crate::score::process::Moments;
 use crate::tensor::Tensor;
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,7 @@ impl Loaded {
                     MixtureSource::Ncsn => Gmm::ncsn_two_modes(),
                     MixtureSource::File(path) => {
                         let text = std::fs::read_to_string(path)
-                            .map_err(|e| Error::Io(format!("{}: cannot read the mixture file: {e}", path.display())))?;
+                            .map_err(|e| Error::io(format!("{}: cannot read the mixture file", path.display()), e))?;
                         Gmm::from_toml(&text, &path.display().to_string())?
                     }
                 };

@@ -301,7 +301,7 @@ impl Config {
 
     pub fn load(path: &std::path::Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Io(format!("{}: cannot read the config: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("{}: cannot read the config", path.display()), e))?;
         Config::from_toml(&text, &path.display().to_string())
     }
 

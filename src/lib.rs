@@ -5,6 +5,7 @@ pub mod app;
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod error;
 pub mod gpu;
 pub mod graph;

@@ -82,7 +82,7 @@ fn mismatches_and_corruption_are_one_clear_error() {
     let path = dir.join("bad.safetensors");
     std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
     match Checkpoint::load(&path) {
-        Err(Error::Io(m)) => {
+        Err(Error::Io(m, _)) => {
             assert!(m.contains("bad.safetensors") && m.contains("truncated") && !m.contains('\n'), "{m}")
         }
         r => panic!("{r:?}"),

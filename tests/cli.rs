@@ -75,7 +75,7 @@ fn train_then_sample_and_eval_from_the_command_line() {
         npy.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
-    let (shape, data) = scoregen::data::files::read_npy(&npy).unwrap();
+    let (shape, data) = scoregen::io::npy::read_npy(&npy).unwrap();
     assert_eq!(shape, vec![9, 2]);
     assert!(data.iter().all(|v| v.is_finite()));
     // The adaptive solver on an analytic mixture, written as a density plot.
@@ -198,7 +198,7 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     // 1,000 good points and one NaN, which the seeded shuffle reaches part-way through.
     let mut data: Vec<f32> = (0..2000).map(|i| (i as f32 * 0.37).sin()).collect();
     data.extend([f32::NAN, 0.0]);
-    scoregen::data::files::write_npy(&dir.join("d.npy"), &[1001, 2], &data).unwrap();
+    scoregen::io::npy::write_npy(&dir.join("d.npy"), &[1001, 2], &data).unwrap();
     let cfg = "[data]\nsource = \"npy\"\npath = \"d.npy\"\n[model]\nhidden = [16]\n[train]\nsteps = 2000\nbatch = 1\n\
                log_every = 5\ncheckpoint_every = 5\n";
     std::fs::write(dir.join("n.toml"), cfg).unwrap();
@@ -227,7 +227,7 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
 fn training_on_vectors_writes_npy_samples() {
     let dir = tmp("vec5");
     let data: Vec<f32> = (0..256 * 5).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
-    scoregen::data::files::write_npy(&dir.join("v.npy"), &[256, 5], &data).unwrap();
+    scoregen::io::npy::write_npy(&dir.join("v.npy"), &[256, 5], &data).unwrap();
     let cfg = "[data]\nsource = \"npy\"\npath = \"v.npy\"\n[model]\nhidden = [16]\n[train]\nsteps = 10\nbatch = 32\n\
                log_every = 5\nsample_every = 5\n[sample]\nn = 16\nsteps = 10\n";
     std::fs::write(dir.join("v.toml"), cfg).unwrap();
@@ -235,7 +235,7 @@ fn training_on_vectors_writes_npy_samples() {
     let (code, _, err) =
         cli(&["train", "--config", dir.join("v.toml").to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    let (shape, _) = scoregen::data::files::read_npy(&out.join("samples.npy")).unwrap();
+    let (shape, _) = scoregen::io::npy::read_npy(&out.join("samples.npy")).unwrap();
     assert_eq!(shape, vec![16, 5]);
     assert!(out.join("samples_0000005.npy").exists() && !out.join("samples.png").exists());
     let _ = std::fs::remove_dir_all(&dir);
@@ -268,7 +268,7 @@ fn samples_do_not_depend_on_n_across_matmul_configurations() {
             .output()
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        scoregen::data::files::read_npy(&npy).unwrap().1
+        scoregen::io::npy::read_npy(&npy).unwrap().1
     };
     let (a, b) = (draw("8"), draw("4200"));
     for i in 0..16 {

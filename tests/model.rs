@@ -4,13 +4,13 @@
 
 mod common;
 use common::gpu;
+use scoregen::dist::Moments;
 use scoregen::graph::plan::ParamStore;
 use scoregen::graph::Var;
 use scoregen::model::{CondInput, CondVars, Conditions, ScoreModel};
 use scoregen::nn::Builder;
 use scoregen::ops::elementwise::Unary;
 use scoregen::sample::{draw, SampleRequest, SamplerKind, SamplerOpts};
-use scoregen::score::process::Moments;
 use scoregen::score::Process;
 use scoregen::Tensor;
 

@@ -25,7 +25,7 @@ fn slow_trained_toy_model_reaches_sliced_w2_threshold() {
         let (model, _, _) = load_checkpoint(gpu(), &out.join(CHECKPOINT)).unwrap();
         let req = c.sample.request();
         let xs = draw(gpu(), &model, &req, &mut |_, _| {}).unwrap();
-        let gt = scoregen::score::gmm::Gmm::ring8().sample(3000, &mut scoregen::rng::HostRng::new(5));
+        let gt = scoregen::dist::gmm::Gmm::ring8().sample(3000, &mut scoregen::rng::HostRng::new(5));
         scoregen::metrics::sliced_w2(&xs, &gt, 2, 256, 1)
     };
     let (untrained, trained) = (eval(1), eval(1500));

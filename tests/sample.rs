@@ -3,10 +3,10 @@
 
 mod common;
 use common::gpu;
+use scoregen::dist::gmm::Gmm;
 use scoregen::graph::plan::ParamStore;
 use scoregen::sample::likelihood::nll;
 use scoregen::sample::*;
-use scoregen::score::gmm::Gmm;
 use scoregen::score::Process;
 
 fn gmm_model(g: &Gmm, batch: usize, probes: Probes) -> ScoreFn {

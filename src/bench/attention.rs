@@ -1,6 +1,6 @@
 //! W4: softmax(Q K^T / sqrt(d)) V forward for (batch, heads, tokens, d) = (64, 1, 49, 64) and
 //! (16, 4, 256, 32), best of 10 after warm-up, beside PyTorch CPU's figure on the reference
-//! machine (../shared/bench/PEERS.md).
+//! machine (the README's Performance section).
 
 use super::{best_time, Figure, Report};
 use crate::error::Result;

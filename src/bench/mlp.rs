@@ -1,4 +1,4 @@
-//! W1 training step: the score MLP of ../shared/bench/WORKLOADS.md (3 -> 256 -> 256 -> 256 -> 2,
+//! W1 training step: the score MLP of docs/workloads.md (3 -> 256 -> 256 -> 256 -> 2,
 //! SiLU), denoising score matching with lambda(sigma) = sigma^2, Adam lr 1e-3, batch 4096.
 //! The batch (noisy points, noise, log sigma feature) is made on the host and uploaded; the
 //! forward pass, loss, backward pass and Adam update replay as one submission per step.

@@ -1,4 +1,4 @@
-//! Benchmark programs (not tests): the shared workloads of ../shared/bench/WORKLOADS.md.
+//! Benchmark programs (not tests): the shared workloads of docs/workloads.md.
 //! Each figure is printed as a line for people or, with `--json`, as one JSON object per line:
 //! `{"bench":"gemm","n":1024,"impl":"scoregen","value":41.2,"unit":"GFLOP/s"}`.
 

@@ -7,17 +7,17 @@
 
 use super::{Figure, Report};
 use crate::config::Config;
+use crate::dist::gmm::Gmm;
 use crate::error::Result;
 use crate::gpu::Gpu;
 use crate::metrics::{mean_log_density, sliced_w2};
 use crate::sample::{annealed_langevin, geometric_sigmas, Probes, Runner};
-use crate::score::gmm::Gmm;
 use std::time::Instant;
 
 /// Multiply-adds of one W1 network evaluation per chain.
 pub const W1_MACS: usize = 3 * 256 + 256 * 256 * 2 + 256 * 2;
 
-/// The W1 config (../shared/bench/WORKLOADS.md); `steps` only matters to training (0 gives a
+/// The W1 config (docs/workloads.md); `steps` only matters to training (0 gives a
 /// config for untrained weights).
 pub fn w1_config(steps: usize, seed: u64) -> Config {
     let steps = steps.max(1);
@@ -60,7 +60,7 @@ pub fn run(
             params,
             process: cfg.process(),
             images: false,
-            moments: crate::score::process::Moments::centred(2, 0.0),
+            moments: crate::dist::Moments::centred(2, 0.0),
         }
     };
     let f = crate::model::ScoreFn::plan(gpu, &model, chains, Probes::None)?;

@@ -1,4 +1,4 @@
-//! W2: the 28x28 U-Net of ../shared/bench/WORKLOADS.md: parameter count, training steps per
+//! W2: the 28x28 U-Net of docs/workloads.md: parameter count, training steps per
 //! second at batch 64 (DSM, sigma log-uniform in [0.01, 50], Adam lr 2e-4; steps 5..25 by
 //! default), forward batches per second at batch 256, and the plans' peak GPU bytes. Inputs are
 //! synthetic (the figure is speed, not quality).

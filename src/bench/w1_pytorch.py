@@ -1,4 +1,4 @@
-# W1 (../shared/bench/WORKLOADS.md) in PyTorch, the peer that scoregen's W1 quality figures are
+# W1 (docs/workloads.md) in PyTorch, the peer that scoregen's W1 quality figures are
 # set beside on the same machine: train the score MLP for N steps with W1's exact settings,
 # annealed Langevin sampling of 10,000 chains, sliced W2 (256 directions) to fresh ground truth
 # and mean log-density under the true mixture. It scores scoregen's .npy samples with the same

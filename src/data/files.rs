@@ -2,18 +2,20 @@
 //! and folders of PNG/JPEG images. Images come out as [C, H, W] floats scaled to [-1, 1].
 
 use crate::error::{Error, Result};
+pub use crate::io::npy::{read_npy, write_npy};
 use std::io::Read;
 use std::path::Path;
 
 fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
     let raw = std::fs::read(path).map_err(|e| {
-        Error::Io(format!("{}: cannot read the data file: {e} (check data.path in the config)", path.display()))
+        let m = format!("{}: cannot read the data file: {e} (check data.path in the config)", path.display());
+        Error::Io(m, crate::error::Cause(Some(std::sync::Arc::new(e))))
     })?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::new();
         flate2::read::GzDecoder::new(&raw[..])
             .read_to_end(&mut out)
-            .map_err(|e| Error::Io(format!("{}: corrupt gzip data: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("{}: corrupt gzip data", path.display()), e))?;
         Ok(out)
     } else {
         Ok(raw)
@@ -56,70 +58,10 @@ pub fn idx_images(path: &Path, limit: Option<usize>) -> Result<(usize, Vec<usize
     Ok((n, vec![1, dims[1], dims[2]], data))
 }
 
-/// A little-endian float32 .npy array: (shape, data).
-pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let b = std::fs::read(path).map_err(|e| Error::Io(format!("{}: cannot read: {e}", path.display())))?;
-    let bad = |what: String| Error::Invalid(format!("{}: not a float32 .npy array ({what})", path.display()));
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(bad("bad magic".into()));
-    }
-    let (hlen, start) = if b[6] == 1 {
-        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-    } else {
-        if b.len() < 12 {
-            return Err(bad("truncated header".into()));
-        }
-        (u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize, 12)
-    };
-    let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
-        .map_err(|_| bad("header is not text".into()))?;
-    if !header.contains("'descr': '<f4'") {
-        let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?");
-        return Err(bad(format!("dtype '{descr}'; save with .astype(np.float32)")));
-    }
-    if header.contains("'fortran_order': True") {
-        return Err(bad("Fortran order; save a C-contiguous array".into()));
-    }
-    let sh = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|r| r.split('(').nth(1))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| bad("no shape".into()))?;
-    let shape: Vec<usize> = sh
-        .split(',')
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
-        .collect::<Result<_>>()?;
-    let n = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
-    let data = &b[start + hlen..];
-    if data.len() / 4 < n {
-        return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
-    }
-    Ok((shape, data[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
-}
-
-/// Write a float32 .npy array (C order), atomically.
-pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
-    crate::io::write_atomic(path, &out)
-}
-
 /// Every PNG/JPEG of a folder (sorted by name), resized to size x size, [C, H, W] in [-1, 1].
 pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usize>) -> Result<(usize, Vec<f32>)> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| Error::Io(format!("{}: cannot read the image folder: {e}", dir.display())))?
+        .map_err(|e| Error::io(format!("{}: cannot read the image folder", dir.display()), e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();

@@ -5,9 +5,9 @@
 pub mod files;
 pub mod toy;
 
+use crate::dist::Moments;
 use crate::error::{Error, Result};
 use crate::rng::{HostRng, Stream};
-use crate::score::process::Moments;
 use std::path::{Path, PathBuf};
 use toy::Toy;
 

@@ -1,7 +1,7 @@
 //! 2-D toy distributions (the usual ones of score_sde / k-diffusion demos and NCSN's Fig. 3).
 
+use crate::dist::gmm::Gmm;
 use crate::rng::HostRng;
-use crate::score::gmm::Gmm;
 use std::f64::consts::PI;
 
 /// The toys (`data.name`).

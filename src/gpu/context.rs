@@ -89,8 +89,8 @@ pub struct Gpu {
     pub(crate) profiler: Option<Mutex<Profiler>>,
     /// Errors wgpu raised outside any scope; surfaced by `check_errors` instead of a panic.
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
-    /// Matmul tile configuration, tuned on first use (see ops::matmul::tuned_config).
-    pub(crate) matmul_config: std::sync::OnceLock<crate::ops::matmul::TunedMatmul>,
+    /// Kernel configurations tuned on first use (e.g. ops::matmul::tuned_config).
+    pub(crate) tuned: super::tune::TuneCache,
     pub(crate) bind_groups_created: std::sync::atomic::AtomicU64,
     /// Shared scratch buffers by slot (im2col matrices): work on one queue runs in order, so
     /// consecutive ops can reuse one buffer instead of each keeping its own.
@@ -214,7 +214,7 @@ impl Gpu {
             features,
             profiler,
             uncaptured,
-            matmul_config: std::sync::OnceLock::new(),
+            tuned: Default::default(),
             bind_groups_created: std::sync::atomic::AtomicU64::new(0),
             scratch: Mutex::new(Vec::new()),
         }

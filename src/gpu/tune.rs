@@ -3,7 +3,38 @@
 //! A missing or unwritable cache only means the autotune runs again.
 
 use super::context::Gpu;
+use std::any::Any;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// Per-device results of tuning, by kernel name: whatever value a kernel family tuned (ops
+/// fills it; gpu knows no kernel's types). Each value is computed once per device.
+#[derive(Default)]
+pub struct TuneCache {
+    entries: Mutex<HashMap<&'static str, Arc<dyn Any + Send + Sync>>>,
+}
+
+impl TuneCache {
+    /// The value for `kernel`, computed by `init` on first use. `init` runs without the lock
+    /// held (it may itself run kernels that consult the cache); a racing second computation is
+    /// discarded.
+    pub fn get_or_init<T: Clone + Send + Sync + 'static>(&self, kernel: &'static str, init: impl FnOnce() -> T) -> T {
+        let get = |m: &HashMap<&'static str, Arc<dyn Any + Send + Sync>>| {
+            m.get(kernel).and_then(|v| v.downcast_ref::<T>().cloned())
+        };
+        if let Some(v) = get(&self.entries.lock().unwrap()) {
+            return v;
+        }
+        let v = init();
+        let mut m = self.entries.lock().unwrap();
+        if let Some(old) = get(&m) {
+            return old;
+        }
+        m.insert(kernel, Arc::new(v.clone()));
+        v
+    }
+}
 
 pub fn cache_file() -> Option<PathBuf> {
     let dir = if let Ok(d) = std::env::var("SCOREGEN_CACHE_DIR") {

@@ -6,6 +6,7 @@
 
 pub mod autodiff;
 pub mod cpu;
+mod lower;
 pub mod plan;
 
 use crate::error::{Error, Result};

@@ -17,8 +17,8 @@ pub struct Checkpoint {
     pub metadata: BTreeMap<String, String>,
 }
 
-fn io_err(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Io(format!("{}: {what}: {e}", path.display()))
+fn io_err(path: &Path, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::io(format!("{}: {what}", path.display()), e)
 }
 
 impl Checkpoint {
@@ -69,8 +69,9 @@ impl Checkpoint {
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).map_err(|e| io_err(path, "cannot read checkpoint", e))?;
-        Self::from_bytes(&bytes)
-            .map_err(|e| Error::Io(format!("{}: not a valid safetensors checkpoint: {e}", path.display())))
+        Self::from_bytes(&bytes).map_err(|e| {
+            Error::Io(format!("{}: not a valid safetensors checkpoint: {e}", path.display()), Default::default())
+        })
     }
 
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {

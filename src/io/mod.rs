@@ -1,6 +1,7 @@
 //! Files: checkpoints (safetensors), plots and image grids (PNG), atomic writes.
 
 pub mod checkpoint;
+pub mod npy;
 pub mod plot;
 pub mod samples;
 
@@ -10,7 +11,7 @@ use std::path::Path;
 /// Write a file atomically: a temporary file beside `path`, flushed, then renamed over it, so
 /// an interrupted write never leaves a torn file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let err = |p: &Path, what: &str, e: std::io::Error| Error::Io(format!("{}: {what}: {e}", p.display()));
+    let err = |p: &Path, what: &str, e: std::io::Error| Error::io(format!("{}: {what}", p.display()), e);
     let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| err(path, "cannot create its folder", e))?;
     let tmp =
@@ -94,10 +95,10 @@ impl DirLock {
                         }
                     }
                 }
-                Err(e) => return Err(Error::Io(format!("{}: cannot create the run lock: {e}", path.display()))),
+                Err(e) => return Err(Error::io(format!("{}: cannot create the run lock", path.display()), e)),
             }
         }
-        Err(Error::Io(format!("{}: cannot take the run lock", path.display())))
+        Err(Error::Io(format!("{}: cannot take the run lock", path.display()), Default::default()))
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 fn save(img: &RgbImage, path: &Path) -> Result<()> {
     let mut bytes = Vec::new();
     img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
-        .map_err(|e| Error::Io(format!("{}: cannot encode PNG: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("{}: cannot encode PNG", path.display()), e))?;
     super::write_atomic(path, &bytes)
 }
 

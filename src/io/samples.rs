@@ -55,7 +55,7 @@ pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {
             let _ = std::fs::remove_file(&probe);
             Ok(())
         }
-        Err(e) => Err(Error::Io(format!("{}: cannot write in {}: {e}", path.display(), dir.display()))),
+        Err(e) => Err(Error::io(format!("{}: cannot write in {}", path.display(), dir.display()), e)),
     }
 }
 
@@ -67,7 +67,7 @@ pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> 
         OutKind::Npy => {
             let mut s = vec![n];
             s.extend(shape);
-            crate::data::files::write_npy(path, &s, xs)
+            super::npy::write_npy(path, &s, xs)
         }
         OutKind::Grid(in_range) => {
             let cols = (n as f64).sqrt().ceil() as usize;

@@ -1,9 +1,9 @@
 //! Sample metrics (host, f64): sliced and exact Wasserstein-2, MMD, mean log-density under an
 //! analytic target, fraction of samples per mode. Points are flat [n * d] arrays.
 
+use crate::dist::gmm::Gmm;
 use crate::error::{Error, Result};
 use crate::rng::HostRng;
-use crate::score::gmm::Gmm;
 
 /// Sliced Wasserstein-2: sqrt of the mean over `directions` random unit directions of the
 /// squared W2 between the two projected samples (equal sizes: sorted matching; otherwise the

@@ -1,12 +1,12 @@
 //! An analytic model: a Gaussian mixture, whose score is exact at every noise level.
 
 use super::{CondVars, ScoreModel};
+use crate::dist::gmm::Gmm;
+use crate::dist::Moments;
 use crate::error::Result;
 use crate::graph::plan::ParamStore;
 use crate::graph::Var;
 use crate::nn::Builder;
-use crate::score::gmm::Gmm;
-use crate::score::process::Moments;
 use crate::score::Process;
 
 /// A Gaussian mixture under a VE process.

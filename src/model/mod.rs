@@ -16,12 +16,12 @@ pub use mixture::Mixture;
 pub use plan::{Conditions, Probes, ScoreFn};
 pub use trained::Trained;
 
+use crate::dist::gmm::Gmm;
+use crate::dist::Moments;
 use crate::error::Result;
 use crate::graph::plan::ParamStore;
 use crate::graph::Var;
 use crate::nn::Builder;
-use crate::score::gmm::Gmm;
-use crate::score::process::Moments;
 use crate::score::Process;
 use std::collections::BTreeMap;
 

@@ -1,11 +1,11 @@
 //! A trained network: its architecture, weights, process and data moments.
 
 use super::{CondVars, ScoreModel};
+use crate::dist::Moments;
 use crate::error::Result;
 use crate::graph::plan::ParamStore;
 use crate::graph::Var;
 use crate::nn::Builder;
-use crate::score::process::Moments;
 use crate::score::{ModelSpec, Process};
 
 /// A score network with its weights (from training or a checkpoint).

@@ -1,7 +1,7 @@
 //! A configurable U-Net score network (DDPM-style, NCHW): noise-level embedding, residual
 //! blocks with the embedding added after the first convolution, self-attention at chosen
 //! resolutions, skip connections by channel concatenation, optional class conditioning with a
-//! null label for classifier-free guidance. The W2 network of ../shared/bench/WORKLOADS.md is
+//! null label for classifier-free guidance. The W2 network of docs/workloads.md is
 //! `UNetConfig::w2()`.
 
 use super::{attention_block, conv2d, cross_attention_block, group_norm, linear, sinusoidal, Builder};

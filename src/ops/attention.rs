@@ -42,8 +42,8 @@ pub enum AttentionKernel {
 pub const FEW_KEYS: usize = 64;
 
 /// The kernel that runs for a request: `Auto` takes the few-keys kernel on CPU adapters for
-/// Nk <= 64 (lavapipe, W4's (64, 1, 49, 64): 0.83-0.95 ms against 1.06-1.08 for the subgroup
-/// kernel, same sitting) and the subgroup kernel elsewhere where subgroups are available; a
+/// Nk <= 64 (faster there: docs/performance.md, "the few-keys kernel") and the subgroup kernel
+/// elsewhere where subgroups are available; a
 /// kernel that does not apply falls back along FewKeys -> Subgroup -> Plain. GPUs keep the
 /// subgroup kernel until the few-keys one is measured there: it gives each (b, h) only eight
 /// invocations.
@@ -132,7 +132,7 @@ pub fn attention_with(
         }
         AttentionKernel::Plain if d % 4 == 0 && dv % 4 == 0 => {
             // Vec4 rows, TQ queries per invocation, every loop written out.
-            // Two keys per step (W4 on lavapipe: 2.65 / 16.5 ms against 2.88 / 17.2 for one).
+            // Two keys per step (docs/performance.md, "two keys per step").
             let (tq, kb) = (tq_plain(g, bh, d.max(dv), nq), 2);
             super::loop_guard(rec, nk.div_ceil(kb) + 8, || format!("attention over {nk} keys"))?;
             let q_blocks = nq.div_ceil(tq);
@@ -175,13 +175,11 @@ fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize
 
 /// Queries per invocation (TQ, 1..=8) for the subgroup kernel. Each loaded and shuffled key
 /// and value element serves 8 * TQ queries, and a block of 8 * TQ queries costs about
-/// TQ + 1.5 query-walks over the keys (lavapipe, (16,256,256,64): 4.45 ms at TQ = 4, 3.85 at
-/// 8), so TQ minimises ceil(Nq / (8 TQ)) * (TQ + 1.5): W4's Nq = 49 takes TQ = 7 (56 slots)
+/// TQ + 1.5 query-walks over the keys (docs/performance.md, "queries per invocation"), so TQ minimises ceil(Nq / (8 TQ)) * (TQ + 1.5): W4's Nq = 49 takes TQ = 7 (56 slots)
 /// rather than 8 (64 slots). Bounded by
 /// - registers: a GPU keeps TQ * (D + DV) floats of per-query state per invocation, so there
 ///   TQ * max(D, DV) <= 128; a CPU adapter keeps that state in cache memory anyway, and takes
-///   TQ * max(D, DV) <= 512 ((64,64,64,128): 2.7 ms at TQ = 4, 3.2 at 8, where the state
-///   outgrows L1);
+///   TQ * max(D, DV) <= 512 (beyond it the state outgrows L1);
 /// - on a CPU adapter, one workgroup per core at least.
 pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
     queries_per_invocation(gpu, bh, head_dim, nq, 8, 1.5)
@@ -228,9 +226,7 @@ fn cpu_cores() -> usize {
 /// and writes them back once, for KB keys. Four keys halve that traffic but grow the unrolled
 /// step (and, on a GPU, the registers holding the step's key and value rows), so four only on
 /// a CPU adapter and only while TQ * max(D, DV) / 4 <= 64, the size up to which the longer
-/// step measured faster on lavapipe: (64,256,256,32) at TQ = 8: 7.25-7.5 ms against 8.2-8.5,
-/// (8,1024,1024,32): 13.3-13.8 against 14.9-15.2; (16,256,256,64) at TQ = 8 (128): 5.3-5.7
-/// against 4.1-4.3, and W4's (64,49,49,64) at TQ = 7 (112): 1.33-1.40 against 1.04-1.13.
+/// step measured faster on lavapipe (docs/performance.md, "four keys per step").
 pub fn kb_for(gpu: &crate::gpu::Gpu, tq: usize, head_dim: usize) -> usize {
     if gpu.is_cpu() && tq * head_dim.div_ceil(4) <= 64 {
         4

@@ -171,8 +171,7 @@ fn matmul_into(
     };
     // A workgroup of the register families covers wg_y * tm rows; for short products (a
     // convolution's C_out of 32 or 64 against a 128-row tile) most of it would recompute
-    // clamped copies of the last row: lavapipe, (74 x) 32x288 @ 288x784, 9.3 GFLOP/s with
-    // 4 x 32 rows per workgroup, 36.5 with 1 x 32.
+    // clamped copies of the last row (4x slower: docs/performance.md, "rows fitted").
     let cfg = if o.config.is_none() && cfg.family != Family::Tiled { cfg.fit_rows(m) } else { cfg };
     if cfg.family != Family::Tiled && o.trans_b && n % 4 == 0 {
         // The register families read B row-major as vec4s: transposing B once (a cheap pass

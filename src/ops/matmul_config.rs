@@ -188,7 +188,7 @@ impl TunedMatmul {
 /// The tile configurations for this adapter: `SCOREGEN_MATMUL` if set (one config, or
 /// `small,large`), else the cached autotune result, else a fresh autotune (cached).
 pub fn tuned_config(gpu: &Gpu) -> TunedMatmul {
-    *gpu.matmul_config.get_or_init(|| {
+    gpu.tuned.get_or_init("matmul", || {
         if let Ok(s) = std::env::var("SCOREGEN_MATMUL") {
             match TunedMatmul::parse(&s) {
                 Ok(c) if c.small.fits(gpu) && c.large.fits(gpu) => return c,
@@ -230,8 +230,7 @@ pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
             cands.iter().filter(|c| run(**c).is_ok()).map(|c| (f64::INFINITY, *c)).collect();
         // Best of four, the candidates taking turns: a burst of other work on the machine (a
         // test suite running beside the first autotune) then slows every candidate alike
-        // instead of sinking one (best of two in a row once chose the register family on
-        // lavapipe, 24 GFLOP/s there against 41 at n = 1024, and cached it).
+        // instead of sinking one (docs/performance.md, "best of four").
         for _ in 0..4 {
             for (best, cfg) in out.iter_mut() {
                 *best = best.min(run(*cfg)?);

@@ -3,7 +3,6 @@
 
 pub mod attention;
 pub mod conv;
-mod conv_implicit;
 pub mod elementwise;
 pub mod embedding;
 pub mod layout;

@@ -29,7 +29,7 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
     sig.reverse();
     let runner = Runner::new(gpu, model, ode_forward(&sig), seed)?;
     // The samplers' prior, with the data's moments estimated from the data given.
-    let m = crate::score::process::Moments::of(data, d);
+    let m = crate::dist::Moments::of(data, d);
     let var = process.prior_var_with(m.var);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;

@@ -112,7 +112,7 @@ impl Gmm {
     }
 
     /// The mixture's mean and its variance per dimension (averaged over dimensions).
-    pub fn moments(&self) -> super::process::Moments {
+    pub fn moments(&self) -> crate::dist::Moments {
         let d = self.dim();
         let mean: Vec<f64> =
             (0..d).map(|j| self.weights.iter().zip(&self.means).map(|(w, m)| w * m[j]).sum()).collect();
@@ -122,7 +122,7 @@ impl Gmm {
             })
             .sum();
         let var = second - mean.iter().map(|m| m * m).sum::<f64>() / d as f64;
-        super::process::Moments { mean, var: var.max(0.0) }
+        crate::dist::Moments { mean, var: var.max(0.0) }
     }
 
     pub fn dim(&self) -> usize {

@@ -4,16 +4,15 @@
 //! are not whole vec4s, a stride or kernel they do not cover, a loop past a CPU adapter's
 //! budget); the caller (ops::conv) then lowers through im2col, or runs the direct kernel.
 
-use super::conv::{scratch, shape_consts, Conv2dOpts};
-use super::dim;
+use super::{scratch, shape_consts, Conv2dOpts};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
+use crate::ops::dim;
 use crate::ops::matmul::{Family, MatmulConfig};
 use crate::tensor::Tensor;
 
 /// The same choice for the implicit GEMM, where side by side costs only the swap pass: also
-/// under 512 columns per image. lavapipe, 3x3 convolutions of 64 images: 14x14, 64 -> 64
-/// channels 41.5 ms per image, 34.3 side by side; 28x28, 32 -> 32 channels 36.7 / 36.5.
+/// under 512 columns per image (docs/performance.md, "the implicit GEMM side by side").
 fn implicit_wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
     o.wide.unwrap_or(images > 1 && (hwo % 4 != 0 || hwo < 512))
 }
@@ -161,7 +160,7 @@ pub(super) fn forward(
     let (k, hwo) = (ws[1] * ws[2] * ws[3], ys[2] * ys[3]);
     let (wide, wpad, n) = out_columns(rec, o, ws[0], xs[0], (ys[2], ys[3]), o.stride == 1);
     // One invocation loops at most K times (fewer with shared row segments).
-    if k > super::loop_budget(rec) {
+    if k > crate::ops::loop_budget(rec) {
         return Ok(false);
     }
     let Some(cfg) = implicit_cfg(rec, o, (ws[0], n, y.numel()), no_patches) else { return Ok(false) };
@@ -206,7 +205,7 @@ pub(super) fn bwd_input(
         return Ok(false);
     }
     let (wide, wpad, n) = out_columns(rec, o, xs[1], xs[0], (xs[2], xs[3]), true);
-    if ws[0] * ws[2] * ws[3] > super::loop_budget(rec) {
+    if ws[0] * ws[2] * ws[3] > crate::ops::loop_budget(rec) {
         return Ok(false);
     }
     let Some(cfg) = implicit_cfg(rec, o, (xs[1], n, gx.numel()), no_patches) else { return Ok(false) };
@@ -254,13 +253,12 @@ pub(super) fn bwd_weight(
     let n = kh_rows * 4;
     let Some(cfg) = implicit_cfg(rec, o, (co, n, xs[0] * co * n), no_patches) else { return Ok(false) };
     // Images per z: the largest divisor of the batch that still leaves 32 workgroups
-    // (lavapipe, W2's 64 images: 1..32 per z all within 7% at 28x28; 16 best at 14x14,
-    // 16-32 at 7x7, 26 and 7 ms against 33.5 and 15.3 at one image per z), and whose
-    // ipz * H_out * Wpad / 4 steps stay within one invocation's loop budget (MAX_LOOP).
+    // (docs/performance.md, "images per z"), and whose ipz * H_out * Wpad / 4 steps stay
+    // within one invocation's loop budget (MAX_LOOP).
     let (bm, bn) = cfg.tile();
     let tiles = n.div_ceil(bn as usize) * co.div_ceil(bm as usize);
     let steps = |d: usize| d * ys[2] * wpad / 4;
-    let budget = super::loop_budget(rec);
+    let budget = crate::ops::loop_budget(rec);
     if steps(1) > budget {
         return Ok(false);
     }

@@ -1,0 +1,229 @@
+//! conv2d NCHW and its adjoints. Each pass has three lowerings ([`Strategy`]), tried in order:
+//! the implicit GEMM (`implicit.rs`: the subgroup GEMM reading the image in place), im2col +
+//! the tuned GEMM (`im2col.rs`: patch matrices in scratch, a chunk of images at a time), and
+//! the direct kernels (`direct.rs`). The first that applies to the shapes and the adapter runs.
+
+mod direct;
+mod im2col;
+mod implicit;
+mod reference;
+
+pub use reference::{conv2d_bwd_input_ref, conv2d_bwd_weight_ref, conv2d_ref, conv_loops};
+
+use crate::error::{Error, Result};
+use crate::gpu::Recorder;
+use crate::ops::dim;
+use crate::tensor::Tensor;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dOpts {
+    pub stride: usize,
+    pub pad: usize,
+    /// Lower to im2col + GEMM (default); false forces the direct kernels (tests run both).
+    pub gemm: bool,
+    /// Images per GEMM chunk (0: as many as fit one binding and 64 MiB of scratch).
+    pub chunk: usize,
+    /// Lowering of the forward pass and the input gradient: one GEMM per chunk with the chunk's
+    /// images side by side (`Some(true)`), one GEMM per image (`Some(false)`), or chosen from the
+    /// shapes (`None`, see `wide_for`).
+    pub wide: Option<bool>,
+    /// Implicit GEMM (shaders/conv_gemm.wgsl: no patch matrix) for the forward pass, the
+    /// weight gradient and (stride 1, square kernel) the input gradient, where it applies
+    /// (`implicit::implicit_cfg`): `None` (default) or `Some(true)` use it there,
+    /// `Some(false)` never.
+    pub implicit: Option<bool>,
+}
+impl Default for Conv2dOpts {
+    fn default() -> Self {
+        Conv2dOpts { stride: 1, pad: 0, gemm: true, chunk: 0, wide: None, implicit: None }
+    }
+}
+
+impl Conv2dOpts {
+    pub fn new(stride: usize, pad: usize) -> Self {
+        Conv2dOpts { stride, pad, ..Default::default() }
+    }
+}
+
+/// A lowering of one convolution pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// The implicit GEMM: no patch matrix (where its blocking and the adapter allow).
+    Implicit,
+    /// im2col / col2im and the tuned GEMM (where one image's patch matrix fits a binding).
+    Im2col,
+    /// The direct kernels (always apply, slowest).
+    Direct,
+}
+
+/// The order the lowerings are tried in (`Conv2dOpts::gemm = false` leaves only `Direct`, the
+/// others then declining).
+pub const STRATEGIES: [Strategy; 3] = [Strategy::Implicit, Strategy::Im2col, Strategy::Direct];
+
+/// Shapes of x, w and y.
+type Shapes<'a> = (&'a [usize], &'a [usize], &'a [usize]);
+
+/// Output shape of conv2d, or a clear error naming the shapes.
+pub fn conv2d_shape(x: &[usize], w: &[usize], o: Conv2dOpts) -> Result<[usize; 4]> {
+    if x.len() != 4 || w.len() != 4 {
+        return Err(Error::Shape(format!(
+            "conv2d wants x [B, C, H, W] and w [C_out, C_in, KH, KW], got {x:?} and {w:?}"
+        )));
+    }
+    if x[1] != w[1] {
+        return Err(Error::Shape(format!("conv2d: x {x:?} has {} channels, w {w:?} expects {}", x[1], w[1])));
+    }
+    if o.stride == 0 {
+        return Err(Error::Shape("conv2d: stride 0".into()));
+    }
+    let (hp, wp) = (x[2] + 2 * o.pad, x[3] + 2 * o.pad);
+    if w[2] > hp || w[3] > wp || w[2] == 0 || w[3] == 0 {
+        return Err(Error::Shape(format!(
+            "conv2d: kernel {}x{} does not fit the padded input {hp}x{wp} (x {x:?}, pad {})",
+            w[2], w[3], o.pad
+        )));
+    }
+    Ok([x[0], w[0], (hp - w[2]) / o.stride + 1, (wp - w[3]) / o.stride + 1])
+}
+
+/// y = conv2d(x, w) + bias.
+pub fn conv2d(rec: &mut Recorder, x: &Tensor, w: &Tensor, bias: Option<&Tensor>, o: Conv2dOpts) -> Result<Tensor> {
+    let ys = conv2d_shape(x.shape(), w.shape(), o)?;
+    if let Some(b) = bias {
+        if b.shape() != [w.shape()[0]] {
+            return Err(Error::Shape(format!("conv2d: bias {:?} should be [{}]", b.shape(), w.shape()[0])));
+        }
+    }
+    let y = Tensor::empty(rec.gpu, &ys)?;
+    conv2d_into(rec, x, w, bias, o, &y)?;
+    Ok(y)
+}
+
+/// conv2d into an existing output of the right shape.
+pub fn conv2d_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    bias: Option<&Tensor>,
+    o: Conv2dOpts,
+    y: &Tensor,
+) -> Result<()> {
+    let ys = conv2d_shape(x.shape(), w.shape(), o)?;
+    if y.shape() != ys {
+        return Err(Error::Shape(format!("conv2d: output {:?}, expected {ys:?}", y.shape())));
+    }
+    // The implicit GEMM builds no patch matrix, so it comes before the check that one fits.
+    let chunk = im2col::gemm_chunk(rec, x.shape(), w.shape(), &ys, o);
+    for s in STRATEGIES {
+        let ran = match (s, chunk) {
+            (Strategy::Implicit, _) => implicit::forward(rec, x, w, bias, o, y, chunk.is_none())?,
+            (Strategy::Im2col, Some(c)) => im2col::forward(rec, x, w, bias, o, y, c).map(|_| true)?,
+            (Strategy::Im2col, None) => false,
+            (Strategy::Direct, _) => direct::forward(rec, x, w, bias, o, y).map(|_| true)?,
+        };
+        if ran {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The convolution's shapes as the pipeline constants of conv2d.wgsl's patch kernels and of
+/// conv_gemm.wgsl: input channels and size, output size, kernel size, stride, padding.
+fn shape_consts(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> [(&'static str, f64); 9] {
+    [
+        ("PC", xs[1] as f64),
+        ("PH", xs[2] as f64),
+        ("PW", xs[3] as f64),
+        ("PHO", ys[2] as f64),
+        ("PWO", ys[3] as f64),
+        ("PKH", ws[2] as f64),
+        ("PKW", ws[3] as f64),
+        ("PS", o.stride as f64),
+        ("PPAD", o.pad as f64),
+    ]
+}
+
+fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
+    let bytes = shape.iter().product::<usize>() as u64 * 4;
+    Tensor::view(rec.gpu.scratch(slot, bytes), shape)
+}
+
+fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<[u32; 12]> {
+    Ok([
+        dim(xs[0], "batch")?,
+        dim(xs[1], "c_in")?,
+        dim(xs[2], "h")?,
+        dim(xs[3], "w")?,
+        dim(ws[0], "c_out")?,
+        dim(ws[2], "kh")?,
+        dim(ws[3], "kw")?,
+        dim(o.stride, "stride")?,
+        dim(o.pad, "pad")?,
+        dim(ys[2], "h_out")?,
+        dim(ys[3], "w_out")?,
+        0,
+    ])
+}
+
+/// Shapes of x, w and y for an adjoint, checking that gy has y's shape.
+fn adjoint_shapes(
+    op: &str,
+    gy: &Tensor,
+    x: &Tensor,
+    w: &Tensor,
+    o: Conv2dOpts,
+) -> Result<(Vec<usize>, Vec<usize>, Vec<usize>)> {
+    let (xs, ws) = (x.shape().to_vec(), w.shape().to_vec());
+    let ys = conv2d_shape(&xs, &ws, o)?.to_vec();
+    if gy.shape() != ys {
+        return Err(Error::Shape(format!("{op}: gy {:?} does not match x {xs:?}, w {ws:?} ({ys:?})", gy.shape())));
+    }
+    Ok((xs, ws, ys))
+}
+
+/// gx = conv2d_bwd_input(gy, w): the gradient of conv2d with respect to its input x, whose
+/// shape `gx` gives (a transposed convolution).
+pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Conv2dOpts, gx: &Tensor) -> Result<()> {
+    let (xs, ws, ys) = adjoint_shapes("conv2d_bwd_input", gy, gx, w, o)?;
+    if gx.numel() == 0 {
+        return Ok(());
+    }
+    let shapes = (&xs[..], &ws[..], &ys[..]);
+    let chunk = im2col::gemm_chunk(rec, &xs, &ws, &ys, o);
+    for s in STRATEGIES {
+        let ran = match (s, chunk) {
+            (Strategy::Implicit, _) => implicit::bwd_input(rec, gy, w, o, gx, chunk.is_none())?,
+            (Strategy::Im2col, Some(c)) => im2col::bwd_input(rec, gy, w, o, gx, shapes, c).map(|_| true)?,
+            (Strategy::Im2col, None) => false,
+            (Strategy::Direct, _) => direct::bwd_input(rec, gy, w, o, gx, shapes).map(|_| true)?,
+        };
+        if ran {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// gw = conv2d_bwd_weight(gy, x): the gradient of conv2d with respect to its weight (shape
+/// given by `gw`).
+pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Conv2dOpts, gw: &Tensor) -> Result<()> {
+    let (xs, ws, ys) = adjoint_shapes("conv2d_bwd_weight", gy, x, gw, o)?;
+    if gw.numel() == 0 {
+        return Ok(());
+    }
+    let shapes = (&xs[..], &ws[..], &ys[..]);
+    let chunk = im2col::gemm_chunk(rec, &xs, &ws, &ys, o);
+    for s in STRATEGIES {
+        let ran = match (s, chunk) {
+            (Strategy::Implicit, _) => implicit::bwd_weight(rec, gy, x, o, gw, chunk.is_none())?,
+            (Strategy::Im2col, Some(c)) => im2col::bwd_weight(rec, gy, x, o, gw, shapes, c).map(|_| true)?,
+            (Strategy::Im2col, None) => false,
+            (Strategy::Direct, _) => direct::bwd_weight(rec, gy, x, o, gw, shapes).map(|_| true)?,
+        };
+        if ran {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,351 @@
+//! `scoregen train`: denoising score matching on the GPU. A training step (forward, loss,
+//! backward, Adam, EMA, loss accumulation) is one planned submission; the host only makes the
+//! next batch (data and noise levels, from (seed, step) alone) on a second thread while the GPU
+//! runs, and reads the loss back asynchronously every `log_every` steps. Checkpoints are
+//! written atomically; `--resume` restores weights, optimizer moments, EMA, the learning-rate
+//! state and the GPU random counter, so the resumed run continues the same loss curve.
+
+use crate::config::Config;
+use crate::data::{Batcher, Dataset};
+use crate::error::{Error, Result};
+use crate::gpu::{Captured, Gpu, Recorder};
+use crate::graph::plan::ParamStore;
+use crate::graph::Graph;
+use crate::nn::{init_params, Builder};
+use crate::optim::{AdamConfig, TrainStep};
+use crate::rng::Stream;
+use crate::tensor::Tensor;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+mod state;
+
+pub use state::{metadata, sampling_weights};
+use state::{restore, save};
+
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+pub const STATE: &str = "train_state.safetensors";
+
+pub struct TrainOpts {
+    pub out: PathBuf,
+    /// Overrides train.steps.
+    pub steps: Option<usize>,
+    pub resume: bool,
+    /// Progress on stderr.
+    pub progress: bool,
+    /// Stop after this many steps of this invocation (tests of interruption), if set.
+    pub stop_after: Option<usize>,
+}
+
+pub struct TrainOutcome {
+    pub step: usize,
+    /// (step, mean loss over the preceding window)
+    pub losses: Vec<(usize, f64)>,
+    pub steps_per_sec: f64,
+}
+
+struct Pending {
+    step: usize,
+    buf: wgpu::Buffer,
+    ready: Arc<AtomicBool>,
+}
+
+fn fmt_secs(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    if s >= 3600 {
+        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
+    } else {
+        format!("{}m{:02}s", s / 60, s % 60)
+    }
+}
+
+/// The config as the checkpoints carry it: the data path as found (absolute), so `eval` finds
+/// the data from anywhere.
+fn with_absolute_data_path(cfg: &Config, cfg_dir: &Path) -> Config {
+    let mut cfg = cfg.clone();
+    if let Some(p) = &cfg.data.path {
+        let as_given = std::path::PathBuf::from(p);
+        let found = if as_given.exists() || as_given.is_absolute() { as_given } else { cfg_dir.join(as_given) };
+        if let Ok(abs) = found.canonicalize() {
+            cfg.data.path = Some(abs.display().to_string());
+        }
+    }
+    cfg
+}
+
+/// The training graph (x0 [B, ...], sigma [B] -> DSM loss), its parameters initialised from
+/// the seed, and the planned step with Adam.
+fn objective(gpu: &Gpu, cfg: &Config, spec: &crate::score::ModelSpec, total: usize) -> Result<(ParamStore, TrainStep)> {
+    let t = &cfg.train;
+    let mut g = Graph::new();
+    let mut xs = vec![t.batch];
+    xs.extend(&spec.data_shape);
+    let x0 = g.input("x0", &xs);
+    let sigma = g.input("sigma", &[t.batch]);
+    let mut bld = Builder::new(&mut g);
+    bld.training = true;
+    bld.seed = Stream::Dropout.derive(t.seed);
+    let loss = spec.dsm_loss(&mut bld, x0, sigma, Stream::DsmNoise.derive(t.seed))?;
+    let specs = bld.specs.clone();
+    let params = init_params(gpu, &specs, Stream::Init.derive(t.seed))?;
+    let adam = AdamConfig {
+        lr: t.lr,
+        warmup_steps: t.warmup,
+        total_steps: if t.cosine { total as u32 } else { 0 },
+        lr_min: t.lr_min,
+        clip_norm: t.clip,
+        ema_decay: t.ema,
+        ..AdamConfig::default()
+    };
+    let step = TrainStep::new(gpu, &mut g, loss, &params, adam)?;
+    Ok((params, step))
+}
+
+/// Where the run starts: step 0, or the saved state with `--resume` (weights, optimizer, loss
+/// accumulator restored in place). Refuses to start afresh over a run that cannot be resumed.
+fn starting_point(
+    gpu: &Gpu,
+    cfg: &Config,
+    opts: &TrainOpts,
+    params: &ParamStore,
+    step: &TrainStep,
+    acc: &Tensor,
+) -> Result<(usize, Vec<(usize, f64)>)> {
+    if !opts.resume {
+        return Ok((0, Vec::new()));
+    }
+    let path = opts.out.join(STATE);
+    if path.exists() {
+        return restore(gpu, &path, cfg, params, step, acc);
+    }
+    if let Some(f) = [CHECKPOINT, "loss.csv"].into_iter().find(|f| opts.out.join(f).exists()) {
+        // Starting afresh here would replace a run that cannot be continued.
+        return Err(Error::Invalid(format!(
+            "{}: --resume needs {STATE}, which is missing, but the folder holds {f} of a run; start over with \
+             --overwrite or choose another --out",
+            opts.out.display()
+        )));
+    }
+    if opts.progress {
+        eprintln!("note: nothing to resume in {} (no {STATE}); starting afresh", opts.out.display());
+    }
+    Ok((0, Vec::new()))
+}
+
+/// The one-line error of a NaN stop.
+fn nan_stop(at: usize, losses: &[(usize, f64)], last_good: Option<usize>, out: &Path) -> Error {
+    Error::Invalid(format!(
+        "training loss became {} by step {at}; stopped. {} Check the data for NaN or inf values, lower train.lr or \
+         set train.clip.",
+        losses.iter().find(|l| l.0 == at).map(|l| l.1).unwrap_or(f64::NAN),
+        match last_good {
+            Some(s) => format!("The last good checkpoint (step {s}) is kept in {}.", out.display()),
+            None => "No checkpoint had been written yet.".into(),
+        }
+    ))
+}
+
+/// The progress bar line after step `k` (0-based) of `total`, `done` steps in `secs`.
+fn progress_line(k: usize, total: usize, done: usize, secs: f64, losses: &[(usize, f64)]) {
+    let sps = done as f64 / secs.max(1e-9);
+    let l = losses.last().map(|l| format!("{:.4}", l.1)).unwrap_or_else(|| "-".into());
+    let width = 24;
+    let filled = width * (k + 1) / total.max(1);
+    eprint!(
+        "\r[{}{}] {}/{} loss {l} {:.2} steps/s ETA {}   ",
+        "#".repeat(filled),
+        " ".repeat(width - filled),
+        k + 1,
+        total,
+        sps,
+        fmt_secs((total - k - 1) as f64 / sps.max(1e-9))
+    );
+}
+
+/// One step's submission: the planned forward/backward, the optimizer, the loss accumulation,
+/// and with `log`, the accumulated window copied out (and reset) for an asynchronous read.
+fn submit_step(
+    gpu: &Gpu,
+    step: &TrainStep,
+    acc_steps: &Captured,
+    acc: &Tensor,
+    zeros: &Tensor,
+    log: bool,
+) -> Result<Option<wgpu::Buffer>> {
+    let mut rec = Recorder::new(gpu);
+    step.plan.record(&mut rec);
+    step.opt.record(&mut rec);
+    rec.replay(&acc_steps.steps);
+    let readback = log.then(|| {
+        let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("loss readback"),
+            size: 8,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        rec.copy(acc.buffer().buffer(), 0, &buf, 0, 8);
+        rec.copy(zeros.buffer().buffer(), 0, acc.buffer().buffer(), 0, 8);
+        buf
+    });
+    rec.submit()?;
+    Ok(readback)
+}
+
+fn pending_read(buf: wgpu::Buffer, step: usize) -> Pending {
+    let ready = Arc::new(AtomicBool::new(false));
+    let r2 = ready.clone();
+    buf.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+        if r.is_ok() {
+            r2.store(true, Ordering::Release)
+        }
+    });
+    Pending { step, buf, ready }
+}
+
+pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Result<TrainOutcome> {
+    if opts.steps.unwrap_or(cfg.train.steps) == 0 {
+        return Err(Error::Invalid("--steps 0 (or train.steps = 0): nothing to train; give at least 1".into()));
+    }
+    let data = Dataset::load(&cfg.data, cfg_dir)?;
+    let cfg = &with_absolute_data_path(cfg, cfg_dir);
+    let spec = cfg.model_spec(&data.shape)?;
+    let t = &cfg.train;
+    let total = opts.steps.unwrap_or(t.steps);
+    let (params, step) = objective(gpu, cfg, &spec, total)?;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| Error::io(format!("{}: cannot create the output folder", opts.out.display()), e))?;
+    // One training process per folder; temporaries of killed writers are swept.
+    let _lock = crate::io::DirLock::acquire(&opts.out)?;
+    crate::io::sweep_stale_temporaries(&opts.out);
+    let acc = Tensor::zeros(gpu, &[2])?;
+    let (start, mut losses) = starting_point(gpu, cfg, opts, &params, &step, &acc)?;
+    if total < start {
+        return Err(Error::Invalid(format!(
+            "--steps {total}: the run in {} is already at step {start}; give more steps to continue it",
+            opts.out.display()
+        )));
+    }
+    if total == start {
+        if opts.progress {
+            eprintln!("note: the run in {} has already reached step {total}; nothing to train", opts.out.display());
+        }
+        return Ok(TrainOutcome { step: start, losses, steps_per_sec: 0.0 });
+    }
+    let zeros = Tensor::zeros(gpu, &[2])?;
+    let mut rec0 = Recorder::capturing(gpu);
+    let lpipe = rec0.pipeline("optim", "loss_acc", &[])?;
+    rec0.dispatch_at(&lpipe, None, &[(2, acc.buffer()), (3, step.loss().buffer())], [1, 1, 1])?;
+    let acc_steps = rec0.into_captured();
+    let end = opts.stop_after.map(|s| (start + s).min(total)).unwrap_or(total);
+    let mut pending: Vec<Pending> = Vec::new();
+    let t0 = Instant::now();
+    let mut last_good: Option<usize> = (start > 0).then_some(start);
+    let process = cfg.process();
+    let result = std::thread::scope(|scope| -> Result<usize> {
+        // The next batches (data and noise levels, from (seed, step) alone) on a second thread.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<f32>, Vec<f32>)>(2);
+        let (data_ref, proc_ref, b) = (&data, &process, t.batch);
+        scope.spawn(move || {
+            let mut batcher = Batcher::new(data_ref, t.seed, b);
+            for k in start..end {
+                let (x, mut rng) = batcher.batch(k as u64);
+                let s: Vec<f32> = (0..b).map(|_| proc_ref.train_sigma(rng.uniform(), rng.uniform()) as f32).collect();
+                if tx.send((x, s)).is_err() {
+                    return;
+                }
+            }
+        });
+        for k in start..end {
+            let (x, s) = rx.recv().map_err(|_| Error::Invalid("the data thread stopped".into()))?;
+            step.plan.feed(gpu, "x0", &x)?;
+            step.plan.feed(gpu, "sigma", &s)?;
+            // A stop before the end (stop_after) keeps the partial window in the state.
+            let logging = (k + 1) % t.log_every == 0 || k + 1 == total;
+            if let Some(buf) = submit_step(gpu, &step, &acc_steps, &acc, &zeros, logging)? {
+                pending.push(pending_read(buf, k + 1));
+            }
+            let checkpoint = (t.checkpoint_every > 0 && (k + 1) % t.checkpoint_every == 0) || k + 1 == end;
+            if let Some(at) = collect(gpu, &mut pending, &mut losses, checkpoint)? {
+                return Err(nan_stop(at, &losses, last_good, &opts.out));
+            }
+            if checkpoint {
+                save(gpu, cfg, &data, &opts.out, k + 1, &params, &step, &losses, &acc)?;
+                last_good = Some(k + 1);
+            }
+            if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end {
+                periodic_samples(gpu, cfg, &data, &spec, &params, &step, &opts.out, k + 1)?;
+            }
+            if opts.progress && (logging || k + 1 == end) {
+                progress_line(k, total, k + 1 - start, t0.elapsed().as_secs_f64(), &losses);
+            }
+        }
+        Ok(end)
+    });
+    if opts.progress {
+        eprintln!();
+    }
+    let reached = result?;
+    collect(gpu, &mut pending, &mut losses, true)?;
+    let sps = (reached - start) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
+    Ok(TrainOutcome { step: reached, losses, steps_per_sec: sps })
+}
+
+/// Gather finished loss readbacks (waiting for all when `block`); the first step whose
+/// window mean is not finite, if any.
+fn collect(
+    gpu: &Gpu,
+    pending: &mut Vec<Pending>,
+    losses: &mut Vec<(usize, f64)>,
+    block: bool,
+) -> Result<Option<usize>> {
+    if block && !pending.is_empty() {
+        gpu.wait()?;
+    } else {
+        let _ = gpu.device.poll(wgpu::PollType::Poll);
+    }
+    let mut bad = None;
+    while pending.first().map(|p| p.ready.load(Ordering::Acquire)).unwrap_or(false) {
+        let p = pending.remove(0);
+        let v = {
+            let view = p.buf.slice(..).get_mapped_range().map_err(|e| Error::Gpu(format!("loss readback: {e}")))?;
+            let f: &[f32] = bytemuck::cast_slice(&view);
+            f[0] as f64 / f[1].max(1.0) as f64
+        };
+        if !v.is_finite() && bad.is_none() {
+            bad = Some(p.step);
+        }
+        losses.push((p.step, v));
+    }
+    Ok(bad)
+}
+
+/// Samples of the current (EMA) weights during training: DIR/samples_<step>.png with the
+/// config's sampler (at most 1,000 points, or 64 images).
+#[allow(clippy::too_many_arguments)]
+fn periodic_samples(
+    gpu: &Gpu,
+    cfg: &Config,
+    data: &Dataset,
+    spec: &crate::score::ModelSpec,
+    params: &ParamStore,
+    step: &TrainStep,
+    out: &Path,
+    at: usize,
+) -> Result<()> {
+    let (w, _) = sampling_weights(params, step);
+    let model = crate::model::Trained {
+        spec: spec.clone(),
+        params: w,
+        process: cfg.process(),
+        moments: data.moments.clone(),
+        images: data.images,
+    };
+    let mut req = cfg.sample.request();
+    req.n = req.n.min(if data.images { 64 } else { 1000 });
+    let xs = crate::sample::draw(gpu, &model, &req, &mut |_, _| {})?;
+    // A PNG where the samples can be shown as one, else the array.
+    let ext = if crate::io::samples::png_fits(&data.shape, data.images) { "png" } else { "npy" };
+    crate::io::samples::write_samples(&out.join(format!("samples_{at:07}.{ext}")), &xs, &data.shape, data.images)
+}
