@@ -164,6 +164,133 @@ pub const MAX_NLL_POINTS: usize = 1_000_000;
 /// Figures of `eval`: (name, value, unit).
 pub type Figures = Vec<(String, f64, String)>;
 
+/// Independent ground-truth draws that `eval`'s sliced W2 is averaged over: one draw of
+/// 10,000 points moves the figure by about a third on the bundled toy model.
+pub const TRUTH_DRAWS: u64 = 5;
+
+/// Where `eval` draws ground truth from: the checkpoint's data, or the exact mixture.
+struct Truth {
+    data: Option<Dataset>,
+    gmm: Option<Gmm>,
+}
+
+impl Truth {
+    fn new(loaded: &Loaded, cfg_dir: &Path) -> Result<Truth> {
+        let data = match &loaded.config {
+            Some(cfg) => Some(Dataset::load(&cfg.data, cfg_dir)?),
+            None => None,
+        };
+        // The exact distribution, where known: the model's own, or the toy's behind the data.
+        let gmm = loaded.model.mixture().cloned().or_else(|| match data.as_ref().map(|d| &d.source) {
+            Some(crate::data::Source::Toy(t)) => t.gmm(),
+            _ => None,
+        });
+        if data.is_none() && gmm.is_none() {
+            return Err(Error::Invalid(
+                "eval needs ground truth: a checkpoint (whose config names its data) or an analytic mixture".into(),
+            ));
+        }
+        Ok(Truth { data, gmm })
+    }
+
+    fn draw(&self, n: usize, seed: u64) -> Vec<f32> {
+        let mut rng = HostRng::new(seed);
+        match (&self.data, &self.gmm) {
+            (Some(ds), _) => ds.draw(n, &mut rng),
+            (None, Some(g)) => g.sample(n, &mut rng),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Mean and sample standard deviation.
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (m, var.sqrt())
+}
+
+/// Sample quality: sliced W2 to `TRUTH_DRAWS` fresh ground-truth draws (mean and spread) beside
+/// the same figure for truth against truth (the floor a perfect sampler reaches with this
+/// many points); exact W2 and MMD on up to 2,000 points; for mixtures, log-density and modes.
+fn sample_figures(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    truth: &Truth,
+    out: &mut Figures,
+) -> Result<()> {
+    let d = model.numel();
+    let t0 = std::time::Instant::now();
+    let xs = draw(gpu, model, req, &mut |_, _| {})?;
+    out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
+    crate::metrics::check_finite(&xs, d, &format!("the {} sampler's samples", req.sampler.name()))?;
+    let gts: Vec<Vec<f32>> = (0..TRUTH_DRAWS).map(|j| truth.draw(req.n, Stream::Truth(j).derive(req.seed))).collect();
+    let k = gts.len();
+    let w: Vec<f64> = gts.iter().map(|gt| crate::metrics::sliced_w2(&xs, gt, d, 256, 1)).collect();
+    let floor: Vec<f64> = (0..k).map(|j| crate::metrics::sliced_w2(&gts[j], &gts[(j + 1) % k], d, 256, 1)).collect();
+    let ((wm, ws), (fm, fs)) = (mean_sd(&w), mean_sd(&floor));
+    out.push(("sliced_w2".into(), wm, format!("(mean over {k} truth draws of {})", req.n)));
+    out.push(("sliced_w2_sd".into(), ws, "(sd over those draws)".into()));
+    out.push(("sliced_w2_truth_vs_truth".into(), fm, format!("(mean over {k} pairs of truth draws)")));
+    out.push(("sliced_w2_truth_vs_truth_sd".into(), fs, "".into()));
+    let gt = &gts[0];
+    if d <= 64 {
+        let m = req.n.min(2000);
+        let w = crate::metrics::exact_w2(&xs[..m * d], &gt[..m * d], d)?;
+        out.push((format!("exact_w2_first_{m}"), w, "".into()));
+        out.push(("mmd2".into(), crate::metrics::mmd2(&xs[..m * d], &gt[..m * d], d, None), "".into()));
+    }
+    if let Some(g) = &truth.gmm {
+        out.push(("mean_log_density".into(), crate::metrics::mean_log_density(g, &xs), "nats".into()));
+        out.push(("mean_log_density_truth".into(), crate::metrics::mean_log_density(g, gt), "nats".into()));
+        for (k, f) in crate::metrics::mode_fractions(g, &xs).iter().enumerate() {
+            out.push((format!("mode_{k}_fraction"), *f, format!("(weight {:.3})", g.weights[k])));
+        }
+    }
+    Ok(())
+}
+
+/// The PF-ODE likelihood of `nll_n` data points (images: uniformly dequantised, also in bits
+/// per dimension), beside the exact density's for mixtures.
+fn nll_figures(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    (nll_n, probes): (usize, Probes),
+    truth: &Truth,
+    out: &mut Figures,
+) -> Result<()> {
+    let d = model.numel();
+    let mut pts = truth.draw(nll_n, Stream::NllPoints.derive(req.seed));
+    if model.images() {
+        // Uniform dequantisation: 8-bit level k sits at k / 127.5 - 1; add U(0, 1/127.5).
+        let mut rng = HostRng::stream(req.seed, Stream::Dequantise);
+        pts.iter_mut().for_each(|v| *v += (rng.uniform() / 127.5) as f32);
+    }
+    let f = ScoreFn::plan(gpu, model, nll_n.min(req.batch.max(1)), probes)?;
+    let nll = crate::sample::likelihood::nll(gpu, &f, model.process(), &pts, 100, req.seed)?;
+    let mean = nll.iter().sum::<f64>() / nll.len() as f64;
+    out.push(("nll".into(), mean, "nats".into()));
+    if model.images() {
+        out.push((
+            "bpd".into(),
+            crate::sample::likelihood::bits_per_dim_8bit(mean, d),
+            "bits/dim (8-bit data at k/127.5 - 1, uniformly dequantised: + ln 127.5 per dim)".into(),
+        ));
+    } else {
+        out.push(("nll_bits_per_dim".into(), mean / d as f64 / std::f64::consts::LN_2, "bits/dim (continuous)".into()));
+    }
+    if let Some(g) = &truth.gmm {
+        let sig = model.process().sigma_min();
+        let exact =
+            pts.chunks(d).map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sig)).sum::<f64>()
+                / nll_n as f64;
+        out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
+    }
+    Ok(())
+}
+
 /// Sample quality against the data (toys with an analytic mixture: fresh ground truth, mean
 /// log-density, mode fractions) and PF-ODE likelihood of `nll_n` data points.
 pub fn evaluate(
@@ -174,93 +301,20 @@ pub fn evaluate(
     probes: Probes,
     cfg_dir: &Path,
 ) -> Result<Figures> {
-    let mut out: Figures = Vec::new();
-    let model = loaded.model.as_ref();
-    let d = model.numel();
-    let data = match &loaded.config {
-        Some(cfg) => Some(Dataset::load(&cfg.data, cfg_dir)?),
-        None => None,
-    };
-    // The exact distribution, where known: the model's own, or the toy's behind the data.
-    let gmm = model.mixture().cloned().or_else(|| match data.as_ref().map(|d| &d.source) {
-        Some(crate::data::Source::Toy(t)) => t.gmm(),
-        _ => None,
-    });
-    if data.is_none() && gmm.is_none() {
-        return Err(Error::Invalid(
-            "eval needs ground truth: a checkpoint (whose config names its data) or an analytic mixture".into(),
-        ));
-    }
-    let truth = |n: usize, seed: u64| -> Vec<f32> {
-        let mut rng = HostRng::new(seed);
-        match (&data, &gmm) {
-            (Some(ds), _) => ds.draw(n, &mut rng),
-            (None, Some(g)) => g.sample(n, &mut rng),
-            (None, None) => Vec::new(),
-        }
-    };
-    if req.n > 0 {
-        let t0 = std::time::Instant::now();
-        let xs = draw(gpu, model, req, &mut |_, _| {})?;
-        out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
-        crate::metrics::check_finite(&xs, d, &format!("the {} sampler's samples", req.sampler.name()))?;
-        let gt = truth(req.n, Stream::Truth(0).derive(req.seed));
-        out.push(("sliced_w2".into(), crate::metrics::sliced_w2(&xs, &gt, d, 256, 1), "".into()));
-        let gt2 = truth(req.n, Stream::Truth(1).derive(req.seed));
-        out.push(("sliced_w2_truth_vs_truth".into(), crate::metrics::sliced_w2(&gt2, &gt, d, 256, 1), "".into()));
-        if d <= 64 {
-            let m = req.n.min(2000);
-            let w = crate::metrics::exact_w2(&xs[..m * d], &gt[..m * d], d)?;
-            out.push((format!("exact_w2_first_{m}"), w, "".into()));
-            out.push(("mmd2".into(), crate::metrics::mmd2(&xs[..m * d], &gt[..m * d], d, None), "".into()));
-        }
-        if let Some(g) = &gmm {
-            out.push(("mean_log_density".into(), crate::metrics::mean_log_density(g, &xs), "nats".into()));
-            out.push(("mean_log_density_truth".into(), crate::metrics::mean_log_density(g, &gt), "nats".into()));
-            for (k, f) in crate::metrics::mode_fractions(g, &xs).iter().enumerate() {
-                out.push((format!("mode_{k}_fraction"), *f, format!("(weight {:.3})", g.weights[k])));
-            }
-        }
-    }
     if nll_n > MAX_NLL_POINTS {
         return Err(Error::Invalid(format!(
             "--nll-n {nll_n}: at most {MAX_NLL_POINTS} points (the NLL is a mean; 10,000 points give a standard error \
              near 0.01 nats)"
         )));
     }
+    let truth = Truth::new(loaded, cfg_dir)?;
+    let model = loaded.model.as_ref();
+    let mut out: Figures = Vec::new();
+    if req.n > 0 {
+        sample_figures(gpu, model, req, &truth, &mut out)?;
+    }
     if nll_n > 0 {
-        let mut pts = truth(nll_n, Stream::NllPoints.derive(req.seed));
-        if model.images() {
-            // Uniform dequantisation: 8-bit level k sits at k / 127.5 - 1; add U(0, 1/127.5).
-            let mut rng = HostRng::stream(req.seed, Stream::Dequantise);
-            pts.iter_mut().for_each(|v| *v += (rng.uniform() / 127.5) as f32);
-        }
-        let f = ScoreFn::plan(gpu, model, nll_n.min(req.batch.max(1)), probes)?;
-        let nll = crate::sample::likelihood::nll(gpu, &f, model.process(), &pts, 100, req.seed)?;
-        let mean = nll.iter().sum::<f64>() / nll.len() as f64;
-        out.push(("nll".into(), mean, "nats".into()));
-        if model.images() {
-            out.push((
-                "bpd".into(),
-                crate::sample::likelihood::bits_per_dim_8bit(mean, d),
-                "bits/dim (8-bit data at k/127.5 - 1, uniformly dequantised: + ln 127.5 per dim)".into(),
-            ));
-        } else {
-            out.push((
-                "nll_bits_per_dim".into(),
-                mean / d as f64 / std::f64::consts::LN_2,
-                "bits/dim (continuous)".into(),
-            ));
-        }
-        if let Some(g) = &gmm {
-            let sig = model.process().sigma_min();
-            let exact = pts
-                .chunks(d)
-                .map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sig))
-                .sum::<f64>()
-                / nll_n as f64;
-            out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
-        }
+        nll_figures(gpu, model, req, (nll_n, probes), &truth, &mut out)?;
     }
     Ok(out)
 }

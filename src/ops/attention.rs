@@ -182,7 +182,12 @@ fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize
 ///   TQ * max(D, DV) <= 512 (beyond it the state outgrows L1);
 /// - on a CPU adapter, one workgroup per core at least.
 pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
-    queries_per_invocation(gpu, bh, head_dim, nq, 8, 1.5)
+    tq_rule(gpu.is_cpu().then(cpu_cores), bh, head_dim, nq)
+}
+
+/// `tq_for`'s rule for an adapter that is a CPU with `cpu_cores` cores (None: a GPU).
+pub fn tq_rule(cpu_cores: Option<usize>, bh: usize, head_dim: usize, nq: usize) -> usize {
+    queries_per_invocation(cpu_cores, bh, head_dim, nq, 8, 1.5)
 }
 
 /// Queries per invocation (TQ, 1..=8) for the vec4 kernel without subgroups
@@ -191,26 +196,26 @@ pub fn tq_for(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> u
 /// ceil(Nq / TQ) * (TQ + 2.5), within the same register budget as `tq_for` and, on a CPU
 /// adapter, 64 invocations per core at least.
 pub fn tq_plain(gpu: &crate::gpu::Gpu, bh: usize, head_dim: usize, nq: usize) -> usize {
-    queries_per_invocation(gpu, bh, head_dim, nq, 1, 2.5)
+    queries_per_invocation(gpu.is_cpu().then(cpu_cores), bh, head_dim, nq, 1, 2.5)
 }
 
 /// The TQ model of `tq_for` and `tq_plain`: blocks of `lanes` x TQ queries, each costing
 /// TQ + `load_cost` query-walks over the keys; registers bound TQ x head dim (512 floats on a
 /// CPU adapter, 128 elsewhere); a CPU adapter keeps 64 invocations per core at least.
 fn queries_per_invocation(
-    gpu: &crate::gpu::Gpu,
+    cpu_cores: Option<usize>,
     bh: usize,
     head_dim: usize,
     nq: usize,
     lanes: usize,
     load_cost: f64,
 ) -> usize {
-    let budget = if gpu.is_cpu() { 512 } else { 128 };
+    let budget = if cpu_cores.is_some() { 512 } else { 128 };
     let max_tq = (budget / head_dim).clamp(1, 8);
     let cost = |t: usize| nq.div_ceil(lanes * t) as f64 * (t as f64 + load_cost);
     let mut tq = (1..=max_tq).rev().min_by(|&a, &b| cost(a).total_cmp(&cost(b))).unwrap_or(1);
-    if gpu.is_cpu() {
-        while tq > 1 && bh * nq.div_ceil(lanes * tq) * lanes < cpu_cores() * 64 {
+    if let Some(cores) = cpu_cores {
+        while tq > 1 && bh * nq.div_ceil(lanes * tq) * lanes < cores * 64 {
             tq = tq.div_ceil(2);
         }
     }

@@ -400,18 +400,41 @@ pub fn binary_f64(
     b: &[f64],
     b_shape: &[usize],
 ) -> Result<(Vec<f64>, Vec<usize>)> {
-    let shape = broadcast_shape(a_shape, b_shape)?;
-    let (sa, sb) = (broadcast_strides(a_shape, &shape), broadcast_strides(b_shape, &shape));
+    // NumPy's rule, written independently of the launcher's `broadcast_shape`/`_strides`
+    // (this is their spec): shapes right-aligned, a size-1 dimension repeats.
+    let rank = a_shape.len().max(b_shape.len());
+    let dim = |s: &[usize], d: usize| if d + s.len() >= rank { s[d + s.len() - rank] } else { 1 };
+    let mut shape = Vec::with_capacity(rank);
+    for d in 0..rank {
+        let (x, y) = (dim(a_shape, d), dim(b_shape, d));
+        shape.push(match (x, y) {
+            _ if x == y => x,
+            (1, _) => y,
+            (_, 1) => x,
+            _ => return Err(Error::Shape(format!("cannot broadcast {a_shape:?} with {b_shape:?}"))),
+        });
+    }
+    // The element of an input at output coordinate `c`.
+    let at = |s: &[usize], c: &[usize]| {
+        let mut i = 0;
+        for d in 0..rank {
+            let n = dim(s, d);
+            if d + s.len() >= rank {
+                i = i * n + if n == 1 { 0 } else { c[d] };
+            }
+        }
+        i
+    };
     let n: usize = shape.iter().product();
+    let mut c = vec![0usize; rank];
     let out = (0..n)
         .map(|i| {
-            let (mut rem, mut ia, mut ib) = (i, 0, 0);
-            for d in (0..shape.len()).rev() {
-                let c = rem % shape[d];
+            let mut rem = i;
+            for d in (0..rank).rev() {
+                c[d] = rem % shape[d];
                 rem /= shape[d];
-                ia += c * sa[d];
-                ib += c * sb[d];
             }
+            let (ia, ib) = (at(a_shape, &c), at(b_shape, &c));
             op.eval(a[ia], b[ib])
         })
         .collect();
