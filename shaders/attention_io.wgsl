@@ -5,7 +5,7 @@
 // 4 out [BH, Nq, DV], 5 lse [BH, Nq] (logsumexp, natural log). The kernels keep scores in
 // base 2 (q pre-scaled by log2 e) so that every exponential is an exp2.
 
-struct Params { bh: u32, nq: u32, nk: u32, scale: f32, q_blocks: u32, groups_x: u32, p0: u32, p1: u32 }
+struct Params { bh: u32, nq: u32, nk: u32, scale: f32, q_blocks: u32, groups_x: u32, q_chunk: u32, pad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> k: array<vec4<f32>>;

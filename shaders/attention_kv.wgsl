@@ -15,7 +15,7 @@
 // one pipeline per key count NK.
 // Needs SUBGROUP, subgroups of >= 8 consecutive invocations, D and DV multiples of 4 (<= 128).
 // SG8 = true when subgroups are exactly 8 wide: shuffle sources are then compile-time lanes.
-// Bindings and constants: attention_io.wgsl. p.q_blocks = query chunks per (b, h), p.p0 =
+// Bindings and constants: attention_io.wgsl. p.q_blocks = query chunks per (b, h), p.q_chunk =
 // queries per chunk (src/ops/attention.rs, kv_chunks).
 
 override SG8: bool = false;
@@ -28,12 +28,12 @@ fn attention_kv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) n
     let lane = flat % 8u;
     var src0 = sg_id - lane;
     if (SG8) { src0 = 0u; }
-    // Group of eight invocations = (bh, chunk of p.p0 queries).
+    // Group of eight invocations = (bh, chunk of p.q_chunk queries).
     let group = (wg.y * nwg.x + wg.x) * (WG / 8u) + flat / 8u;
     let g = min(group, p.bh * p.q_blocks - 1u);
     let bh = g / p.q_blocks;
-    let i_begin = (g % p.q_blocks) * p.p0;
-    var i_end = min(i_begin + p.p0, p.nq);
+    let i_begin = (g % p.q_blocks) * p.q_chunk;
+    var i_end = min(i_begin + p.q_chunk, p.nq);
     if (group >= p.bh * p.q_blocks) { i_end = i_begin; }
     // Key slots past Nk (in the last slot) load nothing; their scores are masked off.
     var kr: array<array<vec4<f32>, 32>, MAX_KT>;

@@ -11,6 +11,7 @@ struct Params {
     batch: u32, c_in: u32, h: u32, w: u32,
     c_out: u32, kh: u32, kw: u32, stride: u32,
     pad: u32, h_out: u32, w_out: u32, groups_x: u32,
+    img0: u32, p0: u32, p1: u32, p2: u32,
 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -155,7 +156,7 @@ fn conv2d_bwd_weight(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgrou
 //   col2im:  gx[b, ci, ih, iw] = sum over (kh, kw) of cols[b, k, q] at the q whose patch reads
 //            (ih, iw) -- the adjoint of im2col (a gather: no atomics); WIDE reads cols[k, b, q].
 //            Bindings 1 cols, 4 gx.
-// Both work on a chunk of `batch` images starting at image `groups_x` of x (im2col) or gx
+// Both work on a chunk of `batch` images starting at image `img0` of x (im2col) or gx
 // (col2im); cols holds the chunk only.
 override TRANSPOSED: bool = false;
 override WIDE: bool = false; // not with TRANSPOSED
@@ -199,7 +200,7 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     } else {
         q = i % hwo; k = (i / hwo) % kk; nb = i / (hwo * kk);
     }
-    nb += p.groups_x;
+    nb += p.img0;
     res[i] = tap(nb, k / (PKW * PKH), q / PWO, q % PWO, (k / PKW) % PKH, k % PKW);
 }
 
@@ -225,7 +226,7 @@ fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
         let k0 = (i % kq) * 4u;
         let rest = i / kq;
         let q = rest % hwo;
-        let nb = rest / hwo + p.groups_x;
+        let nb = rest / hwo + p.img0;
         for (var e = 0u; e < 4u; e++) { // @unroll
             let k = k0 + e;
             r[e] = tap(nb, k / (PKH * PKW), q / PWO, q % PWO, (k / PKW) % PKH, k % PKW);
@@ -246,7 +247,7 @@ fn im2col4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
             k = rest % kk;
             nb = rest / kk;
         }
-        nb += p.groups_x;
+        nb += p.img0;
         var oh = q0 / PWO;
         var ow = q0 % PWO;
         for (var e = 0u; e < 4u; e++) { // @unroll
@@ -292,5 +293,5 @@ fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
             }
         }
     }
-    res[i + p.groups_x * PC * PH * PW] = acc;
+    res[i + p.img0 * PC * PH * PW] = acc;
 }

@@ -5,7 +5,7 @@
 // accuracy; mean and rstd are also written ([B, G]) for the backward pass.
 // Bindings: 0 params, 1 x, 2 gamma [C], 3 beta [C], 4 y, 5 stats [B*G*2] (mean, rstd).
 
-struct Params { batch: u32, c: u32, s: u32, groups: u32, eps: f32, n_wg: u32, p1: u32, p2: u32 }
+struct Params { batch: u32, c: u32, s: u32, groups: u32, eps: f32, count: u32, p1: u32, p2: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
@@ -31,7 +31,7 @@ fn tree_sum(v: f32, l: u32) -> f32 {
 @compute @workgroup_size(WG)
 fn group_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_id) lid: vec3<u32>) {
-    let id = min(wg.y * nwg.x + wg.x, p.n_wg - 1u); // (b, g), uniform
+    let id = min(wg.y * nwg.x + wg.x, p.count - 1u); // (b, g), uniform
     let cpg = p.c / p.groups;
     let count = cpg * p.s;
     let base = id * count; // channels of a group are contiguous in NCHW
@@ -46,7 +46,7 @@ fn group_norm(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
         let c = c0 + i / p.s;
         y[base + i] = (x[base + i] - mean) * rstd * gamma[c] + beta[c];
     }
-    if (lid.x == 0u && wg.y * nwg.x + wg.x < p.n_wg) {
+    if (lid.x == 0u && wg.y * nwg.x + wg.x < p.count) {
         stats[id * 2u] = mean;
         stats[id * 2u + 1u] = rstd;
     }
@@ -107,7 +107,7 @@ fn gn_row(id: u32) -> GnRow {
 fn gn_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
     let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    if (id >= p.n_wg) { return; }
+    if (id >= p.count) { return; }
     let r = gn_row(id);
     for (var j = 0u; j < r.cpg; j++) {
         let c = r.c0 + j;
@@ -120,7 +120,7 @@ fn gn_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 fn gn_bwd_coef(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
     let id = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    if (id >= p.n_wg) { return; }
+    if (id >= p.count) { return; }
     let r = gn_row(id);
     var s1 = 0.0;
     var s2 = 0.0;
@@ -168,7 +168,7 @@ fn gn_one(k: vec4<f32>, xv: f32, gv: f32) -> f32 {
 fn gn_apply4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 256u + lid.x;
-    if (i >= p.n_wg) { return; } // n_wg = elements / 4 here
+    if (i >= p.count) { return; } // count = elements / 4 here
     let xv = x4[i];
     let gv = gy4[i];
     var r: vec4<f32>;
@@ -189,6 +189,6 @@ fn gn_apply4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 fn gn_apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = (wg.y * nwg.x + wg.x) * 256u + lid.x;
-    if (i >= p.n_wg) { return; }
+    if (i >= p.count) { return; }
     stats[i] = gn_one(coef_r[i / GHW], x[i], gy_in[i]);
 }

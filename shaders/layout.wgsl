@@ -15,7 +15,7 @@
 // One invocation per output element, folded 2-D grid.
 // Bindings: 0 params, then inputs, then output.
 
-struct Params { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, p0: u32, p1: u32, p2: u32 }
+struct Params { n: u32, d0: u32, d1: u32, d2: u32, d3: u32, x_at: u32, y_at: u32, wpad: u32 }
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -85,7 +85,7 @@ fn swap_outer(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let rest = i / D2;
     let ia = rest % D0; // output [B, A, R]: rest = j * A + ia
     let j = rest / D0;
-    y[p.p1 + i] = a[p.p0 + (ia * D1 + j) * D2 + r];
+    y[p.y_at + i] = a[p.x_at + (ia * D1 + j) * D2 + r];
 }
 
 // swap_outer dropping padding columns: x [A, B, H, WP] -> y [B, A, H, W] (W <= WP): d0 = A,
@@ -99,8 +99,8 @@ fn swap_outer_crop(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups
     let rest = i / D2;
     let ia = rest % D0;
     let j = rest / D0;
-    let rs = (r / D3) * p.p2 + r % D3;
-    y[p.p1 + i] = a[p.p0 + (ia * D1 + j) * (D2 / D3) * p.p2 + rs];
+    let rs = (r / D3) * p.wpad + r % D3;
+    y[p.y_at + i] = a[p.x_at + (ia * D1 + j) * (D2 / D3) * p.wpad + rs];
 }
 
 // d0 = H, d1 = W (of the output).

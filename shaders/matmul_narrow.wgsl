@@ -16,8 +16,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
-override BIAS: bool = false;
-override ACT: u32 = 0u; // 0 none, 1 SiLU
+// BIAS, ACT: matmul_epilogue.wgsl.
 const WG: u32 = 64u;
 
 @compute @workgroup_size(WG)
@@ -39,7 +38,7 @@ fn mm_narrow(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
     for (var j = 0u; j < p.n; j++) {
         var y = acc[j].x + acc[j].y + acc[j].z + acc[j].w;
         if (BIAS) { y += bias[j]; }
-        if (ACT == 1u) { y = y / (1.0 + exp(-y)); }
+        y = act1(y);
         c[c0 + j] = y;
     }
 }

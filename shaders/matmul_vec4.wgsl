@@ -21,9 +21,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> bias: array<vec4<f32>>;
 
 override TRANS_A: bool = false;
-override ACCUMULATE: bool = false;
-override BIAS: bool = false; // epilogue: + bias[column] (binding 4)
-override ACT: u32 = 0u;      // epilogue: 0 none, 1 SiLU, applied after the bias
+// ACCUMULATE, BIAS, ACT and `put`: matmul_epilogue.wgsl and matmul_put4.wgsl.
 override WG_X: u32 = 8;
 override WG_Y: u32 = 8;
 override TM: u32 = 16;  // rows per invocation (<= 16)
@@ -80,14 +78,5 @@ fn mm_reg4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
             put(o + 2u * WG_X, g0 + 2u * WG_X, acc2[i]);
             put(o + 3u * WG_X, g0 + 3u * WG_X, acc3[i]);
         }
-    }
-}
-
-fn put(o: u32, g: u32, v: vec4<f32>) {
-    if (g < p.n / 4u) {
-        var y = v;
-        if (BIAS) { y += bias[g]; }
-        if (ACT == 1u) { y = y / (1.0 + exp(-y)); }
-        if (ACCUMULATE) { c[o] += y; } else { c[o] = y; }
     }
 }

@@ -146,16 +146,53 @@ fn checkpoint_moments(meta: &std::collections::BTreeMap<String, String>, d: usiz
 
 /// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
 pub fn check_samples_finite(xs: &[f32], d: usize, out: &Path) -> Result<()> {
-    let bad = crate::metrics::count_non_finite(xs, d);
+    non_finite_error(crate::metrics::count_non_finite(xs, d), xs.len() / d.max(1), out)
+}
+
+fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
     if bad > 0 {
         return Err(Error::Invalid(format!(
-            "{bad} of {} samples have NaN or infinite values (written to {} all the same); try more --steps or \
+            "{bad} of {n} samples have NaN or infinite values (written to {} all the same); try more --steps or \
              another --sampler",
-            xs.len() / d.max(1),
             out.display()
         )));
     }
     Ok(())
+}
+
+/// `scoregen sample`: draw and write to `out`. A `.npy` is written batch by batch as the
+/// samples are drawn (any --n the disk holds; the file appears complete or not at all); a PNG
+/// needs them all in memory. Non-finite samples are counted and reported after writing.
+pub fn sample_to(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let (shape, d) = (model.shape(), model.numel());
+    crate::io::samples::check_output(out, shape, model.images())?;
+    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        let mut full = vec![req.n];
+        full.extend(shape);
+        let mut w = crate::io::npy::NpyWriter::create(out, &full).map_err(|e| e.context(format!("--n {}", req.n)))?;
+        let mut bad = 0;
+        crate::sample::draw_each(
+            gpu,
+            model,
+            req,
+            &mut |xs| {
+                bad += crate::metrics::count_non_finite(xs, d);
+                w.write(xs)
+            },
+            progress,
+        )?;
+        w.finish()?;
+        return non_finite_error(bad, req.n, out);
+    }
+    let xs = draw(gpu, model, req, progress)?;
+    crate::io::samples::write_samples(out, &xs, shape, model.images())?;
+    check_samples_finite(&xs, d, out)
 }
 
 /// Most data points `eval` takes for the PF-ODE likelihood.

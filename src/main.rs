@@ -1,11 +1,11 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{check_samples_finite, evaluate, Loaded, ModelSource};
+use scoregen::app::{evaluate, Loaded, ModelSource};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
-use scoregen::io::samples::{check_output, png_fits, write_samples};
+use scoregen::io::samples::{png_fits, write_samples};
 use scoregen::model::ScoreModel;
 use scoregen::sample::{draw, SampleRequest};
 use scoregen::sample::{Probes, SamplerKind};
@@ -34,27 +34,7 @@ enum Command {
     /// List every adapter with its backend, driver, limits and features.
     Info,
     /// Train a score model (denoising score matching) from a TOML config.
-    Train {
-        /// The run's config (see assets/configs/).
-        #[arg(long)]
-        config: PathBuf,
-        /// Output folder (checkpoints, loss curve, samples); default runs/<config name>.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Total optimizer steps (overrides train.steps).
-        #[arg(long)]
-        steps: Option<usize>,
-        /// Continue from the state saved in the output folder.
-        #[arg(long)]
-        resume: bool,
-        /// Start afresh even where the output folder holds a run (its checkpoint and state are
-        /// replaced); without it, such a folder is refused.
-        #[arg(long, conflicts_with = "resume")]
-        overwrite: bool,
-        /// Skip the samples drawn at the end.
-        #[arg(long)]
-        no_samples: bool,
-    },
+    Train(TrainArgs),
     /// Draw samples from a checkpoint or an analytic mixture.
     Sample {
         #[command(flatten)]
@@ -82,6 +62,29 @@ enum Command {
         #[command(subcommand)]
         which: BenchCmd,
     },
+}
+
+#[derive(clap::Args)]
+struct TrainArgs {
+    /// The run's config (see assets/configs/).
+    #[arg(long)]
+    config: PathBuf,
+    /// Output folder (checkpoints, loss curve, samples); default runs/<config name>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Total optimizer steps (overrides train.steps).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Continue from the state saved in the output folder.
+    #[arg(long)]
+    resume: bool,
+    /// Start afresh even where the output folder holds a run (its checkpoint and state are
+    /// replaced); without it, such a folder is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
+    /// Skip the samples drawn at the end.
+    #[arg(long)]
+    no_samples: bool,
 }
 
 /// The model and sampler settings `sample` and `eval` share (defaults: the checkpoint's config).
@@ -226,119 +229,124 @@ fn progress(what: &'static str) -> impl FnMut(usize, usize) {
     }
 }
 
+fn cmd_info(cli: &Cli) -> Result<()> {
+    let backend = cli.backend;
+    let r = adapters_report(backend);
+    if r.is_empty() {
+        return Err(Error::NoAdapter(format!(
+            "wgpu found no adapter for backend {backend:?}; {}",
+            scoregen::gpu::context::NO_ADAPTER_HINT
+        )));
+    }
+    print!("{r}");
+    Ok(())
+}
+
+fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
+    let gpu = open(&cli)?;
+    match which {
+        BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
+        BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
+        BenchCmd::Unet { from, to, json } => {
+            if from >= to {
+                return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
+            }
+            bench::unet::run(&gpu, *from, *to, &Report { json: *json })
+        }
+        BenchCmd::Mlp { steps: 0, .. } => Err(Error::Invalid("--steps 0: time at least 1 step".into())),
+        BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
+            Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
+        }
+        BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
+        BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
+            bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
+        }
+    }
+}
+
+fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
+    let TrainArgs { config, out, steps, resume, overwrite, no_samples } = a;
+    let cfg = Config::load(config)?;
+    let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
+    let out = out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem));
+    // A run already in the folder is not replaced by accident.
+    let held = [scoregen::train::STATE, scoregen::train::CHECKPOINT].into_iter().find(|f| out.join(f).exists());
+    if let (Some(f), false, false) = (held, *resume, *overwrite) {
+        return Err(Error::Invalid(format!(
+            "{}: holds a run ({f}); continue it with --resume, start over with --overwrite, or choose \
+             another --out",
+            out.display()
+        )));
+    }
+    let gpu = open(&cli)?;
+    let dir = config.parent().unwrap_or(std::path::Path::new("."));
+    eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
+    let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
+    let r = train(&gpu, &cfg, dir, &opts)?;
+    if r.steps_per_sec == 0.0 {
+        return Ok(()); // nothing was trained (train said why)
+    }
+    eprintln!(
+        "step {}: loss {:.4}; {:.2} steps/s; checkpoint {}",
+        r.step,
+        r.losses.last().map(|l| l.1).unwrap_or(f64::NAN),
+        r.steps_per_sec,
+        out.join(scoregen::train::CHECKPOINT).display()
+    );
+    if !no_samples {
+        let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
+        let model: &dyn ScoreModel = &model;
+        let mut req = cfg.sample.request();
+        if model.images() {
+            req.n = req.n.min(64);
+        }
+        let xs = draw(&gpu, model, &req, &mut progress("sampling"))?;
+        let npy = out.join("samples.npy");
+        write_samples(&npy, &xs, model.shape(), model.images())?;
+        // Also a picture where the samples can be shown as one.
+        let mut shown = npy;
+        if png_fits(model.shape(), model.images()) {
+            shown = out.join("samples.png");
+            write_samples(&shown, &xs, model.shape(), model.images())?;
+        }
+        eprintln!("{} samples ({}, {} steps) -> {}", req.n, req.sampler.name(), req.steps, shown.display());
+    }
+    Ok(())
+}
+
+fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> {
+    let gpu = open(&cli)?;
+    let loaded = load_model(&gpu, src)?;
+    let req = request(&loaded, src);
+    let m = loaded.model.as_ref();
+    let t0 = std::time::Instant::now();
+    scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
+    eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
+    Ok(())
+}
+
+fn cmd_eval(cli: &Cli, src: &SampleArgs, nll_n: usize, probes: Probes, json: bool) -> Result<()> {
+    let gpu = open(&cli)?;
+    let m = load_model(&gpu, src)?;
+    let req = request(&m, src);
+    let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
+    for (name, v, unit) in evaluate(&gpu, &m, &req, nll_n, probes, dir)? {
+        if json {
+            println!("{}", serde_json::json!({"eval": name, "value": v, "unit": unit}));
+        } else {
+            println!("{name:<28} {v:>12.5} {unit}");
+        }
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Info => {
-            let backend = cli.backend;
-            let r = adapters_report(backend);
-            if r.is_empty() {
-                return Err(Error::NoAdapter(format!(
-                    "wgpu found no adapter for backend {backend:?}; {}",
-                    scoregen::gpu::context::NO_ADAPTER_HINT
-                )));
-            }
-            print!("{r}");
-            Ok(())
-        }
-        Command::Bench { which } => {
-            let gpu = open(&cli)?;
-            match which {
-                BenchCmd::Gemm { sizes, naive_max, json } => {
-                    bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json })
-                }
-                BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
-                BenchCmd::Unet { from, to, json } => {
-                    if from >= to {
-                        return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
-                    }
-                    bench::unet::run(&gpu, *from, *to, &Report { json: *json })
-                }
-                BenchCmd::Mlp { steps: 0, .. } => Err(Error::Invalid("--steps 0: time at least 1 step".into())),
-                BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
-                    Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
-                }
-                BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
-                BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
-                    bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
-                }
-            }
-        }
-        Command::Train { config, out, steps, resume, overwrite, no_samples } => {
-            let cfg = Config::load(config)?;
-            let stem = config.file_stem().and_then(|s| s.to_str()).unwrap_or("run");
-            let out = out.clone().unwrap_or_else(|| PathBuf::from("runs").join(stem));
-            // A run already in the folder is not replaced by accident.
-            let held = [scoregen::train::STATE, scoregen::train::CHECKPOINT].into_iter().find(|f| out.join(f).exists());
-            if let (Some(f), false, false) = (held, *resume, *overwrite) {
-                return Err(Error::Invalid(format!(
-                    "{}: holds a run ({f}); continue it with --resume, start over with --overwrite, or choose \
-                     another --out",
-                    out.display()
-                )));
-            }
-            let gpu = open(&cli)?;
-            let dir = config.parent().unwrap_or(std::path::Path::new("."));
-            eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
-            let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
-            let r = train(&gpu, &cfg, dir, &opts)?;
-            if r.steps_per_sec == 0.0 {
-                return Ok(()); // nothing was trained (train said why)
-            }
-            eprintln!(
-                "step {}: loss {:.4}; {:.2} steps/s; checkpoint {}",
-                r.step,
-                r.losses.last().map(|l| l.1).unwrap_or(f64::NAN),
-                r.steps_per_sec,
-                out.join(scoregen::train::CHECKPOINT).display()
-            );
-            if !no_samples {
-                let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
-                let model: &dyn ScoreModel = &model;
-                let mut req = cfg.sample.request();
-                if model.images() {
-                    req.n = req.n.min(64);
-                }
-                let xs = draw(&gpu, model, &req, &mut progress("sampling"))?;
-                let npy = out.join("samples.npy");
-                write_samples(&npy, &xs, model.shape(), model.images())?;
-                // Also a picture where the samples can be shown as one.
-                let mut shown = npy;
-                if png_fits(model.shape(), model.images()) {
-                    shown = out.join("samples.png");
-                    write_samples(&shown, &xs, model.shape(), model.images())?;
-                }
-                eprintln!("{} samples ({}, {} steps) -> {}", req.n, req.sampler.name(), req.steps, shown.display());
-            }
-            Ok(())
-        }
-        Command::Sample { src, out } => {
-            let gpu = open(&cli)?;
-            let loaded = load_model(&gpu, src)?;
-            let req = request(&loaded, src);
-            let m = loaded.model.as_ref();
-            check_output(out, m.shape(), m.images())?;
-            let t0 = std::time::Instant::now();
-            let xs = draw(&gpu, m, &req, &mut progress("sampling"))?;
-            write_samples(out, &xs, m.shape(), m.images())?;
-            check_samples_finite(&xs, m.numel(), out)?;
-            eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
-            Ok(())
-        }
-        Command::Eval { src, nll_n, probes, json } => {
-            let gpu = open(&cli)?;
-            let m = load_model(&gpu, src)?;
-            let req = request(&m, src);
-            let probes = *probes;
-            let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
-            for (name, v, unit) in evaluate(&gpu, &m, &req, *nll_n, probes, dir)? {
-                if *json {
-                    println!("{}", serde_json::json!({"eval": name, "value": v, "unit": unit}));
-                } else {
-                    println!("{name:<28} {v:>12.5} {unit}");
-                }
-            }
-            Ok(())
-        }
+        Command::Info => cmd_info(&cli),
+        Command::Bench { which } => cmd_bench(&cli, which),
+        Command::Train(a) => cmd_train(&cli, a),
+        Command::Sample { src, out } => cmd_sample(&cli, src, out),
+        Command::Eval { src, nll_n, probes, json } => cmd_eval(&cli, src, *nll_n, *probes, *json),
     }
 }
 

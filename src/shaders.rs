@@ -2,7 +2,14 @@
 
 pub const SOURCES: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
-    ("matmul_vec4", include_str!("../shaders/matmul_vec4.wgsl")),
+    (
+        "matmul_vec4",
+        concat!(
+            include_str!("../shaders/matmul_epilogue.wgsl"),
+            include_str!("../shaders/matmul_vec4.wgsl"),
+            include_str!("../shaders/matmul_put4.wgsl")
+        ),
+    ),
     (
         "elementwise",
         concat!(include_str!("../shaders/elementwise_ops.wgsl"), include_str!("../shaders/elementwise.wgsl")),
@@ -41,11 +48,21 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("philox", include_str!("../shaders/philox.wgsl")),
     ("random", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/random.wgsl"))),
     ("sampler", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/sampler.wgsl"))),
-    ("matmul_sg", include_str!("../shaders/matmul_sg.wgsl")),
+    (
+        "matmul_sg",
+        concat!(
+            include_str!("../shaders/matmul_epilogue.wgsl"),
+            include_str!("../shaders/matmul_sg.wgsl"),
+            include_str!("../shaders/matmul_put4.wgsl")
+        ),
+    ),
     ("conv_gemm", include_str!("../shaders/conv_gemm.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
-    ("matmul_narrow", include_str!("../shaders/matmul_narrow.wgsl")),
+    (
+        "matmul_narrow",
+        concat!(include_str!("../shaders/matmul_epilogue.wgsl"), include_str!("../shaders/matmul_narrow.wgsl")),
+    ),
 ];
 
 pub fn source(name: &str) -> Option<&'static str> {

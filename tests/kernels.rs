@@ -25,6 +25,47 @@ fn up(data: &[f32], shape: &[usize]) -> Tensor {
     Tensor::from_slice(gpu(), data, shape).unwrap()
 }
 
+/// The cases `case Nu` of one switch in elementwise_ops.wgsl.
+fn wgsl_cases(function: &str) -> Vec<u32> {
+    let src = include_str!("../shaders/elementwise_ops.wgsl");
+    let body = src.split(&format!("fn {function}(")).nth(1).unwrap().split("\n}\n").next().unwrap();
+    body.split("case ").skip(1).map(|c| c.split('u').next().unwrap().trim().parse().unwrap()).collect()
+}
+
+/// Every element-wise op's code is a case of the shader's switch and every case has an op (a
+/// new op on one side only fails here), and every op matches its reference on the GPU.
+#[test]
+fn elementwise_op_codes_match_the_shader_and_every_op_its_reference() {
+    let mut u: Vec<u32> = Unary::ALL.iter().map(|o| o.op_code()).collect();
+    u.sort();
+    assert_eq!(u, wgsl_cases("unary_op"), "unary op codes against elementwise_ops.wgsl");
+    let mut b: Vec<u32> = Binary::ALL.iter().map(|o| o.op_code()).collect();
+    b.sort();
+    assert_eq!(b, wgsl_cases("binary_op"), "binary op codes against elementwise_ops.wgsl");
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let n = 1001; // the scalar kernel; unary_ops_match_reference covers the vec4 one
+    let (x, pos) = (rng.vec(n, -3.0, 3.0), rng.vec(n, 0.05, 5.0));
+    let mut rec = Recorder::new(g);
+    let outs: Vec<_> = Unary::ALL
+        .iter()
+        .map(|op| unary(&mut rec, *op, &up(if op.needs_positive() { &pos } else { &x }, &[n])).unwrap())
+        .collect();
+    let y = rng.vec(n, -3.0, 3.0);
+    let bouts: Vec<_> =
+        Binary::ALL.iter().map(|op| binary(&mut rec, *op, &up(&pos, &[n]), &up(&y, &[n])).unwrap()).collect();
+    rec.finish().unwrap();
+    for (op, t) in Unary::ALL.iter().zip(outs) {
+        let inp = if op.needs_positive() { &pos } else { &x };
+        let want: Vec<f32> = inp.iter().map(|&v| op.eval(v as f64) as f32).collect();
+        assert_close(&t.to_vec(g).unwrap(), &want, 1e-5, 2e-5, &format!("{op:?}"));
+    }
+    for (op, t) in Binary::ALL.iter().zip(bouts) {
+        let want: Vec<f32> = pos.iter().zip(&y).map(|(&a, &b)| op.eval(a as f64, b as f64) as f32).collect();
+        assert_close(&t.to_vec(g).unwrap(), &want, 1e-5, 2e-5, &format!("{op:?}"));
+    }
+}
+
 #[test]
 fn unary_ops_match_reference() {
     let g = gpu();

@@ -124,3 +124,56 @@ fn unroll_writes_out_marked_loops_only() {
     let err = specialise("for (var i = 1u; i < 4u; i++) { // @unroll\n}\n", &[]).unwrap_err();
     assert!(err.contains("unsupported"), "{err}");
 }
+
+/// The field names of `struct Params` in a shader file, in order.
+fn wgsl_params(file: &str) -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders").join(format!("{file}.wgsl"));
+    let src = std::fs::read_to_string(&path).unwrap();
+    let body = src
+        .split("struct Params {")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{file}.wgsl has no Params"))
+        .split('}')
+        .next()
+        .unwrap();
+    // Fields are `name: type,`; array types hold commas inside <...>.
+    let mut depth = 0;
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    for ch in body.chars() {
+        match ch {
+            '<' => depth += 1,
+            '>' => depth -= 1,
+            ',' if depth == 0 => {
+                fields.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    fields.push(cur);
+    fields.iter().filter_map(|f| f.split(':').next()).map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
+}
+
+/// Every kernel's parameter block in Rust (ops::kernels) has its shader's fields in order, and
+/// every shader with a `Params` is covered.
+#[test]
+fn kernel_params_match_the_shaders() {
+    let mut covered = std::collections::BTreeSet::new();
+    for (shaders, fields) in scoregen::ops::kernels::ALL {
+        for s in *shaders {
+            assert_eq!(wgsl_params(s), fields.to_vec(), "{s}.wgsl Params against ops::kernels");
+            covered.insert(s.to_string());
+        }
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let name = p.file_stem().unwrap().to_string_lossy().to_string();
+        if text.contains("struct Params {") {
+            assert!(covered.contains(&name), "{name}.wgsl declares Params but ops::kernels has no struct for it");
+        }
+    }
+}

@@ -6,6 +6,7 @@
 use super::{Figure, Report};
 use crate::error::Result;
 use crate::gpu::Gpu;
+use crate::graph::plan::ParamStore;
 use crate::graph::plan::Plan;
 use crate::graph::Graph;
 use crate::nn::unet::{unet, UNetConfig};
@@ -30,16 +31,21 @@ fn batch(rng: &mut crate::rng::SplitMix64, b: usize) -> (Vec<f32>, Vec<f32>, Vec
     (x, t, target)
 }
 
-pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> {
-    let cfg = UNetConfig::w2();
-    // Training plan at batch 64.
+/// One W2 figure at `batch` (None: no batch field).
+fn fig(report: &Report, batch: Option<usize>, imp: &str, value: f64, unit: &'static str) {
+    let fields = batch.map(|b| vec![("batch", b.to_string())]).unwrap_or_default();
+    report.emit(Figure { bench: "unet", fields, imp: imp.into(), value, unit });
+}
+
+/// Training: steps first..last of batch 64 timed (parameter count, plan bytes, steps/s).
+fn train_figures(gpu: &Gpu, cfg: &UNetConfig, (first, last): (usize, usize), report: &Report) -> Result<ParamStore> {
     let b = 64;
     let mut g = Graph::new();
     let x = g.input("x", &[b, 1, 28, 28]);
     let t = g.input("t", &[b]);
     let target = g.input("target", &[b, 1, 28, 28]);
     let mut bld = Builder::new(&mut g);
-    let out = unet(&mut bld, x, t, None, None, &cfg)?;
+    let out = unet(&mut bld, x, t, None, None, cfg)?;
     let (specs, count) = (bld.specs.clone(), bld.count());
     let d = g.sub(out, target)?;
     let sq = g.unary(Unary::Square, d);
@@ -49,20 +55,8 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     let params = init_params(gpu, &specs, 0)?;
     let step = TrainStep::new(gpu, &mut g, loss, &params, AdamConfig { lr: 2e-4, ..Default::default() })?;
     report.note(&format!("adapter: {}; W2 U-Net, {} kernels per training step", gpu.describe(), step.plan.steps));
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![],
-        imp: "scoregen".into(),
-        value: count as f64,
-        unit: "parameters",
-    });
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "64".into())],
-        imp: "scoregen".into(),
-        value: step.plan.peak_bytes as f64,
-        unit: "train plan peak bytes",
-    });
+    fig(report, None, "scoregen", count as f64, "parameters");
+    fig(report, Some(b), "scoregen", step.plan.peak_bytes as f64, "train plan peak bytes");
     let mut rng = crate::rng::SplitMix64::new(1);
     let mut t0 = Instant::now();
     for i in 0..last {
@@ -78,45 +72,24 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     }
     gpu.wait()?;
     let sps = (last - first) as f64 / t0.elapsed().as_secs_f64();
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "64".into())],
-        imp: "scoregen".into(),
-        value: sps,
-        unit: "train steps/s",
-    });
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "64".into())],
-        imp: "scoregen".into(),
-        value: sps * 71.7,
-        unit: "GFLOP/s",
-    });
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "64".into())],
-        imp: "scoregen/pytorch-cpu-ref".into(),
-        value: sps / 2.01,
-        unit: "x",
-    });
+    fig(report, Some(b), "scoregen", sps, "train steps/s");
+    fig(report, Some(b), "scoregen", sps * 71.7, "GFLOP/s");
+    fig(report, Some(b), "scoregen/pytorch-cpu-ref", sps / 2.01, "x");
     report.note(&format!("loss after {last} steps: {:.3}", step.loss().to_vec(gpu)?[0]));
-    drop(step);
-    // Forward-only plan at batch 256.
+    Ok(params)
+}
+
+/// Inference: the forward plan at batch 256 (plan bytes, batches/s).
+fn forward_figures(gpu: &Gpu, cfg: &UNetConfig, params: &ParamStore, report: &Report) -> Result<()> {
     let b = 256;
     let mut g = Graph::new();
     let x = g.input("x", &[b, 1, 28, 28]);
     let t = g.input("t", &[b]);
     let mut bld = Builder::new(&mut g);
-    let out = unet(&mut bld, x, t, None, None, &cfg)?;
-    let plan = Plan::new(gpu, &g, &[out], &params)?;
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "256".into())],
-        imp: "scoregen".into(),
-        value: plan.peak_bytes as f64,
-        unit: "forward plan peak bytes",
-    });
-    let (xv, tv, _) = batch(&mut rng, b);
+    let out = unet(&mut bld, x, t, None, None, cfg)?;
+    let plan = Plan::new(gpu, &g, &[out], params)?;
+    fig(report, Some(b), "scoregen", plan.peak_bytes as f64, "forward plan peak bytes");
+    let (xv, tv, _) = batch(&mut crate::rng::SplitMix64::new(2), b);
     plan.feed(gpu, "x", &xv)?;
     plan.feed(gpu, "t", &tv)?;
     plan.run(gpu)?;
@@ -128,20 +101,15 @@ pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> 
     }
     gpu.wait()?;
     let bps = reps as f64 / t0.elapsed().as_secs_f64();
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "256".into())],
-        imp: "scoregen".into(),
-        value: bps,
-        unit: "forward batches/s",
-    });
-    report.emit(Figure {
-        bench: "unet",
-        fields: vec![("batch", "256".into())],
-        imp: "scoregen/pytorch-cpu-ref".into(),
-        value: bps / 0.885,
-        unit: "x",
-    });
+    fig(report, Some(b), "scoregen", bps, "forward batches/s");
+    fig(report, Some(b), "scoregen/pytorch-cpu-ref", bps / 0.885, "x");
+    Ok(())
+}
+
+pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> {
+    let cfg = UNetConfig::w2();
+    let params = train_figures(gpu, &cfg, (first, last), report)?;
+    forward_figures(gpu, &cfg, &params, report)?;
     if let Some(p) = gpu.profile_report() {
         report.note(&p);
     }

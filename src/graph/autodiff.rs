@@ -61,8 +61,50 @@ fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<V
     let x = inputs.first().copied();
     Ok(match op {
         Op::Input(_) | Op::Param(_) | Op::Fill(_) | Op::Constant(_) | Op::Random { .. } => vec![],
-        // The three convolution ops are the partial derivatives of one trilinear form
-        // T(x, w, y) (see shaders/conv2d.wgsl), so each one's derivatives are the other two.
+        Op::Conv2d { .. } | Op::Conv2dBwdInput { .. } | Op::Conv2dBwdWeight { .. } => conv_backward(g, op, inputs, gy)?,
+        Op::Upsample2x => vec![Some(g.downsample2x_sum(gy))],
+        Op::Downsample2xSum => vec![Some(g.upsample2x(gy)?)],
+        Op::Concat { axis } => {
+            let la = g.shape(inputs[0])[*axis];
+            let lb = g.shape(inputs[1])[*axis];
+            vec![Some(g.slice(gy, *axis, 0, la)?), Some(g.slice(gy, *axis, la, lb)?)]
+        }
+        Op::Slice { axis, start } => {
+            let full = g.shape(inputs[0])[*axis];
+            vec![Some(g.pad(gy, *axis, *start, full))]
+        }
+        Op::Pad { axis, start } => {
+            let len = g.shape(inputs[0])[*axis];
+            vec![Some(g.slice(gy, *axis, *start, len)?)]
+        }
+        Op::Unary(u) => vec![unary_backward(g, *u, x.unwrap(), y, gy)?],
+        Op::Binary(b) => binary_backward(g, *b, inputs[0], inputs[1], y, gy)?,
+        Op::Reduce(r, axis) => reduce_backward(g, *r, *axis, x.unwrap(), y, gy)?,
+        Op::Reshape => {
+            let xs = g.shape(x.unwrap()).to_vec();
+            vec![Some(g.reshape(gy, &xs)?)]
+        }
+        Op::BroadcastTo => {
+            let xs = g.shape(x.unwrap()).to_vec();
+            vec![Some(g.sum_to(gy, &xs)?)]
+        }
+        Op::Matmul { trans_a, trans_b } => matmul_backward(g, inputs[0], inputs[1], *trans_a, *trans_b, gy)?,
+        Op::GroupNorm { .. } | Op::GroupNormBwd { .. } => group_norm_backward(g, op, inputs, gy)?,
+        Op::Softmax => {
+            // dx = y * (g - sum(g * y, last axis))
+            let last = g.shape(y).len() - 1;
+            let gyy = g.mul(gy, y)?;
+            let s = g.reduce_keep(Reduce::Sum, gyy, last)?;
+            let d = g.sub(gy, s)?;
+            vec![Some(g.mul(y, d)?)]
+        }
+    })
+}
+
+/// The three convolution ops are the partial derivatives of one trilinear form T(x, w, y) (see
+/// shaders/conv2d.wgsl), so each one's derivatives are the other two.
+fn conv_backward(g: &mut Graph, op: &Op, inputs: &[Var], gy: Var) -> Result<Vec<Option<Var>>> {
+    Ok(match op {
         Op::Conv2d { stride, pad } => {
             let (x, w) = (inputs[0], inputs[1]);
             let (xs, ws) = (g.shape(x).to_vec(), g.shape(w).to_vec());
@@ -92,53 +134,35 @@ fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<V
             let d_x = g.conv2d_bwd_input(gg, gy, &xs, *stride, *pad);
             vec![Some(d_g), Some(d_x)]
         }
-        Op::Upsample2x => vec![Some(g.downsample2x_sum(gy))],
-        Op::Downsample2xSum => vec![Some(g.upsample2x(gy)?)],
-        Op::Concat { axis } => {
-            let la = g.shape(inputs[0])[*axis];
-            let lb = g.shape(inputs[1])[*axis];
-            vec![Some(g.slice(gy, *axis, 0, la)?), Some(g.slice(gy, *axis, la, lb)?)]
+        _ => unreachable!("conv_backward takes convolution ops"),
+    })
+}
+
+fn reduce_backward(g: &mut Graph, r: Reduce, axis: usize, x: Var, y: Var, gy: Var) -> Result<Vec<Option<Var>>> {
+    let xs = g.shape(x).to_vec();
+    let gb = g.broadcast_to(gy, &xs)?;
+    let gx = match r {
+        Reduce::Sum => gb,
+        Reduce::Mean => g.scale(gb, 1.0 / xs[axis] as f32),
+        Reduce::Max => {
+            // Every maximal element gets the gradient (ties share it fully).
+            let yb = g.broadcast_to(y, &xs)?;
+            let hit = g.binary(Binary::Equal, x, yb)?;
+            g.mul(gb, hit)?
         }
-        Op::Slice { axis, start } => {
-            let full = g.shape(inputs[0])[*axis];
-            vec![Some(g.pad(gy, *axis, *start, full))]
+        Reduce::LogSumExp => {
+            let yb = g.broadcast_to(y, &xs)?;
+            let d = g.sub(x, yb)?;
+            let p = g.unary(Unary::Exp, d);
+            g.mul(gb, p)?
         }
-        Op::Pad { axis, start } => {
-            let len = g.shape(inputs[0])[*axis];
-            vec![Some(g.slice(gy, *axis, *start, len)?)]
-        }
-        Op::Unary(u) => vec![unary_backward(g, *u, x.unwrap(), y, gy)?],
-        Op::Binary(b) => binary_backward(g, *b, inputs[0], inputs[1], y, gy)?,
-        Op::Reduce(r, axis) => {
-            let x = x.unwrap();
-            let xs = g.shape(x).to_vec();
-            let gb = g.broadcast_to(gy, &xs)?;
-            vec![Some(match r {
-                Reduce::Sum => gb,
-                Reduce::Mean => g.scale(gb, 1.0 / xs[*axis] as f32),
-                Reduce::Max => {
-                    // Every maximal element gets the gradient (ties share it fully).
-                    let yb = g.broadcast_to(y, &xs)?;
-                    let hit = g.binary(Binary::Equal, x, yb)?;
-                    g.mul(gb, hit)?
-                }
-                Reduce::LogSumExp => {
-                    let yb = g.broadcast_to(y, &xs)?;
-                    let d = g.sub(x, yb)?;
-                    let p = g.unary(Unary::Exp, d);
-                    g.mul(gb, p)?
-                }
-            })]
-        }
-        Op::Reshape => {
-            let xs = g.shape(x.unwrap()).to_vec();
-            vec![Some(g.reshape(gy, &xs)?)]
-        }
-        Op::BroadcastTo => {
-            let xs = g.shape(x.unwrap()).to_vec();
-            vec![Some(g.sum_to(gy, &xs)?)]
-        }
-        Op::Matmul { trans_a, trans_b } => matmul_backward(g, inputs[0], inputs[1], *trans_a, *trans_b, gy)?,
+    };
+    Ok(vec![Some(gx)])
+}
+
+/// Group norm and its fused adjoint (second order through the adjoint's composed expansion).
+fn group_norm_backward(g: &mut Graph, op: &Op, inputs: &[Var], gy: Var) -> Result<Vec<Option<Var>>> {
+    Ok(match op {
         Op::GroupNorm { groups, eps } => {
             // gx by the fused adjoint; dgamma = sum over (b, spatial) of gy * xhat, dbeta = sum of gy.
             let (x, gamma) = (inputs[0], inputs[1]);
@@ -161,14 +185,7 @@ fn backward(g: &mut Graph, y: Var, op: &Op, inputs: &[Var], gy: Var) -> Result<V
             let l = g.sum_all(w)?;
             grad(g, l, &leaves)?.into_iter().map(Some).collect()
         }
-        Op::Softmax => {
-            // dx = y * (g - sum(g * y, last axis))
-            let last = g.shape(y).len() - 1;
-            let gyy = g.mul(gy, y)?;
-            let s = g.reduce_keep(Reduce::Sum, gyy, last)?;
-            let d = g.sub(gy, s)?;
-            vec![Some(g.mul(y, d)?)]
-        }
+        _ => unreachable!("group_norm_backward takes group norm ops"),
     })
 }
 

@@ -47,8 +47,8 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     Ok((shape, data[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
 }
 
-/// Write a float32 .npy array (C order), atomically.
-pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+/// NumPy's header for a float32 C-order array of `shape` (padded to 64 bytes).
+fn header(shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
@@ -59,6 +59,121 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let mut out = b"\x93NUMPY\x01\x00".to_vec();
     out.extend((header.len() as u16).to_le_bytes());
     out.extend(header.as_bytes());
+    out
+}
+
+/// Write a float32 .npy array (C order), atomically.
+pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    let mut out = header(shape);
     out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
     crate::io::write_atomic(path, &out)
+}
+
+/// A float32 .npy array written in pieces (samples as they are drawn, never all in memory):
+/// into a temporary file beside the target (`.NAME.tmpPID`, swept if the process dies), renamed
+/// over it by `finish` once every value is there.
+pub struct NpyWriter {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    left: u128,
+    done: bool,
+}
+
+impl Drop for NpyWriter {
+    /// Dropped unfinished (an error while sampling): the partial temporary file goes.
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+impl NpyWriter {
+    /// Refused up front where the file system holding `path` has less room than the array.
+    pub fn create(path: &Path, shape: &[usize]) -> Result<NpyWriter> {
+        use std::io::Write;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let need = header(shape).len() as u128 + 4 * shape.iter().map(|&d| d as u128).product::<u128>();
+        if let Some(free) = crate::io::free_bytes(dir) {
+            if need > free as u128 {
+                return Err(Error::Limit(format!(
+                    "{}: an array of {shape:?} needs {:.1} GB, {} has {:.1} GB free; draw fewer samples (--n) or \
+                     write elsewhere",
+                    path.display(),
+                    need as f64 / 1e9,
+                    dir.display(),
+                    free as f64 / 1e9
+                )));
+            }
+        }
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
+        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        let f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("{}: cannot create", tmp.display()), e))?;
+        let mut file = std::io::BufWriter::with_capacity(1 << 20, f);
+        file.write_all(&header(shape)).map_err(|e| Error::io(format!("{}: cannot write", tmp.display()), e))?;
+        let left = shape.iter().map(|&d| d as u128).product();
+        Ok(NpyWriter { path: path.to_path_buf(), tmp, file, left, done: false })
+    }
+
+    /// Append values (C order).
+    pub fn write(&mut self, values: &[f32]) -> Result<()> {
+        use std::io::Write;
+        if values.len() as u128 > self.left {
+            return Err(Error::Shape(format!("{}: more values than the array's shape holds", self.path.display())));
+        }
+        self.left -= values.len() as u128;
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        self.file.write_all(&bytes).map_err(|e| self.fail(e))
+    }
+
+    /// Flush and rename into place; an array with values missing is an error (and removed).
+    pub fn finish(mut self) -> Result<()> {
+        use std::io::Write;
+        if self.left != 0 {
+            return Err(Error::Shape(format!("{}: {} values missing", self.path.display(), self.left)));
+        }
+        self.file.flush().map_err(|e| self.fail(e))?;
+        self.file.get_ref().sync_all().map_err(|e| self.fail(e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| self.fail(e))?;
+        self.done = true;
+        Ok(())
+    }
+
+    /// A write error (the partial temporary file goes when the writer is dropped: a full disk
+    /// must not stay full).
+    fn fail(&self, e: std::io::Error) -> Error {
+        Error::io(format!("{}: cannot write", self.path.display()), e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_arrays_read_back_and_incomplete_ones_leave_nothing() {
+        let dir = std::env::temp_dir().join(format!("scoregen-npyw-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("s.npy");
+        let mut w = NpyWriter::create(&p, &[5, 2]).unwrap();
+        for chunk in (0..10).map(|v| v as f32).collect::<Vec<_>>().chunks(3) {
+            w.write(chunk).unwrap();
+        }
+        w.finish().unwrap();
+        let (shape, data) = read_npy(&p).unwrap();
+        assert_eq!((shape, data), (vec![5, 2], (0..10).map(|v| v as f32).collect::<Vec<_>>()));
+        // Stopped short: an error, no file, no temporary.
+        let q = dir.join("t.npy");
+        let mut w = NpyWriter::create(&q, &[4]).unwrap();
+        w.write(&[1.0]).unwrap();
+        assert!(w.finish().unwrap_err().to_string().contains("3 values missing"));
+        assert!(!q.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "a temporary was left behind");
+        // Beyond the free space: refused before anything is written.
+        let e = NpyWriter::create(&dir.join("big.npy"), &[1 << 50, 2]).err().expect("refused").to_string();
+        assert!(e.contains("GB free") && e.contains("big.npy"), "{e}");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

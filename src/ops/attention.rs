@@ -2,6 +2,7 @@
 //! (shaders/attention_kv.wgsl, attention_sg.wgsl, attention_v4.wgsl, attention.wgsl; which
 //! one runs: `AttentionKernel`, `kernel_for`).
 
+use super::kernels::AttentionParams;
 use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
@@ -75,23 +76,7 @@ pub fn attention_with(
 ) -> Result<(Tensor, Tensor)> {
     let (qs, ks, vs) = (q.shape(), k.shape(), v.shape());
     let r = qs.len();
-    if r < 2 || ks.len() != r || vs.len() != r || qs[..r - 2] != ks[..r - 2] || ks[..r - 2] != vs[..r - 2] {
-        return Err(Error::Shape(format!(
-            "attention: q {qs:?}, k {ks:?}, v {vs:?} must share leading dims [.., N, D]"
-        )));
-    }
-    let (nq, d, nk, dv) = (qs[r - 2], qs[r - 1], ks[r - 2], vs[r - 1]);
-    if ks[r - 1] != d || vs[r - 2] != nk {
-        return Err(Error::Shape(format!(
-            "attention: q {qs:?} and k {ks:?} need the same D, k and v {vs:?} the same N"
-        )));
-    }
-    if d == 0 || dv == 0 || d > MAX_HEAD_DIM || dv > MAX_HEAD_DIM {
-        return Err(Error::Shape(format!("attention: head dims D={d}, DV={dv} must be in 1..={MAX_HEAD_DIM}")));
-    }
-    if nk == 0 {
-        return Err(Error::Shape(format!("attention: no keys (k {ks:?})")));
-    }
+    let (nq, d, nk, dv) = check_shapes(qs, ks, vs)?;
     let bh: usize = qs[..r - 2].iter().product();
     let mut os = qs.to_vec();
     os[r - 1] = dv;
@@ -110,7 +95,7 @@ pub fn attention_with(
             let per = nq.div_ceil(kv_chunks(g, bh, nq)).min(super::loop_budget(rec) - 8);
             let chunks = nq.div_ceil(per);
             let mut params = attention_params(bh, nq, nk, scale, chunks)?;
-            params[6] = dim(per, "queries per chunk")?;
+            params.q_chunk = dim(per, "queries per chunk")?;
             let c = vec![("D4", (d / 4) as f64), ("DV4", (dv / 4) as f64), ("SG8", sg8), ("NK", nk as f64)];
             ("attention_kv", c, params, bh * chunks * 8)
         }
@@ -159,18 +144,39 @@ pub fn attention_with(
     Ok((out, lse))
 }
 
+/// (Nq, D, Nk, DV) of q [.., Nq, D], k [.., Nk, D], v [.., Nk, DV], or an error naming them.
+fn check_shapes(qs: &[usize], ks: &[usize], vs: &[usize]) -> Result<(usize, usize, usize, usize)> {
+    let r = qs.len();
+    if r < 2 || ks.len() != r || vs.len() != r || qs[..r - 2] != ks[..r - 2] || ks[..r - 2] != vs[..r - 2] {
+        return Err(Error::Shape(format!(
+            "attention: q {qs:?}, k {ks:?}, v {vs:?} must share leading dims [.., N, D]"
+        )));
+    }
+    let (nq, d, nk, dv) = (qs[r - 2], qs[r - 1], ks[r - 2], vs[r - 1]);
+    if ks[r - 1] != d || vs[r - 2] != nk {
+        return Err(Error::Shape(format!(
+            "attention: q {qs:?} and k {ks:?} need the same D, k and v {vs:?} the same N"
+        )));
+    }
+    if d == 0 || dv == 0 || d > MAX_HEAD_DIM || dv > MAX_HEAD_DIM {
+        return Err(Error::Shape(format!("attention: head dims D={d}, DV={dv} must be in 1..={MAX_HEAD_DIM}")));
+    }
+    if nk == 0 {
+        return Err(Error::Shape(format!("attention: no keys (k {ks:?})")));
+    }
+    Ok((nq, d, nk, dv))
+}
+
 /// The parameter block the attention kernels read.
-fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize) -> Result<[u32; 8]> {
-    Ok([
-        dim(bh, "batch*heads")?,
-        dim(nq, "queries")?,
-        dim(nk, "keys")?,
-        scale.to_bits(),
-        dim(q_blocks, "query blocks")?,
-        0,
-        0,
-        0,
-    ])
+fn attention_params(bh: usize, nq: usize, nk: usize, scale: f32, q_blocks: usize) -> Result<AttentionParams> {
+    Ok(AttentionParams {
+        bh: dim(bh, "batch*heads")?,
+        nq: dim(nq, "queries")?,
+        nk: dim(nk, "keys")?,
+        scale,
+        q_blocks: dim(q_blocks, "query blocks")?,
+        ..Default::default()
+    })
 }
 
 /// Queries per invocation (TQ, 1..=8) for the subgroup kernel. Each loaded and shuffled key

@@ -1,24 +1,12 @@
 //! Element-wise unary and binary ops with NumPy broadcasting (shaders/elementwise.wgsl).
 
+use super::kernels::ElementwiseParams as Params;
 use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
-use bytemuck::{Pod, Zeroable};
 
 pub const MAX_RANK: usize = 8;
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    rank: u32,
-    s0: f32,
-    s1: f32,
-    shape: [u32; 8],
-    a_stride: [u32; 8],
-    b_stride: [u32; 8],
-}
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {
@@ -54,6 +42,44 @@ pub enum Unary {
 }
 
 impl Unary {
+    /// Every op (with sample operands): tests run each against its reference and pin the op
+    /// codes to the cases of elementwise_ops.wgsl.
+    pub const ALL: [Unary; 23] = [
+        Unary::Neg,
+        Unary::Exp,
+        Unary::Log,
+        Unary::Sqrt,
+        Unary::Rsqrt,
+        Unary::Square,
+        Unary::Silu,
+        Unary::Tanh,
+        Unary::Sigmoid,
+        Unary::Softplus,
+        Unary::Clamp(-0.5, 0.25),
+        Unary::AddScalar(1.5),
+        Unary::MulScalar(-2.0),
+        Unary::Abs,
+        Unary::Relu,
+        Unary::PowScalar(1.7),
+        Unary::Affine(3.0, -1.0),
+        Unary::Step,
+        Unary::Sign,
+        Unary::InRange(-0.5, 2.0),
+        Unary::Sin,
+        Unary::Cos,
+        Unary::Recip,
+    ];
+
+    /// Whether the op is defined only for positive inputs (tests feed it those).
+    pub fn needs_positive(self) -> bool {
+        matches!(self, Unary::Log | Unary::Sqrt | Unary::Rsqrt | Unary::PowScalar(_) | Unary::Recip)
+    }
+
+    /// The shader's OP code.
+    pub fn op_code(self) -> u32 {
+        self.code().0
+    }
+
     fn code(self) -> (u32, f32, f32) {
         use Unary::*;
         match self {
@@ -140,6 +166,24 @@ pub enum Binary {
 }
 
 impl Binary {
+    /// Every op, as `Unary::ALL`.
+    pub const ALL: [Binary; 9] = [
+        Binary::Add,
+        Binary::Sub,
+        Binary::Mul,
+        Binary::Div,
+        Binary::Max,
+        Binary::Min,
+        Binary::First,
+        Binary::Equal,
+        Binary::SiluGrad,
+    ];
+
+    /// The shader's OP code.
+    pub fn op_code(self) -> u32 {
+        self.code()
+    }
+
     fn code(self) -> u32 {
         self as u32
     }

@@ -36,7 +36,8 @@ pub fn embed(rec: &mut Recorder, t: &Tensor, dim_out: usize, kind: &Embedding) -
         }
     };
     let pipe = rec.pipeline("embedding", "embed", &[("FOURIER", fourier as u32 as f64)])?;
-    let pi = rec.params(&[dim(n, "n")?, dim(dim_out, "dim")?, max_period.to_bits(), 0u32]);
+    let pi =
+        rec.params(&super::kernels::EmbeddingParams { n: dim(n, "n")?, dim: dim(dim_out, "dim")?, max_period, p0: 0 });
     let g = grid(rec, n * dim_out, 256)?;
     rec.dispatch(&pipe, Some(pi), &[t.buffer(), w.buffer(), out.buffer()], g)?;
     Ok(out)

@@ -1,5 +1,6 @@
 //! Nearest x2 upsampling and concatenation (shaders/layout.wgsl).
 
+use super::kernels::LayoutParams;
 use super::{dim, grid};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
@@ -60,6 +61,11 @@ pub fn pad_into(rec: &mut Recorder, x: &Tensor, axis: usize, start: usize, y: &T
     layout_copy(rec, "pad", x, y, [dim(l, "length")?, dim(len, "slice")?, dim(inner, "inner")?, dim(start, "start")?])
 }
 
+/// The parameters of `n` output elements and dimensions d0..d3.
+fn layout_params(n: usize, d: [u32; 4]) -> Result<LayoutParams> {
+    Ok(LayoutParams { n: dim(n, "elements")?, d0: d[0], d1: d[1], d2: d[2], d3: d[3], ..Default::default() })
+}
+
 /// A layout pipeline with the kernel's dimensions d0..d3 as constants D0..D3.
 fn layout_pipeline(
     rec: &mut Recorder,
@@ -77,7 +83,7 @@ fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, 
         return Ok(());
     }
     let pipe = layout_pipeline(rec, entry, d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], d[3], 0, 0, 0]);
+    let pi = rec.params(&layout_params(n, d)?);
     let per = if entry.ends_with('4') { 4 } else { 1 };
     let g = grid(rec, n / per, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
@@ -131,7 +137,7 @@ pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &
     let d = [dim(la, "a length")?, dim(lb, "b length")?, dim(inner, "inner")?, 0];
     let (entry, per) = if inner % 4 == 0 { ("concat4", 4) } else { ("concat", 1) };
     let pipe = layout_pipeline(rec, entry, d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], 0, 0, 0, 0]);
+    let pi = rec.params(&layout_params(n, d)?);
     let g = grid(rec, n / per, 256)?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)
 }
@@ -210,7 +216,11 @@ pub fn swap_outer_at(
     }
     let d = [dim(a, "A")?, dim(b, "B")?, dim(r, "R")?, 0];
     let pipe = layout_pipeline(rec, "swap_outer", d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], 0, dim(x_at, "x offset")?, dim(y_at, "y offset")?, 0]);
+    let pi = rec.params(&LayoutParams {
+        x_at: dim(x_at, "x offset")?,
+        y_at: dim(y_at, "y offset")?,
+        ..layout_params(n, d)?
+    });
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }
@@ -231,7 +241,7 @@ pub fn swap_outer_crop(rec: &mut Recorder, x: &Tensor, [a, b, h, wp]: [usize; 4]
     }
     let d = [dim(a, "A")?, dim(b, "B")?, dim(h * w, "H*W")?, dim(w, "W")?];
     let pipe = layout_pipeline(rec, "swap_outer_crop", d)?;
-    let pi = rec.params(&[dim(n, "elements")?, d[0], d[1], d[2], d[3], 0, 0, dim(wp, "padded width")?]);
+    let pi = rec.params(&LayoutParams { wpad: dim(wp, "padded width")?, ..layout_params(n, d)? });
     let g = grid(rec, n, 256)?;
     rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
 }

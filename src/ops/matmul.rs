@@ -3,24 +3,11 @@
 //! kernels: shaders/matmul*.wgsl).
 
 use super::dim;
+use super::kernels::MatmulParams as Params;
 pub use super::matmul_config::{autotune, tuned_config, Family, MatmulConfig, TunedMatmul, CANDIDATES, SMALL_OUTPUTS};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
-use bytemuck::{Pod, Zeroable};
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    batch: u32,
-    a_bstride: u32,
-    b_bstride: u32,
-    c_bstride: u32,
-    groups_x: u32,
-}
 
 /// Options of one matmul call.
 #[derive(Clone, Copy, Debug, Default)]
@@ -146,33 +133,7 @@ fn matmul_into(
     if o.config.is_none() && n < 8 && k % 4 == 0 && o.trans_b && !o.trans_a && !accumulate {
         return matmul_narrow(rec, a, b, c, (batch, m, k, n, a_bs, b_bs), ep);
     }
-    let cfg = match o.config {
-        Some(c) => {
-            c.validate()?;
-            if !c.fits(rec.gpu) {
-                return Err(Error::Invalid(format!(
-                    "matmul config {} does not fit this adapter ({})",
-                    c.name(),
-                    rec.gpu.describe()
-                )));
-            }
-            c
-        }
-        None => {
-            let t = tuned_config(rec.gpu).for_recording(rec, batch * m * n);
-            // A register tile much wider than the product (e.g. N = 2, a network's last layer)
-            // wastes nearly all its work: take a 4 x 4 tile for narrow products.
-            if t.family != Family::Tiled && n < 8 {
-                MatmulConfig::reg(8, 8, 4, 4)
-            } else {
-                t
-            }
-        }
-    };
-    // A workgroup of the register families covers wg_y * tm rows; for short products (a
-    // convolution's C_out of 32 or 64 against a 128-row tile) most of it would recompute
-    // clamped copies of the last row (4x slower: docs/performance.md, "rows fitted").
-    let cfg = if o.config.is_none() && cfg.family != Family::Tiled { cfg.fit_rows(m) } else { cfg };
+    let cfg = choose_config(rec, o, batch * m * n, m, n)?;
     if cfg.family != Family::Tiled && o.trans_b && n % 4 == 0 {
         // The register families read B row-major as vec4s: transposing B once (a cheap pass
         // over K x N) beats their generic path for B^T by a wide margin on CPU adapters.
@@ -199,6 +160,53 @@ fn matmul_into(
         matmul_into(rec, a, b, &prod, o, false, (batch, m, k, n, a_bs, b_bs), Epilogue::default())?;
         return apply_epilogue(rec, prod, ep, c);
     }
+    launch(rec, (a, b, c), o, accumulate, (batch, m, k, n, a_bs, b_bs), ep, (cfg, vec4))
+}
+
+/// The tile configuration of one product: the forced one (checked), else the tuned one for
+/// this recording, a small register tile for narrow products, and rows fitted to short ones.
+fn choose_config(rec: &Recorder, o: MatmulOpts, outputs: usize, m: usize, n: usize) -> Result<MatmulConfig> {
+    let cfg = match o.config {
+        Some(c) => {
+            c.validate()?;
+            if !c.fits(rec.gpu) {
+                return Err(Error::Invalid(format!(
+                    "matmul config {} does not fit this adapter ({})",
+                    c.name(),
+                    rec.gpu.describe()
+                )));
+            }
+            c
+        }
+        None => {
+            let t = tuned_config(rec.gpu).for_recording(rec, outputs);
+            // A register tile much wider than the product (e.g. N = 2, a network's last layer)
+            // wastes nearly all its work: take a 4 x 4 tile for narrow products.
+            if t.family != Family::Tiled && n < 8 {
+                MatmulConfig::reg(8, 8, 4, 4)
+            } else {
+                t
+            }
+        }
+    };
+    // A workgroup of the register families covers wg_y * tm rows; for short products (a
+    // convolution's C_out of 32 or 64 against a 128-row tile) most of it would recompute
+    // clamped copies of the last row (4x slower: docs/performance.md, "rows fitted").
+    let cfg = if o.config.is_none() && cfg.family != Family::Tiled { cfg.fit_rows(m) } else { cfg };
+    Ok(cfg)
+}
+
+/// Record the tiled/register/subgroup kernel for a product whose configuration is chosen.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    rec: &mut Recorder,
+    (a, b, c): (&Tensor, &Tensor, &Tensor),
+    o: MatmulOpts,
+    accumulate: bool,
+    (batch, m, k, n, a_bs, b_bs): (usize, usize, usize, usize, usize, usize),
+    ep: Epilogue,
+    (cfg, vec4): (MatmulConfig, bool),
+) -> Result<()> {
     // The subgroup kernel covers the vec4 layout only; elsewhere mm_reg runs with an 8 x 8
     // block, the largest whose loops compilers still unroll in the generic kernel.
     let cfg = if cfg.family == Family::Subgroup && !vec4 { MatmulConfig::reg(8, 8, 8, 8) } else { cfg };
@@ -397,7 +405,7 @@ pub fn matmul_naive(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor
     super::loop_guard(rec, k, || format!("naive matmul with K = {k}"))?;
     let c = Tensor::empty(rec.gpu, &out)?;
     let pipe = rec.pipeline("matmul_naive", "main", &[])?;
-    let pi = rec.params(&[m as u32, n as u32, k as u32, 0u32]);
+    let pi = rec.params(&super::kernels::NaiveMatmulParams { m: m as u32, n: n as u32, k: k as u32, pad: 0 });
     let gx = dim(n.div_ceil(16), "naive tiles")?;
     let gy = dim(m.div_ceil(16), "naive tiles")?;
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), c.buffer()], [gx, gy, 1])?;

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod conv;
 pub mod elementwise;
 pub mod embedding;
+pub mod kernels;
 pub mod layout;
 pub mod matmul;
 mod matmul_config;

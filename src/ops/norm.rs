@@ -1,6 +1,7 @@
 //! Group normalisation and row softmax (shaders/groupnorm.wgsl, shaders/softmax.wgsl).
 
 use super::dim;
+use super::kernels::{GroupNormParams, SoftmaxParams};
 use crate::error::{Error, Result};
 use crate::gpu::{fold_groups, Recorder};
 use crate::tensor::Tensor;
@@ -36,13 +37,19 @@ pub fn group_norm(
     if n_wg == 0 || sp == 0 {
         return Ok((y, stats));
     }
-    let params =
-        (dim(b, "batch")?, dim(c, "channels")?, dim(sp, "spatial")?, dim(groups, "groups")?, eps, n_wg, 0u32, 0u32);
+    let params = GroupNormParams {
+        batch: dim(b, "batch")?,
+        c: dim(c, "channels")?,
+        s: dim(sp, "spatial")?,
+        groups: dim(groups, "groups")?,
+        eps,
+        count: n_wg,
+        ..Default::default()
+    };
     // A workgroup of 256 per (b, group): each invocation walks count / 256 elements 3 times.
     super::loop_guard(rec, 3 * (c / groups * sp).div_ceil(256) + 16, || format!("group_norm of x {s:?}"))?;
     let pipe = rec.pipeline("groupnorm", "group_norm", &[])?;
-    let pi =
-        rec.params(&bytemuck::cast::<_, [u32; 8]>([params.0, params.1, params.2, params.3, eps.to_bits(), n_wg, 0, 0]));
+    let pi = rec.params(&params);
     let g = fold_groups(n_wg, rec.gpu.max_groups_per_dim())?;
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), gamma.buffer(), beta.buffer(), y.buffer(), stats.buffer()], g)?;
     Ok((y, stats))
@@ -99,7 +106,8 @@ pub fn softmax_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     // A workgroup of 64 per row: each invocation loops over len / 64 elements twice.
     super::loop_guard(rec, 2 * len.div_ceil(64) + 8, || format!("softmax over rows of {len}"))?;
     let pipe = rec.pipeline("softmax", "softmax_rows", &[])?;
-    let pi = rec.params(&[dim(rows, "rows")?, dim(len, "row length")?, 0u32, 0u32]);
+    let pi =
+        rec.params(&SoftmaxParams { rows: dim(rows, "rows")?, len: dim(len, "row length")?, ..Default::default() });
     let g = fold_groups(dim(rows, "rows")?, rec.gpu.max_groups_per_dim())?;
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), y.buffer()], g)
 }
@@ -187,8 +195,15 @@ fn gn_fused(
     super::loop_guard(rec, iters, || format!("group norm of x {s:?} in {groups} groups (rows of {per} elements)"))?;
     let rows = dim(b * groups, "group norm rows")?;
     let coef = Tensor::view(rec.gpu.scratch(7, (b * c * 16) as u64), &[b * c, 4])?;
-    let params =
-        |count: u32| [dim(b, "batch").unwrap_or(0), c as u32, sp as u32, groups as u32, eps.to_bits(), count, 0, 0];
+    let base = GroupNormParams {
+        batch: dim(b, "batch")?,
+        c: c as u32,
+        s: sp as u32,
+        groups: groups as u32,
+        eps,
+        ..Default::default()
+    };
+    let params = |count: u32| GroupNormParams { count, ..base };
     let pipe = rec.pipeline("groupnorm", entry, &[])?;
     let pi = rec.params(&params(rows));
     let g = crate::ops::grid(rec, rows as usize, 64)?;

@@ -27,17 +27,17 @@ pub struct RngKey {
     pub counter: u64,
 }
 
-fn key_params(n: usize, key: RngKey) -> Result<[u32; 8]> {
-    Ok([
-        dim(n, "random elements")?,
-        key.seed as u32,
-        (key.seed >> 32) as u32,
-        key.stream as u32,
-        (key.stream >> 32) as u32,
-        key.counter as u32,
-        (key.counter >> 32) as u32,
-        0u32,
-    ])
+fn key_params(n: usize, key: RngKey) -> Result<super::kernels::RandomParams> {
+    Ok(super::kernels::RandomParams {
+        n: dim(n, "random elements")?,
+        seed_lo: key.seed as u32,
+        seed_hi: (key.seed >> 32) as u32,
+        stream_lo: key.stream as u32,
+        stream_hi: (key.stream >> 32) as u32,
+        ctr_lo: key.counter as u32,
+        ctr_hi: (key.counter >> 32) as u32,
+        mode: 0,
+    })
 }
 
 fn mode(dist: Dist) -> f64 {

@@ -58,7 +58,12 @@ pub fn reduce_into(rec: &mut Recorder, op: Reduce, x: &Tensor, axis: usize, out:
             return reduce_into(rec, op, &part, 1, out);
         }
     }
-    let params = [dim(outer, "outer")?, dim(len, "axis length")?, dim(inner, "inner")?, dim(n_out, "outputs")?];
+    let params = super::kernels::ReduceParams {
+        outer: dim(outer, "outer")?,
+        len: dim(len, "axis length")?,
+        inner: dim(inner, "inner")?,
+        n_out: dim(n_out, "outputs")?,
+    };
     // Long axes with few outputs: a workgroup per output (on a CPU adapter only for under 16
     // outputs: its barriers are costly there, and 16 rows keep its cores busy); contiguous rows
     // of whole vec4s: an invocation per row reading vec4s; otherwise an invocation per output.

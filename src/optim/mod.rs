@@ -9,8 +9,8 @@ use crate::graph::autodiff::grad;
 use crate::graph::plan::{ParamStore, Plan};
 use crate::graph::{Graph, Op, Var};
 use crate::ops::grid;
+use crate::ops::kernels::OptimParams as Params;
 use crate::tensor::Tensor;
-use bytemuck::{Pod, Zeroable};
 
 /// Optimizer settings; the defaults are PyTorch's Adam.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,23 +47,6 @@ impl Default for AdamConfig {
             ema_decay: None,
         }
     }
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
-struct Params {
-    n: u32,
-    warmup: f32,
-    total: f32,
-    lr_max: f32,
-    lr_min: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    max_norm: f32,
-    decay: f32,
-    p0: f32,
 }
 
 struct Slot {

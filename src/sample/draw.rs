@@ -42,7 +42,6 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
             return Err(Error::Invalid(format!("{name} must be at least 1")));
         }
     }
-    check_sample_size(req.n, model.numel())?;
     if req.sampler == SamplerKind::Ald && req.steps < req.opts.levels {
         return Err(Error::Invalid(format!(
             "--steps {}: ALD runs sample.levels = {} noise levels and needs at least one step per level",
@@ -54,12 +53,27 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
 
 /// Draw samples: [n * D] values, chains 0..n of `seed`. Chain i's sample depends only on
 /// (seed, i), not on n or the batch (rk45 excepted: its step sizes are shared by a batch).
+/// Held in memory (at most `MAX_SAMPLE_BYTES`); `draw_each` streams any number.
 pub fn draw(
     gpu: &Gpu,
     model: &dyn ScoreModel,
     req: &SampleRequest,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<f32>> {
+    check_sample_size(req.n, model.numel())?;
+    let mut out = Vec::with_capacity(req.n * model.numel());
+    draw_each(gpu, model, req, &mut |xs| Ok(out.extend_from_slice(xs)), progress)?;
+    Ok(out)
+}
+
+/// `draw`, handing each batch's samples (chains in order) to `each` as they are drawn.
+pub fn draw_each(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    each: &mut dyn FnMut(&[f32]) -> Result<()>,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
     check_request(model, req)?;
     let batch = req.batch.min(req.n);
     let hint = |e: Error| match e {
@@ -76,21 +90,20 @@ pub fn draw(
             let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
             runner.prior_mean = prior_mean;
             runner.conditions = req.conditions.clone();
-            runner.sample(gpu, 0, req.n, progress).map_err(hint)
+            runner.sample_each(gpu, 0, req.n, each, progress).map_err(hint)
         }
         super::SamplerProgram::Adaptive { tol } => {
             let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
-            let mut out = Vec::with_capacity(req.n * f.numel());
             let mut start = 0;
             while start < req.n {
                 f.set_conditions(gpu, &req.conditions, start)?;
                 let r = rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, start).map_err(hint)?;
                 let take = (req.n - start).min(batch);
-                out.extend_from_slice(&r.x[..take * f.numel()]);
+                each(&r.x[..take * f.numel()])?;
                 start += take;
                 progress(start, req.n);
             }
-            Ok(out)
+            Ok(())
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::gpu::{Captured, Gpu, Recorder};
 pub use crate::model::{Conditions, Probes, ScoreFn};
 use crate::ops::grid;
 use crate::tensor::Tensor;
-pub use draw::{check_sample_size, draw, SampleRequest, MAX_SAMPLE_BYTES};
+pub use draw::{check_sample_size, draw, draw_each, SampleRequest, MAX_SAMPLE_BYTES};
 pub use samplers::*;
 
 /// One row of a program: the noise level the model is evaluated at and the update's
@@ -58,18 +58,7 @@ impl Program {
 }
 
 /// The parameter block of every kernel in shaders/sampler.wgsl.
-#[repr(C)]
-#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub(crate) struct Params {
-    pub n: u32,
-    pub d: u32,
-    pub b: u32,
-    pub chain0: u32,
-    pub seed_lo: u32,
-    pub seed_hi: u32,
-    pub stream_hi: u32,
-    pub groups_x: u32,
-}
+pub(crate) use crate::ops::kernels::SamplerParams as Params;
 
 /// A program bound to a model: the schedule on the GPU and one captured command list per step
 /// kind. Also integrates an accumulator with the divergence when the model has one (the
@@ -184,11 +173,11 @@ impl<'m> Runner<'m> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<()> {
         let chain0 = u32::try_from(chain0).map_err(|_| Error::Limit("more than 2^32 chains".into()))?;
-        // Between submissions, never inside one: the chain offset (Params.chain0, byte 12 of
-        // every parameter block) and the step counter.
+        // Between submissions, never inside one: the chain offset (Params.chain0 of every
+        // parameter block) and the step counter.
         for (_, cap) in &self.kinds {
             for p in &cap.params {
-                gpu.queue.write_buffer(p.buffer(), 12, bytemuck::bytes_of(&chain0));
+                gpu.queue.write_buffer(p.buffer(), Params::CHAIN0_OFFSET, bytemuck::bytes_of(&chain0));
             }
         }
         gpu.queue.write_buffer(self.ctr.buffer().buffer(), 0, bytemuck::bytes_of(&0u32));
@@ -233,8 +222,21 @@ impl<'m> Runner<'m> {
         n: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(n * self.model.numel());
+        self.sample_each(gpu, first_chain, n, &mut |xs| Ok(out.extend_from_slice(xs)), progress)?;
+        Ok(out)
+    }
+
+    /// The same, handing each batch's samples to `each` as they are drawn (nothing held).
+    pub fn sample_each(
+        &self,
+        gpu: &Gpu,
+        first_chain: usize,
+        n: usize,
+        each: &mut dyn FnMut(&[f32]) -> Result<()>,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
         let (b, d) = (self.model.batch, self.model.numel());
-        let mut out = Vec::with_capacity(n * d);
         let mut start = 0;
         let total = n.div_ceil(b) * self.program.steps.len();
         let mut base = 0;
@@ -243,10 +245,10 @@ impl<'m> Runner<'m> {
             base += self.program.steps.len();
             let xs = self.model.x().to_vec(gpu)?;
             let take = (n - start).min(b);
-            out.extend_from_slice(&xs[..take * d]);
+            each(&xs[..take * d])?;
             start += take;
         }
-        Ok(out)
+        Ok(())
     }
 }
 

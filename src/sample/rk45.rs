@@ -34,6 +34,116 @@ pub struct Rk45Out {
     pub evaluations: usize,
 }
 
+/// The solver's GPU state for one batch: the solution x, the trial x5, the error estimate,
+/// the seven stage values K and the coefficient block the `lincomb` / `store_k` kernels read.
+struct Solver<'m> {
+    gpu: &'m Gpu,
+    model: &'m ScoreFn,
+    x: Tensor,
+    xn: Tensor,
+    err: Tensor,
+    k: Tensor,
+    coef: Tensor,
+    prm: Params,
+    lin: std::sync::Arc<crate::gpu::pipeline::Pipeline>,
+    store: std::sync::Arc<crate::gpu::pipeline::Pipeline>,
+    grid: [u32; 3],
+}
+
+impl<'m> Solver<'m> {
+    fn new(gpu: &'m Gpu, model: &'m ScoreFn, x0: &[f32]) -> Result<Self> {
+        let (b, d) = (model.batch, model.numel());
+        let n = b * d;
+        let rec0 = Recorder::capturing(gpu);
+        let g = grid(&rec0, n, 256)?;
+        let prm = Params { n: n as u32, d: d as u32, b: b as u32, groups_x: g[0], ..Default::default() };
+        Ok(Solver {
+            gpu,
+            model,
+            x: Tensor::from_slice(gpu, x0, &[n])?,
+            xn: Tensor::zeros(gpu, &[n])?,
+            err: Tensor::zeros(gpu, &[n])?,
+            k: Tensor::zeros(gpu, &[7 * n])?,
+            coef: Tensor::zeros(gpu, &[10])?,
+            prm,
+            lin: rec0.pipeline("sampler", "lincomb", &[])?,
+            store: rec0.pipeline("sampler", "store_k", &[])?,
+            grid: g,
+        })
+    }
+
+    fn write_coef(&self, c: &[f64; 10]) {
+        let v: Vec<f32> = c.iter().map(|&v| v as f32).collect();
+        self.gpu.queue.write_buffer(self.coef.buffer().buffer(), 0, bytemuck::cast_slice(&v));
+    }
+
+    /// One stage: model input <- x + h sum a_j K_j, evaluate at sigma, K[j] <- -sigma s.
+    fn stage(&self, j: usize, sigma: f64, a: &[f64]) -> Result<()> {
+        let mut c = [0.0; 10];
+        c[..a.len()].copy_from_slice(a);
+        c[7] = j as f64;
+        c[8] = -sigma;
+        c[9] = 1.0;
+        self.write_coef(&c);
+        let (gpu, model) = (self.gpu, self.model);
+        gpu.queue.write_buffer(
+            model.sigma().buffer().buffer(),
+            0,
+            bytemuck::cast_slice(&vec![sigma as f32; model.batch]),
+        );
+        let mut rec = Recorder::new(gpu);
+        let pi = rec.params(&self.prm);
+        let bind = [(1, self.coef.buffer()), (3, self.x.buffer()), (5, model.x().buffer()), (6, self.k.buffer())];
+        rec.dispatch_at(&self.lin, Some(pi), &bind, self.grid)?;
+        model.plan.record(&mut rec);
+        let pi = rec.params(&self.prm);
+        let bind = [(1, self.coef.buffer()), (4, model.score().buffer()), (6, self.k.buffer())];
+        rec.dispatch_at(&self.store, Some(pi), &bind, self.grid)?;
+        rec.submit()
+    }
+
+    /// out <- w x + sum c_j K_j
+    fn combine(&self, c: &[f64], w: f64, out: &Tensor) -> Result<()> {
+        let mut cc = [0.0; 10];
+        cc[..7].copy_from_slice(c);
+        cc[9] = w;
+        self.write_coef(&cc);
+        let mut rec = Recorder::new(self.gpu);
+        let pi = rec.params(&self.prm);
+        let bind = [(1, self.coef.buffer()), (3, self.x.buffer()), (5, out.buffer()), (6, self.k.buffer())];
+        rec.dispatch_at(&self.lin, Some(pi), &bind, self.grid)?;
+        rec.submit()
+    }
+
+    /// The trial step of size h from sigma: x5 into xn, the error estimate's RMS norm against
+    /// the mixed tolerance `tol (1 + max(|x|, |x5|))`.
+    fn trial(&self, s: f64, h: f64, tol: f64) -> Result<f64> {
+        for j in 1..7 {
+            let a: Vec<f64> = A[j][..j].iter().map(|v| v * h).collect();
+            self.stage(j, s + C[j] * h, &a)?;
+        }
+        let y: Vec<f64> = A[6].iter().map(|v| v * h).chain([0.0]).collect();
+        self.combine(&y, 1.0, &self.xn)?;
+        let e: Vec<f64> = E.iter().map(|v| v * h).collect();
+        self.combine(&e, 0.0, &self.err)?;
+        let gpu = self.gpu;
+        let (ev, xv, x1) = (self.err.to_vec(gpu)?, self.x.to_vec(gpu)?, self.xn.to_vec(gpu)?);
+        let sum = ev
+            .iter()
+            .zip(xv.iter().zip(&x1))
+            .map(|(e, (a, b))| (*e as f64 / (tol + tol * (a.abs().max(b.abs()) as f64))).powi(2))
+            .sum::<f64>();
+        Ok((sum / ev.len() as f64).sqrt())
+    }
+
+    /// x <- x5.
+    fn accept(&self) -> Result<()> {
+        let mut rec = Recorder::new(self.gpu);
+        rec.copy_buffers(self.xn.buffer(), 0, self.x.buffer(), 0, 4 * self.x.numel() as u64);
+        rec.submit()
+    }
+}
+
 /// Solve for chains chain0 .. chain0 + B from the prior N(mean, std^2 I), `prior` = (mean [D], std).
 #[allow(clippy::too_many_arguments)]
 pub fn rk45(
@@ -47,77 +157,19 @@ pub fn rk45(
     chain0: usize,
 ) -> Result<Rk45Out> {
     let (b, d) = (model.batch, model.numel());
-    let n = b * d;
     if prior.0.len() != d {
         return Err(Error::Shape(format!("rk45: the prior mean has {} values, the samples {d}", prior.0.len())));
     }
-    let mut x0 = Vec::with_capacity(n);
+    let mut x0 = Vec::with_capacity(b * d);
     for r in 0..b {
         let z = random_ref(d, RngKey { seed, stream: (chain0 + r) as u64, counter: 0 }, Dist::Normal);
         x0.extend(z.iter().zip(prior.0.iter().cycle()).map(|(v, m)| m + v * prior.1 as f32));
     }
-    let x = Tensor::from_slice(gpu, &x0, &[n])?;
-    let xn = Tensor::zeros(gpu, &[n])?;
-    let err = Tensor::zeros(gpu, &[n])?;
-    let k = Tensor::zeros(gpu, &[7 * n])?;
-    let coef = Tensor::zeros(gpu, &[10])?;
-    let rec0 = Recorder::capturing(gpu);
-    let g = grid(&rec0, n, 256)?;
-    let prm = Params {
-        n: n as u32,
-        d: d as u32,
-        b: b as u32,
-        chain0: 0,
-        seed_lo: 0,
-        seed_hi: 0,
-        stream_hi: 0,
-        groups_x: g[0],
-    };
-    let lin = rec0.pipeline("sampler", "lincomb", &[])?;
-    let store = rec0.pipeline("sampler", "store_k", &[])?;
-    drop(rec0);
-    let write_coef = |c: &[f64; 10]| {
-        let v: Vec<f32> = c.iter().map(|&v| v as f32).collect();
-        gpu.queue.write_buffer(coef.buffer().buffer(), 0, bytemuck::cast_slice(&v));
-    };
-    // One stage: model input <- x + h sum a_j K_j, evaluate at sigma, K[j] <- -sigma s.
-    let stage = |j: usize, sigma: f64, a: &[f64]| -> Result<()> {
-        let mut c = [0.0; 10];
-        c[..a.len()].copy_from_slice(a);
-        c[7] = j as f64;
-        c[8] = -sigma;
-        c[9] = 1.0;
-        write_coef(&c);
-        gpu.queue.write_buffer(model.sigma().buffer().buffer(), 0, bytemuck::cast_slice(&vec![sigma as f32; b]));
-        let mut rec = Recorder::new(gpu);
-        let pi = rec.params(&prm);
-        rec.dispatch_at(
-            &lin,
-            Some(pi),
-            &[(1, coef.buffer()), (3, x.buffer()), (5, model.x().buffer()), (6, k.buffer())],
-            g,
-        )?;
-        model.plan.record(&mut rec);
-        let pi = rec.params(&prm);
-        rec.dispatch_at(&store, Some(pi), &[(1, coef.buffer()), (4, model.score().buffer()), (6, k.buffer())], g)?;
-        rec.submit()
-    };
-    // out <- w x + sum c_j K_j
-    let combine = |c: &[f64], w: f64, out: &Tensor| -> Result<()> {
-        let mut cc = [0.0; 10];
-        cc[..7].copy_from_slice(c);
-        cc[9] = w;
-        write_coef(&cc);
-        let mut rec = Recorder::new(gpu);
-        let pi = rec.params(&prm);
-        rec.dispatch_at(&lin, Some(pi), &[(1, coef.buffer()), (3, x.buffer()), (5, out.buffer()), (6, k.buffer())], g)?;
-        rec.submit()
-    };
+    let sv = Solver::new(gpu, model, &x0)?;
     let (mut s, end) = (sigma_max, sigma_min);
     let mut h = -(sigma_max - sigma_min) / 100.0;
-    let mut evals = 1;
-    stage(0, s, &[])?; // K_0 = f(x, sigma_max)
-    let mut steps = 0;
+    sv.stage(0, s, &[])?; // K_0 = f(x, sigma_max)
+    let (mut evals, mut steps) = (1, 0);
     while s > end * (1.0 + 1e-9) {
         steps += 1;
         if steps > 100_000 {
@@ -126,40 +178,23 @@ pub fn rk45(
         if s + h < end {
             h = end - s;
         }
-        for j in 1..7 {
-            let a: Vec<f64> = A[j][..j].iter().map(|v| v * h).collect();
-            stage(j, s + C[j] * h, &a)?;
-        }
+        let norm = sv.trial(s, h, tol)?;
         evals += 6;
-        let y: Vec<f64> = A[6].iter().map(|v| v * h).chain([0.0]).collect();
-        combine(&y, 1.0, &xn)?;
-        let e: Vec<f64> = E.iter().map(|v| v * h).collect();
-        combine(&e, 0.0, &err)?;
-        let (ev, xv, x1) = (err.to_vec(gpu)?, x.to_vec(gpu)?, xn.to_vec(gpu)?);
-        let norm = (ev
-            .iter()
-            .zip(xv.iter().zip(&x1))
-            .map(|(e, (a, b))| (*e as f64 / (tol + tol * (a.abs().max(b.abs()) as f64))).powi(2))
-            .sum::<f64>()
-            / n as f64)
-            .sqrt();
         if !norm.is_finite() {
             return Err(Error::Invalid("rk45: the solution became NaN or infinite".into()));
         }
         if norm <= 1.0 {
             // Accept: x <- x5, sigma += h, and K_0 at the new point (K_6 is that value up to
             // rounding, but a buffer cannot be copied onto itself: one more evaluation).
-            let mut rec = Recorder::new(gpu);
-            rec.copy_buffers(xn.buffer(), 0, x.buffer(), 0, 4 * n as u64);
-            rec.submit()?;
+            sv.accept()?;
             s += h;
-            stage(0, s, &[])?;
+            sv.stage(0, s, &[])?;
             evals += 1;
         }
         let factor = if norm == 0.0 { 5.0 } else { (0.9 * norm.powf(-0.2)).clamp(0.2, 5.0) };
         h *= if norm <= 1.0 { factor } else { factor.min(1.0) };
     }
     // Tweedie's denoising step at sigma_min: x + sigma^2 s = x - sigma K_0.
-    combine(&[-end, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 1.0, &xn)?;
-    Ok(Rk45Out { x: xn.to_vec(gpu)?, evaluations: evals })
+    sv.combine(&[-end, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], 1.0, &sv.xn)?;
+    Ok(Rk45Out { x: sv.xn.to_vec(gpu)?, evaluations: evals })
 }

@@ -134,6 +134,20 @@ fn starting_point(
     Ok((0, Vec::new()))
 }
 
+/// Whether a run at `start` has steps left to reach `total`: an error below it, a note at it.
+fn steps_left(start: usize, total: usize, opts: &TrainOpts) -> Result<bool> {
+    if total < start {
+        return Err(Error::Invalid(format!(
+            "--steps {total}: the run in {} is already at step {start}; give more steps to continue it",
+            opts.out.display()
+        )));
+    }
+    if total == start && opts.progress {
+        eprintln!("note: the run in {} has already reached step {total}; nothing to train", opts.out.display());
+    }
+    Ok(total > start)
+}
+
 /// The one-line error of a NaN stop.
 fn nan_stop(at: usize, losses: &[(usize, f64)], last_good: Option<usize>, out: &Path) -> Error {
     Error::Invalid(format!(
@@ -221,16 +235,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     crate::io::sweep_stale_temporaries(&opts.out);
     let acc = Tensor::zeros(gpu, &[2])?;
     let (start, mut losses) = starting_point(gpu, cfg, opts, &params, &step, &acc)?;
-    if total < start {
-        return Err(Error::Invalid(format!(
-            "--steps {total}: the run in {} is already at step {start}; give more steps to continue it",
-            opts.out.display()
-        )));
-    }
-    if total == start {
-        if opts.progress {
-            eprintln!("note: the run in {} has already reached step {total}; nothing to train", opts.out.display());
-        }
+    if !steps_left(start, total, opts)? {
         return Ok(TrainOutcome { step: start, losses, steps_per_sec: 0.0 });
     }
     let zeros = Tensor::zeros(gpu, &[2])?;

@@ -34,7 +34,7 @@ pub(super) fn forward(
         return Err(Error::Limit(format!("conv2d output {ys:?} exceeds the dispatch grid")));
     }
     let mut params = conv_params(x.shape(), w.shape(), &ys, o)?;
-    params[11] = gx; // the direct kernel folds its pixel tiles over x and z
+    params.groups_x = gx; // the direct kernel folds its pixel tiles over x and z
     let pipe = rec.pipeline(
         "conv2d",
         "conv2d",

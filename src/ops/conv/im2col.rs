@@ -52,8 +52,8 @@ fn patches(
     n: usize,
 ) -> Result<()> {
     let mut params = conv_params(xs, ws, ys, o)?;
-    params[0] = dim(cb, "chunk")?;
-    params[11] = dim(c0, "chunk start")?;
+    params.batch = dim(cb, "chunk")?;
+    params.img0 = dim(c0, "chunk start")?;
     // Four elements per invocation where the written rows are whole vec4s (im2col4).
     let vec4_rows = if transposed {
         xs[1] * ws[2] * ws[3]

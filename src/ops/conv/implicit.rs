@@ -132,16 +132,16 @@ pub(super) fn implicit_gemm(
         .chain(shape_consts(xs, ws, ys, o))
         .collect::<Vec<_>>(),
     )?;
-    let pi = rec.params(&[
-        dim(m, "conv m")?,
-        dim(n, "conv n")?,
-        dim(k, "conv k")?,
-        dim(g.c_img0, "conv output image")?,
-        dim(g.a_bstride, "conv a stride")?,
-        dim(g.img0, "conv first image")?,
-        dim(g.c_bstride, "conv output stride")?,
-        gx,
-    ]);
+    let pi = rec.params(&crate::ops::kernels::ConvGemmParams {
+        m: dim(m, "conv m")?,
+        n: dim(n, "conv n")?,
+        k: dim(k, "conv k")?,
+        c_img0: dim(g.c_img0, "conv output image")?,
+        a_bstride: dim(g.a_bstride, "conv a stride")?,
+        img0: dim(g.img0, "conv first image")?,
+        c_bstride: dim(g.c_bstride, "conv output stride")?,
+        groups_x: gx,
+    });
     rec.dispatch(&pipe, Some(pi), &[g.a.buffer(), g.x.buffer(), g.c.buffer()], [gx, gy, gz])
 }
 

@@ -13,6 +13,7 @@ pub use reference::{conv2d_bwd_input_ref, conv2d_bwd_weight_ref, conv2d_ref, con
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::ops::dim;
+use crate::ops::kernels::ConvParams;
 use crate::tensor::Tensor;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,21 +150,21 @@ fn scratch(rec: &Recorder, slot: usize, shape: &[usize]) -> Result<Tensor> {
     Tensor::view(rec.gpu.scratch(slot, bytes), shape)
 }
 
-fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<[u32; 12]> {
-    Ok([
-        dim(xs[0], "batch")?,
-        dim(xs[1], "c_in")?,
-        dim(xs[2], "h")?,
-        dim(xs[3], "w")?,
-        dim(ws[0], "c_out")?,
-        dim(ws[2], "kh")?,
-        dim(ws[3], "kw")?,
-        dim(o.stride, "stride")?,
-        dim(o.pad, "pad")?,
-        dim(ys[2], "h_out")?,
-        dim(ys[3], "w_out")?,
-        0,
-    ])
+fn conv_params(xs: &[usize], ws: &[usize], ys: &[usize], o: Conv2dOpts) -> Result<ConvParams> {
+    Ok(ConvParams {
+        batch: dim(xs[0], "batch")?,
+        c_in: dim(xs[1], "c_in")?,
+        h: dim(xs[2], "h")?,
+        w: dim(xs[3], "w")?,
+        c_out: dim(ws[0], "c_out")?,
+        kh: dim(ws[2], "kh")?,
+        kw: dim(ws[3], "kw")?,
+        stride: dim(o.stride, "stride")?,
+        pad: dim(o.pad, "pad")?,
+        h_out: dim(ys[2], "h_out")?,
+        w_out: dim(ys[3], "w_out")?,
+        ..Default::default()
+    })
 }
 
 /// Shapes of x, w and y for an adjoint, checking that gy has y's shape.
