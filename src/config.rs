@@ -4,10 +4,9 @@
 
 pub use crate::data::{DataConfig, SourceKind};
 use crate::error::{Error, Result};
-use crate::nn::unet::UNetConfig;
 use crate::sample::{SampleRequest, SamplerKind, SamplerOpts};
-use crate::score::process::{ProcessKind, Range};
-use crate::score::{ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
+pub use crate::score::config::{ModelConfig, ProcessConfig};
+use crate::score::{ModelSpec, Parameterisation, Process};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -22,160 +21,6 @@ pub struct Config {
     pub train: TrainConfig,
     #[serde(default)]
     pub sample: SampleConfig,
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// mlp (flat data) or unet (images).
-    pub network: NetworkKind,
-    /// MLP hidden widths.
-    pub hidden: Vec<usize>,
-    /// MLP: sinusoidal noise-level features added to the input (0: ln(sigma)/4 alone, as W1).
-    pub noise_features: usize,
-    /// score (F / sigma), eps (-F / sigma) or denoiser (EDM preconditioning).
-    pub param: ParamKind,
-    pub sigma_data: f32,
-    /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.
-    pub input_var: Option<f32>,
-    pub base_channels: usize,
-    pub channel_mults: Vec<usize>,
-    pub res_blocks: usize,
-    pub attn_resolutions: Vec<usize>,
-    pub mid_attention: bool,
-    pub groups: usize,
-    pub emb_dim: usize,
-    pub dropout: f32,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        let u = UNetConfig::w2();
-        ModelConfig {
-            network: NetworkKind::Mlp,
-            hidden: vec![256, 256, 256],
-            noise_features: 0,
-            param: ParamKind::Score,
-            sigma_data: 0.5,
-            input_var: None,
-            base_channels: u.base_channels,
-            channel_mults: u.channel_mults,
-            res_blocks: u.res_blocks,
-            attn_resolutions: u.attn_resolutions,
-            mid_attention: u.mid_attention,
-            groups: u.groups,
-            emb_dim: u.emb_dim,
-            dropout: u.dropout,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProcessConfig {
-    /// ve, vp, vp-cosine, subvp, edm.
-    pub kind: ProcessKind,
-    /// ve and edm: the noise range (defaults 0.01 and 10). Other kinds refuse it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sigma_min: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sigma_max: Option<f64>,
-    /// vp and subvp: the range of the linear beta(t) (defaults 0.1 and 20, DDPM's and
-    /// score_sde's). Other kinds refuse it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub beta_min: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub beta_max: Option<f64>,
-}
-
-impl Default for ProcessConfig {
-    fn default() -> Self {
-        ProcessConfig { kind: ProcessKind::Ve, sigma_min: None, sigma_max: None, beta_min: None, beta_max: None }
-    }
-}
-
-impl ProcessConfig {
-    fn pair(lo: Option<f64>, hi: Option<f64>, default: (f64, f64)) -> Option<(f64, f64)> {
-        (lo.is_some() || hi.is_some()).then(|| (lo.unwrap_or(default.0), hi.unwrap_or(default.1)))
-    }
-
-    /// The process these settings describe (after `check`).
-    pub fn process(&self) -> Process {
-        let sigma = Self::pair(self.sigma_min, self.sigma_max, (0.01, 10.0));
-        let beta = Self::pair(self.beta_min, self.beta_max, (0.1, 20.0));
-        Process::from_kind(self.kind, sigma, beta)
-    }
-
-    /// Write the kind's range out in full (defaults included), so that a checkpoint's config
-    /// does not depend on the defaults of the version that reads it.
-    fn fill_defaults(&mut self) {
-        match self.kind.takes() {
-            Some(Range::Sigma) => {
-                self.sigma_min.get_or_insert(0.01);
-                self.sigma_max.get_or_insert(10.0);
-            }
-            Some(Range::Beta) => {
-                self.beta_min.get_or_insert(0.1);
-                self.beta_max.get_or_insert(20.0);
-            }
-            None => {}
-        }
-    }
-
-    /// A range the kind does not take is refused, naming the key; a range it takes must be
-    /// ordered and give noise levels that f32 holds.
-    fn check(&self) -> std::result::Result<(), String> {
-        let takes = self.kind.takes();
-        let keys = [
-            ("sigma_min", self.sigma_min, Range::Sigma),
-            ("sigma_max", self.sigma_max, Range::Sigma),
-            ("beta_min", self.beta_min, Range::Beta),
-            ("beta_max", self.beta_max, Range::Beta),
-        ];
-        for (key, v, range) in keys {
-            if v.is_some() && takes != Some(range) {
-                let uses = match takes {
-                    Some(Range::Sigma) => "its noise range is sigma_min..sigma_max",
-                    Some(Range::Beta) => "its noise range follows beta_min..beta_max",
-                    None => "its schedule is fixed",
-                };
-                return Err(format!(
-                    "process.{key}: process '{}' does not use it ({uses}); remove the key",
-                    self.kind.name()
-                ));
-            }
-        }
-        let ordered = |name: &str, lo: f64, hi: f64| {
-            if lo > 0.0 && hi > lo && hi.is_finite() {
-                Ok(())
-            } else {
-                Err(format!("process: need 0 < {name}_min ({lo}) < {name}_max ({hi}), both finite"))
-            }
-        };
-        if let Some((lo, hi)) = Self::pair(self.sigma_min, self.sigma_max, (0.01, 10.0)) {
-            ordered("sigma", lo, hi)?;
-        }
-        if let Some((lo, hi)) = Self::pair(self.beta_min, self.beta_max, (0.1, 20.0)) {
-            ordered("beta", lo, hi)?;
-        }
-        // In the precision that runs: sigma^2 enters the kernels in f32.
-        let p = self.process();
-        let (lo, hi) = (p.sigma_min(), p.sigma_max());
-        let key = |k: &str| if takes == Some(Range::Beta) { "beta range".to_string() } else { format!("process.{k}") };
-        if !((hi * hi) as f32).is_finite() {
-            return Err(format!(
-                "{}: sigma_max = {hi:.3e}: sigma_max^2 overflows f32; use at most 1e18",
-                key("sigma_max")
-            ));
-        }
-        if !(((lo * lo) as f32) >= f32::MIN_POSITIVE) {
-            return Err(format!(
-                "{}: sigma_min = {lo:.3e}: sigma_min^2 underflows f32; use at least 1e-18",
-                key("sigma_min")
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -289,13 +134,7 @@ impl Config {
     pub fn from_metadata(text: &str, path: &str) -> Result<Config> {
         let mut table: toml::Table =
             toml::from_str(text).map_err(|e| Error::Invalid(format!("{path}: {}", e.message().trim())))?;
-        if let Some(toml::Value::Table(p)) = table.get_mut("process") {
-            let kind = p.get("kind").and_then(|k| k.as_str()).unwrap_or("ve");
-            if ["vp", "vp-cosine", "subvp"].contains(&kind) {
-                p.remove("sigma_min");
-                p.remove("sigma_max");
-            }
-        }
+        crate::score::config::drop_legacy_keys(&mut table);
         Config::from_toml(&table.to_string(), path)
     }
 
@@ -324,18 +163,7 @@ impl Config {
         if let Some((name, v)) = at_least_one.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} = {v} must be at least 1"));
         }
-        if m.hidden.contains(&0) {
-            return Err(format!("model.hidden = {:?}: every layer needs at least one unit", m.hidden));
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return Err(format!("model.dropout = {} must be in [0, 1)", m.dropout));
-        }
-        if !(m.sigma_data > 0.0 && m.sigma_data.is_finite()) {
-            return Err(format!("model.sigma_data = {} must be positive", m.sigma_data));
-        }
-        if let Some(v) = m.input_var.filter(|v| !(*v >= 0.0 && v.is_finite())) {
-            return Err(format!("model.input_var = {v} must be zero or positive"));
-        }
+        m.check()?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!("train.lr = {} must be positive", t.lr));
         }
@@ -370,40 +198,12 @@ impl Config {
         self.process.process()
     }
     pub fn param(&self) -> Parameterisation {
-        Parameterisation::new(self.model.param, self.model.sigma_data)
+        self.model.param()
     }
 
     /// The model for samples of `data_shape`.
     pub fn model_spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
-        let m = &self.model;
-        let network = match m.network {
-            NetworkKind::Mlp => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features },
-            NetworkKind::Unet => {
-                if data_shape.len() != 3 {
-                    return Err(Error::Invalid(format!(
-                        "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
-                    )));
-                }
-                let u = UNetConfig {
-                    in_channels: data_shape[0],
-                    out_channels: data_shape[0],
-                    base_channels: m.base_channels,
-                    channel_mults: m.channel_mults.clone(),
-                    res_blocks: m.res_blocks,
-                    attn_resolutions: m.attn_resolutions.clone(),
-                    mid_attention: m.mid_attention,
-                    groups: m.groups,
-                    emb_dim: m.emb_dim,
-                    num_classes: None,
-                    context_dim: None,
-                    dropout: m.dropout,
-                };
-                let shape = [1, data_shape[0], data_shape[1], data_shape[2]];
-                u.check(&shape).map_err(|e| Error::Invalid(format!("model: {e}")))?;
-                Network::UNet(u)
-            }
-        };
-        Ok(ModelSpec { data_shape: data_shape.to_vec(), network, param: self.param(), input_var: m.input_var })
+        self.model.spec(data_shape)
     }
 }
 

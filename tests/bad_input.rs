@@ -385,3 +385,120 @@ fn concurrent_runs_into_one_folder() {
     assert_eq!(ck.metadata["scoregen.step"], "300");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// kill -9 in the middle of training, then `--resume`, three times over: the run ends with the
+/// weights and the loss history of an uninterrupted run, bit for bit.
+#[test]
+fn kill_9_and_resume_end_where_an_uninterrupted_run_ends() {
+    let dir = tmp("kill");
+    let cfg = TINY.replace("steps = 2\n", "steps = 300\n").replace("checkpoint_every = 1", "checkpoint_every = 7");
+    std::fs::write(dir.join("k.toml"), cfg).unwrap();
+    let train = |out: &str, resume: bool| {
+        let mut a =
+            vec!["train".to_string(), "--config".into(), s(&dir.join("k.toml")), "--out".into(), s(&dir.join(out))];
+        a.extend(["--no-samples".to_string()]);
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let whole = run(&train("whole", false).iter().map(|a| a.as_str()).collect::<Vec<_>>());
+    assert_eq!(whole.code, 0, "{}", whole.err);
+    let state = dir.join("cut").join("train_state.safetensors");
+    let mut killed = 0;
+    for round in 0..3 {
+        let args = train("cut", round > 0);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_scoregen"))
+            .args(&args)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        // Until a state of this round's has been written (or the run ended), then SIGKILL.
+        let before = std::fs::metadata(&state).and_then(|m| m.modified()).ok();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(60) && child.try_wait().unwrap().is_none() {
+            let now = std::fs::metadata(&state).and_then(|m| m.modified()).ok();
+            if now.is_some() && now != before {
+                std::thread::sleep(Duration::from_millis(15 * (round + 1)));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if child.try_wait().unwrap().is_none() {
+            killed += 1;
+        }
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+    }
+    let at: usize = Checkpoint::load(&dir.join("cut").join("checkpoint.safetensors")).unwrap().metadata
+        ["scoregen.step"]
+        .parse()
+        .unwrap();
+    assert!(killed >= 2 && at < 300, "the kills must land mid-run: {killed} killed, at step {at}");
+    eprintln!("killed {killed} times; resumed from step {at}");
+    let done = run(&train("cut", true).iter().map(|a| a.as_str()).collect::<Vec<_>>());
+    assert_eq!(done.code, 0, "{}", done.err);
+    let (a, b) = (
+        Checkpoint::load(&dir.join("whole").join("checkpoint.safetensors")).unwrap(),
+        Checkpoint::load(&dir.join("cut").join("checkpoint.safetensors")).unwrap(),
+    );
+    assert_eq!(a.tensors, b.tensors, "weights after kill -9 and resume differ from the uninterrupted run's");
+    let losses = |d: &str| std::fs::read_to_string(dir.join(d).join("loss.csv")).unwrap();
+    assert_eq!(losses("whole"), losses("cut"), "loss.csv after kill -9 and resume");
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join("cut"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A full disk (a 64 KiB tmpfs, where this user may mount one): training's checkpoint write
+/// and a streamed sample file fail with a one-line error naming the file, and leave no partial
+/// file behind. Skipped (and says so) where mounting is not permitted.
+#[test]
+fn a_full_disk_is_a_one_line_error_and_leaves_nothing_behind() {
+    let dir = tmp("full");
+    let mnt = dir.join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", &s(&mnt)])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|st| st.success())
+        .unwrap_or(false);
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (not permitted)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    let result = std::panic::catch_unwind(|| {
+        std::fs::write(dir.join("f.toml"), TINY.replace("hidden = [16]", "hidden = [256, 256]")).unwrap();
+        let o = run(&["train", "--config", &s(&dir.join("f.toml")), "--out", &s(&mnt.join("run")), "--no-samples"]);
+        expect_error(&o, 1, &["small"], "train onto a full disk");
+        let out = s(&mnt.join("x.npy"));
+        let o = run(&["sample", "--model", "gmm:ring8", "--n", "100000", "--steps", "10", "--out", &out]);
+        expect_error(&o, 1, &["x.npy", "GB free"], "sample onto a full disk");
+        let partial: Vec<_> = walk(&mnt).into_iter().filter(|n| n.contains(".tmp") || n.ends_with(".npy")).collect();
+        assert!(partial.is_empty(), "partial files left on the full disk: {partial:?}");
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    let _ = std::fs::remove_dir_all(&dir);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
+
+fn walk(d: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

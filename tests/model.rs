@@ -143,3 +143,27 @@ fn conditioning_values_are_checked_against_the_model() {
     let e = draw(gpu(), &model, &SampleRequest { conditions: extra, ..base }, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("'context'") && e.to_string().contains("does not take"), "{e}");
 }
+
+/// An application loads a checkpoint with the library alone (no config, app or train code)
+/// and samples it; the same samples as the CLI's path.
+#[test]
+fn a_checkpoint_loads_and_samples_through_the_library_alone() {
+    use scoregen::model::Trained;
+    let dir = std::env::temp_dir().join(format!("scoregen-embed-{}", std::process::id()));
+    let cfg = "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [32]\n[train]\nsteps = 30\nbatch = 64\n\
+               log_every = 10\ncheckpoint_every = 0\n[sample]\nsampler = \"heun\"\nsteps = 20\nn = 50\nbatch = 50\n";
+    let cfg = scoregen::config::Config::from_toml(cfg, "embed").unwrap();
+    let opts =
+        scoregen::train::TrainOpts { out: dir.clone(), steps: None, resume: false, progress: false, stop_after: None };
+    scoregen::train::train(gpu(), &cfg, std::path::Path::new("."), &opts).unwrap();
+    let path = dir.join(scoregen::train::CHECKPOINT);
+    let (model, info) = Trained::load(gpu(), &path).unwrap();
+    assert_eq!((info.step, model.shape().to_vec()), (30, vec![2]));
+    let req =
+        SampleRequest { sampler: SamplerKind::Heun, steps: 20, n: 50, batch: 50, seed: 0, ..cfg.sample.request() };
+    let xs = draw(gpu(), &model, &req, &mut |_, _| {}).unwrap();
+    let (cli_model, _, _) = scoregen::app::load_checkpoint(gpu(), &path).unwrap();
+    assert_eq!(xs, draw(gpu(), &cli_model, &req, &mut |_, _| {}).unwrap());
+    assert!(xs.iter().all(|v| v.is_finite()));
+    let _ = std::fs::remove_dir_all(&dir);
+}

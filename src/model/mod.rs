@@ -14,7 +14,7 @@ mod trained;
 
 pub use mixture::Mixture;
 pub use plan::{Conditions, Probes, ScoreFn};
-pub use trained::Trained;
+pub use trained::{CheckpointInfo, Trained};
 
 use crate::dist::gmm::Gmm;
 use crate::dist::Moments;

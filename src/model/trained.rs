@@ -2,11 +2,16 @@
 
 use super::{CondVars, ScoreModel};
 use crate::dist::Moments;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
 use crate::graph::plan::ParamStore;
 use crate::graph::Var;
+use crate::io::checkpoint::Checkpoint;
 use crate::nn::Builder;
+use crate::score::config::ScoreConfig;
 use crate::score::{ModelSpec, Process};
+use crate::tensor::Tensor;
+use std::path::Path;
 
 /// A score network with its weights (from training or a checkpoint).
 pub struct Trained {
@@ -17,6 +22,81 @@ pub struct Trained {
     pub moments: Moments,
     /// Trained on 8-bit images scaled to [-1, 1].
     pub images: bool,
+}
+
+/// What a checkpoint says besides the model: its training step and the run's whole config
+/// (TOML; the CLI reads its sampler and data settings from it).
+#[derive(Clone, Debug)]
+pub struct CheckpointInfo {
+    pub step: usize,
+    pub config: String,
+}
+
+impl Trained {
+    /// A checkpoint written by `scoregen train`: the architecture and process from its config,
+    /// the weights by name (every mismatch in one error), the data moments (the prior).
+    pub fn load(gpu: &Gpu, path: &Path) -> Result<(Trained, CheckpointInfo)> {
+        let ck = Checkpoint::load(path)?;
+        let meta = |k: &str| {
+            ck.metadata.get(k).cloned().ok_or_else(|| {
+                Error::Invalid(format!("{}: not a scoregen checkpoint (no '{k}' in its metadata)", path.display()))
+            })
+        };
+        let config = meta("scoregen.config")?;
+        let cfg = ScoreConfig::from_metadata(&config, &format!("{} (metadata)", path.display()))?;
+        let shape: Vec<usize> = serde_json::from_str(&meta("scoregen.data_shape")?)
+            .map_err(|e| Error::Invalid(format!("{}: bad data_shape metadata: {e}", path.display())))?;
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Invalid(format!(
+                "{}: metadata scoregen.data_shape {shape:?} has no samples to draw (a zero or no dimension)",
+                path.display()
+            )));
+        }
+        let numel = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
+        if numel as u128 * 4 > gpu.limits.max_storage_buffer_binding_size as u128 {
+            return Err(Error::Limit(format!(
+                "{}: metadata scoregen.data_shape {shape:?}: one sample is larger than this device binds",
+                path.display()
+            )));
+        }
+        let spec = cfg.model.spec(&shape)?;
+        // Parameter names and shapes from the architecture; every mismatch in one error.
+        let mut params = ParamStore::new();
+        for p in &spec.param_specs()? {
+            params.insert(p.name.clone(), Tensor::zeros(gpu, &p.shape)?);
+        }
+        ck.load_into(gpu, &params, &path.display().to_string())?;
+        let images = ck.metadata.get("scoregen.images").map(|v| v == "true").unwrap_or(false);
+        let step = ck.metadata.get("scoregen.step").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let moments = checkpoint_moments(&ck.metadata, spec.numel(), &path.display().to_string())?;
+        let model = Trained { spec, params, process: cfg.process.process(), moments, images };
+        Ok((model, CheckpointInfo { step, config }))
+    }
+}
+
+/// The data moments a checkpoint records: `scoregen.data_mean` (JSON list) and
+/// `scoregen.data_var`, or, in checkpoints written before them, `scoregen.data_mean_square`
+/// (zero mean). Checked in f32: a non-finite value would make every sample NaN.
+fn checkpoint_moments(meta: &std::collections::BTreeMap<String, String>, d: usize, file: &str) -> Result<Moments> {
+    let num = |key: &str| -> Result<Option<f64>> {
+        meta.get(key)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .map_err(|_| Error::Invalid(format!("{file}: metadata {key} = '{v}' is not a number")))
+            })
+            .transpose()
+    };
+    let m = match meta.get("scoregen.data_mean") {
+        Some(v) => {
+            let mean: Vec<f64> = serde_json::from_str(v)
+                .map_err(|_| Error::Invalid(format!("{file}: metadata scoregen.data_mean is not a list of numbers")))?;
+            Moments { mean, var: num("scoregen.data_var")?.unwrap_or(0.0) }
+        }
+        None => Moments::centred(d, num("scoregen.data_mean_square")?.unwrap_or(0.0)),
+    };
+    m.check(d, &format!("{file}: metadata"))?;
+    Ok(m)
 }
 
 impl ScoreModel for Trained {

@@ -2,6 +2,7 @@
 //! A model maps (x~, sigma) to the score grad log p(x~; sigma) in the scaled coordinates of
 //! `process` (x~ = x0 + sigma z for every process), so samplers need nothing else.
 
+pub mod config;
 pub mod process;
 
 use crate::error::{Error, Result};
