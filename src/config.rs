@@ -253,6 +253,7 @@ mod tests {
             ("[model]\nhidden = [64, 0]", "model.hidden"),
             ("[model]\ndropout = 1.0", "model.dropout"),
             ("[model]\nsigma_data = 0.0", "model.sigma_data"),
+            ("[model]\nenergy = \"norm\"", "model.energy"),
             ("[train]\nsteps = 0", "train.steps"),
             ("[train]\nlr = inf", "train.lr"),
             ("[train]\nlr_min = 0.5", "train.lr_min"),

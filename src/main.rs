@@ -17,7 +17,7 @@ use std::path::PathBuf;
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
 struct Cli {
     /// Graphics API: auto, vulkan, metal, dx12, gl.
-    #[arg(long, global = true, env = "SCOREGEN_BACKEND", default_value = "auto", value_parser = parse_backend)]
+    #[arg(long, global = true, env = "SCOREGEN_BACKEND", default_value = "auto", value_enum, ignore_case = true)]
     backend: BackendChoice,
     /// Adapter index as listed by `scoregen info`.
     #[arg(long, global = true, env = "SCOREGEN_ADAPTER")]
@@ -169,9 +169,6 @@ enum BenchCmd {
     },
 }
 
-fn parse_backend(s: &str) -> std::result::Result<BackendChoice, String> {
-    s.parse().map_err(|e: Error| e.message().to_string())
-}
 fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
     ModelSource::parse_model(s).map_err(|e| e.message().to_string())
 }

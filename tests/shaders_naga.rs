@@ -177,3 +177,40 @@ fn kernel_params_match_the_shaders() {
         }
     }
 }
+
+/// Every storage binding of every shader file is named in ops::kernels::slots with its number,
+/// and every named slot exists in the shader.
+#[test]
+fn binding_slots_match_the_shaders() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("shaders");
+    let mut files_with_bindings = std::collections::BTreeSet::new();
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let mut found: Vec<(String, u32)> = Vec::new();
+        for part in text.split("@binding(").skip(1) {
+            let n: u32 = part.split(')').next().unwrap().parse().unwrap();
+            let after = part.split_once("var").unwrap().1;
+            let after = if after.starts_with('<') { after.split_once('>').unwrap().1 } else { after };
+            let name = after.trim().split(':').next().unwrap().trim().to_string();
+            if name != "p" {
+                found.push((name.to_uppercase(), n));
+            }
+        }
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        if found.is_empty() {
+            continue;
+        }
+        files_with_bindings.insert(stem.clone());
+        let slots = scoregen::ops::kernels::slots::ALL
+            .iter()
+            .find(|(s, _)| *s == stem)
+            .unwrap_or_else(|| panic!("{stem}.wgsl has bindings but no ops::kernels::slots::{stem}"))
+            .1;
+        let mut want: Vec<(String, u32)> = slots.iter().map(|(n, b)| (n.to_string(), *b)).collect();
+        found.sort();
+        want.sort();
+        assert_eq!(found, want, "{stem}.wgsl bindings against ops::kernels::slots::{stem}");
+    }
+    assert_eq!(files_with_bindings.len(), scoregen::ops::kernels::slots::ALL.len(), "a slots module without a shader");
+}

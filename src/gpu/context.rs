@@ -10,13 +10,17 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 /// Which graphics API to open. `Auto` lets wgpu pick in its order of preference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BackendChoice {
     #[default]
     Auto,
+    #[value(alias = "vk")]
     Vulkan,
+    #[value(alias = "mtl")]
     Metal,
+    #[value(alias = "d3d12")]
     Dx12,
+    #[value(alias = "gles", alias = "opengl")]
     Gl,
 }
 

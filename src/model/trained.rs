@@ -118,4 +118,7 @@ impl ScoreModel for Trained {
     fn score(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<Var> {
         self.spec.score(b, x, sigma)
     }
+    fn energy(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<Option<Var>> {
+        self.spec.energy(b, x, sigma)
+    }
 }

@@ -1,5 +1,6 @@
 //! Element-wise unary and binary ops with NumPy broadcasting (shaders/elementwise.wgsl).
 
+use super::kernels::slots::elementwise as E;
 use super::kernels::ElementwiseParams as Params;
 use super::{dim, grid};
 use crate::error::{Error, Result};
@@ -230,7 +231,7 @@ pub fn unary_into(rec: &mut Recorder, op: Unary, a: &Tensor, out: &Tensor) -> Re
     let pipe = rec.pipeline(shader, entry, &[("OP", code as f64)])?;
     let pi = rec.params(&params);
     let g = grid(rec, count, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, a.buffer()), (3, out.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(E::A, a.buffer()), (E::OUT, out.buffer())], g)
 }
 
 /// NumPy broadcast of two shapes (aligned at the right).

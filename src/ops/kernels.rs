@@ -153,3 +153,65 @@ pub const ALL: &[(&[&str], &[&str])] = &[
     (SamplerParams::SHADERS, SamplerParams::FIELDS),
     (SoftmaxParams::SHADERS, SoftmaxParams::FIELDS),
 ];
+
+/// Binding slots by name, per shader file: `slots::sampler::SCHED` is binding 1 of
+/// shaders/sampler.wgsl. Names are the shader's variable names (entry points of one file may
+/// bind one slot under different names); binding 0 is always the parameter block.
+/// `tests/shaders_naga.rs` checks every name and number against the WGSL.
+pub mod slots {
+    macro_rules! kernel_slots {
+        ($shader:ident { $($name:ident = $n:literal),* $(,)? }) => {
+            #[allow(missing_docs)]
+            pub mod $shader {
+                $(pub const $name: u32 = $n;)*
+                /// (variable name, binding) of every storage binding of the shader.
+                pub const ALL: &[(&str, u32)] = &[$((stringify!($name), $n)),*];
+            }
+        };
+    }
+
+    kernel_slots!(attention { Q = 1, K = 2, V = 3, OUT = 4, LSE = 5 });
+    kernel_slots!(attention_io { Q = 1, K = 2, V = 3, OUT = 4, LSE = 5 });
+    kernel_slots!(conv2d { X = 1, WT = 2, BIAS = 3, Y = 4, GY = 1, OTHER = 2, RES = 4, COLS4 = 4 });
+    kernel_slots!(conv_gemm { A = 1, X = 2, C = 3 });
+    kernel_slots!(elementwise { A = 1, B = 2, OUT = 3 });
+    kernel_slots!(elementwise4 { A = 1, B = 2, OUT = 3 });
+    kernel_slots!(embedding { T = 1, W = 2, OUT = 3 });
+    kernel_slots!(groupnorm {
+        X = 1, GAMMA = 2, BETA = 3, Y = 4, STATS = 5, GY_IN = 3, COEF = 4, X4 = 1, COEF_R = 2, GY4 = 3, OUT4 = 5
+    });
+    kernel_slots!(layout { A = 1, B = 2, Y = 3, A4 = 1, B4 = 2, Y4 = 3 });
+    kernel_slots!(matmul { A = 1, B = 2, C = 3 });
+    kernel_slots!(matmul_naive { A = 1, B = 2, C = 3 });
+    kernel_slots!(matmul_narrow { A = 1, B = 2, C = 3, BIAS = 4 });
+    kernel_slots!(matmul_sg { A = 1, B = 2, C = 3, BIAS = 4 });
+    kernel_slots!(matmul_vec4 { A = 1, B = 2, C = 3, BIAS = 4 });
+    kernel_slots!(optim { STATE = 1, W = 2, G = 3, M = 4, V = 5, E = 6 });
+    kernel_slots!(random { OUT = 1, STEPS = 2 });
+    kernel_slots!(reduce { X = 1, OUT = 2, X4 = 1 });
+    kernel_slots!(sampler { SCHED = 1, CTR = 2, X = 3, S = 4, U = 5, V = 6, SIGMA = 7 });
+    kernel_slots!(softmax { X = 1, Y = 2 });
+
+    /// Every shader's slots: (file stem, slots).
+    pub const ALL: &[(&str, &[(&str, u32)])] = &[
+        ("attention", attention::ALL),
+        ("attention_io", attention_io::ALL),
+        ("conv2d", conv2d::ALL),
+        ("conv_gemm", conv_gemm::ALL),
+        ("elementwise", elementwise::ALL),
+        ("elementwise4", elementwise4::ALL),
+        ("embedding", embedding::ALL),
+        ("groupnorm", groupnorm::ALL),
+        ("layout", layout::ALL),
+        ("matmul", matmul::ALL),
+        ("matmul_naive", matmul_naive::ALL),
+        ("matmul_narrow", matmul_narrow::ALL),
+        ("matmul_sg", matmul_sg::ALL),
+        ("matmul_vec4", matmul_vec4::ALL),
+        ("optim", optim::ALL),
+        ("random", random::ALL),
+        ("reduce", reduce::ALL),
+        ("sampler", sampler::ALL),
+        ("softmax", softmax::ALL),
+    ];
+}

@@ -1,5 +1,6 @@
 //! Nearest x2 upsampling and concatenation (shaders/layout.wgsl).
 
+use super::kernels::slots::layout as L;
 use super::kernels::LayoutParams;
 use super::{dim, grid};
 use crate::error::{Error, Result};
@@ -86,7 +87,7 @@ fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, 
     let pi = rec.params(&layout_params(n, d)?);
     let per = if entry.ends_with('4') { 4 } else { 1 };
     let g = grid(rec, n / per, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(L::A, x.buffer()), (L::Y, y.buffer())], g)
 }
 
 pub fn upsample2x_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
@@ -222,7 +223,7 @@ pub fn swap_outer_at(
         ..layout_params(n, d)?
     });
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(L::A, x.buffer()), (L::Y, y.buffer())], g)
 }
 
 /// swap_outer of [A, B, H, WP] -> [B, A, H, W], dropping the columns at W.. of every row (the
@@ -243,7 +244,7 @@ pub fn swap_outer_crop(rec: &mut Recorder, x: &Tensor, [a, b, h, wp]: [usize; 4]
     let pipe = layout_pipeline(rec, "swap_outer_crop", d)?;
     let pi = rec.params(&LayoutParams { wpad: dim(wp, "padded width")?, ..layout_params(n, d)? });
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (3, y.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(L::A, x.buffer()), (L::Y, y.buffer())], g)
 }
 
 pub fn swap_outer_crop_ref(x: &[f32], [a, b, h, wp]: [usize; 4], w: usize) -> Vec<f32> {

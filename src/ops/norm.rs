@@ -1,6 +1,7 @@
 //! Group normalisation and row softmax (shaders/groupnorm.wgsl, shaders/softmax.wgsl).
 
 use super::dim;
+use super::kernels::slots::groupnorm as G;
 use super::kernels::{GroupNormParams, SoftmaxParams};
 use crate::error::{Error, Result};
 use crate::gpu::{fold_groups, Recorder};
@@ -210,7 +211,7 @@ fn gn_fused(
     rec.dispatch_at(
         &pipe,
         Some(pi),
-        &[(1, x.buffer()), (2, gamma.buffer()), (3, third.buffer()), (4, coef.buffer())],
+        &[(G::X, x.buffer()), (G::GAMMA, gamma.buffer()), (G::GY_IN, third.buffer()), (G::COEF, coef.buffer())],
         g,
     )?;
     let gy = if bwd { third } else { x };
@@ -218,5 +219,10 @@ fn gn_fused(
     let pipe = rec.pipeline("groupnorm", apply, &[("BWD", bwd as u32 as f64), ("GHW", sp.max(1) as f64)])?;
     let pi = rec.params(&params(dim(count, "group norm elements")?));
     let g = crate::ops::grid(rec, count, wg)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, x.buffer()), (2, coef.buffer()), (3, gy.buffer()), (5, out.buffer())], g)
+    rec.dispatch_at(
+        &pipe,
+        Some(pi),
+        &[(G::X4, x.buffer()), (G::COEF_R, coef.buffer()), (G::GY4, gy.buffer()), (G::OUT4, out.buffer())],
+        g,
+    )
 }

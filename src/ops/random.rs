@@ -1,6 +1,7 @@
 //! Counter-based random numbers (Philox-4x32-10), identical on every adapter and for every
 //! batch split, with a bit-exact CPU twin (shaders/random.wgsl).
 
+use super::kernels::slots::random as R;
 use super::{dim, grid};
 use crate::error::Result;
 use crate::gpu::Recorder;
@@ -58,13 +59,13 @@ pub fn random_stepped_into(rec: &mut Recorder, key: RngKey, dist: Dist, steps: &
     let pipe = rec.pipeline("random", "random_stepped", &[("MODE", mode(dist))])?;
     let pi = rec.params(&key_params(n, key)?);
     let g = grid(rec, n, 256)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, out.buffer()), (2, steps.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(R::OUT, out.buffer()), (R::STEPS, steps.buffer())], g)
 }
 
 /// Add one to `steps[0]` (appended to plans that draw random numbers).
 pub fn plan_tick(rec: &mut Recorder, steps: &Tensor) -> Result<()> {
     let pipe = rec.pipeline("random", "plan_tick", &[])?;
-    rec.dispatch_at(&pipe, None, &[(2, steps.buffer())], [1, 1, 1])
+    rec.dispatch_at(&pipe, None, &[(R::STEPS, steps.buffer())], [1, 1, 1])
 }
 
 pub fn random(rec: &mut Recorder, shape: &[usize], key: RngKey, dist: Dist) -> Result<Tensor> {

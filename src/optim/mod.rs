@@ -9,6 +9,7 @@ use crate::graph::autodiff::grad;
 use crate::graph::plan::{ParamStore, Plan};
 use crate::graph::{Graph, Op, Var};
 use crate::ops::grid;
+use crate::ops::kernels::slots::optim as O;
 use crate::ops::kernels::OptimParams as Params;
 use crate::tensor::Tensor;
 
@@ -88,17 +89,17 @@ impl Optimizer {
         let mut rec = Recorder::capturing(gpu);
         let tick = rec.pipeline("optim", "tick", &[])?;
         let pi = rec.params(&base);
-        rec.dispatch_at(&tick, Some(pi), &[(1, state.buffer())], [1, 1, 1])?;
+        rec.dispatch_at(&tick, Some(pi), &[(O::STATE, state.buffer())], [1, 1, 1])?;
         if cfg.clip_norm > 0.0 {
             let sumsq = rec.pipeline("optim", "sumsq", &[])?;
             for (_, g) in grads {
                 let pi = rec.params(&Params { n: g.numel() as u32, ..base });
-                rec.dispatch_at(&sumsq, Some(pi), &[(1, state.buffer()), (3, g.buffer())], [1, 1, 1])?;
+                rec.dispatch_at(&sumsq, Some(pi), &[(O::STATE, state.buffer()), (O::G, g.buffer())], [1, 1, 1])?;
             }
         }
         let clip = rec.pipeline("optim", "clip_scale", &[])?;
         let pi = rec.params(&base);
-        rec.dispatch_at(&clip, Some(pi), &[(1, state.buffer())], [1, 1, 1])?;
+        rec.dispatch_at(&clip, Some(pi), &[(O::STATE, state.buffer())], [1, 1, 1])?;
         let adam = rec.pipeline("optim", "adam", &[])?;
         let ema = rec.pipeline("optim", "ema", &[])?;
         let mut slots = Vec::new();
@@ -119,7 +120,13 @@ impl Optimizer {
             rec.dispatch_at(
                 &adam,
                 Some(pi),
-                &[(1, state.buffer()), (2, p.buffer()), (3, g.buffer()), (4, m.buffer()), (5, v.buffer())],
+                &[
+                    (O::STATE, state.buffer()),
+                    (O::W, p.buffer()),
+                    (O::G, g.buffer()),
+                    (O::M, m.buffer()),
+                    (O::V, v.buffer()),
+                ],
                 groups,
             )?;
             let e = match cfg.ema_decay {
@@ -127,7 +134,7 @@ impl Optimizer {
                     // The EMA starts from the initial weights.
                     let e = Tensor::from_slice(gpu, &p.to_vec(gpu)?, p.shape())?;
                     let pi = rec.params(&Params { n: n as u32, ..base });
-                    rec.dispatch_at(&ema, Some(pi), &[(2, p.buffer()), (6, e.buffer())], groups)?;
+                    rec.dispatch_at(&ema, Some(pi), &[(O::W, p.buffer()), (O::E, e.buffer())], groups)?;
                     Some(e)
                 }
                 None => None,

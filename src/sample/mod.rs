@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Captured, Gpu, Recorder};
 pub use crate::model::{Conditions, Probes, ScoreFn};
 use crate::ops::grid;
+use crate::ops::kernels::slots::sampler as S;
 use crate::tensor::Tensor;
 pub use draw::{check_sample_size, draw, draw_each, SampleRequest, MAX_SAMPLE_BYTES};
 pub use samplers::*;
@@ -125,22 +126,28 @@ impl<'m> Runner<'m> {
             let mut r = Recorder::capturing(gpu);
             if kind != Kind::Init {
                 let pi = r.params(&Params { groups_x: g_b[0], ..base });
-                r.dispatch_at(&set, Some(pi), &[(1, sb), (2, cb), (7, sig)], g_b)?;
+                r.dispatch_at(&set, Some(pi), &[(S::SCHED, sb), (S::CTR, cb), (S::SIGMA, sig)], g_b)?;
                 model.plan.record(&mut r);
             }
             let pipe = if kind == Kind::UpdateSave { &upd_save } else { &upd };
             if let (Some(acc), Some(div)) = (&acc, model.div()) {
                 if kind != Kind::Init {
                     let pi = r.params(&pa);
-                    let bind =
-                        [(1, sb), (2, cb), (3, acc.buffer()), (4, div.buffer()), (5, ua.buffer()), (6, va.buffer())];
+                    let bind = [
+                        (S::SCHED, sb),
+                        (S::CTR, cb),
+                        (S::X, acc.buffer()),
+                        (S::S, div.buffer()),
+                        (S::U, ua.buffer()),
+                        (S::V, va.buffer()),
+                    ];
                     r.dispatch_at(pipe, Some(pi), &bind, g_b)?;
                 }
             }
             let pi = r.params(&base);
-            let bind = [(1, sb), (2, cb), (3, x), (4, s), (5, u.buffer()), (6, v.buffer())];
+            let bind = [(S::SCHED, sb), (S::CTR, cb), (S::X, x), (S::S, s), (S::U, u.buffer()), (S::V, v.buffer())];
             r.dispatch_at(pipe, Some(pi), &bind, g_n)?;
-            r.dispatch_at(&tick, None, &[(2, cb)], [1, 1, 1])?;
+            r.dispatch_at(&tick, None, &[(S::CTR, cb)], [1, 1, 1])?;
             kinds.push((kind, r.into_captured()));
         }
         let _keep = vec![sched, u, v, ua, va];

@@ -11,6 +11,7 @@ use super::{Params, ScoreFn};
 use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder};
 use crate::ops::grid;
+use crate::ops::kernels::slots::sampler as S;
 use crate::ops::random::{random_ref, Dist, RngKey};
 use crate::tensor::Tensor;
 
@@ -93,11 +94,16 @@ impl<'m> Solver<'m> {
         );
         let mut rec = Recorder::new(gpu);
         let pi = rec.params(&self.prm);
-        let bind = [(1, self.coef.buffer()), (3, self.x.buffer()), (5, model.x().buffer()), (6, self.k.buffer())];
+        let bind = [
+            (S::SCHED, self.coef.buffer()),
+            (S::X, self.x.buffer()),
+            (S::U, model.x().buffer()),
+            (S::V, self.k.buffer()),
+        ];
         rec.dispatch_at(&self.lin, Some(pi), &bind, self.grid)?;
         model.plan.record(&mut rec);
         let pi = rec.params(&self.prm);
-        let bind = [(1, self.coef.buffer()), (4, model.score().buffer()), (6, self.k.buffer())];
+        let bind = [(S::SCHED, self.coef.buffer()), (S::S, model.score().buffer()), (S::V, self.k.buffer())];
         rec.dispatch_at(&self.store, Some(pi), &bind, self.grid)?;
         rec.submit()
     }
@@ -110,7 +116,8 @@ impl<'m> Solver<'m> {
         self.write_coef(&cc);
         let mut rec = Recorder::new(self.gpu);
         let pi = rec.params(&self.prm);
-        let bind = [(1, self.coef.buffer()), (3, self.x.buffer()), (5, out.buffer()), (6, self.k.buffer())];
+        let bind =
+            [(S::SCHED, self.coef.buffer()), (S::X, self.x.buffer()), (S::U, out.buffer()), (S::V, self.k.buffer())];
         rec.dispatch_at(&self.lin, Some(pi), &bind, self.grid)?;
         rec.submit()
     }

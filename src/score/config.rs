@@ -4,7 +4,7 @@
 //! them alone from a checkpoint (`model::Trained::load`).
 
 use super::process::{ProcessKind, Range};
-use super::{ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
+use super::{EnergyForm, ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
 use crate::error::{Error, Result};
 use crate::nn::unet::UNetConfig;
 use serde::{Deserialize, Serialize};
@@ -21,6 +21,10 @@ pub struct ModelConfig {
     /// score (F / sigma), eps (-F / sigma) or denoiser (EDM preconditioning).
     pub param: ParamKind,
     pub sigma_data: f32,
+    /// param = "energy": the energy's form, norm (E = 1/2 ||F||^2, default) or dae
+    /// (E = ||F - x~||^2). Other parameterisations refuse it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergyForm>,
     /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.
     pub input_var: Option<f32>,
     pub base_channels: usize,
@@ -41,6 +45,7 @@ impl Default for ModelConfig {
             hidden: vec![256, 256, 256],
             noise_features: 0,
             param: ParamKind::Score,
+            energy: None,
             sigma_data: 0.5,
             input_var: None,
             base_channels: u.base_channels,
@@ -167,6 +172,12 @@ impl ModelConfig {
     /// Values no network can take, named by key.
     pub fn check(&self) -> std::result::Result<(), String> {
         let m = self;
+        if m.energy.is_some() && m.param != ParamKind::Energy {
+            return Err(format!(
+                "model.energy: only model.param = \"energy\" uses it (param is {:?}); remove the key",
+                m.param
+            ));
+        }
         if m.hidden.contains(&0) {
             return Err(format!("model.hidden = {:?}: every layer needs at least one unit", m.hidden));
         }
@@ -183,7 +194,7 @@ impl ModelConfig {
     }
 
     pub fn param(&self) -> Parameterisation {
-        Parameterisation::new(self.param, self.sigma_data)
+        Parameterisation::new(self.param, self.sigma_data, self.energy.unwrap_or_default())
     }
 
     /// The model for samples of `data_shape`.

@@ -21,6 +21,22 @@ pub enum Parameterisation {
     Epsilon,
     /// EDM preconditioning: D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~) / sigma^2.
     Denoiser { sigma_data: f32 },
+    /// An energy per sample E(x~, sigma) from F (`EnergyForm`), with eps_hat = grad_x E and
+    /// score = -grad_x E / sigma: the unnormalised log-density at level sigma is
+    /// log p~(x~; sigma) = -E / sigma + const (Du et al. 2023). The score is E's input gradient
+    /// by autodiff, so training differentiates a gradient (second order).
+    Energy { form: EnergyForm },
+}
+
+/// How an energy model turns the network's output F (shaped like x~) into one scalar.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnergyForm {
+    /// E = 1/2 ||F(x~, sigma)||^2 (the PyTorch re-implementation of Du et al.).
+    #[default]
+    Norm,
+    /// E = ||F(x~, sigma) - x~||^2 (Du et al.'s JAX notebook).
+    Dae,
 }
 
 /// The parameterisations a config names (`model.param`).
@@ -32,14 +48,16 @@ pub enum ParamKind {
     Eps,
     #[serde(alias = "edm")]
     Denoiser,
+    Energy,
 }
 
 impl Parameterisation {
-    pub fn new(kind: ParamKind, sigma_data: f32) -> Self {
+    pub fn new(kind: ParamKind, sigma_data: f32, form: EnergyForm) -> Self {
         match kind {
             ParamKind::Score => Parameterisation::Score,
             ParamKind::Eps => Parameterisation::Epsilon,
             ParamKind::Denoiser => Parameterisation::Denoiser { sigma_data },
+            ParamKind::Energy => Parameterisation::Energy { form },
         }
     }
     pub fn name(&self) -> &'static str {
@@ -47,6 +65,7 @@ impl Parameterisation {
             Parameterisation::Score => "score",
             Parameterisation::Epsilon => "eps",
             Parameterisation::Denoiser { .. } => "denoiser",
+            Parameterisation::Energy { .. } => "energy",
         }
     }
 }
@@ -85,6 +104,23 @@ pub struct ModelSpec {
     pub input_var: Option<f32>,
 }
 
+/// E [B] of the network output F for x [B, ...] (see `EnergyForm`).
+fn energy_of(g: &mut Graph, form: EnergyForm, f: Var, x: Var) -> Result<Var> {
+    let xs = g.shape(x).to_vec();
+    let d: usize = xs[1..].iter().product();
+    let r = match form {
+        EnergyForm::Norm => f,
+        EnergyForm::Dae => g.sub(f, x)?,
+    };
+    let r2 = g.unary(Unary::Square, r);
+    let flat = g.reshape(r2, &[xs[0], d])?;
+    let e = g.sum(flat, 1)?;
+    Ok(match form {
+        EnergyForm::Norm => g.scale(e, 0.5),
+        EnergyForm::Dae => e,
+    })
+}
+
 /// Broadcast a per-sample value [B] against a tensor [B, ...].
 pub(crate) fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
     let mut s = vec![1usize; like.len()];
@@ -111,6 +147,23 @@ impl ModelSpec {
     /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
     /// created through `b` (training and sampling graphs use the same names).
     pub fn score(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
+        let f = self.network(b, x, sigma)?;
+        let xs = b.g.shape(x).to_vec();
+        let sig = per_sample(b.g, sigma, &xs)?;
+        self.score_from(b, f, x, sig)
+    }
+
+    /// The energy U(x~, sigma) = E / sigma [B] with score = -grad_x U, for energy models; None
+    /// for models that give the score directly.
+    pub fn energy(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Option<Var>> {
+        let Parameterisation::Energy { form } = self.param else { return Ok(None) };
+        let f = self.network(b, x, sigma)?;
+        let e = energy_of(b.g, form, f, x)?;
+        Ok(Some(b.g.div(e, sigma)?))
+    }
+
+    /// The network's output F(c_in x~, c_noise), shaped like x~.
+    fn network(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
         let xs = b.g.shape(x).to_vec();
         if xs[1..] != self.data_shape[..] {
             return Err(Error::Shape(format!("model takes samples of shape {:?}, got {xs:?}", self.data_shape)));
@@ -156,7 +209,22 @@ impl ModelSpec {
                 unet(b, x_in, ce, None, None, cfg)?
             }
         };
+        Ok(f)
+    }
+
+    /// The score from the network's output F, per the parameterisation (`sig`: sigma
+    /// broadcast against x).
+    fn score_from(&self, b: &mut Builder, f: Var, x: Var, sig: Var) -> Result<Var> {
         match self.param {
+            Parameterisation::Energy { form } => {
+                // score = -grad_x E / sigma (E summed over the batch: each sample's energy
+                // depends on its own x~ only).
+                let e = energy_of(b.g, form, f, x)?;
+                let tot = b.g.sum_all(e)?;
+                let gx = crate::graph::autodiff::grad(b.g, tot, &[x])?[0];
+                let s = b.g.div(gx, sig)?;
+                Ok(b.g.neg(s))
+            }
             Parameterisation::Score => b.g.div(f, sig),
             Parameterisation::Epsilon => {
                 let s = b.g.div(f, sig)?;

@@ -12,6 +12,7 @@ use crate::gpu::{Captured, Gpu, Recorder};
 use crate::graph::plan::ParamStore;
 use crate::graph::Graph;
 use crate::nn::{init_params, Builder};
+use crate::ops::kernels::slots::optim as O;
 use crate::optim::{AdamConfig, TrainStep};
 use crate::rng::Stream;
 use crate::tensor::Tensor;
@@ -241,7 +242,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let zeros = Tensor::zeros(gpu, &[2])?;
     let mut rec0 = Recorder::capturing(gpu);
     let lpipe = rec0.pipeline("optim", "loss_acc", &[])?;
-    rec0.dispatch_at(&lpipe, None, &[(2, acc.buffer()), (3, step.loss().buffer())], [1, 1, 1])?;
+    rec0.dispatch_at(&lpipe, None, &[(O::W, acc.buffer()), (O::G, step.loss().buffer())], [1, 1, 1])?;
     let acc_steps = rec0.into_captured();
     let end = opts.stop_after.map(|s| (start + s).min(total)).unwrap_or(total);
     let mut pending: Vec<Pending> = Vec::new();

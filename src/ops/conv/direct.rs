@@ -4,6 +4,7 @@
 use super::{conv_params, Conv2dOpts, Shapes};
 use crate::error::{Error, Result};
 use crate::gpu::Recorder;
+use crate::ops::kernels::slots::conv2d as C;
 use crate::ops::{dim, grid};
 use crate::tensor::Tensor;
 
@@ -66,7 +67,7 @@ pub(super) fn bwd_input(
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
     let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
     let g = grid(rec, gx.numel(), 64)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, w.buffer()), (4, gx.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(C::GY, gy.buffer()), (C::OTHER, w.buffer()), (C::RES, gx.buffer())], g)
 }
 
 /// The direct weight-gradient kernel: one invocation per weight.
@@ -84,5 +85,5 @@ pub(super) fn bwd_weight(
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
     let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
     let g = grid(rec, gw.numel(), 64)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, gy.buffer()), (2, x.buffer()), (4, gw.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(C::GY, gy.buffer()), (C::OTHER, x.buffer()), (C::RES, gw.buffer())], g)
 }

@@ -4,6 +4,7 @@
 use super::{conv_params, scratch, shape_consts, Conv2dOpts, Shapes};
 use crate::error::Result;
 use crate::gpu::Recorder;
+use crate::ops::kernels::slots::conv2d as C;
 use crate::ops::{dim, grid};
 use crate::tensor::Tensor;
 
@@ -73,7 +74,7 @@ fn patches(
     )?;
     let pi = rec.params(&params);
     let g = grid(rec, n, 64)?;
-    rec.dispatch_at(&pipe, Some(pi), &[(1, src.buffer()), (4, dst.buffer())], g)
+    rec.dispatch_at(&pipe, Some(pi), &[(C::X, src.buffer()), (C::RES, dst.buffer())], g)
 }
 
 /// Rows c0..c0+cb of a [B, C, HW] tensor as a [cb, C, HW] tensor: the tensor itself when it is
