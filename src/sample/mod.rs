@@ -52,6 +52,18 @@ impl Program {
     pub fn push(&mut self, kind: Kind, row: Row) {
         self.steps.push((kind, row));
     }
+    /// The rows on the GPU: 8 floats each (sigma, cx, cs, cz, cu, cv, two spare).
+    fn schedule(&self, gpu: &Gpu) -> Result<Tensor> {
+        let mut sched = Vec::with_capacity(8 * self.steps.len().max(1));
+        for (_, r) in &self.steps {
+            sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, 0.0, 0.0]);
+        }
+        if sched.is_empty() {
+            sched.resize(8, 0.0);
+        }
+        Tensor::from_slice(gpu, &sched, &[sched.len()])
+    }
+
     /// Model evaluations per chain.
     pub fn evaluations(&self) -> usize {
         self.steps.iter().filter(|(k, _)| *k != Kind::Init).count()
@@ -83,30 +95,16 @@ pub struct Runner<'m> {
 impl<'m> Runner<'m> {
     pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
         let (b, d) = (model.batch, model.numel());
-        let mut sched = Vec::with_capacity(8 * program.steps.len().max(1));
-        for (_, r) in &program.steps {
-            sched.extend([r.sigma, r.cx, r.cs, r.cz, r.cu, r.cv, 0.0, 0.0]);
-        }
-        if sched.is_empty() {
-            sched.resize(8, 0.0);
-        }
-        let sched = Tensor::from_slice(gpu, &sched, &[sched.len()])?;
+        let sched = program.schedule(gpu)?;
         let ctr = Tensor::zeros(gpu, &[1])?;
         let u = Tensor::zeros(gpu, &[b * d])?;
         let v = Tensor::zeros(gpu, &[b * d])?;
         let n = b * d;
         let rec = Recorder::capturing(gpu);
         let g_n = grid(&rec, n, 256)?;
-        let base = Params {
-            n: n as u32,
-            d: d as u32,
-            b: b as u32,
-            chain0: 0,
-            seed_lo: seed as u32,
-            seed_hi: (seed >> 32) as u32,
-            stream_hi: 0,
-            groups_x: g_n[0],
-        };
+        let (seed_lo, seed_hi) = (seed as u32, (seed >> 32) as u32);
+        let base =
+            Params { n: n as u32, d: d as u32, b: b as u32, seed_lo, seed_hi, groups_x: g_n[0], ..Default::default() };
         let set = rec.pipeline("sampler", "set_sigma", &[])?;
         let upd = rec.pipeline("sampler", "update", &[("SAVE", 0.0)])?;
         let upd_save = rec.pipeline("sampler", "update", &[("SAVE", 1.0)])?;
