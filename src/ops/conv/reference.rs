@@ -57,30 +57,9 @@ pub fn conv2d_ref(
     o: Conv2dOpts,
 ) -> Result<Vec<f32>> {
     let ys = conv2d_shape(xs, ws, o)?;
-    let mut y = vec![0f32; ys.iter().product()];
-    for n in 0..ys[0] {
-        for co in 0..ys[1] {
-            for oh in 0..ys[2] {
-                for ow in 0..ys[3] {
-                    let mut s = bias.map(|b| b[co] as f64).unwrap_or(0.0);
-                    for ci in 0..xs[1] {
-                        for kh in 0..ws[2] {
-                            for kw in 0..ws[3] {
-                                let ih = (oh * o.stride + kh) as isize - o.pad as isize;
-                                let iw = (ow * o.stride + kw) as isize - o.pad as isize;
-                                if ih < 0 || iw < 0 || ih >= xs[2] as isize || iw >= xs[3] as isize {
-                                    continue;
-                                }
-                                let xv = x[((n * xs[1] + ci) * xs[2] + ih as usize) * xs[3] + iw as usize];
-                                let wv = w[((co * ws[1] + ci) * ws[2] + kh) * ws[3] + kw];
-                                s += xv as f64 * wv as f64;
-                            }
-                        }
-                    }
-                    y[((n * ys[1] + co) * ys[2] + oh) * ys[3] + ow] = s as f32;
-                }
-            }
-        }
-    }
-    Ok(y)
+    let hw = ys[2] * ys[3];
+    let mut y: Vec<f64> =
+        (0..ys.iter().product::<usize>()).map(|i| bias.map(|b| b[(i / hw) % ys[1]] as f64).unwrap_or(0.0)).collect();
+    conv_loops(xs, ws, &ys, o, |xi, wi, yi| y[yi] += x[xi] as f64 * w[wi] as f64);
+    Ok(y.into_iter().map(|v| v as f32).collect())
 }
