@@ -57,9 +57,24 @@ pub enum Strategy {
     Direct,
 }
 
-/// The order the lowerings are tried in (`Conv2dOpts::gemm = false` leaves only `Direct`, the
-/// others then declining).
-pub const STRATEGIES: [Strategy; 3] = [Strategy::Implicit, Strategy::Im2col, Strategy::Direct];
+/// Run the first lowering that applies, in `Strategy`'s order: the implicit GEMM where it
+/// accepts (it is told whether a patch matrix would fit), im2col where one image's patch matrix
+/// fits (`chunk`), else the direct kernels. Returns the one that ran.
+fn lower<'g>(
+    rec: &mut Recorder<'g>,
+    chunk: Option<usize>,
+    implicit: impl FnOnce(&mut Recorder<'g>, bool) -> Result<bool>,
+    im2col: impl FnOnce(&mut Recorder<'g>, usize) -> Result<()>,
+    direct: impl FnOnce(&mut Recorder<'g>) -> Result<()>,
+) -> Result<Strategy> {
+    if implicit(rec, chunk.is_none())? {
+        return Ok(Strategy::Implicit);
+    }
+    match chunk {
+        Some(c) => im2col(rec, c).map(|_| Strategy::Im2col),
+        None => direct(rec).map(|_| Strategy::Direct),
+    }
+}
 
 /// Shapes of x, w and y.
 type Shapes<'a> = (&'a [usize], &'a [usize], &'a [usize]);
@@ -115,17 +130,13 @@ pub fn conv2d_into(
     }
     // The implicit GEMM builds no patch matrix, so it comes before the check that one fits.
     let chunk = im2col::gemm_chunk(rec, x.shape(), w.shape(), &ys, o);
-    for s in STRATEGIES {
-        let ran = match (s, chunk) {
-            (Strategy::Implicit, _) => implicit::forward(rec, x, w, bias, o, y, chunk.is_none())?,
-            (Strategy::Im2col, Some(c)) => im2col::forward(rec, x, w, bias, o, y, c).map(|_| true)?,
-            (Strategy::Im2col, None) => false,
-            (Strategy::Direct, _) => direct::forward(rec, x, w, bias, o, y).map(|_| true)?,
-        };
-        if ran {
-            break;
-        }
-    }
+    lower(
+        rec,
+        chunk,
+        |r, no_patches| implicit::forward(r, x, w, bias, o, y, no_patches),
+        |r, c| im2col::forward(r, x, w, bias, o, y, c),
+        |r| direct::forward(r, x, w, bias, o, y),
+    )?;
     Ok(())
 }
 
@@ -192,17 +203,13 @@ pub fn conv2d_bwd_input_into(rec: &mut Recorder, gy: &Tensor, w: &Tensor, o: Con
     }
     let shapes = (&xs[..], &ws[..], &ys[..]);
     let chunk = im2col::gemm_chunk(rec, &xs, &ws, &ys, o);
-    for s in STRATEGIES {
-        let ran = match (s, chunk) {
-            (Strategy::Implicit, _) => implicit::bwd_input(rec, gy, w, o, gx, chunk.is_none())?,
-            (Strategy::Im2col, Some(c)) => im2col::bwd_input(rec, gy, w, o, gx, shapes, c).map(|_| true)?,
-            (Strategy::Im2col, None) => false,
-            (Strategy::Direct, _) => direct::bwd_input(rec, gy, w, o, gx, shapes).map(|_| true)?,
-        };
-        if ran {
-            break;
-        }
-    }
+    lower(
+        rec,
+        chunk,
+        |r, no_patches| implicit::bwd_input(r, gy, w, o, gx, no_patches),
+        |r, c| im2col::bwd_input(r, gy, w, o, gx, shapes, c),
+        |r| direct::bwd_input(r, gy, w, o, gx, shapes),
+    )?;
     Ok(())
 }
 
@@ -215,16 +222,12 @@ pub fn conv2d_bwd_weight_into(rec: &mut Recorder, gy: &Tensor, x: &Tensor, o: Co
     }
     let shapes = (&xs[..], &ws[..], &ys[..]);
     let chunk = im2col::gemm_chunk(rec, &xs, &ws, &ys, o);
-    for s in STRATEGIES {
-        let ran = match (s, chunk) {
-            (Strategy::Implicit, _) => implicit::bwd_weight(rec, gy, x, o, gw, chunk.is_none())?,
-            (Strategy::Im2col, Some(c)) => im2col::bwd_weight(rec, gy, x, o, gw, shapes, c).map(|_| true)?,
-            (Strategy::Im2col, None) => false,
-            (Strategy::Direct, _) => direct::bwd_weight(rec, gy, x, o, gw, shapes).map(|_| true)?,
-        };
-        if ran {
-            break;
-        }
-    }
+    lower(
+        rec,
+        chunk,
+        |r, no_patches| implicit::bwd_weight(r, gy, x, o, gw, no_patches),
+        |r, c| im2col::bwd_weight(r, gy, x, o, gw, shapes, c),
+        |r| direct::bwd_weight(r, gy, x, o, gw, shapes),
+    )?;
     Ok(())
 }
