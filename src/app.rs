@@ -86,10 +86,6 @@ pub fn load_checkpoint(gpu: &Gpu, path: &Path) -> Result<(Trained, Config, usize
 }
 
 /// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
-pub fn check_samples_finite(xs: &[f32], d: usize, out: &Path) -> Result<()> {
-    non_finite_error(crate::metrics::count_non_finite(xs, d), xs.len() / d.max(1), out)
-}
-
 fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
     if bad > 0 {
         return Err(Error::Invalid(format!(
@@ -133,7 +129,7 @@ pub fn sample_to(
     }
     let xs = draw(gpu, model, req, progress)?;
     crate::io::samples::write_samples(out, &xs, shape, model.images())?;
-    check_samples_finite(&xs, d, out)
+    non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out)
 }
 
 /// Most data points `eval` takes for the PF-ODE likelihood.
