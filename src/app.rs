@@ -6,6 +6,7 @@ use crate::data::Dataset;
 use crate::dist::gmm::Gmm;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
+use crate::model::fisher::fisher;
 use crate::model::{Mixture, Probes, ScoreFn, ScoreModel, Trained};
 use crate::rng::{HostRng, Stream};
 use crate::sample::{draw, SampleRequest};
@@ -40,6 +41,20 @@ impl ModelSource {
     }
 }
 
+impl MixtureSource {
+    pub fn load(&self) -> Result<Gmm> {
+        Ok(match self {
+            MixtureSource::Ring8 => Gmm::ring8(),
+            MixtureSource::Ncsn => Gmm::ncsn_two_modes(),
+            MixtureSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::io(format!("{}: cannot read the mixture file", path.display()), e))?;
+                Gmm::from_toml(&text, &path.display().to_string())?
+            }
+        })
+    }
+}
+
 /// A model with what the CLI knows about it besides the score.
 pub struct Loaded {
     pub model: Box<dyn ScoreModel>,
@@ -52,18 +67,7 @@ pub struct Loaded {
 impl Loaded {
     pub fn load(gpu: &Gpu, src: &ModelSource) -> Result<Loaded> {
         match src {
-            ModelSource::Mixture(m) => {
-                let gmm = match m {
-                    MixtureSource::Ring8 => Gmm::ring8(),
-                    MixtureSource::Ncsn => Gmm::ncsn_two_modes(),
-                    MixtureSource::File(path) => {
-                        let text = std::fs::read_to_string(path)
-                            .map_err(|e| Error::io(format!("{}: cannot read the mixture file", path.display()), e))?;
-                        Gmm::from_toml(&text, &path.display().to_string())?
-                    }
-                };
-                Ok(Loaded { model: Box::new(Mixture::new(gmm)), config: None, step: 0 })
-            }
+            ModelSource::Mixture(m) => Ok(Loaded { model: Box::new(Mixture::new(m.load()?)), config: None, step: 0 }),
             ModelSource::Checkpoint(path) => {
                 let (model, cfg, step) = load_checkpoint(gpu, path)?;
                 Ok(Loaded { model: Box::new(model), config: Some(Box::new(cfg)), step })
@@ -167,13 +171,19 @@ impl Truth {
         Ok(Truth { data, gmm })
     }
 
-    fn draw(&self, n: usize, seed: u64) -> Vec<f32> {
+    /// n points of the data, noised at the level of a fixed-level model (whose target is the
+    /// noised density p_sigma, not the data's).
+    fn draw(&self, n: usize, seed: u64, process: &crate::score::Process) -> Vec<f32> {
         let mut rng = HostRng::new(seed);
-        match (&self.data, &self.gmm) {
+        let mut xs = match (&self.data, &self.gmm) {
             (Some(ds), _) => ds.draw(n, &mut rng),
             (None, Some(g)) => g.sample(n, &mut rng),
             (None, None) => Vec::new(),
+        };
+        if let crate::score::Process::Fixed { sigma } = *process {
+            xs.iter_mut().for_each(|v| *v += (sigma * rng.normal()) as f32);
         }
+        xs
     }
 }
 
@@ -199,7 +209,7 @@ fn sample_figures(
     let xs = draw(gpu, model, req, &mut |_, _| {})?;
     out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
     crate::metrics::check_finite(&xs, d, &format!("the {} sampler's samples", req.sampler.name()))?;
-    let gts: Vec<Vec<f32>> = (0..TRUTH_DRAWS).map(|j| truth.draw(req.n, Stream::Truth(j).derive(req.seed))).collect();
+    let gts: Vec<Vec<f32>> = (0..TRUTH_DRAWS).map(|j| truth.draw(req.n, Stream::Truth(j).derive(req.seed), model.process())).collect();
     let k = gts.len();
     let w: Vec<f64> = gts.iter().map(|gt| crate::metrics::sliced_w2(&xs, gt, d, 256, 1)).collect();
     let floor: Vec<f64> = (0..k).map(|j| crate::metrics::sliced_w2(&gts[j], &gts[(j + 1) % k], d, 256, 1)).collect();
@@ -236,7 +246,11 @@ fn nll_figures(
     out: &mut Figures,
 ) -> Result<()> {
     let d = model.numel();
-    let mut pts = truth.draw(nll_n, Stream::NllPoints.derive(req.seed));
+    let mut pts = truth.draw(nll_n, Stream::NllPoints.derive(req.seed), model.process());
+    if let crate::score::Process::Fixed { sigma } = *model.process() {
+        // One level: no probability-flow ODE; the density is normalised where NCE learned log Z.
+        return normalised_nll(gpu, model, &pts, sigma, req.batch, truth, out);
+    }
     if model.images() {
         // Uniform dequantisation: 8-bit level k sits at k / 127.5 - 1; add U(0, 1/127.5).
         let mut rng = HostRng::stream(req.seed, Stream::Dequantise);
@@ -274,6 +288,7 @@ pub fn evaluate(
     nll_n: usize,
     probes: Probes,
     cfg_dir: &Path,
+    fisher: Option<&FisherRequest>,
 ) -> Result<Figures> {
     if nll_n > MAX_NLL_POINTS {
         return Err(Error::Invalid(format!(
@@ -290,5 +305,86 @@ pub fn evaluate(
     if nll_n > 0 {
         nll_figures(gpu, model, req, (nll_n, probes), &truth, &mut out)?;
     }
+    if let Some(fr) = fisher {
+        fisher_figures(gpu, model, fr, &truth, req, &mut out)?;
+    }
     Ok(out)
+}
+
+/// What `eval --reference/--levels` asks for: the Fisher divergence to a mixture (default: the
+/// one behind the data) at these levels (default: a fixed-level model's own; else sigma_min, the
+/// geometric middle and sigma_max) on `n` fresh points each.
+#[derive(Clone, Debug, Default)]
+pub struct FisherRequest {
+    pub reference: Option<Gmm>,
+    pub levels: Vec<f64>,
+    pub n: usize,
+}
+
+fn fisher_figures(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    fr: &FisherRequest,
+    truth: &Truth,
+    req: &SampleRequest,
+    out: &mut Figures,
+) -> Result<()> {
+    let gmm = fr.reference.as_ref().or(truth.gmm.as_ref()).ok_or_else(|| {
+        Error::Invalid("--levels: the data have no analytic density; give --reference gmm:FILE.toml".into())
+    })?;
+    let p = model.process();
+    let levels = match (&fr.levels[..], p) {
+        ([], crate::score::Process::Fixed { sigma }) => vec![*sigma],
+        ([], _) => vec![p.sigma_min(), (p.sigma_min() * p.sigma_max()).sqrt(), p.sigma_max()],
+        (l, _) => l.to_vec(),
+    };
+    for (j, &sigma) in levels.iter().enumerate() {
+        let f = fisher(gpu, model, gmm, sigma, fr.n, req.batch, Stream::Truth(j as u64).derive(req.seed ^ 0xF15E))?;
+        let tag = format!("@{sigma}");
+        out.push((format!("fisher{tag}"), f.divergence, format!("(mean over {} fresh points of p_sigma)", f.points)));
+        out.push((format!("fisher{tag}_se"), f.std_error, "(standard error)".into()));
+        out.push((format!("fisher{tag}_relative"), f.divergence / f.truth_norm, "(over E||grad log p_sigma||^2)".into()));
+        if let Some(c) = f.energy_corr {
+            out.push((format!("energy_corr{tag}"), c, "(Pearson, -U against log p_sigma)".into()));
+        }
+        if let Some(m) = f.model_mean_log_density {
+            out.push((format!("mean_loglik{tag}"), m, "nats (held-out draws; -U - log_z)".into()));
+            out.push((format!("mean_loglik_truth{tag}"), f.mean_log_density, "nats (log p_sigma, same draws)".into()));
+        }
+    }
+    Ok(())
+}
+
+/// A fixed-level model's negative log-likelihood where it is normalised (NCE's log Z): the
+/// mean of U + log_z over the points, beside the exact density's; for 2-D models also log Z
+/// by quadrature, against which the learned one is read.
+fn normalised_nll(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    pts: &[f32],
+    sigma: f64,
+    batch: usize,
+    truth: &Truth,
+    out: &mut Figures,
+) -> Result<()> {
+    let Some(log_z) = model.log_normaliser() else { return Ok(()) };
+    let d = model.numel();
+    let (_, e) = crate::model::fisher::evaluate_at(gpu, model, pts, sigma, batch)?;
+    let e = e.ok_or_else(|| Error::Invalid("a log-normaliser without an energy".into()))?;
+    let nll = e.iter().map(|&u| u as f64 + log_z).sum::<f64>() / e.len() as f64;
+    out.push(("log_z".into(), log_z, "(learned by NCE)".into()));
+    if d == 2 {
+        let m = model.moments();
+        let r = 6.0 * (m.var + sigma * sigma).sqrt();
+        let (lo, hi) = ([m.mean[0] - r, m.mean[1] - r], [m.mean[0] + r, m.mean[1] + r]);
+        let q = crate::model::fisher::log_partition_2d(gpu, model, sigma, lo, hi, 800)?;
+        out.push(("log_z_quadrature".into(), q, format!("(log of the integral of exp(-U) over [-{r:.1}, {r:.1}]^2 about the mean)")));
+    }
+    out.push(("nll".into(), nll, "nats (U + log_z at held-out points of p_sigma)".into()));
+    if let Some(g) = &truth.gmm {
+        let exact = pts.chunks(d).map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sigma)).sum::<f64>()
+            / e.len() as f64;
+        out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
+    }
+    Ok(())
 }

@@ -6,7 +6,8 @@ pub use crate::data::{DataConfig, SourceKind};
 use crate::error::{Error, Result};
 use crate::sample::{SampleRequest, SamplerKind, SamplerOpts};
 pub use crate::score::config::{ModelConfig, ProcessConfig};
-use crate::score::{ModelSpec, Parameterisation, Process};
+use crate::score::process::ProcessKind;
+use crate::score::{ModelSpec, NceNoise, Objective, ParamKind, Parameterisation, Process, Projection};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -43,6 +44,20 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Write a sample grid / scatter every N steps (0: only at the end).
     pub sample_every: usize,
+    /// dsm (default), ssm, ssm-vr, esm or nce (see `score::objective`).
+    pub objective: Objective,
+    /// ssm, ssm-vr: projections per sample (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projections: Option<usize>,
+    /// ssm, ssm-vr: the projections' distribution, rademacher (default), gaussian or sphere.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projection: Option<Projection>,
+    /// nce: noise samples per data sample (default 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nce_ratio: Option<usize>,
+    /// nce: the covariance of the Gaussian noise fitted to the data, full (default) or diagonal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nce_noise: Option<NceNoise>,
 }
 
 impl Default for TrainConfig {
@@ -60,6 +75,11 @@ impl Default for TrainConfig {
             log_every: 100,
             checkpoint_every: 1000,
             sample_every: 0,
+            objective: Objective::Dsm,
+            projections: None,
+            projection: None,
+            nce_ratio: None,
+            nce_noise: None,
         }
     }
 }
@@ -191,6 +211,41 @@ impl Config {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
         self.process.check()?;
+        self.check_objective()
+    }
+
+    /// The objective's settings: keys another objective would use are refused, as is NCE
+    /// without an energy model at one noise level.
+    fn check_objective(&self) -> std::result::Result<(), String> {
+        let t = &self.train;
+        let obj = t.objective;
+        let sliced = [Objective::Ssm, Objective::SsmVr].contains(&obj);
+        let keys = [
+            ("projections", t.projections.is_some(), sliced, "ssm and ssm-vr"),
+            ("projection", t.projection.is_some(), sliced, "ssm and ssm-vr"),
+            ("nce_ratio", t.nce_ratio.is_some(), obj == Objective::Nce, "nce"),
+            ("nce_noise", t.nce_noise.is_some(), obj == Objective::Nce, "nce"),
+        ];
+        if let Some((key, _, _, who)) = keys.iter().find(|k| k.1 && !k.2) {
+            return Err(format!("train.{key}: only objective {who} uses it (objective is \"{}\"); remove the key", obj.name()));
+        }
+        for (key, v) in [("projections", t.projections), ("nce_ratio", t.nce_ratio)] {
+            if let Some(v) = v.filter(|v| !(1..=64).contains(v)) {
+                return Err(format!("train.{key} = {v} must be from 1 to 64"));
+            }
+        }
+        if obj == Objective::Nce {
+            if self.model.param != ParamKind::Energy {
+                return Err(crate::score::objective::nce_needs_energy(self.model.param().name()));
+            }
+            if self.process.kind != ProcessKind::Fixed {
+                return Err(format!(
+                    "train.objective = \"nce\" fits a normalised density at one noise level: set process.kind = \
+                     \"fixed\" with process.sigma_min the level (process.kind is \"{}\")",
+                    self.process.kind.name()
+                ));
+            }
+        }
         Ok(())
     }
 

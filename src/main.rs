@@ -1,7 +1,7 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
-use scoregen::app::{evaluate, Loaded, ModelSource};
+use scoregen::app::{evaluate, FisherRequest, Loaded, ModelSource};
 use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
@@ -54,6 +54,17 @@ enum Command {
         /// Divergence: exact, or the number of Hutchinson probes.
         #[arg(long, default_value = "exact", value_parser = parse_probes)]
         probes: Probes,
+        /// The Fisher divergence to this mixture (gmm:FILE.toml, gmm:ring8, gmm:ncsn) at --levels;
+        /// default: the mixture behind the data, if --levels is given.
+        #[arg(long, value_parser = parse_model)]
+        reference: Option<ModelSource>,
+        /// Noise levels of the Fisher divergence (default: a fixed-level model's level; else
+        /// sigma_min, their geometric middle and sigma_max).
+        #[arg(long, value_delimiter = ',')]
+        levels: Option<Vec<f64>>,
+        /// Fresh points of the noised reference per level.
+        #[arg(long, default_value_t = 10000)]
+        fisher_n: usize,
         #[arg(long)]
         json: bool,
     },
@@ -322,12 +333,32 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> 
     Ok(())
 }
 
-fn cmd_eval(cli: &Cli, src: &SampleArgs, nll_n: usize, probes: Probes, json: bool) -> Result<()> {
+/// The Fisher divergence `eval` is asked for, if any.
+fn fisher_request(reference: &Option<ModelSource>, levels: &Option<Vec<f64>>, n: usize) -> Result<Option<FisherRequest>> {
+    if reference.is_none() && levels.is_none() {
+        return Ok(None);
+    }
+    let reference = match reference {
+        Some(ModelSource::Mixture(m)) => Some(m.load()?),
+        Some(ModelSource::Checkpoint(_)) => unreachable!("parse_model gives mixtures"),
+        None => None,
+    };
+    let levels = levels.clone().unwrap_or_default();
+    if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && l.is_finite())) {
+        return Err(Error::Invalid(format!("--levels: {l} is not a positive noise level")));
+    }
+    if n < 2 {
+        return Err(Error::Invalid(format!("--fisher-n {n}: the Fisher divergence needs at least 2 points")));
+    }
+    Ok(Some(FisherRequest { reference, levels, n }))
+}
+
+fn cmd_eval(cli: &Cli, src: &SampleArgs, nll_n: usize, probes: Probes, fisher: Option<&FisherRequest>, json: bool) -> Result<()> {
     let gpu = open(&cli)?;
     let m = load_model(&gpu, src)?;
     let req = request(&m, src);
     let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));
-    for (name, v, unit) in evaluate(&gpu, &m, &req, nll_n, probes, dir)? {
+    for (name, v, unit) in evaluate(&gpu, &m, &req, nll_n, probes, dir, fisher)? {
         if json {
             println!("{}", serde_json::json!({"eval": name, "value": v, "unit": unit}));
         } else {
@@ -343,7 +374,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench { which } => cmd_bench(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
         Command::Sample { src, out } => cmd_sample(&cli, src, out),
-        Command::Eval { src, nll_n, probes, json } => cmd_eval(&cli, src, *nll_n, *probes, *json),
+        Command::Eval { src, nll_n, probes, reference, levels, fisher_n, json } => {
+            let fisher = fisher_request(reference, levels, *fisher_n)?;
+            cmd_eval(&cli, src, *nll_n, *probes, fisher.as_ref(), *json)
+        }
     }
 }
 

@@ -19,6 +19,9 @@
 //! | `NllPoints` (data points of eval's likelihood) | HostRng | `0xDA7A` (fixed: the same points for every seed) |
 //! | `Dequantise` (uniform dequantisation of those points) | HostRng | `0xDE0` (fixed) |
 //! | `Moments` (moment estimate of sampled data sources) | HostRng | `0x5EC0_0D` (fixed) |
+//! | `NceFit` (data NCE's Gaussian noise is fitted to) | HostRng | `s ^ 0x0CE5_F17` |
+//! | SSM's projections (training) | Philox key as `DsmNoise`, graph stream [`PROJECTION_STREAM`] | |
+//! | NCE's noise samples (training) | Philox key as `DsmNoise`, graph stream [`NCE_NOISE_STREAM`] | |
 //!
 //! Sampler noise needs no entry: chain i's noise at step k is Philox (seed, stream i, counter
 //! k * blocks), a function of (seed, i, k) only, whatever the batch.
@@ -28,6 +31,10 @@ const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Philox graph stream of DSM's noise z (the graph adds its op id in the high bits).
 pub const DSM_NOISE_STREAM: u64 = 0x5eed;
+/// Philox graph stream of sliced score matching's projections (training; key as DSM's z).
+pub const PROJECTION_STREAM: u64 = 0x5110;
+/// Philox graph stream of NCE's noise samples (training; key as DSM's z).
+pub const NCE_NOISE_STREAM: u64 = 0x0ce5;
 /// Philox graph stream of dropout masks.
 pub const DROPOUT_STREAM: u64 = 0;
 
@@ -114,6 +121,8 @@ pub enum Stream {
     NllPoints,
     Dequantise,
     Moments,
+    /// The data NCE's noise distribution is fitted to.
+    NceFit,
 }
 
 impl Stream {
@@ -131,6 +140,7 @@ impl Stream {
             Stream::NllPoints => 0xDA7A,
             Stream::Dequantise => 0xDE0,
             Stream::Moments => 0x5EC0_0D,
+            Stream::NceFit => s ^ 0x0CE5_F17,
         }
     }
 }

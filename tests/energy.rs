@@ -13,7 +13,7 @@ use scoregen::score::{EnergyForm, ModelSpec, Network, Parameterisation};
 fn spec(form: EnergyForm) -> ModelSpec {
     ModelSpec {
         data_shape: vec![3],
-        network: Network::Mlp { hidden: vec![8, 8], noise_features: 0 },
+        network: Network::Mlp { hidden: vec![8, 8], noise_features: 0, act: Default::default() },
         param: Parameterisation::Energy { form },
         input_var: Some(1.0),
     }

@@ -85,7 +85,7 @@ fn samples_do_not_depend_on_batch_size() {
     use scoregen::score::{ModelSpec, Network, Parameterisation};
     let spec = ModelSpec {
         data_shape: vec![2],
-        network: Network::Mlp { hidden: vec![64, 64], noise_features: 8 },
+        network: Network::Mlp { hidden: vec![64, 64], noise_features: 8, act: Default::default() },
         param: Parameterisation::Score,
         input_var: None,
     };

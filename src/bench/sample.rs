@@ -61,6 +61,7 @@ pub fn run(
             process: cfg.process(),
             images: false,
             moments: crate::dist::Moments::centred(2, 0.0),
+            log_z: None,
         }
     };
     let f = crate::model::ScoreFn::plan(gpu, &model, chains, Probes::None)?;

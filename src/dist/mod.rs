@@ -3,7 +3,9 @@
 //! `data` and `score`, which use them.
 
 pub mod gmm;
+pub mod gaussian;
 mod moments;
 
+pub use gaussian::Gaussian;
 pub use gmm::Gmm;
 pub use moments::Moments;

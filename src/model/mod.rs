@@ -8,6 +8,7 @@
 //! writes against this trait: compositions, guided and retrieval-conditioned models plug in here
 //! without special cases in the samplers or the CLI.
 
+pub mod fisher;
 mod mixture;
 mod plan;
 mod trained;
@@ -77,6 +78,19 @@ pub trait ScoreModel {
     /// None for models that give the score directly.
     fn energy(&self, _b: &mut Builder, _x: Var, _sigma: Var, _cond: &CondVars) -> Result<Option<Var>> {
         Ok(None)
+    }
+
+    /// The score and, for energy models, the energy [B] from one evaluation of the network
+    /// (what a Metropolis test reads beside the score). The default builds them separately.
+    fn score_and_energy(&self, b: &mut Builder, x: Var, sigma: Var, cond: &CondVars) -> Result<(Var, Option<Var>)> {
+        let s = self.score(b, x, sigma, cond)?;
+        Ok((s, self.energy(b, x, sigma, cond)?))
+    }
+
+    /// The log-normaliser of the energy where it is known (NCE-trained models):
+    /// p(x~; sigma) = exp(-E(x~, sigma) - log_z).
+    fn log_normaliser(&self) -> Option<f64> {
+        None
     }
 
     /// The analytic mixture the model is, when it is one (exact densities for metrics).

@@ -24,6 +24,8 @@ pub struct ScoreFn {
     pub probes: Probes,
     /// Conditioning inputs (graph inputs of the same names, [B, shape...]).
     pub cond: Vec<CondInput>,
+    /// Which output holds the energy [B] of energy models (a Metropolis test's input).
+    energy_at: Option<usize>,
 }
 
 /// How a divergence is computed: exactly (one vector-Jacobian product per dimension) or by
@@ -44,13 +46,13 @@ impl ScoreFn {
         let clip = model.images() && probes == Probes::None;
         let cond = model.conditioning();
         let params = model.params();
-        Self::with_conditioning(gpu, batch, model.shape(), &params, probes, &cond, |g, x, s, c| {
+        Self::with_outputs(gpu, batch, model.shape(), &params, probes, &cond, |g, x, s, c| {
             let mut b = Builder::new(g);
-            let score = model.score(&mut b, x, s, c)?;
+            let (score, energy) = model.score_and_energy(&mut b, x, s, c)?;
             if clip {
-                return clip_denoised(g, x, s, score);
+                return Ok((clip_denoised(g, x, s, score)?, energy));
             }
-            Ok(score)
+            Ok((score, energy))
         })
     }
 
@@ -76,6 +78,20 @@ impl ScoreFn {
         cond: &[CondInput],
         build: impl FnOnce(&mut Graph, Var, Var, &CondVars) -> Result<Var>,
     ) -> Result<ScoreFn> {
+        Self::with_outputs(gpu, batch, shape, params, probes, cond, |g, x, s, c| Ok((build(g, x, s, c)?, None)))
+    }
+
+    /// `with_conditioning` where `build` also gives the energy [B] (energy models), planned as
+    /// an output beside the score.
+    fn with_outputs(
+        gpu: &Gpu,
+        batch: usize,
+        shape: &[usize],
+        params: &ParamStore,
+        probes: Probes,
+        cond: &[CondInput],
+        build: impl FnOnce(&mut Graph, Var, Var, &CondVars) -> Result<(Var, Option<Var>)>,
+    ) -> Result<ScoreFn> {
         if batch == 0 {
             return Err(Error::Invalid("a sampler batch must hold at least one chain".into()));
         }
@@ -93,7 +109,7 @@ impl ScoreFn {
             cs.extend(&c.shape);
             vars.insert(c.name.clone(), g.input(&c.name, &cs));
         }
-        let s = build(&mut g, x, sigma, &vars)?;
+        let (s, energy) = build(&mut g, x, sigma, &vars)?;
         if g.shape(s) != xs.as_slice() {
             return Err(Error::Shape(format!("the model returns {:?} for input {xs:?}", g.shape(s))));
         }
@@ -125,8 +141,12 @@ impl ScoreFn {
             }
             outs.push(div);
         }
+        let energy_at = energy.map(|e| {
+            outs.push(e);
+            outs.len() - 1
+        });
         let plan = Plan::batch_invariant(gpu, &g, &outs, params)?;
-        Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes, cond: cond.to_vec() })
+        Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes, cond: cond.to_vec(), energy_at })
     }
 
     pub fn x(&self) -> &Tensor {
@@ -140,6 +160,10 @@ impl ScoreFn {
     }
     pub fn div(&self) -> Option<&Tensor> {
         (self.probes != Probes::None).then(|| self.plan.output(1))
+    }
+    /// The energy [B] of energy models, computed with the score.
+    pub fn energy(&self) -> Option<&Tensor> {
+        self.energy_at.map(|i| self.plan.output(i))
     }
     pub fn numel(&self) -> usize {
         self.shape.iter().product()

@@ -9,6 +9,7 @@ use crate::graph::Var;
 use crate::io::checkpoint::Checkpoint;
 use crate::nn::Builder;
 use crate::score::config::ScoreConfig;
+use crate::score::objective::LOG_Z;
 use crate::score::{ModelSpec, Process};
 use crate::tensor::Tensor;
 use std::path::Path;
@@ -22,6 +23,8 @@ pub struct Trained {
     pub moments: Moments,
     /// Trained on 8-bit images scaled to [-1, 1].
     pub images: bool,
+    /// NCE's learned log-normaliser of the energy, for models trained by NCE.
+    pub log_z: Option<f64>,
 }
 
 /// What a checkpoint says besides the model: its training step and the run's whole config
@@ -65,11 +68,20 @@ impl Trained {
         for p in &spec.param_specs()? {
             params.insert(p.name.clone(), Tensor::zeros(gpu, &p.shape)?);
         }
+        // NCE's learned log-normaliser travels as a one-value tensor beside the weights.
+        let mut ck = ck;
+        let log_z = match ck.tensors.remove(LOG_Z) {
+            Some((shape, v)) if shape == [1] && v[0].is_finite() => Some(v[0] as f64),
+            Some(_) => {
+                return Err(Error::Invalid(format!("{}: tensor {LOG_Z} is not one finite number", path.display())))
+            }
+            None => None,
+        };
         ck.load_into(gpu, &params, &path.display().to_string())?;
         let images = ck.metadata.get("scoregen.images").map(|v| v == "true").unwrap_or(false);
         let step = ck.metadata.get("scoregen.step").and_then(|s| s.parse().ok()).unwrap_or(0);
         let moments = checkpoint_moments(&ck.metadata, spec.numel(), &path.display().to_string())?;
-        let model = Trained { spec, params, process: cfg.process.process(), moments, images };
+        let model = Trained { spec, params, process: cfg.process.process(), moments, images, log_z };
         Ok((model, CheckpointInfo { step, config }))
     }
 }
@@ -120,5 +132,11 @@ impl ScoreModel for Trained {
     }
     fn energy(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<Option<Var>> {
         self.spec.energy(b, x, sigma)
+    }
+    fn score_and_energy(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<(Var, Option<Var>)> {
+        self.spec.score_and_energy(b, x, sigma)
+    }
+    fn log_normaliser(&self) -> Option<f64> {
+        self.log_z
     }
 }

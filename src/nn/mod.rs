@@ -19,6 +19,8 @@ pub enum Init {
     Uniform(f32),
     Zeros,
     Ones,
+    /// Every entry this value.
+    Const(f32),
 }
 
 #[derive(Clone, Debug)]
@@ -104,6 +106,7 @@ pub fn init_params(gpu: &Gpu, specs: &[ParamSpec], seed: u64) -> Result<ParamSto
             Init::Uniform(b) => (0..n).map(|_| (2.0 * next() - 1.0) * b).collect(),
             Init::Zeros => vec![0.0; n],
             Init::Ones => vec![1.0; n],
+            Init::Const(c) => vec![c; n],
         };
         store.insert(s.name.clone(), Tensor::from_slice(gpu, &data, &s.shape)?);
     }

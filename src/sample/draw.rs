@@ -48,6 +48,13 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
             req.steps, req.opts.levels
         )));
     }
+    if matches!(model.process(), crate::score::Process::Fixed { .. }) && req.sampler != SamplerKind::Langevin {
+        return Err(Error::Invalid(format!(
+            "sampler '{}': the model was trained at one noise level (process 'fixed'), which only Langevin dynamics \
+             at that level samples; use --sampler langevin",
+            req.sampler.name()
+        )));
+    }
     req.conditions.check(&model.conditioning(), req.n)
 }
 

@@ -4,7 +4,7 @@
 //! them alone from a checkpoint (`model::Trained::load`).
 
 use super::process::{ProcessKind, Range};
-use super::{EnergyForm, ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
+use super::{Activation, EnergyForm, ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
 use crate::error::{Error, Result};
 use crate::nn::unet::UNetConfig;
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,8 @@ pub struct ModelConfig {
     pub hidden: Vec<usize>,
     /// MLP: sinusoidal noise-level features added to the input (0: ln(sigma)/4 alone, as W1).
     pub noise_features: usize,
+    /// MLP: silu (default) or softplus.
+    pub activation: Activation,
     /// score (F / sigma), eps (-F / sigma) or denoiser (EDM preconditioning).
     pub param: ParamKind,
     pub sigma_data: f32,
@@ -44,6 +46,7 @@ impl Default for ModelConfig {
             network: NetworkKind::Mlp,
             hidden: vec![256, 256, 256],
             noise_features: 0,
+            activation: Activation::Silu,
             param: ParamKind::Score,
             energy: None,
             sigma_data: 0.5,
@@ -63,9 +66,10 @@ impl Default for ModelConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessConfig {
-    /// ve, vp, vp-cosine, subvp, edm.
+    /// ve, vp, vp-cosine, subvp, edm, or fixed (one level, sigma_min).
     pub kind: ProcessKind,
-    /// ve and edm: the noise range (defaults 0.01 and 10). Other kinds refuse it.
+    /// ve and edm: the noise range (defaults 0.01 and 10); fixed: sigma_min alone (the level,
+    /// default 0.01). Other kinds refuse them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma_min: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -102,7 +106,9 @@ impl ProcessConfig {
         match self.kind.takes() {
             Some(Range::Sigma) => {
                 self.sigma_min.get_or_insert(0.01);
-                self.sigma_max.get_or_insert(10.0);
+                if self.kind != ProcessKind::Fixed {
+                    self.sigma_max.get_or_insert(10.0);
+                }
             }
             Some(Range::Beta) => {
                 self.beta_min.get_or_insert(0.1);
@@ -116,6 +122,19 @@ impl ProcessConfig {
     /// ordered and give noise levels that f32 holds.
     pub fn check(&self) -> std::result::Result<(), String> {
         let takes = self.kind.takes();
+        if self.kind == ProcessKind::Fixed {
+            if self.sigma_max.is_some() {
+                return Err(
+                    "process.sigma_max: process 'fixed' has one noise level, process.sigma_min; remove the key".into()
+                );
+            }
+            return match self.sigma_min.unwrap_or(0.01) {
+                s if s > 0.0 && s.is_finite() && ((s * s) as f32) >= f32::MIN_POSITIVE && ((s * s) as f32).is_finite() => {
+                    Ok(())
+                }
+                s => Err(format!("process.sigma_min = {s:e}: the fixed level needs 0 < sigma_min with sigma_min^2 finite in f32")),
+            };
+        }
         let keys = [
             ("sigma_min", self.sigma_min, Range::Sigma),
             ("sigma_max", self.sigma_max, Range::Sigma),
@@ -201,7 +220,7 @@ impl ModelConfig {
     pub fn spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
         let m = self;
         let network = match m.network {
-            NetworkKind::Mlp => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features },
+            NetworkKind::Mlp => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features, act: m.activation },
             NetworkKind::Unet => {
                 if data_shape.len() != 3 {
                     return Err(Error::Invalid(format!(

@@ -3,6 +3,7 @@
 //! `process` (x~ = x0 + sigma z for every process), so samplers need nothing else.
 
 pub mod config;
+pub mod objective;
 pub mod process;
 
 use crate::error::{Error, Result};
@@ -10,6 +11,7 @@ use crate::graph::{Graph, Var};
 use crate::nn::unet::{unet, UNetConfig};
 use crate::nn::{mlp, Builder};
 use crate::ops::elementwise::Unary;
+pub use objective::{Loss, NceNoise, Objective, Projection};
 pub use process::Process;
 
 /// What the network's output F means (Karras et al. 2022, Table 1 for the denoiser).
@@ -70,6 +72,26 @@ impl Parameterisation {
     }
 }
 
+/// The MLP's nonlinearity (`model.activation`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// SiLU (W1's).
+    #[default]
+    Silu,
+    /// softplus (NCSN's toy experiments).
+    Softplus,
+}
+
+impl Activation {
+    pub fn unary(self) -> Unary {
+        match self {
+            Activation::Silu => Unary::Silu,
+            Activation::Softplus => Unary::Softplus,
+        }
+    }
+}
+
 /// The networks a config names (`model.network`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -85,7 +107,7 @@ pub enum NetworkKind {
 pub enum Network {
     /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] (and, when noise_features > 0, that
     /// many sinusoidal features of 250 ln(sigma)/4) -> hidden layers (SiLU) -> D.
-    Mlp { hidden: Vec<usize>, noise_features: usize },
+    Mlp { hidden: Vec<usize>, noise_features: usize, act: Activation },
     /// For images [B, C, H, W], conditioned on 250 ln(sigma)/4 through the sinusoidal
     /// embedding (the factor spreads the noise range over the embedding's frequencies, as
     /// DDPM's t in [0, 1000] does).
@@ -119,6 +141,15 @@ fn energy_of(g: &mut Graph, form: EnergyForm, f: Var, x: Var) -> Result<Var> {
         EnergyForm::Norm => g.scale(e, 0.5),
         EnergyForm::Dae => e,
     })
+}
+
+/// score = -grad_x E / sigma for energies E [B] of x [B, ...] (E summed over the batch: each
+/// sample's energy depends on its own x~ only).
+fn energy_score(g: &mut Graph, e: Var, x: Var, sig: Var) -> Result<Var> {
+    let tot = g.sum_all(e)?;
+    let gx = crate::graph::autodiff::grad(g, tot, &[x])?[0];
+    let s = g.div(gx, sig)?;
+    Ok(g.neg(s))
 }
 
 /// Broadcast a per-sample value [B] against a tensor [B, ...].
@@ -162,6 +193,18 @@ impl ModelSpec {
         Ok(Some(b.g.div(e, sigma)?))
     }
 
+    /// The score and, for energy models, the energy U = E / sigma [B], from one evaluation of
+    /// the network.
+    pub fn score_and_energy(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Option<Var>)> {
+        let f = self.network(b, x, sigma)?;
+        let xs = b.g.shape(x).to_vec();
+        let sig = per_sample(b.g, sigma, &xs)?;
+        let Parameterisation::Energy { form } = self.param else { return Ok((self.score_from(b, f, x, sig)?, None)) };
+        let e = energy_of(b.g, form, f, x)?;
+        let s = energy_score(b.g, e, x, sig)?;
+        Ok((s, Some(b.g.div(e, sigma)?)))
+    }
+
     /// The network's output F(c_in x~, c_noise), shaped like x~.
     fn network(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
         let xs = b.g.shape(x).to_vec();
@@ -187,7 +230,7 @@ impl ModelSpec {
         let ls = b.g.unary(Unary::Log, sigma);
         let c_noise = b.g.scale(ls, 0.25);
         let f = match &self.network {
-            Network::Mlp { hidden, noise_features } => {
+            Network::Mlp { hidden, noise_features, act } => {
                 let d = self.numel();
                 let bsz = xs[0];
                 let flat = b.g.reshape(x_in, &[bsz, d])?;
@@ -201,7 +244,7 @@ impl ModelSpec {
                 let mut sizes = vec![b.g.shape(inp)[1]];
                 sizes.extend(hidden);
                 sizes.push(d);
-                let out = mlp(b, inp, &sizes, Unary::Silu)?;
+                let out = mlp(b, inp, &sizes, act.unary())?;
                 b.g.reshape(out, &xs)?
             }
             Network::UNet(cfg) => {
@@ -217,13 +260,8 @@ impl ModelSpec {
     fn score_from(&self, b: &mut Builder, f: Var, x: Var, sig: Var) -> Result<Var> {
         match self.param {
             Parameterisation::Energy { form } => {
-                // score = -grad_x E / sigma (E summed over the batch: each sample's energy
-                // depends on its own x~ only).
                 let e = energy_of(b.g, form, f, x)?;
-                let tot = b.g.sum_all(e)?;
-                let gx = crate::graph::autodiff::grad(b.g, tot, &[x])?[0];
-                let s = b.g.div(gx, sig)?;
-                Ok(b.g.neg(s))
+                energy_score(b.g, e, x, sig)
             }
             Parameterisation::Score => b.g.div(f, sig),
             Parameterisation::Epsilon => {
@@ -248,32 +286,5 @@ impl ModelSpec {
                 b.g.sub(fo, sk)
             }
         }
-    }
-
-    /// Denoising score matching (Vincent 2011) with lambda(sigma) = sigma^2 (NCSN) times
-    /// `weight`: mean over the batch of w(sigma) || sigma score(x0 + sigma z, sigma) + z ||^2.
-    /// For the denoiser the weight is EDM's (sigma^2 + sd^2) / sd^2, which turns this into
-    /// lambda(sigma) || D - x0 ||^2 with lambda = (sigma^2 + sd^2) / (sigma sd)^2.
-    /// x0 [B, ...] and sigma [B] are inputs; z is drawn on the GPU (`seed`). Returns the loss [1].
-    pub fn dsm_loss(&self, b: &mut Builder, x0: Var, sigma: Var, seed: u64) -> Result<Var> {
-        let xs = b.g.shape(x0).to_vec();
-        let z = b.g.random(&xs, crate::ops::random::Dist::Normal, seed, crate::rng::DSM_NOISE_STREAM);
-        let sig = per_sample(b.g, sigma, &xs)?;
-        let sz = b.g.mul(z, sig)?;
-        let xt = b.g.add(x0, sz)?;
-        let s = self.score(b, xt, sigma)?;
-        let ss = b.g.mul(s, sig)?;
-        let r = b.g.add(ss, z)?;
-        let r2 = b.g.unary(Unary::Square, r);
-        let bsz = xs[0];
-        let flat = b.g.reshape(r2, &[bsz, self.numel()])?;
-        let mut per = b.g.sum(flat, 1)?; // [B]
-        if let Parameterisation::Denoiser { sigma_data } = self.param {
-            let sd2 = sigma_data * sigma_data;
-            let s2 = b.g.unary(Unary::Square, sigma);
-            let w = b.g.unary(Unary::Affine(1.0 / sd2, 1.0), s2);
-            per = b.g.mul(per, w)?;
-        }
-        b.g.mean_all(per)
     }
 }

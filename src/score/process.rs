@@ -20,6 +20,8 @@ pub enum ProcessKind {
     VpCosine,
     Subvp,
     Edm,
+    /// One noise level, sigma = `process.sigma_min` (the papers' single-level toy setting).
+    Fixed,
 }
 
 /// A range a process family is set by.
@@ -35,7 +37,7 @@ impl ProcessKind {
     /// The range this family takes, if any (vp-cosine takes none: its schedule is fixed).
     pub fn takes(self) -> Option<Range> {
         match self {
-            ProcessKind::Ve | ProcessKind::Edm => Some(Range::Sigma),
+            ProcessKind::Ve | ProcessKind::Edm | ProcessKind::Fixed => Some(Range::Sigma),
             ProcessKind::Vp | ProcessKind::Subvp => Some(Range::Beta),
             ProcessKind::VpCosine => None,
         }
@@ -47,6 +49,7 @@ impl ProcessKind {
             ProcessKind::VpCosine => "vp-cosine",
             ProcessKind::Subvp => "subvp",
             ProcessKind::Edm => "edm",
+            ProcessKind::Fixed => "fixed",
         }
     }
 }
@@ -64,6 +67,9 @@ pub enum Process {
     /// EDM (Karras et al. 2022): s = 1, sigma(t) = t in [sigma_min, sigma_max]; training draws
     /// ln sigma ~ N(p_mean, p_std^2).
     Edm { sigma_min: f64, sigma_max: f64, p_mean: f64, p_std: f64 },
+    /// One noise level: s = 1, sigma(t) = sigma for every t (training draws it alone; sampling
+    /// is Langevin dynamics at that level).
+    Fixed { sigma: f64 },
 }
 
 /// Smallest t used by the VP-family processes (score_sde's eps = 1e-5 for sampling; 1e-3 keeps
@@ -93,6 +99,7 @@ impl Process {
             ProcessKind::VpCosine => Process::VpCosine { s: 0.008 },
             ProcessKind::Subvp => Process::SubVp { beta_min, beta_max },
             ProcessKind::Edm => Process::Edm { sigma_min, sigma_max, p_mean: -1.2, p_std: 1.2 },
+            ProcessKind::Fixed => Process::Fixed { sigma: sigma_min },
         }
     }
 
@@ -103,13 +110,14 @@ impl Process {
             Process::VpCosine { .. } => "vp-cosine",
             Process::SubVp { .. } => "subvp",
             Process::Edm { .. } => "edm",
+            Process::Fixed { .. } => "fixed",
         }
     }
 
     /// Time interval [t_min, t_max] of the process.
     pub fn t_range(&self) -> (f64, f64) {
         match *self {
-            Process::Ve { .. } => (0.0, 1.0),
+            Process::Ve { .. } | Process::Fixed { .. } => (0.0, 1.0),
             Process::VpLinear { .. } | Process::VpCosine { .. } | Process::SubVp { .. } => (VP_T_MIN, 1.0),
             Process::Edm { sigma_min, sigma_max, .. } => (sigma_min, sigma_max),
         }
@@ -132,7 +140,7 @@ impl Process {
     /// Scale s(t).
     pub fn scale(&self, t: f64) -> f64 {
         match self {
-            Process::Ve { .. } | Process::Edm { .. } => 1.0,
+            Process::Ve { .. } | Process::Edm { .. } | Process::Fixed { .. } => 1.0,
             _ => self.alpha_bar(t).sqrt(),
         }
     }
@@ -142,6 +150,7 @@ impl Process {
         match *self {
             Process::Ve { sigma_min, sigma_max } => sigma_min * (sigma_max / sigma_min).powf(t),
             Process::Edm { .. } => t,
+            Process::Fixed { sigma } => sigma,
             Process::VpLinear { .. } | Process::VpCosine { .. } => {
                 let a = self.alpha_bar(t);
                 ((1.0 - a) / a).sqrt()
@@ -155,6 +164,9 @@ impl Process {
 
     /// sigma'(t), by a central difference (every sigma here is smooth).
     pub fn dsigma_dt(&self, t: f64) -> f64 {
+        if let Process::Fixed { .. } = self {
+            return 0.0;
+        }
         let (lo, hi) = self.t_range();
         let h = 1e-6 * (hi - lo).max(1e-12);
         let (a, b) = ((t - h).max(lo * 0.5), t + h);

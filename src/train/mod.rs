@@ -15,6 +15,9 @@ use crate::nn::{init_params, Builder};
 use crate::ops::kernels::slots::optim as O;
 use crate::optim::{AdamConfig, TrainStep};
 use crate::rng::Stream;
+use crate::dist::Gaussian;
+use crate::score::objective::{esm_bound_message, Nce, ESM_MAX_DIM};
+use crate::score::{Loss, NceNoise, Objective};
 use crate::tensor::Tensor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -76,9 +79,44 @@ fn with_absolute_data_path(cfg: &Config, cfg_dir: &Path) -> Config {
     cfg
 }
 
-/// The training graph (x0 [B, ...], sigma [B] -> DSM loss), its parameters initialised from
+/// The loss the config names, for these data (NCE: its Gaussian noise fitted to 20,000 points
+/// of the data noised at the level; ESM: refused above its dimension bound).
+pub fn loss_of(cfg: &Config, data: &Dataset, spec: &crate::score::ModelSpec) -> Result<Loss> {
+    let t = &cfg.train;
+    Ok(match t.objective {
+        Objective::Dsm => Loss::Dsm,
+        Objective::Ssm | Objective::SsmVr => Loss::Sliced {
+            projections: t.projections.unwrap_or(1),
+            dist: t.projection.unwrap_or_default(),
+            vr: t.objective == Objective::SsmVr,
+        },
+        Objective::Esm if spec.numel() > ESM_MAX_DIM => return Err(Error::Invalid(esm_bound_message(spec.numel()))),
+        Objective::Esm => Loss::Exact,
+        Objective::Nce => {
+            let sigma = cfg.process().sigma_min();
+            let mut rng = crate::rng::HostRng::stream(t.seed, Stream::NceFit);
+            let xs = data.draw(20_000, &mut rng);
+            let diagonal = t.nce_noise == Some(NceNoise::Diagonal);
+            let noise = Gaussian::fit(&xs, data.numel(), sigma * sigma, diagonal).map_err(|e| {
+                Error::Invalid(format!(
+                    "train.objective = \"nce\": no Gaussian noise fits the data: {e}; raise process.sigma_min (sigma^2 \
+                     regularises the covariance) or set train.nce_noise = \"diagonal\""
+                ))
+            })?;
+            Loss::Nce(Nce { sigma, ratio: t.nce_ratio.unwrap_or(1), noise })
+        }
+    })
+}
+
+/// The training graph (x0 [B, ...], sigma [B] -> the objective's loss), its parameters initialised from
 /// the seed, and the planned step with Adam.
-fn objective(gpu: &Gpu, cfg: &Config, spec: &crate::score::ModelSpec, total: usize) -> Result<(ParamStore, TrainStep)> {
+fn objective(
+    gpu: &Gpu,
+    cfg: &Config,
+    data: &Dataset,
+    spec: &crate::score::ModelSpec,
+    total: usize,
+) -> Result<(ParamStore, TrainStep)> {
     let t = &cfg.train;
     let mut g = Graph::new();
     let mut xs = vec![t.batch];
@@ -88,7 +126,7 @@ fn objective(gpu: &Gpu, cfg: &Config, spec: &crate::score::ModelSpec, total: usi
     let mut bld = Builder::new(&mut g);
     bld.training = true;
     bld.seed = Stream::Dropout.derive(t.seed);
-    let loss = spec.dsm_loss(&mut bld, x0, sigma, Stream::DsmNoise.derive(t.seed))?;
+    let loss = spec.loss(&mut bld, x0, sigma, &loss_of(cfg, data, spec)?, Stream::DsmNoise.derive(t.seed))?;
     let specs = bld.specs.clone();
     let params = init_params(gpu, &specs, Stream::Init.derive(t.seed))?;
     let adam = AdamConfig {
@@ -228,7 +266,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let spec = cfg.model_spec(&data.shape)?;
     let t = &cfg.train;
     let total = opts.steps.unwrap_or(t.steps);
-    let (params, step) = objective(gpu, cfg, &spec, total)?;
+    let (params, step) = objective(gpu, cfg, &data, &spec, total)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::io(format!("{}: cannot create the output folder", opts.out.display()), e))?;
     // One training process per folder; temporaries of killed writers are swept.
@@ -347,6 +385,7 @@ fn periodic_samples(
         process: cfg.process(),
         moments: data.moments.clone(),
         images: data.images,
+        log_z: None,
     };
     let mut req = cfg.sample.request();
     req.n = req.n.min(if data.images { 64 } else { 1000 });
