@@ -126,6 +126,12 @@ fn bad_configs_and_data_files() {
         (format!("{base}[process]\nkind = \"ve\"\nbeta_max = 5.0\n"), vec!["process.beta_max", "ve"]),
         (format!("{base}path = \"x.npy\"\n"), vec!["data.path", "toy"]),
         ("[data]\nsource = \"idx\"\npath = \"a.gz\"\nsize = 8\n".into(), vec!["data.size", "idx"]),
+        (format!("{base}[process]\nkind = \"fixed\"\n[train]\nobjective = \"nce\"\n"), vec!["nce", "model.param", "energy"]),
+        (format!("{base}[model]\nparam = \"energy\"\n[train]\nobjective = \"nce\"\n"), vec!["process.kind", "fixed"]),
+        (format!("{base}[train]\nprojections = 4\n"), vec!["train.projections", "ssm"]),
+        (format!("{base}[train]\nobjective = \"ssm\"\nprojections = 0\n"), vec!["train.projections"]),
+        (format!("{base}[train]\nobjective = \"sm\"\n"), vec!["sm", "ssm-vr"]),
+        (format!("{base}[process]\nkind = \"fixed\"\nsigma_max = 2.0\n"), vec!["process.sigma_max", "fixed"]),
     ];
     for (i, (text, needles)) in cases.iter().enumerate() {
         std::fs::write(dir.join("c.toml"), text).unwrap();
@@ -159,7 +165,34 @@ fn bad_configs_and_data_files() {
         let o = run(&["train", "--config", &s(&dir.join("d.toml")), "--out", &s(&dir.join(format!("od-{file}")))]);
         expect_error(&o, 1, &[needle], file);
     }
+    objectives_the_data_cannot_take(&dir);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// ESM above its dimension bound, and NCE on data whose covariance is singular at a level too
+/// small to regularise it: one-line errors before any training (no output folder).
+fn objectives_the_data_cannot_take(dir: &Path) {
+    let wide: Vec<f32> = (0..100 * 65).map(|i| ((i * 7919) % 101) as f32 / 50.0).collect();
+    scoregen::io::npy::write_npy(&dir.join("wide.npy"), &[100, 65], &wide).unwrap();
+    // The second column is twice the first: rank 1.
+    let line: Vec<f32> = (0..200).flat_map(|i| [i as f32 / 100.0, i as f32 / 50.0]).collect();
+    scoregen::io::npy::write_npy(&dir.join("line.npy"), &[200, 2], &line).unwrap();
+    let cases = [
+        ("wide.npy", "[train]\nobjective = \"esm\"\n", vec!["esm", "65 dimensions", "64", "ssm"]),
+        (
+            "line.npy",
+            "[model]\nparam = \"energy\"\n[process]\nkind = \"fixed\"\nsigma_min = 1e-6\n[train]\nobjective = \"nce\"\n",
+            vec!["nce", "singular", "process.sigma_min", "diagonal"],
+        ),
+    ];
+    for (file, rest, needles) in cases {
+        let text = format!("[data]\nsource = \"npy\"\npath = \"{}\"\n{rest}", s(&dir.join(file)));
+        std::fs::write(dir.join("o.toml"), &text).unwrap();
+        let out = dir.join(format!("oo-{file}"));
+        let o = run(&["train", "--config", &s(&dir.join("o.toml")), "--out", &s(&out)]);
+        expect_error(&o, 1, &needles, &text);
+        assert!(!out.exists(), "{file}: the refusal came after the output folder was made");
+    }
 }
 
 #[test]
