@@ -170,6 +170,17 @@ enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Training steps/s of every objective (dsm, ssm, ssm-vr, esm, nce) on W1's MLP, score and
+    /// energy parameterisations, relative to DSM and to the score model in the same run.
+    Objectives {
+        #[arg(long, default_value_t = 4096)]
+        batch: usize,
+        /// Timed steps per row (after a tenth as warm-up).
+        #[arg(long, default_value_t = 40)]
+        steps: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// W1: training steps per second of the score MLP (forward, backward, Adam).
     Mlp {
         /// Timed steps (after 50 warm-up steps).
@@ -265,6 +276,10 @@ fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
         BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
             Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
         }
+        BenchCmd::Objectives { batch: 0, .. } | BenchCmd::Objectives { steps: 0, .. } => {
+            Err(Error::Invalid("--batch and --steps must be at least 1".into()))
+        }
+        BenchCmd::Objectives { batch, steps, json } => bench::objectives::run(&gpu, *batch, *steps, &Report { json: *json }),
         BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
         BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
             bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })

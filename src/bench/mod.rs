@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod gemm;
 pub mod mlp;
+pub mod objectives;
 pub mod sample;
 pub mod unet;
 
