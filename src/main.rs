@@ -68,6 +68,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A 2-D model's score field and energy (or log-density) over a grid beside its samples (PNG).
+    Field {
+        #[command(flatten)]
+        src: SampleArgs,
+        /// The picture (.png).
+        #[arg(long)]
+        out: PathBuf,
+        /// Noise level of the field (default: a fixed-level model's own, else sigma_min).
+        #[arg(long)]
+        level: Option<f64>,
+        /// Half-width of the square shown (default: 3 standard deviations beyond the data).
+        #[arg(long)]
+        lim: Option<f64>,
+    },
     /// Benchmarks of the shared workloads (figures, not tests).
     Bench {
         #[command(subcommand)]
@@ -337,6 +351,24 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn cmd_field(cli: &Cli, src: &SampleArgs, out: &std::path::Path, level: Option<f64>, lim: Option<f64>) -> Result<()> {
+    for (name, v) in [("--level", level), ("--lim", lim)] {
+        if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
+            return Err(Error::Invalid(format!("{name} {v}: must be a positive number")));
+        }
+    }
+    if !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        return Err(Error::Invalid(format!("--out {}: field writes a .png", out.display())));
+    }
+    let gpu = open(&cli)?;
+    let loaded = load_model(&gpu, src)?;
+    let mut req = request(&loaded, src);
+    req.n = src.n.unwrap_or(req.n.min(5000));
+    scoregen::app::field_picture(&gpu, loaded.model.as_ref(), &req, level, lim, out)?;
+    eprintln!("field and {} samples ({}) -> {}", req.n, req.sampler.name(), out.display());
+    Ok(())
+}
+
 fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> {
     let gpu = open(&cli)?;
     let loaded = load_model(&gpu, src)?;
@@ -386,6 +418,7 @@ fn cmd_eval(cli: &Cli, src: &SampleArgs, nll_n: usize, probes: Probes, fisher: O
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Info => cmd_info(&cli),
+        Command::Field { src, out, level, lim } => cmd_field(&cli, src, out, *level, *lim),
         Command::Bench { which } => cmd_bench(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
         Command::Sample { src, out } => cmd_sample(&cli, src, out),
