@@ -209,7 +209,8 @@ fn sample_figures(
     let xs = draw(gpu, model, req, &mut |_, _| {})?;
     out.push(("sample_seconds".into(), t0.elapsed().as_secs_f64(), "s".into()));
     crate::metrics::check_finite(&xs, d, &format!("the {} sampler's samples", req.sampler.name()))?;
-    let gts: Vec<Vec<f32>> = (0..TRUTH_DRAWS).map(|j| truth.draw(req.n, Stream::Truth(j).derive(req.seed), model.process())).collect();
+    let gts: Vec<Vec<f32>> =
+        (0..TRUTH_DRAWS).map(|j| truth.draw(req.n, Stream::Truth(j).derive(req.seed), model.process())).collect();
     let k = gts.len();
     let w: Vec<f64> = gts.iter().map(|gt| crate::metrics::sliced_w2(&xs, gt, d, 256, 1)).collect();
     let floor: Vec<f64> = (0..k).map(|j| crate::metrics::sliced_w2(&gts[j], &gts[(j + 1) % k], d, 256, 1)).collect();
@@ -343,7 +344,11 @@ fn fisher_figures(
         let tag = format!("@{sigma}");
         out.push((format!("fisher{tag}"), f.divergence, format!("(mean over {} fresh points of p_sigma)", f.points)));
         out.push((format!("fisher{tag}_se"), f.std_error, "(standard error)".into()));
-        out.push((format!("fisher{tag}_relative"), f.divergence / f.truth_norm, "(over E||grad log p_sigma||^2)".into()));
+        out.push((
+            format!("fisher{tag}_relative"),
+            f.divergence / f.truth_norm,
+            "(over E||grad log p_sigma||^2)".into(),
+        ));
         if let Some(c) = f.energy_corr {
             out.push((format!("energy_corr{tag}"), c, "(Pearson, -U against log p_sigma)".into()));
         }
@@ -378,12 +383,17 @@ fn normalised_nll(
         let r = 6.0 * (m.var + sigma * sigma).sqrt();
         let (lo, hi) = ([m.mean[0] - r, m.mean[1] - r], [m.mean[0] + r, m.mean[1] + r]);
         let q = crate::model::fisher::log_partition_2d(gpu, model, sigma, lo, hi, 800)?;
-        out.push(("log_z_quadrature".into(), q, format!("(log of the integral of exp(-U) over [-{r:.1}, {r:.1}]^2 about the mean)")));
+        out.push((
+            "log_z_quadrature".into(),
+            q,
+            format!("(log of the integral of exp(-U) over [-{r:.1}, {r:.1}]^2 about the mean)"),
+        ));
     }
     out.push(("nll".into(), nll, "nats (U + log_z at held-out points of p_sigma)".into()));
     if let Some(g) = &truth.gmm {
-        let exact = pts.chunks(d).map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sigma)).sum::<f64>()
-            / e.len() as f64;
+        let exact =
+            pts.chunks(d).map(|p| -g.log_density(&p.iter().map(|&v| v as f64).collect::<Vec<_>>(), sigma)).sum::<f64>()
+                / e.len() as f64;
         out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
     }
     Ok(())
@@ -394,9 +404,19 @@ fn normalised_nll(
 /// exact log p_sigma for mixtures, and log ||s|| for score models; the arrows are the score.
 /// Level: a fixed-level model's own, else `sigma` (default sigma_min); the box [-lim, lim]^2
 /// defaults to 3 standard deviations of p_sigma beyond the farthest mean.
-pub fn field_picture(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest, sigma: Option<f64>, lim: Option<f64>, out: &Path) -> Result<()> {
+pub fn field_picture(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    sigma: Option<f64>,
+    lim: Option<f64>,
+    out: &Path,
+) -> Result<()> {
     if model.numel() != 2 || model.images() {
-        return Err(Error::Invalid(format!("field: draws 2-D models; this one has samples of shape {:?}", model.shape())));
+        return Err(Error::Invalid(format!(
+            "field: draws 2-D models; this one has samples of shape {:?}",
+            model.shape()
+        )));
     }
     let p = model.process();
     let sigma = match (p, sigma) {

@@ -211,6 +211,13 @@ impl Config {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
         self.process.check()?;
+        if self.process.kind == ProcessKind::Fixed && s.sampler != SamplerKind::Langevin {
+            return Err(format!(
+                "sample.sampler = \"{}\": process 'fixed' trains one noise level, which only Langevin dynamics at that \
+                 level samples; set sample.sampler = \"langevin\"",
+                s.sampler.name()
+            ));
+        }
         self.check_objective()
     }
 
@@ -227,7 +234,10 @@ impl Config {
             ("nce_noise", t.nce_noise.is_some(), obj == Objective::Nce, "nce"),
         ];
         if let Some((key, _, _, who)) = keys.iter().find(|k| k.1 && !k.2) {
-            return Err(format!("train.{key}: only objective {who} uses it (objective is \"{}\"); remove the key", obj.name()));
+            return Err(format!(
+                "train.{key}: only objective {who} uses it (objective is \"{}\"); remove the key",
+                obj.name()
+            ));
         }
         for (key, v) in [("projections", t.projections), ("nce_ratio", t.nce_ratio)] {
             if let Some(v) = v.filter(|v| !(1..=64).contains(v)) {

@@ -33,7 +33,7 @@ struct Cli {
 enum Command {
     /// List every adapter with its backend, driver, limits and features.
     Info,
-    /// Train a score model (denoising score matching) from a TOML config.
+    /// Train a score or energy model (train.objective: dsm, ssm, ssm-vr, esm, nce) from a TOML config.
     Train(TrainArgs),
     /// Draw samples from a checkpoint or an analytic mixture.
     Sample {
@@ -293,7 +293,9 @@ fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
         BenchCmd::Objectives { batch: 0, .. } | BenchCmd::Objectives { steps: 0, .. } => {
             Err(Error::Invalid("--batch and --steps must be at least 1".into()))
         }
-        BenchCmd::Objectives { batch, steps, json } => bench::objectives::run(&gpu, *batch, *steps, &Report { json: *json }),
+        BenchCmd::Objectives { batch, steps, json } => {
+            bench::objectives::run(&gpu, *batch, *steps, &Report { json: *json })
+        }
         BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
         BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
             bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
@@ -381,7 +383,11 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> 
 }
 
 /// The Fisher divergence `eval` is asked for, if any.
-fn fisher_request(reference: &Option<ModelSource>, levels: &Option<Vec<f64>>, n: usize) -> Result<Option<FisherRequest>> {
+fn fisher_request(
+    reference: &Option<ModelSource>,
+    levels: &Option<Vec<f64>>,
+    n: usize,
+) -> Result<Option<FisherRequest>> {
     if reference.is_none() && levels.is_none() {
         return Ok(None);
     }
@@ -400,7 +406,14 @@ fn fisher_request(reference: &Option<ModelSource>, levels: &Option<Vec<f64>>, n:
     Ok(Some(FisherRequest { reference, levels, n }))
 }
 
-fn cmd_eval(cli: &Cli, src: &SampleArgs, nll_n: usize, probes: Probes, fisher: Option<&FisherRequest>, json: bool) -> Result<()> {
+fn cmd_eval(
+    cli: &Cli,
+    src: &SampleArgs,
+    nll_n: usize,
+    probes: Probes,
+    fisher: Option<&FisherRequest>,
+    json: bool,
+) -> Result<()> {
     let gpu = open(&cli)?;
     let m = load_model(&gpu, src)?;
     let req = request(&m, src);

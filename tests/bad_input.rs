@@ -126,12 +126,21 @@ fn bad_configs_and_data_files() {
         (format!("{base}[process]\nkind = \"ve\"\nbeta_max = 5.0\n"), vec!["process.beta_max", "ve"]),
         (format!("{base}path = \"x.npy\"\n"), vec!["data.path", "toy"]),
         ("[data]\nsource = \"idx\"\npath = \"a.gz\"\nsize = 8\n".into(), vec!["data.size", "idx"]),
-        (format!("{base}[process]\nkind = \"fixed\"\n[train]\nobjective = \"nce\"\n"), vec!["nce", "model.param", "energy"]),
+        (
+            format!(
+                "{base}[process]\nkind = \"fixed\"\n[train]\nobjective = \"nce\"\n[sample]\nsampler = \"langevin\"\n"
+            ),
+            vec!["nce", "model.param", "energy"],
+        ),
+        (format!("{base}[process]\nkind = \"fixed\"\n"), vec!["sample.sampler", "langevin"]),
         (format!("{base}[model]\nparam = \"energy\"\n[train]\nobjective = \"nce\"\n"), vec!["process.kind", "fixed"]),
         (format!("{base}[train]\nprojections = 4\n"), vec!["train.projections", "ssm"]),
         (format!("{base}[train]\nobjective = \"ssm\"\nprojections = 0\n"), vec!["train.projections"]),
         (format!("{base}[train]\nobjective = \"sm\"\n"), vec!["sm", "ssm-vr"]),
-        (format!("{base}[process]\nkind = \"fixed\"\nsigma_max = 2.0\n"), vec!["process.sigma_max", "fixed"]),
+        (
+            format!("{base}[process]\nkind = \"fixed\"\nsigma_max = 2.0\n[sample]\nsampler = \"langevin\"\n"),
+            vec!["process.sigma_max", "fixed"],
+        ),
     ];
     for (i, (text, needles)) in cases.iter().enumerate() {
         std::fs::write(dir.join("c.toml"), text).unwrap();
@@ -181,7 +190,8 @@ fn objectives_the_data_cannot_take(dir: &Path) {
         ("wide.npy", "[train]\nobjective = \"esm\"\n", vec!["esm", "65 dimensions", "64", "ssm"]),
         (
             "line.npy",
-            "[model]\nparam = \"energy\"\n[process]\nkind = \"fixed\"\nsigma_min = 1e-6\n[train]\nobjective = \"nce\"\n",
+            "[model]\nparam = \"energy\"\n[process]\nkind = \"fixed\"\nsigma_min = 1e-6\n[train]\nobjective = \"nce\"\n\
+             [sample]\nsampler = \"langevin\"\n",
             vec!["nce", "singular", "process.sigma_min", "diagonal"],
         ),
     ];

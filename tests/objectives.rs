@@ -81,8 +81,7 @@ fn run(sp: &ModelSpec, loss: &Loss, x0: &[f32], sigma: &[f32], grads_of: &[&str]
     let l = sp.loss(&mut bld, x, s, loss, 11).unwrap();
     let specs = bld.specs.clone();
     let store: ParamStore = init_params(gpu(), &specs, 5).unwrap();
-    let randoms: Vec<Var> =
-        (0..=l.0).filter(|&i| matches!(g.nodes[i].op, Op::Random { .. })).map(Var).collect();
+    let randoms: Vec<Var> = (0..=l.0).filter(|&i| matches!(g.nodes[i].op, Op::Random { .. })).map(Var).collect();
     let pvars: Vec<Var> = grads_of
         .iter()
         .map(|n| Var((0..g.nodes.len()).find(|&i| matches!(&g.nodes[i].op, Op::Param(p) if p == n)).unwrap()))
@@ -289,14 +288,21 @@ fn nce_loss_and_gradient_match_f64_and_finite_differences() {
             let down = host_nce(&p, &r, &x0, &loss);
             let fd = (up - down) / (2.0 * h);
             let got = gpu_grad[i] as f64;
-            assert!((got - fd).abs() <= 1e-4 + 1e-3 * fd.abs(), "d loss / d {name}[{i}]: GPU {got}, finite differences {fd}");
+            assert!(
+                (got - fd).abs() <= 1e-4 + 1e-3 * fd.abs(),
+                "d loss / d {name}[{i}]: GPU {got}, finite differences {fd}"
+            );
         }
     }
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into(), String::from_utf8_lossy(&o.stderr).into())
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into(),
+        String::from_utf8_lossy(&o.stderr).into(),
+    )
 }
 
 /// `eval --json` lines as name -> value.
@@ -334,8 +340,20 @@ fn objectives_train_and_evaluate_from_the_command_line() {
         let (code, _, err) = cli(&["train", "--config", &s(&cfg), "--out", &s(&out)]);
         assert_eq!(code, 0, "{obj}: {err}");
         let ck = s(&out.join("checkpoint.safetensors"));
-        let (code, stdout, err) =
-            cli(&["eval", "--checkpoint", &ck, "--n", "0", "--nll-n", "500", "--levels", "0.5", "--fisher-n", "2000", "--json"]);
+        let (code, stdout, err) = cli(&[
+            "eval",
+            "--checkpoint",
+            &ck,
+            "--n",
+            "0",
+            "--nll-n",
+            "500",
+            "--levels",
+            "0.5",
+            "--fisher-n",
+            "2000",
+            "--json",
+        ]);
         assert_eq!(code, 0, "{obj}: {err}");
         let f = figures(&stdout);
         let (rel, corr) = (f["fisher@0.5_relative"], f["energy_corr@0.5"]);
@@ -344,7 +362,10 @@ fn objectives_train_and_evaluate_from_the_command_line() {
         assert!(corr > 0.6, "{obj}: energy correlation {corr}");
         if obj == "nce" {
             let (lz, q, nll) = (f["log_z"], f["log_z_quadrature"], f["nll"]);
-            eprintln!("nce: log Z {lz:.3}, by quadrature {q:.3}; NLL {nll:.3} (exact {:.3})", f["nll_exact_of_data_density"]);
+            eprintln!(
+                "nce: log Z {lz:.3}, by quadrature {q:.3}; NLL {nll:.3} (exact {:.3})",
+                f["nll_exact_of_data_density"]
+            );
             assert!((lz - q).abs() < 0.5 && nll.is_finite(), "NCE: log Z {lz}, quadrature {q}");
         }
     }
@@ -353,8 +374,14 @@ fn objectives_train_and_evaluate_from_the_command_line() {
     let (code, _, err) = cli(&["field", "--checkpoint", &ck, "--out", &s(&png)]);
     assert_eq!(code, 0, "{err}");
     let b = std::fs::read(&png).unwrap();
-    assert_eq!((u32::from_be_bytes(b[16..20].try_into().unwrap()), u32::from_be_bytes(b[20..24].try_into().unwrap())), (1024, 512));
+    assert_eq!(
+        (u32::from_be_bytes(b[16..20].try_into().unwrap()), u32::from_be_bytes(b[20..24].try_into().unwrap())),
+        (1024, 512)
+    );
     let (code, _, err) = cli(&["sample", "--checkpoint", &ck, "--sampler", "heun", "--out", &s(&dir.join("x.npy"))]);
-    assert!(code == 1 && err.lines().filter(|l| l.starts_with("error:")).count() == 1 && err.contains("langevin"), "{err}");
+    assert!(
+        code == 1 && err.lines().filter(|l| l.starts_with("error:")).count() == 1 && err.contains("langevin"),
+        "{err}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

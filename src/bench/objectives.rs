@@ -90,8 +90,20 @@ pub fn run(gpu: &Gpu, b: usize, steps: usize, report: &Report) -> Result<()> {
             }
             let sps = time_steps(gpu, &w1_spec(param), &loss_for(obj)?, b, steps)?;
             let dsm_sps = *dsm.get_or_insert(sps);
-            let fields = || vec![("objective", format!("\"{}\"", obj.name())), ("param", format!("\"{pname}\"")), ("batch", b.to_string())];
-            report.emit(Figure { bench: "objectives", fields: fields(), imp: "scoregen".into(), value: sps, unit: "steps/s" });
+            let fields = || {
+                vec![
+                    ("objective", format!("\"{}\"", obj.name())),
+                    ("param", format!("\"{pname}\"")),
+                    ("batch", b.to_string()),
+                ]
+            };
+            report.emit(Figure {
+                bench: "objectives",
+                fields: fields(),
+                imp: "scoregen".into(),
+                value: sps,
+                unit: "steps/s",
+            });
             report.emit(Figure {
                 bench: "objectives",
                 fields: fields(),

@@ -75,7 +75,9 @@ impl Gaussian {
     pub fn log_density(&self, x: &[f64]) -> f64 {
         let d = self.dim();
         let w = self.whiten(x);
-        -0.5 * w.iter().map(|v| v * v).sum::<f64>() - self.log_det_chol() - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
+        -0.5 * w.iter().map(|v| v * v).sum::<f64>()
+            - self.log_det_chol()
+            - 0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
     }
 
     /// L^-1 (x - mu), by forward substitution.
@@ -130,7 +132,10 @@ fn cholesky(a: &[f64], d: usize) -> Option<Vec<f64>> {
 fn eigen_range(a: &[f64], d: usize) -> (f64, f64) {
     let mut m = a.to_vec();
     for _sweep in 0..100 {
-        let off: f64 = (0..d).flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j))).map(|(i, j)| m[i * d + j].powi(2)).sum();
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| m[i * d + j].powi(2))
+            .sum();
         if off < 1e-30 * (0..d).map(|i| m[i * d + i].powi(2)).sum::<f64>().max(1e-300) {
             break;
         }
@@ -200,10 +205,12 @@ mod tests {
     fn singular_covariances_are_refused_and_sigma_regularises() {
         // The second coordinate is twice the first: rank 1.
         let mut rng = HostRng::new(4);
-        let xs: Vec<f32> = (0..1000).flat_map(|_| {
-            let a = rng.normal() as f32;
-            [a, 2.0 * a]
-        }).collect();
+        let xs: Vec<f32> = (0..1000)
+            .flat_map(|_| {
+                let a = rng.normal() as f32;
+                [a, 2.0 * a]
+            })
+            .collect();
         let e = Gaussian::fit(&xs, 2, 0.0, false).unwrap_err();
         assert!(e.contains("singular"), "{e}");
         assert!(Gaussian::fit(&xs, 2, 0.01, false).is_ok());

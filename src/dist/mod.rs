@@ -2,8 +2,8 @@
 //! ground truth for metrics) and the data moments that set the sampling prior. Below both
 //! `data` and `score`, which use them.
 
-pub mod gmm;
 pub mod gaussian;
+pub mod gmm;
 mod moments;
 
 pub use gaussian::Gaussian;

@@ -107,7 +107,8 @@ pub fn loss_curve(path: &Path, points: &[(usize, f64)]) -> Result<()> {
 /// A colour ramp from dark blue (t = 0) through teal to yellow (t = 1).
 fn ramp(t: f32) -> Rgb<u8> {
     let t = t.clamp(0.0, 1.0);
-    let stops = [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
+    let stops =
+        [[68.0, 1.0, 84.0], [59.0, 82.0, 139.0], [33.0, 145.0, 140.0], [94.0, 201.0, 98.0], [253.0, 231.0, 37.0]];
     let f = t * (stops.len() - 1) as f32;
     let i = (f.floor() as usize).min(stops.len() - 2);
     let r = f - i as f32;

@@ -28,7 +28,13 @@ pub struct Fisher {
 }
 
 /// The score (and energy) of `model` at `points` [n * d], all at level sigma, `batch` at a time.
-pub fn evaluate_at(gpu: &Gpu, model: &dyn ScoreModel, points: &[f32], sigma: f64, batch: usize) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
+pub fn evaluate_at(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    points: &[f32],
+    sigma: f64,
+    batch: usize,
+) -> Result<(Vec<f32>, Option<Vec<f32>>)> {
     let d = model.numel();
     let n = points.len() / d.max(1);
     let b = batch.clamp(1, n.max(1));
@@ -63,13 +69,26 @@ fn correlation(a: &[f64], b: &[f64]) -> f64 {
 
 /// The Fisher divergence of `model` to `gmm` at level `sigma` on `n` fresh draws of the
 /// noised mixture (from `seed`).
-pub fn fisher(gpu: &Gpu, model: &dyn ScoreModel, gmm: &Gmm, sigma: f64, n: usize, batch: usize, seed: u64) -> Result<Fisher> {
+pub fn fisher(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    gmm: &Gmm,
+    sigma: f64,
+    n: usize,
+    batch: usize,
+    seed: u64,
+) -> Result<Fisher> {
     let d = model.numel();
     if gmm.dim() != d {
-        return Err(Error::Shape(format!("the reference mixture is {}-dimensional, the model {d}-dimensional", gmm.dim())));
+        return Err(Error::Shape(format!(
+            "the reference mixture is {}-dimensional, the model {d}-dimensional",
+            gmm.dim()
+        )));
     }
     if !(sigma > 0.0 && sigma.is_finite()) || n < 2 {
-        return Err(Error::Invalid(format!("Fisher divergence: need a positive level (got {sigma}) and at least 2 points")));
+        return Err(Error::Invalid(format!(
+            "Fisher divergence: need a positive level (got {sigma}) and at least 2 points"
+        )));
     }
     let mut rng = HostRng::new(seed);
     let mut pts = gmm.sample(n, &mut rng);
@@ -99,13 +118,22 @@ pub fn fisher(gpu: &Gpu, model: &dyn ScoreModel, gmm: &Gmm, sigma: f64, n: usize
 
 /// log Z = log of the integral of exp(-U(x, sigma)) over the box [lo, hi]^2 by the midpoint rule
 /// on a `k` x `k` grid (2-D energy models): the normaliser NCE's log_z should have learned.
-pub fn log_partition_2d(gpu: &Gpu, model: &dyn ScoreModel, sigma: f64, lo: [f64; 2], hi: [f64; 2], k: usize) -> Result<f64> {
+pub fn log_partition_2d(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    sigma: f64,
+    lo: [f64; 2],
+    hi: [f64; 2],
+    k: usize,
+) -> Result<f64> {
     if model.numel() != 2 {
         return Err(Error::Shape(format!("log_partition_2d takes 2-D models, this one is {}-D", model.numel())));
     }
     let h = [(hi[0] - lo[0]) / k as f64, (hi[1] - lo[1]) / k as f64];
     let pts: Vec<f32> = (0..k * k)
-        .flat_map(|i| [(lo[0] + (i % k) as f64 * h[0] + 0.5 * h[0]) as f32, (lo[1] + (i / k) as f64 * h[1] + 0.5 * h[1]) as f32])
+        .flat_map(|i| {
+            [(lo[0] + (i % k) as f64 * h[0] + 0.5 * h[0]) as f32, (lo[1] + (i / k) as f64 * h[1] + 0.5 * h[1]) as f32]
+        })
         .collect();
     let (_, e) = evaluate_at(gpu, model, &pts, sigma, 4096)?;
     let e = e.ok_or_else(|| Error::Invalid("log_partition_2d needs an energy model".into()))?;

@@ -125,14 +125,20 @@ impl ProcessConfig {
         if self.kind == ProcessKind::Fixed {
             if self.sigma_max.is_some() {
                 return Err(
-                    "process.sigma_max: process 'fixed' has one noise level, process.sigma_min; remove the key".into()
+                    "process.sigma_max: process 'fixed' has one noise level, process.sigma_min; remove the key".into(),
                 );
             }
             return match self.sigma_min.unwrap_or(0.01) {
-                s if s > 0.0 && s.is_finite() && ((s * s) as f32) >= f32::MIN_POSITIVE && ((s * s) as f32).is_finite() => {
+                s if s > 0.0
+                    && s.is_finite()
+                    && ((s * s) as f32) >= f32::MIN_POSITIVE
+                    && ((s * s) as f32).is_finite() =>
+                {
                     Ok(())
                 }
-                s => Err(format!("process.sigma_min = {s:e}: the fixed level needs 0 < sigma_min with sigma_min^2 finite in f32")),
+                s => Err(format!(
+                    "process.sigma_min = {s:e}: the fixed level needs 0 < sigma_min with sigma_min^2 finite in f32"
+                )),
             };
         }
         let keys = [
@@ -220,7 +226,9 @@ impl ModelConfig {
     pub fn spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
         let m = self;
         let network = match m.network {
-            NetworkKind::Mlp => Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features, act: m.activation },
+            NetworkKind::Mlp => {
+                Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features, act: m.activation }
+            }
             NetworkKind::Unet => {
                 if data_shape.len() != 3 {
                     return Err(Error::Invalid(format!(

@@ -193,7 +193,16 @@ impl ModelSpec {
 
     /// Sliced score matching with `m` projections per sample (see the module).
     #[allow(clippy::too_many_arguments)]
-    fn ssm_loss(&self, b: &mut Builder, x0: Var, sigma: Var, m: usize, dist: Projection, vr: bool, seed: u64) -> Result<Var> {
+    fn ssm_loss(
+        &self,
+        b: &mut Builder,
+        x0: Var,
+        sigma: Var,
+        m: usize,
+        dist: Projection,
+        vr: bool,
+        seed: u64,
+    ) -> Result<Var> {
         let (xt, _, _) = noised(b, x0, sigma, seed)?;
         let s = self.score(b, xt, sigma)?;
         let shape = b.g.shape(x0).to_vec();

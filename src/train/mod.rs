@@ -1,5 +1,5 @@
-//! `scoregen train`: denoising score matching on the GPU. A training step (forward, loss,
-//! backward, Adam, EMA, loss accumulation) is one planned submission; the host only makes the
+//! `scoregen train`: score matching on the GPU (DSM, SSM, ESM or NCE: `score::objective`). A
+//! training step (forward, loss, backward, Adam, EMA, loss accumulation) is one planned submission; the host only makes the
 //! next batch (data and noise levels, from (seed, step) alone) on a second thread while the GPU
 //! runs, and reads the loss back asynchronously every `log_every` steps. Checkpoints are
 //! written atomically; `--resume` restores weights, optimizer moments, EMA, the learning-rate
@@ -7,6 +7,7 @@
 
 use crate::config::Config;
 use crate::data::{Batcher, Dataset};
+use crate::dist::Gaussian;
 use crate::error::{Error, Result};
 use crate::gpu::{Captured, Gpu, Recorder};
 use crate::graph::plan::ParamStore;
@@ -15,7 +16,6 @@ use crate::nn::{init_params, Builder};
 use crate::ops::kernels::slots::optim as O;
 use crate::optim::{AdamConfig, TrainStep};
 use crate::rng::Stream;
-use crate::dist::Gaussian;
 use crate::score::objective::{esm_bound_message, Nce, ESM_MAX_DIM};
 use crate::score::{Loss, NceNoise, Objective};
 use crate::tensor::Tensor;
