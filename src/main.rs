@@ -332,6 +332,12 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
         r.steps_per_sec,
         out.join(scoregen::train::CHECKPOINT).display()
     );
+    if cfg.train.objective == scoregen::score::Objective::Nce {
+        let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
+        if let Some(z) = model.log_z {
+            eprintln!("learned log Z {z:.4} (stored in the checkpoint as {})", scoregen::score::objective::LOG_Z);
+        }
+    }
     if !no_samples {
         let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
         let model: &dyn ScoreModel = &model;

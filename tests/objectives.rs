@@ -109,6 +109,13 @@ fn inputs(seed: u64) -> (Vec<f32>, Vec<f32>) {
     (rng.vec(B * 2, -2.0, 2.0), rng.vec(B, 0.2, 1.5))
 }
 
+/// (sigma, x~ = x0 + sigma z) of sample b, z the run's first draw.
+fn noised(r: &Run, x0: &[f32], sig: &[f32], b: usize) -> (f64, [f64; 2]) {
+    let sg = sig[b] as f64;
+    let z = &r.draws[0][2 * b..2 * b + 2];
+    (sg, [x0[2 * b] as f64 + sg * z[0], x0[2 * b + 1] as f64 + sg * z[1]])
+}
+
 /// Score and its Jacobian of the score parameterisation (s = F / sigma).
 fn score(m: &HostMlp, x: &[f64], sigma: f64) -> ([f64; 2], [f64; 4]) {
     let (f, j) = m.f(x, sigma);
@@ -147,9 +154,8 @@ fn host_sm(r: &Run, x0: &[f32], sig: &[f32], loss: &Loss, energy: bool) -> f64 {
     let score = if energy { energy_score } else { score };
     let mut tot = 0.0;
     for b in 0..B {
-        let sg = sig[b] as f64;
+        let (sg, xt) = noised(r, x0, sig, b);
         let z = &r.draws[0][2 * b..2 * b + 2];
-        let xt = [x0[2 * b] as f64 + sg * z[0], x0[2 * b + 1] as f64 + sg * z[1]];
         let (s, j) = score(&m, &xt, sg);
         let norm2 = s[0] * s[0] + s[1] * s[1];
         let per = match loss {
@@ -218,9 +224,7 @@ fn sliced_score_matching_expects_the_exact_trace() {
     // The per-projection standard deviation of the batch mean, from the host's Jacobians.
     let mut var = 0.0;
     for b in 0..B {
-        let sg = sig[b] as f64;
-        let z = &exact.draws[0][2 * b..2 * b + 2];
-        let xt = [x0[2 * b] as f64 + sg * z[0], x0[2 * b + 1] as f64 + sg * z[1]];
+        let (sg, xt) = noised(&exact, &x0, &sig, b);
         let (_, j) = score(&m, &xt, sg);
         var += (sg * sg * (j[1] + j[2])).powi(2) / (B * B) as f64;
     }
@@ -255,10 +259,9 @@ fn host_nce(p: &[(String, Vec<f64>)], r: &Run, x0: &[f32], loss: &Loss) -> f64 {
     };
     let g = |x: &[f64]| -u(x) - log_z - nce.noise.log_density(x) - (nce.ratio as f64).ln();
     let mut tot = 0.0;
+    let sig = vec![sg as f32; B];
     for b in 0..B {
-        let z = &r.draws[0][2 * b..2 * b + 2];
-        let xt = [x0[2 * b] as f64 + sg * z[0], x0[2 * b + 1] as f64 + sg * z[1]];
-        tot += softplus(-g(&xt));
+        tot += softplus(-g(&noised(r, x0, &sig, b).1));
     }
     let l = &nce.noise.chol;
     for e in r.draws[1].chunks(2) {

@@ -65,24 +65,11 @@ impl ScoreFn {
         probes: Probes,
         build: impl FnOnce(&mut Graph, Var, Var) -> Result<Var>,
     ) -> Result<ScoreFn> {
-        Self::with_conditioning(gpu, batch, shape, params, probes, &[], |g, x, s, _| build(g, x, s))
+        Self::with_outputs(gpu, batch, shape, params, probes, &[], |g, x, s, _| Ok((build(g, x, s)?, None)))
     }
 
-    /// `new` with conditioning inputs, handed to `build` by name.
-    pub fn with_conditioning(
-        gpu: &Gpu,
-        batch: usize,
-        shape: &[usize],
-        params: &ParamStore,
-        probes: Probes,
-        cond: &[CondInput],
-        build: impl FnOnce(&mut Graph, Var, Var, &CondVars) -> Result<Var>,
-    ) -> Result<ScoreFn> {
-        Self::with_outputs(gpu, batch, shape, params, probes, cond, |g, x, s, c| Ok((build(g, x, s, c)?, None)))
-    }
-
-    /// `with_conditioning` where `build` also gives the energy [B] (energy models), planned as
-    /// an output beside the score.
+    /// Plan `build(graph, x, sigma, conditioning inputs by name) -> (score, energy [B] of energy
+    /// models)`, the energy planned as an output beside the score.
     fn with_outputs(
         gpu: &Gpu,
         batch: usize,
