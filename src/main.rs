@@ -192,6 +192,12 @@ enum BenchCmd {
         /// Timed steps per row (after a tenth as warm-up).
         #[arg(long, default_value_t = 40)]
         steps: usize,
+        /// MLP hidden widths (default W1's).
+        #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
+        hidden: Vec<usize>,
+        /// MLP nonlinearity: silu (W1's) or softplus.
+        #[arg(long, value_enum, default_value = "silu")]
+        activation: scoregen::score::Activation,
         #[arg(long)]
         json: bool,
     },
@@ -293,8 +299,12 @@ fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
         BenchCmd::Objectives { batch: 0, .. } | BenchCmd::Objectives { steps: 0, .. } => {
             Err(Error::Invalid("--batch and --steps must be at least 1".into()))
         }
-        BenchCmd::Objectives { batch, steps, json } => {
-            bench::objectives::run(&gpu, *batch, *steps, &Report { json: *json })
+        BenchCmd::Objectives { batch, steps, hidden, activation, json } => {
+            if hidden.is_empty() || hidden.contains(&0) {
+                return Err(Error::Invalid(format!("--hidden {hidden:?}: every layer needs at least one unit")));
+            }
+            let net = bench::objectives::Net { hidden: hidden.clone(), act: *activation };
+            bench::objectives::run(&gpu, &net, *batch, *steps, &Report { json: *json })
         }
         BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
         BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {

@@ -1,5 +1,5 @@
 //! Training speed of every objective on W1's network (the MLP 3 -> 256 -> 256 -> 256 -> 2, SiLU,
-//! on the ring of 8 Gaussians, Adam), for the score and the energy parameterisation, in one run:
+//! on the ring of 8 Gaussians, Adam; or another MLP), for the score and the energy parameterisation, in one run:
 //! steps/s of the full planned step (loss, backward, Adam) with the batch uploaded each step
 //! as in training, and each figure's time per step relative to DSM's (same parameterisation)
 //! and, for energy models, to the score model's (same objective).
@@ -19,10 +19,23 @@ use std::time::Instant;
 /// The fixed level NCE's rows train at.
 const NCE_SIGMA: f64 = 0.1;
 
-fn w1_spec(param: Parameterisation) -> ModelSpec {
+/// The network timed: W1's MLP by default (hidden 256 x 3, SiLU).
+#[derive(Clone, Debug)]
+pub struct Net {
+    pub hidden: Vec<usize>,
+    pub act: Activation,
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net { hidden: vec![256, 256, 256], act: Activation::Silu }
+    }
+}
+
+fn spec(net: &Net, param: Parameterisation) -> ModelSpec {
     ModelSpec {
         data_shape: vec![2],
-        network: Network::Mlp { hidden: vec![256, 256, 256], noise_features: 0, act: Activation::Silu },
+        network: Network::Mlp { hidden: net.hidden.clone(), noise_features: 0, act: net.act },
         param,
         input_var: None,
     }
@@ -74,11 +87,13 @@ fn loss_for(obj: Objective) -> Result<Loss> {
     })
 }
 
-pub fn run(gpu: &Gpu, b: usize, steps: usize, report: &Report) -> Result<()> {
+pub fn run(gpu: &Gpu, net: &Net, b: usize, steps: usize, report: &Report) -> Result<()> {
     report.note(&format!(
-        "adapter: {}; W1's MLP on the ring, batch {b}, {steps} timed steps per row; SSM with 1 Rademacher \
+        "adapter: {}; MLP 3 -> {:?} -> 2 ({:?}) on the ring, batch {b}, {steps} timed steps per row; SSM with 1 Rademacher \
          projection, ESM's trace by 2 VJPs (D = 2), NCE at sigma {NCE_SIGMA} with 1 noise sample per point",
-        gpu.describe()
+        gpu.describe(),
+        net.hidden,
+        net.act
     ));
     let energy = Parameterisation::Energy { form: EnergyForm::Norm };
     let mut score_sps: Vec<(Objective, f64)> = Vec::new();
@@ -88,7 +103,7 @@ pub fn run(gpu: &Gpu, b: usize, steps: usize, report: &Report) -> Result<()> {
             if obj == Objective::Nce && pname == "score" {
                 continue; // NCE needs an energy
             }
-            let sps = time_steps(gpu, &w1_spec(param), &loss_for(obj)?, b, steps)?;
+            let sps = time_steps(gpu, &spec(net, param), &loss_for(obj)?, b, steps)?;
             let dsm_sps = *dsm.get_or_insert(sps);
             let fields = || {
                 vec![

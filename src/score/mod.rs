@@ -73,7 +73,7 @@ impl Parameterisation {
 }
 
 /// The MLP's nonlinearity (`model.activation`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Activation {
     /// SiLU (W1's).
