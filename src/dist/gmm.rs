@@ -197,8 +197,9 @@ impl Gmm {
         out
     }
 
-    /// The exact score as graph ops: x [B, D], sigma [B] -> [B, D].
-    pub fn score_graph(&self, g: &mut Graph, x: Var, sigma: Var) -> Result<Var> {
+    /// log w_k + log N(x; mu_k, v_k I) up to -D/2 log 2 pi [B, K], x - mu_k [B, K, D] and 1 / v_k
+    /// [B, K], with v_k = s_k^2 + sigma^2, as graph ops.
+    fn component_logs(&self, g: &mut Graph, x: Var, sigma: Var) -> Result<(Var, Var, Var)> {
         let (k, d) = (self.weights.len(), self.dim());
         let b = g.shape(x)[0];
         let mu: Vec<f32> = self.means.iter().flatten().map(|&m| m as f32).collect();
@@ -218,13 +219,35 @@ impl Gmm {
         let lv = g.unary(Unary::Log, v);
         let lv = g.scale(lv, -0.5 * d as f32);
         let lp = g.add(q, lv)?;
-        let lp = g.add(lp, logw)?;
+        Ok((g.add(lp, logw)?, diff, inv_v))
+    }
+
+    /// The exact score as graph ops: x [B, D], sigma [B] -> [B, D].
+    pub fn score_graph(&self, g: &mut Graph, x: Var, sigma: Var) -> Result<Var> {
+        let (k, b) = (self.weights.len(), g.shape(x)[0]);
+        let (lp, diff, inv_v) = self.component_logs(g, x, sigma)?;
         let r = g.softmax(lp); // responsibilities [B, K]
         let a = g.mul(r, inv_v)?;
         let a3 = g.reshape(a, &[b, k, 1])?;
         let t = g.mul(a3, diff)?;
         let s = g.reduce(Reduce::Sum, t, 1)?; // [B, D]
         Ok(g.neg(s))
+    }
+
+    /// The exact energy U = -log p(x; sigma) [B] (normalised: its log-normaliser is 0), as graph
+    /// ops, by a log-sum-exp over the components shifted by their maximum.
+    pub fn energy_graph(&self, g: &mut Graph, x: Var, sigma: Var) -> Result<Var> {
+        let (lp, _, _) = self.component_logs(g, x, sigma)?;
+        let m = g.reduce_keep(Reduce::Max, lp, 1)?; // [B, 1]
+        let c = g.sub(lp, m)?;
+        let e = g.unary(Unary::Exp, c);
+        let se = g.sum(e, 1)?;
+        let ls = g.unary(Unary::Log, se);
+        let b = g.shape(x)[0];
+        let m = g.reshape(m, &[b])?;
+        let logp = g.add(ls, m)?;
+        let half_log_2pi = 0.5 * self.dim() as f32 * (2.0 * std::f32::consts::PI).ln();
+        Ok(g.unary(Unary::Affine(-1.0, half_log_2pi), logp))
     }
 }
 

@@ -1,4 +1,5 @@
-//! An analytic model: a Gaussian mixture, whose score is exact at every noise level.
+//! An analytic model: a Gaussian mixture, whose score and energy (-log p, normalised) are exact
+//! at every noise level.
 
 use super::{CondVars, ScoreModel};
 use crate::dist::gmm::Gmm;
@@ -46,6 +47,12 @@ impl ScoreModel for Mixture {
     }
     fn score(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<Var> {
         self.gmm.score_graph(b.g, x, sigma)
+    }
+    fn energy(&self, b: &mut Builder, x: Var, sigma: Var, _cond: &CondVars) -> Result<Option<Var>> {
+        Ok(Some(self.gmm.energy_graph(b.g, x, sigma)?))
+    }
+    fn log_normaliser(&self) -> Option<f64> {
+        Some(0.0)
     }
     fn mixture(&self) -> Option<&Gmm> {
         Some(&self.gmm)
