@@ -400,8 +400,8 @@ fn normalised_nll(
 }
 
 /// `scoregen field`: a 2-D model's field at one level beside its samples (PNG, see
-/// `io::plot::field`). The heat map is -U (the unnormalised log-density) for energy models, the
-/// exact log p_sigma for mixtures, and log ||s|| for score models; the arrows are the score.
+/// `io::plot::field`). The heat map is -U (the log-density up to a constant) for models with an
+/// energy (energy networks, mixtures), log ||s|| for score models; the arrows are the score.
 /// Level: a fixed-level model's own, else `sigma` (default sigma_min); the box [-lim, lim]^2
 /// defaults to 3 standard deviations of p_sigma beyond the farthest mean.
 pub fn field_picture(
@@ -434,10 +434,9 @@ pub fn field_picture(
     let k = 200;
     let pts = grid(k);
     let (s, e) = crate::model::fisher::evaluate_at(gpu, model, &pts, sigma, 4096)?;
-    let heat: Vec<f64> = match (e, model.mixture()) {
-        (Some(e), _) => e.iter().map(|&u| -(u as f64)).collect(),
-        (None, Some(g)) => pts.chunks(2).map(|x| g.log_density(&[x[0] as f64, x[1] as f64], sigma)).collect(),
-        (None, None) => s.chunks(2).map(|v| ((v[0] * v[0] + v[1] * v[1]) as f64).sqrt().max(1e-30).ln()).collect(),
+    let heat: Vec<f64> = match e {
+        Some(e) => e.iter().map(|&u| -(u as f64)).collect(),
+        None => s.chunks(2).map(|v| ((v[0] * v[0] + v[1] * v[1]) as f64).sqrt().max(1e-30).ln()).collect(),
     };
     let apts = grid(24);
     let (sa, _) = crate::model::fisher::evaluate_at(gpu, model, &apts, sigma, 4096)?;
