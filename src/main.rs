@@ -118,7 +118,8 @@ struct SampleArgs {
     /// A checkpoint written by `train`.
     #[arg(long, conflicts_with = "model")]
     checkpoint: Option<PathBuf>,
-    /// An analytic model instead: gmm:FILE.toml, gmm:ring8 or gmm:ncsn.
+    /// An analytic model or a composition instead: gmm:FILE.toml, gmm:ring8, gmm:ncsn or
+    /// compose:FILE.toml.
     #[arg(long, value_parser = parse_model)]
     model: Option<ModelSource>,
     /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
@@ -409,7 +410,13 @@ fn fisher_request(
     }
     let reference = match reference {
         Some(ModelSource::Mixture(m)) => Some(m.load()?),
-        Some(ModelSource::Checkpoint(_)) => unreachable!("parse_model gives mixtures"),
+        Some(ModelSource::Compose(p)) => {
+            return Err(Error::Invalid(format!(
+                "--reference compose:{}: the reference needs an exact density: gmm:FILE.toml, gmm:ring8 or gmm:ncsn",
+                p.display()
+            )))
+        }
+        Some(ModelSource::Checkpoint(_)) => unreachable!("parse_model gives no checkpoints"),
         None => None,
     };
     let levels = levels.clone().unwrap_or_default();

@@ -54,6 +54,9 @@ impl ScoreModel for Mixture {
     fn log_normaliser(&self) -> Option<f64> {
         Some(0.0)
     }
+    fn has_energy(&self) -> bool {
+        true
+    }
     fn mixture(&self) -> Option<&Gmm> {
         Some(&self.gmm)
     }

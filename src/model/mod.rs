@@ -8,11 +8,13 @@
 //! writes against this trait: compositions, guided and retrieval-conditioned models plug in here
 //! without special cases in the samplers or the CLI.
 
+pub mod compose;
 pub mod fisher;
 mod mixture;
 mod plan;
 mod trained;
 
+pub use compose::{ComposeOp, Composition};
 pub use mixture::Mixture;
 pub use plan::{Conditions, Probes, ScoreFn};
 pub use trained::{CheckpointInfo, Trained};
@@ -85,6 +87,11 @@ pub trait ScoreModel {
     fn score_and_energy(&self, b: &mut Builder, x: Var, sigma: Var, cond: &CondVars) -> Result<(Var, Option<Var>)> {
         let s = self.score(b, x, sigma, cond)?;
         Ok((s, self.energy(b, x, sigma, cond)?))
+    }
+
+    /// Whether `energy` gives one (energy networks, analytic mixtures, compositions of them).
+    fn has_energy(&self) -> bool {
+        false
     }
 
     /// The log-normaliser of the energy where it is known (NCE-trained models):

@@ -139,4 +139,7 @@ impl ScoreModel for Trained {
     fn log_normaliser(&self) -> Option<f64> {
         self.log_z
     }
+    fn has_energy(&self) -> bool {
+        matches!(self.spec.param, crate::score::Parameterisation::Energy { .. })
+    }
 }

@@ -1,140 +1,16 @@
-//! What the CLI's commands do, as library calls: load a model (a checkpoint or an analytic
-//! mixture), draw samples and write them, evaluate samples and likelihoods.
+//! `scoregen eval`: sample quality against ground truth, likelihoods (the PF-ODE's, or a
+//! normalised energy's), and the Fisher divergence to an analytic mixture.
 
-use crate::config::Config;
+use super::Loaded;
 use crate::data::Dataset;
 use crate::dist::gmm::Gmm;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::fisher::fisher;
-use crate::model::{Mixture, Probes, ScoreFn, ScoreModel, Trained};
+use crate::model::{Probes, ScoreFn, ScoreModel};
 use crate::rng::{HostRng, Stream};
 use crate::sample::{draw, SampleRequest};
-use std::path::{Path, PathBuf};
-
-/// Where a model comes from: a checkpoint written by `train`, or an analytic mixture.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ModelSource {
-    Checkpoint(PathBuf),
-    /// NCSN's two modes, W1's ring of 8, or a mixture file.
-    Mixture(MixtureSource),
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum MixtureSource {
-    Ring8,
-    Ncsn,
-    File(PathBuf),
-}
-
-impl ModelSource {
-    /// `--model` values: gmm:ring8, gmm:ncsn, gmm:FILE.toml.
-    pub fn parse_model(spec: &str) -> Result<ModelSource> {
-        let rest = spec.strip_prefix("gmm:").ok_or_else(|| {
-            Error::Invalid(format!("--model {spec}: use gmm:FILE.toml, gmm:ring8 or gmm:ncsn (or --checkpoint FILE)"))
-        })?;
-        Ok(ModelSource::Mixture(match rest {
-            "ring8" => MixtureSource::Ring8,
-            "ncsn" => MixtureSource::Ncsn,
-            path => MixtureSource::File(PathBuf::from(path)),
-        }))
-    }
-}
-
-impl MixtureSource {
-    pub fn load(&self) -> Result<Gmm> {
-        Ok(match self {
-            MixtureSource::Ring8 => Gmm::ring8(),
-            MixtureSource::Ncsn => Gmm::ncsn_two_modes(),
-            MixtureSource::File(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| Error::io(format!("{}: cannot read the mixture file", path.display()), e))?;
-                Gmm::from_toml(&text, &path.display().to_string())?
-            }
-        })
-    }
-}
-
-/// A model with what the CLI knows about it besides the score.
-pub struct Loaded {
-    pub model: Box<dyn ScoreModel>,
-    /// A checkpoint's config: sampler defaults and the data for `eval`.
-    pub config: Option<Box<Config>>,
-    /// A checkpoint's training step.
-    pub step: usize,
-}
-
-impl Loaded {
-    pub fn load(gpu: &Gpu, src: &ModelSource) -> Result<Loaded> {
-        match src {
-            ModelSource::Mixture(m) => Ok(Loaded { model: Box::new(Mixture::new(m.load()?)), config: None, step: 0 }),
-            ModelSource::Checkpoint(path) => {
-                let (model, cfg, step) = load_checkpoint(gpu, path)?;
-                Ok(Loaded { model: Box::new(model), config: Some(Box::new(cfg)), step })
-            }
-        }
-    }
-
-    /// Sampler settings: the config's, for a checkpoint.
-    pub fn sample_defaults(&self) -> crate::config::SampleConfig {
-        self.config.as_ref().map(|c| c.sample.clone()).unwrap_or_default()
-    }
-}
-
-/// A trained model from a checkpoint, with the whole run config it carries (sampler
-/// defaults, data) and its step.
-pub fn load_checkpoint(gpu: &Gpu, path: &Path) -> Result<(Trained, Config, usize)> {
-    let (model, info) = Trained::load(gpu, path)?;
-    let cfg = Config::from_metadata(&info.config, &format!("{} (metadata)", path.display()))?;
-    Ok((model, cfg, info.step))
-}
-
-/// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
-fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
-    if bad > 0 {
-        return Err(Error::Invalid(format!(
-            "{bad} of {n} samples have NaN or infinite values (written to {} all the same); try more --steps or \
-             another --sampler",
-            out.display()
-        )));
-    }
-    Ok(())
-}
-
-/// `scoregen sample`: draw and write to `out`. A `.npy` is written batch by batch as the
-/// samples are drawn (any --n the disk holds; the file appears complete or not at all); a PNG
-/// needs them all in memory. Non-finite samples are counted and reported after writing.
-pub fn sample_to(
-    gpu: &Gpu,
-    model: &dyn ScoreModel,
-    req: &SampleRequest,
-    out: &Path,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<()> {
-    let (shape, d) = (model.shape(), model.numel());
-    crate::io::samples::check_output(out, shape, model.images())?;
-    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
-        let mut full = vec![req.n];
-        full.extend(shape);
-        let mut w = crate::io::npy::NpyWriter::create(out, &full).map_err(|e| e.context(format!("--n {}", req.n)))?;
-        let mut bad = 0;
-        crate::sample::draw_each(
-            gpu,
-            model,
-            req,
-            &mut |xs| {
-                bad += crate::metrics::count_non_finite(xs, d);
-                w.write(xs)
-            },
-            progress,
-        )?;
-        w.finish()?;
-        return non_finite_error(bad, req.n, out);
-    }
-    let xs = draw(gpu, model, req, progress)?;
-    crate::io::samples::write_samples(out, &xs, shape, model.images())?;
-    non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out)
-}
+use std::path::Path;
 
 /// Most data points `eval` takes for the PF-ODE likelihood.
 pub const MAX_NLL_POINTS: usize = 1_000_000;
@@ -397,50 +273,4 @@ fn normalised_nll(
         out.push(("nll_exact_of_data_density".into(), exact, "nats".into()));
     }
     Ok(())
-}
-
-/// `scoregen field`: a 2-D model's field at one level beside its samples (PNG, see
-/// `io::plot::field`). The heat map is -U (the log-density up to a constant) for models with an
-/// energy (energy networks, mixtures), log ||s|| for score models; the arrows are the score.
-/// Level: a fixed-level model's own, else `sigma` (default sigma_min); the box [-lim, lim]^2
-/// defaults to 3 standard deviations of p_sigma beyond the farthest mean.
-pub fn field_picture(
-    gpu: &Gpu,
-    model: &dyn ScoreModel,
-    req: &SampleRequest,
-    sigma: Option<f64>,
-    lim: Option<f64>,
-    out: &Path,
-) -> Result<()> {
-    if model.numel() != 2 || model.images() {
-        return Err(Error::Invalid(format!(
-            "field: draws 2-D models; this one has samples of shape {:?}",
-            model.shape()
-        )));
-    }
-    let p = model.process();
-    let sigma = match (p, sigma) {
-        (crate::score::Process::Fixed { sigma }, _) => *sigma,
-        (_, Some(s)) => s,
-        (_, None) => p.sigma_min(),
-    };
-    let m = model.moments();
-    let far = m.mean.iter().fold(0f64, |a, v| a.max(v.abs()));
-    let lim = lim.unwrap_or(far + 3.0 * (m.var + sigma * sigma).sqrt()) as f32;
-    let grid = |k: usize| -> Vec<f32> {
-        let h = 2.0 * lim / k as f32;
-        (0..k * k).flat_map(|i| [-lim + (i % k) as f32 * h + 0.5 * h, -lim + (i / k) as f32 * h + 0.5 * h]).collect()
-    };
-    let k = 200;
-    let pts = grid(k);
-    let (s, e) = crate::model::fisher::evaluate_at(gpu, model, &pts, sigma, 4096)?;
-    let heat: Vec<f64> = match e {
-        Some(e) => e.iter().map(|&u| -(u as f64)).collect(),
-        None => s.chunks(2).map(|v| ((v[0] * v[0] + v[1] * v[1]) as f64).sqrt().max(1e-30).ln()).collect(),
-    };
-    let apts = grid(24);
-    let (sa, _) = crate::model::fisher::evaluate_at(gpu, model, &apts, sigma, 4096)?;
-    let arrows: Vec<[f32; 4]> = apts.chunks(2).zip(sa.chunks(2)).map(|(x, v)| [x[0], x[1], v[0], v[1]]).collect();
-    let xs = draw(gpu, model, req, &mut |_, _| {})?;
-    crate::io::plot::field(out, &heat, k, &arrows, lim, &xs)
 }

@@ -1,0 +1,162 @@
+//! What the CLI's commands do, as library calls: load a model (a checkpoint or an analytic
+//! mixture), draw samples and write them, evaluate samples and likelihoods.
+
+use crate::config::Config;
+use crate::dist::gmm::Gmm;
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::model::{Mixture, ScoreModel, Trained};
+use crate::sample::{draw, SampleRequest};
+use std::path::{Path, PathBuf};
+
+/// Where a model comes from: a checkpoint written by `train`, or an analytic mixture.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelSource {
+    Checkpoint(PathBuf),
+    /// NCSN's two modes, W1's ring of 8, or a mixture file.
+    Mixture(MixtureSource),
+    /// A composition file (`compose::load_composition`).
+    Compose(PathBuf),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum MixtureSource {
+    Ring8,
+    Ncsn,
+    File(PathBuf),
+}
+
+impl ModelSource {
+    /// `--model` values: gmm:ring8, gmm:ncsn, gmm:FILE.toml, compose:FILE.toml.
+    pub fn parse_model(spec: &str) -> Result<ModelSource> {
+        if let Some(path) = spec.strip_prefix("compose:") {
+            return Ok(ModelSource::Compose(PathBuf::from(path)));
+        }
+        let rest = spec.strip_prefix("gmm:").ok_or_else(|| {
+            Error::Invalid(format!(
+                "--model {spec}: use gmm:FILE.toml, gmm:ring8, gmm:ncsn or compose:FILE.toml (or --checkpoint FILE)"
+            ))
+        })?;
+        Ok(ModelSource::Mixture(match rest {
+            "ring8" => MixtureSource::Ring8,
+            "ncsn" => MixtureSource::Ncsn,
+            path => MixtureSource::File(PathBuf::from(path)),
+        }))
+    }
+}
+
+impl MixtureSource {
+    pub fn load(&self) -> Result<Gmm> {
+        Ok(match self {
+            MixtureSource::Ring8 => Gmm::ring8(),
+            MixtureSource::Ncsn => Gmm::ncsn_two_modes(),
+            MixtureSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::io(format!("{}: cannot read the mixture file", path.display()), e))?;
+                Gmm::from_toml(&text, &path.display().to_string())?
+            }
+        })
+    }
+}
+
+impl ModelSource {
+    /// A model named in a composition file: `gmm:...`, `compose:...` or a checkpoint path.
+    pub fn parse(spec: &str) -> Result<ModelSource> {
+        if spec.starts_with("gmm:") || spec.starts_with("compose:") {
+            return ModelSource::parse_model(spec);
+        }
+        Ok(ModelSource::Checkpoint(PathBuf::from(spec)))
+    }
+}
+
+/// A model with what the CLI knows about it besides the score.
+pub struct Loaded {
+    pub model: Box<dyn ScoreModel>,
+    /// A checkpoint's config: sampler defaults and the data for `eval`.
+    pub config: Option<Box<Config>>,
+    /// A checkpoint's training step.
+    pub step: usize,
+}
+
+impl Loaded {
+    pub fn load(gpu: &Gpu, src: &ModelSource) -> Result<Loaded> {
+        match src {
+            ModelSource::Mixture(m) => Ok(Loaded { model: Box::new(Mixture::new(m.load()?)), config: None, step: 0 }),
+            ModelSource::Checkpoint(path) => {
+                let (model, cfg, step) = load_checkpoint(gpu, path)?;
+                Ok(Loaded { model: Box::new(model), config: Some(Box::new(cfg)), step })
+            }
+            ModelSource::Compose(path) => {
+                let (c, cfg) = compose::load_composition(gpu, path, 0)?;
+                Ok(Loaded { model: Box::new(c), config: cfg.map(Box::new), step: 0 })
+            }
+        }
+    }
+
+    /// Sampler settings: the config's, for a checkpoint.
+    pub fn sample_defaults(&self) -> crate::config::SampleConfig {
+        self.config.as_ref().map(|c| c.sample.clone()).unwrap_or_default()
+    }
+}
+
+/// A trained model from a checkpoint, with the whole run config it carries (sampler
+/// defaults, data) and its step.
+pub fn load_checkpoint(gpu: &Gpu, path: &Path) -> Result<(Trained, Config, usize)> {
+    let (model, info) = Trained::load(gpu, path)?;
+    let cfg = Config::from_metadata(&info.config, &format!("{} (metadata)", path.display()))?;
+    Ok((model, cfg, info.step))
+}
+
+/// Non-finite samples are reported, not passed over in silence: a one-line error counting them.
+fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
+    if bad > 0 {
+        return Err(Error::Invalid(format!(
+            "{bad} of {n} samples have NaN or infinite values (written to {} all the same); try more --steps or \
+             another --sampler",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// `scoregen sample`: draw and write to `out`. A `.npy` is written batch by batch as the
+/// samples are drawn (any --n the disk holds; the file appears complete or not at all); a PNG
+/// needs them all in memory. Non-finite samples are counted and reported after writing.
+pub fn sample_to(
+    gpu: &Gpu,
+    model: &dyn ScoreModel,
+    req: &SampleRequest,
+    out: &Path,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<()> {
+    let (shape, d) = (model.shape(), model.numel());
+    crate::io::samples::check_output(out, shape, model.images())?;
+    if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        let mut full = vec![req.n];
+        full.extend(shape);
+        let mut w = crate::io::npy::NpyWriter::create(out, &full).map_err(|e| e.context(format!("--n {}", req.n)))?;
+        let mut bad = 0;
+        crate::sample::draw_each(
+            gpu,
+            model,
+            req,
+            &mut |xs| {
+                bad += crate::metrics::count_non_finite(xs, d);
+                w.write(xs)
+            },
+            progress,
+        )?;
+        w.finish()?;
+        return non_finite_error(bad, req.n, out);
+    }
+    let xs = draw(gpu, model, req, progress)?;
+    crate::io::samples::write_samples(out, &xs, shape, model.images())?;
+    non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out)
+}
+
+pub mod compose;
+mod eval;
+mod field;
+
+pub use eval::{evaluate, Figures, FisherRequest, MAX_NLL_POINTS, TRUTH_DRAWS};
+pub use field::field_picture;
