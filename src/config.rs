@@ -211,10 +211,10 @@ impl Config {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
         self.process.check()?;
-        if self.process.kind == ProcessKind::Fixed && s.sampler != SamplerKind::Langevin {
+        if self.process.kind == ProcessKind::Fixed && ![SamplerKind::Langevin, SamplerKind::Mala].contains(&s.sampler) {
             return Err(format!(
                 "sample.sampler = \"{}\": process 'fixed' trains one noise level, which only Langevin dynamics at that \
-                 level samples; set sample.sampler = \"langevin\"",
+                 level samples; set sample.sampler = \"langevin\" (or \"mala\")",
                 s.sampler.name()
             ));
         }

@@ -48,6 +48,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("philox", include_str!("../shaders/philox.wgsl")),
     ("random", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/random.wgsl"))),
     ("sampler", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/sampler.wgsl"))),
+    ("mcmc", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/mcmc.wgsl"))),
     (
         "matmul_sg",
         concat!(

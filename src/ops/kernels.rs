@@ -117,8 +117,8 @@ kernel_params!(
 );
 
 kernel_params!(
-    /// sampler.wgsl: the fused sampler updates.
-    SamplerParams for ["sampler"] {
+    /// sampler.wgsl: the fused sampler updates; mcmc.wgsl: Metropolis-adjusted steps.
+    SamplerParams for ["sampler", "mcmc"] {
         n: u32, d: u32, b: u32,
         /// First chain of the batch (written between submissions: `chain0_offset`).
         chain0: u32,
@@ -190,6 +190,7 @@ pub mod slots {
     kernel_slots!(random { OUT = 1, STEPS = 2 });
     kernel_slots!(reduce { X = 1, OUT = 2, X4 = 1 });
     kernel_slots!(sampler { SCHED = 1, CTR = 2, X = 3, S = 4, U = 5, V = 6, SIGMA = 7 });
+    kernel_slots!(mcmc { SCHED = 1, CTR = 2, X = 3, S = 4, E = 5, XC = 6, SC = 7, EC = 8, STATS = 9 });
     kernel_slots!(softmax { X = 1, Y = 2 });
 
     /// Every shader's slots: (file stem, slots).
@@ -208,6 +209,7 @@ pub mod slots {
         ("matmul_narrow", matmul_narrow::ALL),
         ("matmul_sg", matmul_sg::ALL),
         ("matmul_vec4", matmul_vec4::ALL),
+        ("mcmc", mcmc::ALL),
         ("optim", optim::ALL),
         ("random", random::ALL),
         ("reduce", reduce::ALL),

@@ -48,10 +48,12 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
             req.steps, req.opts.levels
         )));
     }
-    if matches!(model.process(), crate::score::Process::Fixed { .. }) && req.sampler != SamplerKind::Langevin {
+    if matches!(model.process(), crate::score::Process::Fixed { .. })
+        && ![SamplerKind::Langevin, SamplerKind::Mala].contains(&req.sampler)
+    {
         return Err(Error::Invalid(format!(
             "sampler '{}': the model was trained at one noise level (process 'fixed'), which only Langevin dynamics \
-             at that level samples; use --sampler langevin",
+             at that level samples; use --sampler langevin (or mala)",
             req.sampler.name()
         )));
     }

@@ -8,6 +8,7 @@
 
 pub mod draw;
 pub mod likelihood;
+mod mcmc;
 pub mod rk45;
 pub mod samplers;
 
@@ -40,6 +41,18 @@ pub enum Kind {
     Update,
     /// Evaluate, then the same update after saving u <- x, v <- s (Heun's first stage).
     UpdateSave,
+    /// Evaluate at x, then keep (x, s, energy) as the chain's current state (MCMC).
+    McmcCache,
+    /// A Langevin proposal from the current state, step h = row.cs (no evaluation).
+    McmcPropose,
+    /// Evaluate at the proposal, then the per-chain Metropolis test (shaders/mcmc.wgsl).
+    McmcAccept,
+}
+
+impl Kind {
+    fn mcmc(self) -> bool {
+        matches!(self, Kind::McmcCache | Kind::McmcPropose | Kind::McmcAccept)
+    }
 }
 
 /// A sampler as data: steps in order.
@@ -88,6 +101,8 @@ pub struct Runner<'m> {
     pub prior_mean: Vec<f32>,
     /// Conditioning values of every chain, for models that take conditioning inputs.
     pub conditions: Conditions,
+    /// Accepted proposals per chain of the last batch (programs with Metropolis tests).
+    pub accepted: Option<Tensor>,
     /// Schedule and scratch buffers the captured commands bind.
     _keep: Vec<Tensor>,
 }
@@ -148,7 +163,14 @@ impl<'m> Runner<'m> {
             r.dispatch_at(&tick, None, &[(S::CTR, cb)], [1, 1, 1])?;
             kinds.push((kind, r.into_captured()));
         }
-        let _keep = vec![sched, u, v, ua, va];
+        let mut _keep = vec![sched, u, v, ua, va];
+        let mut accepted = None;
+        if program.steps.iter().any(|(k, _)| k.mcmc()) {
+            let m = mcmc::capture(gpu, model, &_keep[0], &ctr, base)?;
+            kinds.extend(m.kinds);
+            _keep.extend(m.keep);
+            accepted = Some(m.stats);
+        }
         Ok(Runner {
             model,
             program,
@@ -158,6 +180,7 @@ impl<'m> Runner<'m> {
             acc,
             prior_mean: vec![0.0; d],
             conditions: Conditions::default(),
+            accepted,
             _keep,
         })
     }
@@ -198,8 +221,8 @@ impl<'m> Runner<'m> {
             let tiled: Vec<f32> = self.prior_mean.iter().copied().cycle().take(self.model.batch * d).collect();
             gpu.queue.write_buffer(self._keep[1].buffer().buffer(), 0, bytemuck::cast_slice(&tiled));
         }
-        if let Some(acc) = &self.acc {
-            gpu.queue.write_buffer(acc.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
+        for t in [&self.acc, &self.accepted].into_iter().flatten() {
+            gpu.queue.write_buffer(t.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
         }
         self.model.set_probes(gpu, self.seed, chain0 as usize)?;
         self.model.set_conditions(gpu, &self.conditions, chain0 as usize)?;
@@ -269,25 +292,64 @@ pub fn run_program_ref(
     x0: Option<&[f64]>,
     prior_mean: &[f64],
 ) -> Vec<f64> {
+    run_program_ref_energy(program, score, &|_, _| f64::NAN, d, (chain, seed), x0, prior_mean).0
+}
+
+/// The same with the model's energy, for programs with Metropolis tests (shaders/mcmc.wgsl):
+/// (the chain's final x, its accepted proposals).
+pub fn run_program_ref_energy(
+    program: &Program,
+    score: &dyn Fn(&[f64], f64) -> Vec<f64>,
+    energy: &dyn Fn(&[f64], f64) -> f64,
+    d: usize,
+    (chain, seed): (u64, u64),
+    x0: Option<&[f64]>,
+    prior_mean: &[f64],
+) -> (Vec<f64>, usize) {
     use crate::ops::random::{random_ref, Dist, RngKey};
     let blocks = d.div_ceil(4) as u64;
     let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; d]);
     let (mut u, mut v) = (prior_mean.to_vec(), vec![0.0; d]);
+    let (mut xc, mut sc, mut ec, mut accepted) = (x.clone(), vec![0.0; d], 0.0, 0);
     for (k, (kind, r)) in program.steps.iter().enumerate() {
         let z: Vec<f64> = random_ref(d, RngKey { seed, stream: chain, counter: k as u64 * blocks }, Dist::Normal)
             .iter()
             .map(|&z| z as f64)
             .collect();
-        let s = if *kind == Kind::Init { vec![0.0; d] } else { score(&x, r.sigma as f64) };
-        for j in 0..d {
-            let new =
-                r.cx as f64 * x[j] + r.cs as f64 * s[j] + r.cz as f64 * z[j] + r.cu as f64 * u[j] + r.cv as f64 * v[j];
-            if *kind == Kind::UpdateSave {
-                u[j] = x[j];
-                v[j] = s[j];
+        let (sig, h) = (r.sigma as f64, r.cs as f64);
+        match kind {
+            Kind::McmcCache => (xc, sc, ec) = (x.clone(), score(&x, sig), energy(&x, sig)),
+            Kind::McmcPropose => x = (0..d).map(|j| xc[j] + h * sc[j] + (2.0 * h).sqrt() * z[j]).collect(),
+            Kind::McmcAccept => {
+                let (s, e) = (score(&x, sig), energy(&x, sig));
+                let fwd: f64 = (0..d).map(|j| (x[j] - xc[j] - h * sc[j]).powi(2)).sum();
+                let bwd: f64 = (0..d).map(|j| (xc[j] - x[j] - h * s[j]).powi(2)).sum();
+                let log_a = -(e - ec) + (fwd - bwd) / (4.0 * h);
+                let key = RngKey { seed, stream: chain, counter: (1u64 << 32) + k as u64 };
+                let uni = random_ref(1, key, Dist::Uniform)[0] as f64;
+                if uni.ln() < log_a {
+                    (xc, sc, ec) = (x.clone(), s, e);
+                    accepted += 1;
+                } else {
+                    x = xc.clone();
+                }
             }
-            x[j] = new;
+            _ => {
+                let s = if *kind == Kind::Init { vec![0.0; d] } else { score(&x, sig) };
+                for j in 0..d {
+                    let new = r.cx as f64 * x[j]
+                        + r.cs as f64 * s[j]
+                        + r.cz as f64 * z[j]
+                        + r.cu as f64 * u[j]
+                        + r.cv as f64 * v[j];
+                    if *kind == Kind::UpdateSave {
+                        u[j] = x[j];
+                        v[j] = s[j];
+                    }
+                    x[j] = new;
+                }
+            }
         }
     }
-    x
+    (x, accepted)
 }

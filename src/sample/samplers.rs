@@ -26,6 +26,27 @@ fn denoise(p: &mut Program, sigma: f64) {
     p.push(Kind::Update, Row { sigma: sigma as f32, cx: 1.0, cs: (sigma * sigma) as f32, ..Row::default() });
 }
 
+/// Annealed Metropolis-adjusted Langevin (MALA; Roberts & Tweedie 1996, annealed as in Du et al.
+/// 2023): at each level sigma_i, `steps_per_level` proposals x' = x + h s(x) + sqrt(2h) z with
+/// h = alpha_i / 2 and ALD's alpha_i = eps sigma_i^2 / sigma_L^2, each accepted or rejected per
+/// chain by the Metropolis-Hastings test with the model's energy and the proposal's density
+/// N(x + h s(x), 2h I) (shaders/mcmc.wgsl). Started from the prior; needs a model with an energy.
+pub fn mala(sigmas: &[f64], steps_per_level: usize, eps: f64, prior_std: f64) -> Program {
+    let mut p = Program::default();
+    let last = *sigmas.last().unwrap();
+    prior(&mut p, prior_std);
+    for &s in sigmas {
+        let h = eps * s * s / (last * last) / 2.0;
+        let row = Row { sigma: s as f32, cs: h as f32, ..Row::default() };
+        p.push(Kind::McmcCache, row);
+        for _ in 0..steps_per_level {
+            p.push(Kind::McmcPropose, row);
+            p.push(Kind::McmcAccept, row);
+        }
+    }
+    p
+}
+
 /// L noise levels from sigma_max down to sigma_min, geometrically spaced (NCSN).
 pub fn geometric_sigmas(sigma_max: f64, sigma_min: f64, levels: usize) -> Vec<f64> {
     let l = levels.max(2);
@@ -205,6 +226,8 @@ pub enum SamplerKind {
     Heun,
     /// Plain Langevin dynamics at sigma_min (fails on multimodal data: a baseline).
     Langevin,
+    /// Annealed Metropolis-adjusted Langevin with a per-chain test (models with an energy).
+    Mala,
 }
 
 impl SamplerKind {
@@ -218,6 +241,7 @@ impl SamplerKind {
             SamplerKind::Ancestral => "ancestral",
             SamplerKind::Heun => "heun",
             SamplerKind::Langevin => "langevin",
+            SamplerKind::Mala => "mala",
         }
     }
 
@@ -247,6 +271,11 @@ impl SamplerKind {
                 )
             }
             SamplerKind::Langevin => langevin(smin, opts.eps, steps, prior_std),
+            SamplerKind::Mala => {
+                let levels = if smax > smin { geometric_sigmas(smax, smin, opts.levels.max(2)) } else { vec![smin] };
+                let per = (steps / levels.len()).max(1);
+                mala(&levels, per, opts.eps, prior_std)
+            }
             SamplerKind::Pc => predictor_corrector(process, steps, Predictor::ReverseDiffusion, 1, opts.snr, prior_std),
             SamplerKind::Ode | SamplerKind::Rk45 => ode(&grid(steps), prior_std, true),
             SamplerKind::Ddim => ddim(&grid(steps), prior_std, 0.0),
