@@ -24,7 +24,7 @@ pub struct ModelConfig {
     pub param: ParamKind,
     pub sigma_data: f32,
     /// param = "energy": the energy's form, norm (E = 1/2 ||F||^2, default) or dae
-    /// (E = ||F - x~||^2). Other parameterisations refuse it.
+    /// (E = ||F - c_in x~||^2, the network's input). Other parameterisations refuse it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergyForm>,
     /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.

@@ -37,7 +37,8 @@ pub enum EnergyForm {
     /// E = 1/2 ||F(x~, sigma)||^2 (the PyTorch re-implementation of Du et al.).
     #[default]
     Norm,
-    /// E = ||F(x~, sigma) - x~||^2 (Du et al.'s JAX notebook).
+    /// E = ||F(u, sigma) - u||^2 with u = c_in x~ the network's input (Du et al.'s JAX
+    /// notebook, whose inputs are VP-scaled; u = x~ without `model.input_var`).
     Dae,
 }
 
@@ -126,7 +127,7 @@ pub struct ModelSpec {
     pub input_var: Option<f32>,
 }
 
-/// E [B] of the network output F for x [B, ...] (see `EnergyForm`).
+/// E [B] of the network output F for the network's input x [B, ...] (see `EnergyForm`).
 fn energy_of(g: &mut Graph, form: EnergyForm, f: Var, x: Var) -> Result<Var> {
     let xs = g.shape(x).to_vec();
     let d: usize = xs[1..].iter().product();
@@ -178,35 +179,37 @@ impl ModelSpec {
     /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
     /// created through `b` (training and sampling graphs use the same names).
     pub fn score(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
-        let f = self.network(b, x, sigma)?;
+        let (f, x_in) = self.network_io(b, x, sigma)?;
         let xs = b.g.shape(x).to_vec();
         let sig = per_sample(b.g, sigma, &xs)?;
-        self.score_from(b, f, x, sig)
+        self.score_from(b, f, (x, x_in), sig)
     }
 
     /// The energy U(x~, sigma) = E / sigma [B] with score = -grad_x U, for energy models; None
     /// for models that give the score directly.
     pub fn energy(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Option<Var>> {
         let Parameterisation::Energy { form } = self.param else { return Ok(None) };
-        let f = self.network(b, x, sigma)?;
-        let e = energy_of(b.g, form, f, x)?;
+        let (f, x_in) = self.network_io(b, x, sigma)?;
+        let e = energy_of(b.g, form, f, x_in)?;
         Ok(Some(b.g.div(e, sigma)?))
     }
 
     /// The score and, for energy models, the energy U = E / sigma [B], from one evaluation of
     /// the network.
     pub fn score_and_energy(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Option<Var>)> {
-        let f = self.network(b, x, sigma)?;
+        let (f, x_in) = self.network_io(b, x, sigma)?;
         let xs = b.g.shape(x).to_vec();
         let sig = per_sample(b.g, sigma, &xs)?;
-        let Parameterisation::Energy { form } = self.param else { return Ok((self.score_from(b, f, x, sig)?, None)) };
-        let e = energy_of(b.g, form, f, x)?;
+        let Parameterisation::Energy { form } = self.param else {
+            return Ok((self.score_from(b, f, (x, x_in), sig)?, None));
+        };
+        let e = energy_of(b.g, form, f, x_in)?;
         let s = energy_score(b.g, e, x, sig)?;
         Ok((s, Some(b.g.div(e, sigma)?)))
     }
 
-    /// The network's output F(c_in x~, c_noise), shaped like x~.
-    fn network(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
+    /// The network's output F(c_in x~, c_noise), shaped like x~, and its input c_in x~.
+    fn network_io(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Var)> {
         let xs = b.g.shape(x).to_vec();
         if xs[1..] != self.data_shape[..] {
             return Err(Error::Shape(format!("model takes samples of shape {:?}, got {xs:?}", self.data_shape)));
@@ -252,15 +255,16 @@ impl ModelSpec {
                 unet(b, x_in, ce, None, None, cfg)?
             }
         };
-        Ok(f)
+        Ok((f, x_in))
     }
 
     /// The score from the network's output F, per the parameterisation (`sig`: sigma
-    /// broadcast against x).
-    fn score_from(&self, b: &mut Builder, f: Var, x: Var, sig: Var) -> Result<Var> {
+    /// broadcast against x; `x_in` = c_in x~, the network's input, which the DAE energy compares
+    /// F with).
+    fn score_from(&self, b: &mut Builder, f: Var, (x, x_in): (Var, Var), sig: Var) -> Result<Var> {
         match self.param {
             Parameterisation::Energy { form } => {
-                let e = energy_of(b.g, form, f, x)?;
+                let e = energy_of(b.g, form, f, x_in)?;
                 energy_score(b.g, e, x, sig)
             }
             Parameterisation::Score => b.g.div(f, sig),
