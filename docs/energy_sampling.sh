@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Issue 14, point 2: noise-conditional energy models (both forms) trained by DSM sample the ring
 # as well as the score model of the same size and steps. Sliced W2 to 10,000 fresh ring points
-# (mean and sd over 5 truth draws) from `eval`, one training seed per row unless SEEDS is set.
+# (mean over 5 truth draws) from `eval` with three samplers: heun (the probability-flow ODE,
+# 100 steps), pc (200) and ald (1,000); one training seed per row unless SEEDS is set.
 # Usage: docs/energy_sampling.sh OUT [STEPS]
 set -euo pipefail
 OUT=${1:?out folder}; STEPS=${2:-3000}; SEEDS=${SEEDS:-0}
 S=${SCOREGEN:-$(dirname "$0")/../target/release/scoregen}
 mkdir -p "$OUT"
-printf 'param\tseed\tsliced_w2\tsd\ttruth_floor\tsteps/s\n' > "$OUT/table.tsv"
+printf 'param\tseed\theun\tpc\tald\ttruth_floor\tsteps/s\n' > "$OUT/table.tsv"
 for seed in $SEEDS; do
 for p in score norm dae; do
   dir=$OUT/$p-$seed; mkdir -p "$dir"
@@ -18,6 +19,7 @@ source = "toy"
 name = "ring8"
 [model]
 hidden = [128, 128, 128]
+input_var = 8.0
 $model
 [process]
 kind = "ve"
@@ -42,8 +44,12 @@ batch = 10000
 CFG
   log=$("$S" train --config "$dir/config.toml" --out "$dir/run" --overwrite --no-samples 2>&1 | tr '\r' '\n' | tail -1)
   sps=$(echo "$log" | sed -n 's/.* \([0-9.]*\) steps\/s.*/\1/p')
-  ev=$("$S" eval --checkpoint "$dir/run/checkpoint.safetensors" --nll-n 0 --json)
-  get() { echo "$ev" | python3 -c "import sys,json; d={j['eval']:j['value'] for j in map(json.loads,sys.stdin)}; print('%.4f' % d['$1'])"; }
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' $p $seed "$(get sliced_w2)" "$(get sliced_w2_sd)" "$(get sliced_w2_truth_vs_truth)" "$sps" | tee -a "$OUT/table.tsv"
+  get() { echo "$1" | python3 -c "import sys,json; d={j['eval']:j['value'] for j in map(json.loads,sys.stdin)}; print('%.4f' % d['$2'])"; }
+  row=()
+  for smp in "heun --steps 100" "pc --steps 200" "ald --steps 1000"; do
+    ev=$("$S" eval --checkpoint "$dir/run/checkpoint.safetensors" --nll-n 0 --sampler $smp --json)
+    row+=("$(get "$ev" sliced_w2)")
+  done
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' $p $seed "${row[@]}" "$(get "$ev" sliced_w2_truth_vs_truth)" "$sps" | tee -a "$OUT/table.tsv"
 done
 done

@@ -394,8 +394,11 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> 
     let req = request(&loaded, src);
     let m = loaded.model.as_ref();
     let t0 = std::time::Instant::now();
-    scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
+    let rate = scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
     eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
+    if let Some(r) = rate {
+        eprintln!("{}: {:.1}% of proposals accepted (all chains and levels)", req.sampler.name(), 100.0 * r);
+    }
     Ok(())
 }
 

@@ -70,3 +70,36 @@ fn mala_corrects_the_bias_of_unadjusted_langevin() {
     assert!(v_ula > v + 0.5, "ULA at this step should overshoot: {v_ula}");
     assert!((0.3..0.98).contains(&rate), "acceptance {rate}");
 }
+
+/// Through the CLI: `--sampler mala` on an analytic mixture reports its acceptance rate; on a
+/// score network (no energy) it is a one-line error saying what has one.
+#[test]
+fn mala_from_the_command_line() {
+    let dir = std::env::temp_dir().join(format!("scoregen-mala-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let out = s(&dir.join("x.npy"));
+    let (code, err) =
+        cli(&["sample", "--model", "gmm:ncsn", "--sampler", "mala", "--steps", "100", "--n", "64", "--out", &out]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("of proposals accepted"), "{err}");
+    let cfg = dir.join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [16]\n[train]\nsteps = 5\nbatch = 64\n\
+         checkpoint_every = 0\nlog_every = 5\n",
+    )
+    .unwrap();
+    let (code, err) = cli(&["train", "--config", &s(&cfg), "--out", &s(&dir.join("run")), "--no-samples"]);
+    assert_eq!(code, 0, "{err}");
+    let ck = s(&dir.join("run/checkpoint.safetensors"));
+    let (code, err) = cli(&["sample", "--checkpoint", &ck, "--sampler", "mala", "--n", "8", "--out", &out]);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
+    assert!(code == 1 && lines.len() == 1 && lines[0].contains("energy"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

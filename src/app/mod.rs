@@ -6,7 +6,7 @@ use crate::dist::gmm::Gmm;
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::{Mixture, ScoreModel, Trained};
-use crate::sample::{draw, SampleRequest};
+use crate::sample::SampleRequest;
 use std::path::{Path, PathBuf};
 
 /// Where a model comes from: a checkpoint written by `train`, or an analytic mixture.
@@ -122,13 +122,14 @@ fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
 /// `scoregen sample`: draw and write to `out`. A `.npy` is written batch by batch as the
 /// samples are drawn (any --n the disk holds; the file appears complete or not at all); a PNG
 /// needs them all in memory. Non-finite samples are counted and reported after writing.
+/// Returns the fraction of proposals accepted for samplers with Metropolis tests.
 pub fn sample_to(
     gpu: &Gpu,
     model: &dyn ScoreModel,
     req: &SampleRequest,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<()> {
+) -> Result<Option<f64>> {
     let (shape, d) = (model.shape(), model.numel());
     crate::io::samples::check_output(out, shape, model.images())?;
     if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
@@ -136,7 +137,7 @@ pub fn sample_to(
         full.extend(shape);
         let mut w = crate::io::npy::NpyWriter::create(out, &full).map_err(|e| e.context(format!("--n {}", req.n)))?;
         let mut bad = 0;
-        crate::sample::draw_each(
+        let rate = crate::sample::draw_each(
             gpu,
             model,
             req,
@@ -147,11 +148,13 @@ pub fn sample_to(
             progress,
         )?;
         w.finish()?;
-        return non_finite_error(bad, req.n, out);
+        return non_finite_error(bad, req.n, out).map(|_| rate);
     }
-    let xs = draw(gpu, model, req, progress)?;
+    crate::sample::check_sample_size(req.n, d)?;
+    let mut xs = Vec::with_capacity(req.n * d);
+    let rate = crate::sample::draw_each(gpu, model, req, &mut |b| Ok(xs.extend_from_slice(b)), progress)?;
     crate::io::samples::write_samples(out, &xs, shape, model.images())?;
-    non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out)
+    non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out).map(|_| rate)
 }
 
 pub mod compose;

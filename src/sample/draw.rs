@@ -75,14 +75,15 @@ pub fn draw(
     Ok(out)
 }
 
-/// `draw`, handing each batch's samples (chains in order) to `each` as they are drawn.
+/// `draw`, handing each batch's samples (chains in order) to `each` as they are drawn. Returns
+/// the fraction of proposals accepted for samplers with Metropolis tests (`mala`).
 pub fn draw_each(
     gpu: &Gpu,
     model: &dyn ScoreModel,
     req: &SampleRequest,
     each: &mut dyn FnMut(&[f32]) -> Result<()>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<()> {
+) -> Result<Option<f64>> {
     check_request(model, req)?;
     let batch = req.batch.min(req.n);
     let hint = |e: Error| match e {
@@ -99,7 +100,8 @@ pub fn draw_each(
             let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
             runner.prior_mean = prior_mean;
             runner.conditions = req.conditions.clone();
-            runner.sample_each(gpu, 0, req.n, each, progress).map_err(hint)
+            runner.sample_each(gpu, 0, req.n, each, progress).map_err(hint)?;
+            Ok(runner.acceptance_rate())
         }
         super::SamplerProgram::Adaptive { tol } => {
             let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
@@ -112,7 +114,7 @@ pub fn draw_each(
                 start += take;
                 progress(start, req.n);
             }
-            Ok(())
+            Ok(None)
         }
     }
 }

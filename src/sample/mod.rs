@@ -103,6 +103,8 @@ pub struct Runner<'m> {
     pub conditions: Conditions,
     /// Accepted proposals per chain of the last batch (programs with Metropolis tests).
     pub accepted: Option<Tensor>,
+    /// (accepted proposals, chains) summed over the batches `sample_each` ran.
+    acceptance: std::cell::Cell<(f64, usize)>,
     /// Schedule and scratch buffers the captured commands bind.
     _keep: Vec<Tensor>,
 }
@@ -181,8 +183,17 @@ impl<'m> Runner<'m> {
             prior_mean: vec![0.0; d],
             conditions: Conditions::default(),
             accepted,
+            acceptance: std::cell::Cell::new((0.0, 0)),
             _keep,
         })
+    }
+
+    /// The fraction of proposals accepted over the chains `sample_each` drew (programs with
+    /// Metropolis tests).
+    pub fn acceptance_rate(&self) -> Option<f64> {
+        let tests = self.program.steps.iter().filter(|(k, _)| *k == Kind::McmcAccept).count();
+        let (sum, chains) = self.acceptance.get();
+        (self.accepted.is_some() && chains > 0 && tests > 0).then(|| sum / (chains * tests) as f64)
     }
 
     fn captured(&self, kind: Kind) -> &Captured {
@@ -273,6 +284,11 @@ impl<'m> Runner<'m> {
             base += self.program.steps.len();
             let xs = self.model.x().to_vec(gpu)?;
             let take = (n - start).min(b);
+            if let Some(a) = &self.accepted {
+                let (sum, chains) = self.acceptance.get();
+                let got: f64 = a.to_vec(gpu)?[..take].iter().map(|&v| v as f64).sum();
+                self.acceptance.set((sum + got, chains + take));
+            }
             each(&xs[..take * d])?;
             start += take;
         }
