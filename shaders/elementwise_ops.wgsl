@@ -62,6 +62,20 @@ fn unary_op(x: f32) -> f32 {
         case 20u: { return sin(x); }
         case 21u: { return cos(x); }
         case 22u: { return 1.0 / x; }
+        case 23u: {
+            let sg = sigmoid(x);
+            return sg * (1.0 + x * (1.0 - sg));
+        }
+        case 24u: {
+            let sg = sigmoid(x);
+            return sg * (1.0 - sg) * (2.0 + x * (1.0 - 2.0 * sg));
+        }
+        case 25u: {
+            let sg = sigmoid(x);
+            let q = sg * (1.0 - sg);
+            let a = 1.0 - 2.0 * sg;
+            return q * (a * (3.0 + x * a) - 2.0 * x * q);
+        }
         default: { return x; }
     }
 }

@@ -105,6 +105,9 @@ fn unary_rules() {
         (Unary::Sin, -3.0, 3.0),
         (Unary::Cos, -3.0, 3.0),
         (Unary::Recip, 0.3, 2.0),
+        (Unary::SiluPrime, -4.0, 4.0),
+        (Unary::SiluSecond, -4.0, 4.0),
+        (Unary::SiluThird, -4.0, 4.0),
     ];
     for (op, lo, hi) in ops {
         let mut g = Graph::new();

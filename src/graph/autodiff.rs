@@ -232,6 +232,9 @@ fn unary_backward(g: &mut Graph, u: Unary, x: Var, y: Var, gy: Var) -> Result<Op
             let s = g.unary(Sin, x);
             g.neg(s)
         }
+        SiluPrime => g.unary(SiluSecond, x),
+        SiluSecond => g.unary(SiluThird, x),
+        SiluThird => silu_fourth(g, x)?,
         Recip => {
             let y2 = g.mul(y, y)?;
             g.neg(y2)
@@ -262,8 +265,8 @@ fn binary_backward(g: &mut Graph, op: Binary, a: Var, b: Var, y: Var, gy: Var) -
         Binary::Equal => (None, None),
         Binary::SiluGrad => {
             // y = a silu'(b): dy/da = silu'(b), dy/db = a silu''(b)
-            let d1 = silu_prime(g, b)?;
-            let d2 = silu_second(g, b)?;
+            let d1 = g.unary(Unary::SiluPrime, b);
+            let d2 = g.unary(Unary::SiluSecond, b);
             let ga = g.mul(gy, d1)?;
             let t = g.mul(gy, a)?;
             (Some(ga), Some(g.mul(t, d2)?))
@@ -291,24 +294,30 @@ fn matmul_backward(g: &mut Graph, a: Var, b: Var, ta: bool, tb: bool, gy: Var) -
     Ok(vec![Some(ga), Some(gb)])
 }
 
-/// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x), from primitive ops.
-fn silu_prime(g: &mut Graph, x: Var) -> Result<Var> {
+/// silu''''(x) = q (a T + a^2 - 8 q - 6 x q a), T = 3 a + x a^2 - 2 x q, q = s (1 - s),
+/// a = 1 - 2 s, from primitive ops (SiluThird's derivative; higher orders compose from here).
+fn silu_fourth(g: &mut Graph, x: Var) -> Result<Var> {
     let s = g.unary(Unary::Sigmoid, x);
     let one_minus = g.unary(Unary::Affine(-1.0, 1.0), s);
-    let xm = g.mul(x, one_minus)?;
-    let inner = g.unary(Unary::AddScalar(1.0), xm);
-    g.mul(s, inner)
-}
-
-/// silu''(x) = s (1 - s) (2 + x (1 - 2 s)), from primitive ops.
-fn silu_second(g: &mut Graph, x: Var) -> Result<Var> {
-    let s = g.unary(Unary::Sigmoid, x);
-    let one_minus = g.unary(Unary::Affine(-1.0, 1.0), s);
-    let ss = g.mul(s, one_minus)?;
-    let one_minus_2s = g.unary(Unary::Affine(-2.0, 1.0), s);
-    let xt = g.mul(x, one_minus_2s)?;
-    let inner = g.unary(Unary::AddScalar(2.0), xt);
-    g.mul(ss, inner)
+    let q = g.mul(s, one_minus)?;
+    let a = g.unary(Unary::Affine(-2.0, 1.0), s);
+    let a2 = g.mul(a, a)?;
+    let xq = g.mul(x, q)?;
+    // T = 3a + x a^2 - 2 x q
+    let xa2 = g.mul(x, a2)?;
+    let a3 = g.scale(a, 3.0);
+    let t = g.add(a3, xa2)?;
+    let xq2 = g.scale(xq, 2.0);
+    let t = g.sub(t, xq2)?;
+    // a T + a^2 - 8 q - 6 x q a
+    let at = g.mul(a, t)?;
+    let inner = g.add(at, a2)?;
+    let q8 = g.scale(q, 8.0);
+    let inner = g.sub(inner, q8)?;
+    let xqa = g.mul(xq, a)?;
+    let xqa6 = g.scale(xqa, 6.0);
+    let inner = g.sub(inner, xqa6)?;
+    g.mul(q, inner)
 }
 
 /// Sum of t [B, C, ...] over every axis but 1: [C].

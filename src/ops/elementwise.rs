@@ -40,12 +40,18 @@ pub enum Unary {
     Cos,
     /// 1 / x.
     Recip,
+    /// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x): SiLU's derivative in one pass.
+    SiluPrime,
+    /// silu''(x) = s (1 - s) (2 + x (1 - 2 s)).
+    SiluSecond,
+    /// silu'''(x) = q ((1 - 2 s)(3 + x (1 - 2 s)) - 2 x q), q = s (1 - s).
+    SiluThird,
 }
 
 impl Unary {
     /// Every op (with sample operands): tests run each against its reference and pin the op
     /// codes to the cases of elementwise_ops.wgsl.
-    pub const ALL: [Unary; 23] = [
+    pub const ALL: [Unary; 26] = [
         Unary::Neg,
         Unary::Exp,
         Unary::Log,
@@ -69,6 +75,9 @@ impl Unary {
         Unary::Sin,
         Unary::Cos,
         Unary::Recip,
+        Unary::SiluPrime,
+        Unary::SiluSecond,
+        Unary::SiluThird,
     ];
 
     /// Whether the op is defined only for positive inputs (tests feed it those).
@@ -107,6 +116,9 @@ impl Unary {
             Sin => (20, 0.0, 0.0),
             Cos => (21, 0.0, 0.0),
             Recip => (22, 0.0, 0.0),
+            SiluPrime => (23, 0.0, 0.0),
+            SiluSecond => (24, 0.0, 0.0),
+            SiluThird => (25, 0.0, 0.0),
         }
     }
 
@@ -146,6 +158,12 @@ impl Unary {
             Sin => x.sin(),
             Cos => x.cos(),
             Recip => 1.0 / x,
+            SiluPrime => sig(x) * (1.0 + x * (1.0 - sig(x))),
+            SiluSecond => sig(x) * (1.0 - sig(x)) * (2.0 + x * (1.0 - 2.0 * sig(x))),
+            SiluThird => {
+                let (q, a) = (sig(x) * (1.0 - sig(x)), 1.0 - 2.0 * sig(x));
+                q * (a * (3.0 + x * a) - 2.0 * x * q)
+            }
         }
     }
 }
