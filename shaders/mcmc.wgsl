@@ -9,13 +9,11 @@
 //            (the target's ratio times q(xc | x) / q(x | xc) for q(y | x) = N(x + h s(x), 2h I));
 //            with u ~ U(0, 1) from the chain's stream, accept if log u < log a:
 //            xc, sc, ec <- x, s, e and stats += 1; else x <- xc.
-// Noise: z as in sampler.wgsl (Philox block counter k * ceil(D/4) + j/4, stream = chain); u is
+// Noise: z is sampler_common.wgsl's `noise` (as sampler.wgsl's); u is
 // word 0 of the block with counter (k, 1) of the chain's stream, so chain i's numbers depend
 // only on (seed, i, k). Bindings: 0 params, 1 sched, 2 ctr [1] u32, 3 x, 4 s [B, D], 5 e [B],
 // 6 xc, 7 sc [B, D], 8 ec [B], 9 stats [B] (accepted proposals).
 
-struct Params { n: u32, d: u32, b: u32, chain0: u32, seed_lo: u32, seed_hi: u32, stream_hi: u32, groups_x: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> sched: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ctr: array<u32>;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
@@ -25,12 +23,6 @@ struct Params { n: u32, d: u32, b: u32, chain0: u32, seed_lo: u32, seed_hi: u32,
 @group(0) @binding(7) var<storage, read_write> sc: array<f32>;
 @group(0) @binding(8) var<storage, read_write> ec: array<f32>;
 @group(0) @binding(9) var<storage, read_write> stats: array<f32>;
-
-const WG: u32 = 256u;
-
-fn index(wg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * p.groups_x + wg.x) * WG + lid.x;
-}
 
 @compute @workgroup_size(WG)
 fn cache(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -49,11 +41,7 @@ fn propose(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     if (i >= p.n) { return; }
     let k = ctr[0];
     let h = sched[k * 8u + 2u];
-    let r = i / p.d;
-    let j = i % p.d;
-    let blocks = (p.d + 3u) / 4u;
-    let w = philox(vec4<u32>(k * blocks + j / 4u, 0u, p.chain0 + r, p.stream_hi), vec2<u32>(p.seed_lo, p.seed_hi));
-    x[i] = xc[i] + h * sc[i] + sqrt(2.0 * h) * box_muller(w, j % 4u);
+    x[i] = xc[i] + h * sc[i] + sqrt(2.0 * h) * noise(i / p.d, i % p.d, k);
 }
 
 @compute @workgroup_size(WG)

@@ -8,13 +8,9 @@
 // where k = ctr[0] is advanced by `tick` after each step.
 //   set_sigma: sigma[r] = sched[k].sigma
 //   update:    x <- cx x + cs s + cz z + cu u + cv v        (SAVE: also u <- x, v <- s, before)
-// Noise: z[r, j] at step k is normal number j % 4 of Philox block
-//   (counter = k * ceil(D/4) + j/4, stream = (chain0 + r, stream_hi), key = seed),
-// so chain i's numbers depend only on (seed, i, k): the same for any batch size or split.
+// Noise z: sampler_common.wgsl's `noise`. Params, `index`: sampler_common.wgsl.
 // Bindings: 0 params, 1 sched, 2 ctr [1] u32, 3 x, 4 s, 5 u, 6 v, 7 sigma.
 
-struct Params { n: u32, d: u32, b: u32, chain0: u32, seed_lo: u32, seed_hi: u32, stream_hi: u32, groups_x: u32 }
-@group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> sched: array<f32>;
 @group(0) @binding(2) var<storage, read_write> ctr: array<u32>;
 @group(0) @binding(3) var<storage, read_write> x: array<f32>;
@@ -24,18 +20,6 @@ struct Params { n: u32, d: u32, b: u32, chain0: u32, seed_lo: u32, seed_hi: u32,
 @group(0) @binding(7) var<storage, read_write> sigma: array<f32>;
 
 override SAVE: bool = false;
-const WG: u32 = 256u;
-
-fn noise(r: u32, j: u32, k: u32) -> f32 {
-    let blocks = (p.d + 3u) / 4u;
-    let blk = k * blocks + j / 4u;
-    let w = philox(vec4<u32>(blk, 0u, p.chain0 + r, p.stream_hi), vec2<u32>(p.seed_lo, p.seed_hi));
-    return box_muller(w, j % 4u);
-}
-
-fn index(wg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wg.y * p.groups_x + wg.x) * WG + lid.x;
-}
 
 @compute @workgroup_size(WG)
 fn set_sigma(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {

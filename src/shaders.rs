@@ -47,8 +47,22 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("embedding", include_str!("../shaders/embedding.wgsl")),
     ("philox", include_str!("../shaders/philox.wgsl")),
     ("random", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/random.wgsl"))),
-    ("sampler", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/sampler.wgsl"))),
-    ("mcmc", concat!(include_str!("../shaders/philox.wgsl"), include_str!("../shaders/mcmc.wgsl"))),
+    (
+        "sampler",
+        concat!(
+            include_str!("../shaders/philox.wgsl"),
+            include_str!("../shaders/sampler_common.wgsl"),
+            include_str!("../shaders/sampler.wgsl")
+        ),
+    ),
+    (
+        "mcmc",
+        concat!(
+            include_str!("../shaders/philox.wgsl"),
+            include_str!("../shaders/sampler_common.wgsl"),
+            include_str!("../shaders/mcmc.wgsl")
+        ),
+    ),
     (
         "matmul_sg",
         concat!(

@@ -117,8 +117,9 @@ kernel_params!(
 );
 
 kernel_params!(
-    /// sampler.wgsl: the fused sampler updates; mcmc.wgsl: Metropolis-adjusted steps.
-    SamplerParams for ["sampler", "mcmc"] {
+    /// sampler_common.wgsl, the block of sampler.wgsl (fused sampler updates) and mcmc.wgsl
+    /// (Metropolis-adjusted steps).
+    SamplerParams for ["sampler_common"] {
         n: u32, d: u32, b: u32,
         /// First chain of the batch (written between submissions: `chain0_offset`).
         chain0: u32,
