@@ -41,6 +41,34 @@ impl ComposeOp {
     }
 }
 
+/// Components share the data shape and the process family, and take no conditioning.
+fn check_parts(parts: &[Box<dyn ScoreModel>], names: &[String]) -> std::result::Result<(), String> {
+    for (i, p) in parts.iter().enumerate().skip(1) {
+        if p.shape() != parts[0].shape() {
+            return Err(format!(
+                "{} has samples of shape {:?}, {} of shape {:?}: components must share the data shape",
+                names[i],
+                p.shape(),
+                names[0],
+                parts[0].shape()
+            ));
+        }
+        if p.process().name() != parts[0].process().name() {
+            return Err(format!(
+                "{} follows process '{}', {} process '{}': components must share a noise process family",
+                names[i],
+                p.process().name(),
+                names[0],
+                parts[0].process().name()
+            ));
+        }
+    }
+    if let Some((i, _)) = parts.iter().enumerate().find(|(_, p)| !p.conditioning().is_empty()) {
+        return Err(format!("{}: conditioned models cannot be composed yet", names[i]));
+    }
+    Ok(())
+}
+
 /// A composition of models (see the module).
 pub struct Composition {
     pub op: ComposeOp,
@@ -64,29 +92,7 @@ impl Composition {
         if k < 2 {
             return Err(format!("op = \"{}\" composes at least two models, got {k}", op.name()));
         }
-        for (i, p) in parts.iter().enumerate().skip(1) {
-            if p.shape() != parts[0].shape() {
-                return Err(format!(
-                    "{} has samples of shape {:?}, {} of shape {:?}: components must share the data shape",
-                    names[i],
-                    p.shape(),
-                    names[0],
-                    parts[0].shape()
-                ));
-            }
-            if p.process().name() != parts[0].process().name() {
-                return Err(format!(
-                    "{} follows process '{}', {} process '{}': components must share a noise process family",
-                    names[i],
-                    p.process().name(),
-                    names[0],
-                    parts[0].process().name()
-                ));
-            }
-        }
-        if let Some((i, _)) = parts.iter().enumerate().find(|(_, p)| !p.conditioning().is_empty()) {
-            return Err(format!("{}: conditioned models cannot be composed yet", names[i]));
-        }
+        check_parts(&parts, names)?;
         if weights.is_some() && [ComposeOp::Product, ComposeOp::Mixture].contains(&op) {
             return Err(format!("weights: op = \"{}\" takes none (negation and sum do)", op.name()));
         }

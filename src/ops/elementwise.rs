@@ -145,15 +145,7 @@ impl Unary {
             PowScalar(s) => x.powf(s as f64),
             Affine(s, t) => s as f64 * x + t as f64,
             Step => (x > 0.0) as u8 as f64,
-            Sign => {
-                if x > 0.0 {
-                    1.0
-                } else if x < 0.0 {
-                    -1.0
-                } else {
-                    0.0
-                }
-            }
+            Sign => (x > 0.0) as u8 as f64 - (x < 0.0) as u8 as f64,
             InRange(lo, hi) => (x > lo as f64 && x < hi as f64) as u8 as f64,
             Sin => x.sin(),
             Cos => x.cos(),
