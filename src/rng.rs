@@ -20,6 +20,7 @@
 //! | `Dequantise` (uniform dequantisation of those points) | HostRng | `0xDE0` (fixed) |
 //! | `Moments` (moment estimate of sampled data sources) | HostRng | `0x5EC0_0D` (fixed) |
 //! | `NceFit` (data NCE's Gaussian noise is fitted to) | HostRng | `s ^ 0x0CE5_F17` |
+//! | `FisherPoints(j)` (eval's Fisher divergence, level j) | HostRng | `s ^ 0xF15E ^ j * 0x9E37_79B9_7F4A_7C15` |
 //! | SSM's projections (training) | Philox key as `DsmNoise`, graph stream [`PROJECTION_STREAM`] | |
 //! | NCE's noise samples (training) | Philox key as `DsmNoise`, graph stream [`NCE_NOISE_STREAM`] | |
 //!
@@ -123,6 +124,8 @@ pub enum Stream {
     Moments,
     /// The data NCE's noise distribution is fitted to.
     NceFit,
+    /// Fresh points of eval's Fisher divergence at its j-th level.
+    FisherPoints(u64),
 }
 
 impl Stream {
@@ -141,6 +144,7 @@ impl Stream {
             Stream::Dequantise => 0xDE0,
             Stream::Moments => 0x5EC0_0D,
             Stream::NceFit => s ^ 0x0CE5_F17,
+            Stream::FisherPoints(j) => s ^ 0xF15E ^ j.wrapping_mul(GOLDEN),
         }
     }
 }

@@ -137,6 +137,7 @@ fn bad_configs_and_data_files() {
         (format!("{base}[train]\nprojections = 4\n"), vec!["train.projections", "ssm"]),
         (format!("{base}[train]\nobjective = \"ssm\"\nprojections = 0\n"), vec!["train.projections"]),
         (format!("{base}[train]\nobjective = \"sm\"\n"), vec!["sm", "ssm-vr"]),
+        (format!("{base}[train]\nobjective = \"nce\"\nnce_ratio = 0\n"), vec!["train.nce_ratio"]),
         (
             format!("{base}[process]\nkind = \"fixed\"\nsigma_max = 2.0\n[sample]\nsampler = \"langevin\"\n"),
             vec!["process.sigma_max", "fixed"],

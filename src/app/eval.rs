@@ -216,7 +216,7 @@ fn fisher_figures(
         (l, _) => l.to_vec(),
     };
     for (j, &sigma) in levels.iter().enumerate() {
-        let f = fisher(gpu, model, gmm, sigma, fr.n, req.batch, Stream::Truth(j as u64).derive(req.seed ^ 0xF15E))?;
+        let f = fisher(gpu, model, gmm, sigma, fr.n, req.batch, Stream::FisherPoints(j as u64).derive(req.seed))?;
         let tag = format!("@{sigma}");
         out.push((format!("fisher{tag}"), f.divergence, format!("(mean over {} fresh points of p_sigma)", f.points)));
         out.push((format!("fisher{tag}_se"), f.std_error, "(standard error)".into()));
