@@ -64,16 +64,15 @@ fn composed_scores_and_energies_match_their_formulas() {
 }
 
 fn cli(args: &[&str]) -> (i32, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
-    (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).into())
+    let (code, _, err) = common::run_cli(args);
+    (code, err)
 }
 
 /// Composition files: nested and relative paths sample through the CLI; a shape mismatch,
 /// a score-only model in a mixture, a file naming itself and an unknown key are one-line errors.
 #[test]
 fn composition_files_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("scoregen-compose-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let dir = common::fresh_dir("compose");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     let s = |p: &std::path::Path| p.display().to_string();
     let w = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();

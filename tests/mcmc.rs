@@ -75,13 +75,11 @@ fn mala_corrects_the_bias_of_unadjusted_langevin() {
 /// score network (no energy) it is a one-line error saying what has one.
 #[test]
 fn mala_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("scoregen-mala-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("mala");
     let s = |p: &std::path::Path| p.display().to_string();
     let cli = |args: &[&str]| {
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stderr).to_string())
+        let (code, _, err) = common::run_cli(args);
+        (code, err)
     };
     let out = s(&dir.join("x.npy"));
     let (code, err) =

@@ -4,7 +4,7 @@
 //! gradient against finite differences of the f64 loss.
 
 mod common;
-use common::{gpu, Rng};
+use common::{gpu, run_cli as cli, Rng};
 use scoregen::dist::Gaussian;
 use scoregen::graph::autodiff::grad;
 use scoregen::graph::plan::{ParamStore, Plan};
@@ -299,15 +299,6 @@ fn nce_loss_and_gradient_match_f64_and_finite_differences() {
     }
 }
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_scoregen")).args(args).output().unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into(),
-        String::from_utf8_lossy(&o.stderr).into(),
-    )
-}
-
 /// `eval --json` lines as name -> value.
 fn figures(stdout: &str) -> std::collections::BTreeMap<String, f64> {
     stdout
@@ -323,9 +314,7 @@ fn figures(stdout: &str) -> std::collections::BTreeMap<String, f64> {
 /// picture; a sampler that needs a noise range is refused for a one-level model.
 #[test]
 fn objectives_train_and_evaluate_from_the_command_line() {
-    let dir = std::env::temp_dir().join(format!("scoregen-objectives-cli-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = common::fresh_dir("objectives-cli");
     let s = |p: &std::path::Path| p.display().to_string();
     for (obj, extra) in [("ssm-vr", ""), ("nce", "nce_ratio = 4\n")] {
         let cfg = dir.join(format!("{obj}.toml"));
