@@ -121,6 +121,16 @@ fn composition_files_from_the_command_line() {
             "op = \"product\"\nmodels = [\"gmm:ring8\", \"gmm:ncsn\"]\ntemperature = 2.0\n",
             vec!["t.toml", "temperature"],
         ),
+        (
+            "tneg.toml",
+            "op = \"mixture\"\nmodels = [\"gmm:ring8\", \"gmm:ncsn\"]\ntemperature = -1.0\n",
+            vec!["tneg.toml", "temperature"],
+        ),
+        (
+            "wnan.toml",
+            "op = \"sum\"\nmodels = [\"gmm:ring8\", \"gmm:ncsn\"]\nweights = [nan]\n",
+            vec!["wnan.toml", "weights"],
+        ),
     ];
     for (name, text, needles) in bad {
         w(name, text);
