@@ -126,7 +126,13 @@ impl SampleConfig {
             n: self.n,
             batch: self.batch,
             seed: self.seed,
-            opts: SamplerOpts { eps: self.eps, levels: self.levels, snr: self.snr, data_var: 0.0, tol: self.tol },
+            opts: SamplerOpts {
+                eps: self.eps,
+                levels: self.levels,
+                snr: self.snr,
+                tol: self.tol,
+                ..SamplerOpts::default()
+            },
             conditions: Default::default(),
         }
     }
@@ -211,7 +217,7 @@ impl Config {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
         self.process.check()?;
-        if self.process.kind == ProcessKind::Fixed && ![SamplerKind::Langevin, SamplerKind::Mala].contains(&s.sampler) {
+        if self.process.kind == ProcessKind::Fixed && s.sampler != SamplerKind::Langevin && s.sampler.mcmc().is_none() {
             return Err(format!(
                 "sample.sampler = \"{}\": process 'fixed' trains one noise level, which only Langevin dynamics at that \
                  level samples; set sample.sampler = \"langevin\" (or \"mala\")",

@@ -2,7 +2,6 @@
 
 use clap::{Parser, Subcommand};
 use scoregen::app::{evaluate, FisherRequest, Loaded, ModelSource};
-use scoregen::bench::{self, Report};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
 use scoregen::io::samples::{png_fits, write_samples};
@@ -12,6 +11,9 @@ use scoregen::sample::{Probes, SamplerKind};
 use scoregen::train::{train, TrainOpts};
 use scoregen::{Error, Gpu, GpuOptions, Result};
 use std::path::PathBuf;
+
+mod bench_cli;
+use bench_cli::{cmd_bench, BenchCmd};
 
 #[derive(Parser)]
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
@@ -42,6 +44,9 @@ enum Command {
         /// .png (image grid or 2-D density) or .npy (float32 [n, ...]).
         #[arg(long)]
         out: PathBuf,
+        /// MCMC samplers: print the acceptance report as one JSON object on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Sample quality and likelihood of a checkpoint or an analytic mixture.
     Eval {
@@ -65,6 +70,11 @@ enum Command {
         /// Fresh points of the noised reference per level.
         #[arg(long, default_value_t = 10000)]
         fisher_n: usize,
+        /// Only log Z of the model (energy models, analytic models, compositions) by annealed
+        /// importance sampling over --n chains with the MCMC sampler given (default hmc), with
+        /// its standard error.
+        #[arg(long)]
+        log_z: bool,
         #[arg(long)]
         json: bool,
     },
@@ -138,78 +148,8 @@ struct SampleArgs {
     /// Chains per batch (results do not depend on it, except with rk45).
     #[arg(long)]
     batch: Option<usize>,
-}
-
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// W3: square fp32 GEMM, ours beside the naive kernel.
-    Gemm {
-        /// Sizes to run.
-        #[arg(long, value_delimiter = ',', default_value = "256,512,1024,2048")]
-        sizes: Vec<usize>,
-        /// Largest n for the (slow) naive baseline.
-        #[arg(long, default_value_t = 1024)]
-        naive_max: usize,
-        /// One JSON object per figure.
-        #[arg(long)]
-        json: bool,
-    },
-    /// W4: fused attention forward.
-    Attention {
-        #[arg(long)]
-        json: bool,
-    },
-    /// W2: the 28x28 U-Net: parameters, training steps/s at batch 64, forward batches/s at 256.
-    Unet {
-        /// First timed training step (earlier ones are warm-up).
-        #[arg(long, default_value_t = 5)]
-        from: usize,
-        /// Steps run in all.
-        #[arg(long, default_value_t = 25)]
-        to: usize,
-        #[arg(long)]
-        json: bool,
-    },
-    /// W1 sampling: annealed Langevin, 10,000 chains x 1,000 steps of the W1 network.
-    Sample {
-        #[arg(long, default_value_t = 10000)]
-        chains: usize,
-        #[arg(long, default_value_t = 100)]
-        steps_per_level: usize,
-        /// Train the W1 network this many steps first (0: random weights, speed only).
-        #[arg(long, default_value_t = 0)]
-        train_steps: usize,
-        /// Seed of the training run (weights, batches) and of the sampler.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Training steps/s of every objective (dsm, ssm, ssm-vr, esm, nce) on W1's MLP, score and
-    /// energy parameterisations, relative to DSM and to the score model in the same run.
-    Objectives {
-        #[arg(long, default_value_t = 4096)]
-        batch: usize,
-        /// Timed steps per row (after a tenth as warm-up).
-        #[arg(long, default_value_t = 40)]
-        steps: usize,
-        /// MLP hidden widths (default W1's).
-        #[arg(long, value_delimiter = ',', default_value = "256,256,256")]
-        hidden: Vec<usize>,
-        /// MLP nonlinearity: silu (W1's) or softplus.
-        #[arg(long, value_enum, default_value = "silu")]
-        activation: scoregen::score::Activation,
-        #[arg(long)]
-        json: bool,
-    },
-    /// W1: training steps per second of the score MLP (forward, backward, Adam).
-    Mlp {
-        /// Timed steps (after 50 warm-up steps).
-        #[arg(long, default_value_t = 500)]
-        steps: usize,
-        #[arg(long)]
-        json: bool,
-    },
+    #[command(flatten)]
+    mcmc: scoregen::app::mcmc_cli::McmcArgs,
 }
 
 fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
@@ -252,6 +192,8 @@ fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
     req.n = a.n.unwrap_or(req.n);
     req.seed = a.seed.unwrap_or(req.seed);
     req.batch = a.batch.unwrap_or(req.batch);
+    req.opts.mcmc = a.mcmc.apply(&req.opts.mcmc);
+    req.opts.levels = a.mcmc.mcmc_levels.unwrap_or(req.opts.levels);
     req
 }
 
@@ -280,38 +222,6 @@ fn cmd_info(cli: &Cli) -> Result<()> {
     }
     print!("{r}");
     Ok(())
-}
-
-fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
-    let gpu = open(&cli)?;
-    match which {
-        BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
-        BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
-        BenchCmd::Unet { from, to, json } => {
-            if from >= to {
-                return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
-            }
-            bench::unet::run(&gpu, *from, *to, &Report { json: *json })
-        }
-        BenchCmd::Mlp { steps: 0, .. } => Err(Error::Invalid("--steps 0: time at least 1 step".into())),
-        BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
-            Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
-        }
-        BenchCmd::Objectives { batch: 0, .. } | BenchCmd::Objectives { steps: 0, .. } => {
-            Err(Error::Invalid("--batch and --steps must be at least 1".into()))
-        }
-        BenchCmd::Objectives { batch, steps, hidden, activation, json } => {
-            if hidden.is_empty() || hidden.contains(&0) {
-                return Err(Error::Invalid(format!("--hidden {hidden:?}: every layer needs at least one unit")));
-            }
-            let net = bench::objectives::Net { hidden: hidden.clone(), act: *activation };
-            bench::objectives::run(&gpu, &net, *batch, *steps, &Report { json: *json })
-        }
-        BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
-        BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
-            bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
-        }
-    }
 }
 
 fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
@@ -388,16 +298,21 @@ fn cmd_field(cli: &Cli, src: &SampleArgs, out: &std::path::Path, level: Option<f
     Ok(())
 }
 
-fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path) -> Result<()> {
+fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool) -> Result<()> {
     let gpu = open(&cli)?;
     let loaded = load_model(&gpu, src)?;
     let req = request(&loaded, src);
     let m = loaded.model.as_ref();
     let t0 = std::time::Instant::now();
-    let rate = scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
+    let report = scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
     eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
-    if let Some(r) = rate {
-        eprintln!("{}: {:.1}% of proposals accepted (all chains and levels)", req.sampler.name(), 100.0 * r);
+    if let Some(r) = report {
+        for f in scoregen::app::mcmc_cli::report(&r, out)? {
+            eprintln!("  -> {}", f.display());
+        }
+        if json {
+            println!("{}", r.json());
+        }
     }
     Ok(())
 }
@@ -454,14 +369,32 @@ fn cmd_eval(
     Ok(())
 }
 
+fn cmd_log_z(cli: &Cli, src: &SampleArgs, json: bool) -> Result<()> {
+    let gpu = open(&cli)?;
+    let m = load_model(&gpu, src)?;
+    let req = request(&m, src);
+    let (lz, se, r) = scoregen::app::mcmc_cli::log_z(&gpu, m.model.as_ref(), &req, &mut progress("AIS"))?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"eval": "log_z", "value": lz, "se": se, "sampler": r.method, "chains": req.n})
+        );
+    } else {
+        eprintln!();
+        println!("log Z (AIS, {}, {} chains)  {lz:.5} +- {se:.5}", r.method, req.n);
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Info => cmd_info(&cli),
         Command::Field { src, out, level, lim } => cmd_field(&cli, src, out, *level, *lim),
         Command::Bench { which } => cmd_bench(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
-        Command::Sample { src, out } => cmd_sample(&cli, src, out),
-        Command::Eval { src, nll_n, probes, reference, levels, fisher_n, json } => {
+        Command::Sample { src, out, json } => cmd_sample(&cli, src, out, *json),
+        Command::Eval { src, log_z: true, json, .. } => cmd_log_z(&cli, src, *json),
+        Command::Eval { src, nll_n, probes, reference, levels, fisher_n, json, .. } => {
             let fisher = fisher_request(reference, levels, *fisher_n)?;
             cmd_eval(&cli, src, *nll_n, *probes, fisher.as_ref(), *json)
         }

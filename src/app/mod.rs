@@ -122,14 +122,14 @@ fn non_finite_error(bad: usize, n: usize, out: &Path) -> Result<()> {
 /// `scoregen sample`: draw and write to `out`. A `.npy` is written batch by batch as the
 /// samples are drawn (any --n the disk holds; the file appears complete or not at all); a PNG
 /// needs them all in memory. Non-finite samples are counted and reported after writing.
-/// Returns the fraction of proposals accepted for samplers with Metropolis tests.
+/// Returns the MCMC samplers' acceptance and AIS weights.
 pub fn sample_to(
     gpu: &Gpu,
     model: &dyn ScoreModel,
     req: &SampleRequest,
     out: &Path,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Option<f64>> {
+) -> Result<Option<crate::sample::McmcReport>> {
     let (shape, d) = (model.shape(), model.numel());
     crate::io::samples::check_output(out, shape, model.images())?;
     if out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
@@ -160,6 +160,7 @@ pub fn sample_to(
 pub mod compose;
 mod eval;
 mod field;
+pub mod mcmc_cli;
 
 pub use eval::{evaluate, Figures, FisherRequest, MAX_NLL_POINTS, TRUTH_DRAWS};
 pub use field::field_picture;

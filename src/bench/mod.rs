@@ -3,7 +3,9 @@
 //! `{"bench":"gemm","n":1024,"impl":"scoregen","value":41.2,"unit":"GFLOP/s"}`.
 
 pub mod attention;
+pub mod du2d;
 pub mod gemm;
+pub mod mcmc;
 pub mod mlp;
 pub mod objectives;
 pub mod sample;

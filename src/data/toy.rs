@@ -22,6 +22,22 @@ pub enum Toy {
     /// NCSN's 0.2 N((-5,-5), I) + 0.8 N((5,5), I).
     #[serde(rename = "ncsn", alias = "ncsn-two-modes")]
     NcsnTwoModes,
+    /// Du et al.'s 2-D sets (dist::du2d): 8 Gaussians on a ring of radius 0.5, std 0.03;
+    #[serde(rename = "du-ring")]
+    DuRing,
+    /// a bar x in [-0.2, 0.2], y in [-1, 1];
+    #[serde(rename = "du-bar")]
+    DuBar,
+    /// the bars x = -0.2 +- 0.1 and x = 0.2 +- 0.1;
+    #[serde(rename = "du-bar-left")]
+    DuBarLeft,
+    #[serde(rename = "du-bar-right")]
+    DuBarRight,
+    /// boxes of half-width 0.7 and 0.3.
+    #[serde(rename = "du-box-outer")]
+    DuBoxOuter,
+    #[serde(rename = "du-box-inner")]
+    DuBoxInner,
 }
 
 impl Toy {
@@ -30,6 +46,7 @@ impl Toy {
         match self {
             Toy::Ring8 => Some(Gmm::ring8()),
             Toy::NcsnTwoModes => Some(Gmm::ncsn_two_modes()),
+            Toy::DuRing => Some(crate::dist::du2d::ring()),
             _ => None,
         }
     }
@@ -38,6 +55,18 @@ impl Toy {
     pub fn sample(self, n: usize, rng: &mut HostRng) -> Vec<f32> {
         if let Some(g) = self.gmm() {
             return g.sample(n, rng);
+        }
+        use crate::dist::du2d::{BAR, BAR_LEFT, BAR_RIGHT, BOX_INNER, BOX_OUTER};
+        let rect = match self {
+            Toy::DuBar => Some(BAR),
+            Toy::DuBarLeft => Some(BAR_LEFT),
+            Toy::DuBarRight => Some(BAR_RIGHT),
+            Toy::DuBoxOuter => Some(BOX_OUTER),
+            Toy::DuBoxInner => Some(BOX_INNER),
+            _ => None,
+        };
+        if let Some(r) = rect {
+            return (0..n).flat_map(|_| r.sample(rng)).map(|v| v as f32).collect();
         }
         let mut out = Vec::with_capacity(2 * n);
         for _ in 0..n {
@@ -61,7 +90,7 @@ impl Toy {
                     let a = 2.0 * PI * rng.uniform();
                     (r * a.cos() + 0.1 * rng.normal(), r * a.sin() + 0.1 * rng.normal())
                 }
-                Toy::Ring8 | Toy::NcsnTwoModes => unreachable!(),
+                _ => unreachable!("mixtures and boxes are drawn above"),
             };
             out.extend([x as f32, y as f32]);
         }

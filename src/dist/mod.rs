@@ -2,6 +2,7 @@
 //! ground truth for metrics) and the data moments that set the sampling prior. Below both
 //! `data` and `score`, which use them.
 
+pub mod du2d;
 pub mod gaussian;
 pub mod gmm;
 mod moments;

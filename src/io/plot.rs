@@ -166,3 +166,33 @@ pub fn field(path: &Path, heat: &[f64], k: usize, arrows: &[[f32; 4]], lim: f32,
     }
     save(&img, path)
 }
+
+/// Acceptance (0 to 1, grid lines every 0.25) against log sigma (increasing to the right), one
+/// point per level joined in order, 640 x 360.
+pub fn acceptance(path: &Path, levels: &[(f64, f64)]) -> Result<()> {
+    let (w, h) = (640u32, 360u32);
+    let mut img = RgbImage::from_pixel(w, h, Rgb([255, 255, 255]));
+    let logs: Vec<f64> = levels.iter().map(|l| l.0.max(1e-30).ln()).collect();
+    let lo = logs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max).max(lo + 1e-9);
+    let map = |ls: f64, a: f64| {
+        let x = 30.0 + (ls - lo) / (hi - lo) * (w as f64 - 60.0);
+        let y = 20.0 + (1.0 - a.clamp(0.0, 1.0)) * (h as f64 - 40.0);
+        (x as f32, y as f32)
+    };
+    for q in [0.25, 0.5, 0.75, 1.0] {
+        line(&mut img, map(lo, q), map(hi, q), Rgb([220, 220, 220]));
+    }
+    line(&mut img, map(lo, 0.0), map(hi, 0.0), Rgb([0, 0, 0]));
+    line(&mut img, map(lo, 0.0), map(lo, 1.0), Rgb([0, 0, 0]));
+    let pts: Vec<(f32, f32)> = logs.iter().zip(levels).map(|(&ls, l)| map(ls, l.1)).collect();
+    for pair in pts.windows(2) {
+        line(&mut img, pair[0], pair[1], Rgb([30, 80, 200]));
+    }
+    for &(x, y) in &pts {
+        for dy in -2..=2 {
+            line(&mut img, (x - 2.0, y + dy as f32), (x + 2.0, y + dy as f32), Rgb([200, 40, 40]));
+        }
+    }
+    save(&img, path)
+}

@@ -95,6 +95,24 @@ pub fn mlp(b: &mut Builder, x: Var, sizes: &[usize], act: Unary) -> Result<Var> 
     Ok(h)
 }
 
+/// A residual MLP: `in_proj`, then `blocks` blocks h <- h + W2 act(W1 act(h)) of `width`
+/// (`block{i}.0`, `block{i}.1`), then `out` after act.
+pub fn res_mlp(b: &mut Builder, x: Var, width: usize, blocks: usize, d_out: usize, act: Unary) -> Result<Var> {
+    let d_in = b.g.shape(x)[1];
+    let mut h = b.scope("in_proj", |b| linear(b, x, d_in, width, true))?;
+    for i in 0..blocks {
+        let r = b.scope(&format!("block{i}"), |b| {
+            let a = b.g.unary(act, h);
+            let r = b.scope("0", |b| linear(b, a, width, width, true))?;
+            let r = b.g.unary(act, r);
+            b.scope("1", |b| linear(b, r, width, width, true))
+        })?;
+        h = b.g.add(h, r)?;
+    }
+    let a = b.g.unary(act, h);
+    b.scope("out", |b| linear(b, a, width, d_out, true))
+}
+
 /// Create the parameters on the GPU, drawn from a seeded generator (SplitMix64 -> uniform).
 pub fn init_params(gpu: &Gpu, specs: &[ParamSpec], seed: u64) -> Result<ParamStore> {
     let mut rng = crate::rng::SplitMix64::new(seed);

@@ -191,7 +191,7 @@ pub mod slots {
     kernel_slots!(random { OUT = 1, STEPS = 2 });
     kernel_slots!(reduce { X = 1, OUT = 2, X4 = 1 });
     kernel_slots!(sampler { SCHED = 1, CTR = 2, X = 3, S = 4, U = 5, V = 6, SIGMA = 7 });
-    kernel_slots!(mcmc { SCHED = 1, CTR = 2, X = 3, S = 4, E = 5, XC = 6, SC = 7, EC = 8, STATS = 9 });
+    kernel_slots!(mcmc { SCHED = 1, CTR = 2, X = 3, S = 4, E = 5, STATE = 6, CHAIN = 7, MOM = 8, XP = 9, U = 10 });
     kernel_slots!(softmax { X = 1, Y = 2 });
 
     /// Every shader's slots: (file stem, slots).

@@ -49,13 +49,29 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
         )));
     }
     if matches!(model.process(), crate::score::Process::Fixed { .. })
-        && ![SamplerKind::Langevin, SamplerKind::Mala].contains(&req.sampler)
+        && req.sampler != SamplerKind::Langevin
+        && req.sampler.mcmc().is_none()
     {
         return Err(Error::Invalid(format!(
             "sampler '{}': the model was trained at one noise level (process 'fixed'), which only Langevin dynamics \
-             at that level samples; use --sampler langevin (or mala)",
+             at that level samples; use --sampler langevin (or ula, mala, uhmc, hmc)",
             req.sampler.name()
         )));
+    }
+    let mcmc = &req.opts.mcmc;
+    if let Some(c) = mcmc.corrector {
+        if ![SamplerKind::Pc, SamplerKind::Ddim, SamplerKind::Ancestral].contains(&req.sampler) {
+            return Err(Error::Invalid(format!(
+                "--corrector {}: MCMC correctors run between the steps of pc, ddim or ancestral, not {} (for annealed \
+                 MCMC alone use --sampler {})",
+                c.name(),
+                req.sampler.name(),
+                c.name()
+            )));
+        }
+    }
+    if let Some(m) = req.sampler.mcmc().or(mcmc.corrector) {
+        mcmc.check(m)?;
     }
     req.conditions.check(&model.conditioning(), req.n)
 }
@@ -76,14 +92,14 @@ pub fn draw(
 }
 
 /// `draw`, handing each batch's samples (chains in order) to `each` as they are drawn. Returns
-/// the fraction of proposals accepted for samplers with Metropolis tests (`mala`).
+/// the MCMC samplers' acceptance (per level and chain group) and AIS weights.
 pub fn draw_each(
     gpu: &Gpu,
     model: &dyn ScoreModel,
     req: &SampleRequest,
     each: &mut dyn FnMut(&[f32]) -> Result<()>,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Option<f64>> {
+) -> Result<Option<super::McmcReport>> {
     check_request(model, req)?;
     let batch = req.batch.min(req.n);
     let hint = |e: Error| match e {
@@ -92,16 +108,16 @@ pub fn draw_each(
     };
     let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(hint)?;
     let moments = model.moments();
-    let opts = SamplerOpts { data_var: moments.var, ..req.opts };
+    let opts = SamplerOpts { data_var: moments.var, ..req.opts.clone() };
     let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
     let p = model.process();
-    match req.sampler.program(p, req.steps, &opts) {
+    match req.sampler.program(p, req.steps, &opts)? {
         super::SamplerProgram::Fixed(prog) => {
             let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
             runner.prior_mean = prior_mean;
             runner.conditions = req.conditions.clone();
             runner.sample_each(gpu, 0, req.n, each, progress).map_err(hint)?;
-            Ok(runner.acceptance_rate())
+            Ok(runner.mcmc_report())
         }
         super::SamplerProgram::Adaptive { tol } => {
             let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());

@@ -8,7 +8,9 @@
 
 pub mod draw;
 pub mod likelihood;
-mod mcmc;
+pub mod mcmc;
+mod mcmc_gpu;
+mod reference;
 pub mod rk45;
 pub mod samplers;
 
@@ -19,6 +21,9 @@ use crate::ops::grid;
 use crate::ops::kernels::slots::sampler as S;
 use crate::tensor::Tensor;
 pub use draw::{check_sample_size, draw, draw_each, SampleRequest, MAX_SAMPLE_BYTES};
+use mcmc::McmcConsts;
+pub use mcmc::{McmcMethod, McmcOpts, McmcReport, MhRule, StepRule};
+pub use reference::{run_program_ref, run_program_ref_mcmc, McmcRef};
 pub use samplers::*;
 
 /// One row of a program: the noise level the model is evaluated at and the update's
@@ -41,17 +46,31 @@ pub enum Kind {
     Update,
     /// Evaluate, then the same update after saving u <- x, v <- s (Heun's first stage).
     UpdateSave,
-    /// Evaluate at x, then keep (x, s, energy) as the chain's current state (MCMC).
+    /// Evaluate at x, then keep (x, s, energy) as the chain's current state (MCMC; AIS weight).
     McmcCache,
-    /// A Langevin proposal from the current state, step h = row.cs (no evaluation).
+    /// A Langevin proposal from the current state (MALA; no evaluation).
     McmcPropose,
-    /// Evaluate at the proposal, then the per-chain Metropolis test (shaders/mcmc.wgsl).
-    McmcAccept,
+    /// Refresh the momentum and take the first leapfrog position step (HMC; no evaluation).
+    HmcStart,
+    /// Evaluate, then a leapfrog kick and position step.
+    HmcLeap,
+    /// Keep the proposal and move to the first interior point of the line x -> x' (trapezoid).
+    LineStart,
+    /// Evaluate, add to the line integral and move to the next point.
+    LineStep,
+    /// Evaluate at the proposal, then MALA's per-chain Metropolis test (shaders/mcmc.wgsl).
+    MalaAccept,
+    /// Evaluate at the trajectory's end, the last half kick, then HMC's per-chain test.
+    HmcAccept,
 }
 
 impl Kind {
     fn mcmc(self) -> bool {
-        matches!(self, Kind::McmcCache | Kind::McmcPropose | Kind::McmcAccept)
+        !matches!(self, Kind::Init | Kind::Update | Kind::UpdateSave)
+    }
+    /// Whether the model runs (at the chains' x) before the step's kernel.
+    pub fn evaluates(self) -> bool {
+        !matches!(self, Kind::Init | Kind::McmcPropose | Kind::HmcStart | Kind::LineStart)
     }
 }
 
@@ -59,6 +78,8 @@ impl Kind {
 #[derive(Clone, Debug, Default)]
 pub struct Program {
     pub steps: Vec<(Kind, Row)>,
+    /// The settings of its MCMC rows, if any.
+    pub mcmc: Option<McmcConsts>,
 }
 
 impl Program {
@@ -79,7 +100,7 @@ impl Program {
 
     /// Model evaluations per chain.
     pub fn evaluations(&self) -> usize {
-        self.steps.iter().filter(|(k, _)| *k != Kind::Init).count()
+        self.steps.iter().filter(|(k, _)| k.evaluates()).count()
     }
 }
 
@@ -101,10 +122,10 @@ pub struct Runner<'m> {
     pub prior_mean: Vec<f32>,
     /// Conditioning values of every chain, for models that take conditioning inputs.
     pub conditions: Conditions,
-    /// Accepted proposals per chain of the last batch (programs with Metropolis tests).
-    pub accepted: Option<Tensor>,
-    /// (accepted proposals, chains) summed over the batches `sample_each` ran.
-    acceptance: std::cell::Cell<(f64, usize)>,
+    /// The chains' MCMC rows of the last batch [B, 4 + levels] (mcmc_gpu.rs).
+    pub chain: Option<Tensor>,
+    /// Acceptance and AIS weights summed over the batches `sample_each` ran.
+    tally: std::cell::RefCell<mcmc_gpu::Tally>,
     /// Schedule and scratch buffers the captured commands bind.
     _keep: Vec<Tensor>,
 }
@@ -166,12 +187,12 @@ impl<'m> Runner<'m> {
             kinds.push((kind, r.into_captured()));
         }
         let mut _keep = vec![sched, u, v, ua, va];
-        let mut accepted = None;
-        if program.steps.iter().any(|(k, _)| k.mcmc()) {
-            let m = mcmc::capture(gpu, model, &_keep[0], &ctr, base)?;
+        let mut chain = None;
+        if let Some(c) = program.mcmc.as_ref().filter(|_| program.steps.iter().any(|(k, _)| k.mcmc())) {
+            let m = mcmc_gpu::capture(gpu, model, c, (&_keep[0], &ctr, &_keep[1]), base)?;
             kinds.extend(m.kinds);
             _keep.extend(m.keep);
-            accepted = Some(m.stats);
+            chain = Some(m.chain);
         }
         Ok(Runner {
             model,
@@ -182,18 +203,18 @@ impl<'m> Runner<'m> {
             acc,
             prior_mean: vec![0.0; d],
             conditions: Conditions::default(),
-            accepted,
-            acceptance: std::cell::Cell::new((0.0, 0)),
+            chain,
+            tally: Default::default(),
             _keep,
         })
     }
 
-    /// The fraction of proposals accepted over the chains `sample_each` drew (programs with
-    /// Metropolis tests).
-    pub fn acceptance_rate(&self) -> Option<f64> {
-        let tests = self.program.steps.iter().filter(|(k, _)| *k == Kind::McmcAccept).count();
-        let (sum, chains) = self.acceptance.get();
-        (self.accepted.is_some() && chains > 0 && tests > 0).then(|| sum / (chains * tests) as f64)
+    /// Acceptance per level and chain group, and AIS weights, over the chains `sample_each`
+    /// drew (programs with MCMC rows).
+    pub fn mcmc_report(&self) -> Option<McmcReport> {
+        let c = self.program.mcmc.as_ref()?;
+        self.chain.as_ref()?;
+        Some(self.tally.borrow().report(c))
     }
 
     fn captured(&self, kind: Kind) -> &Captured {
@@ -232,8 +253,11 @@ impl<'m> Runner<'m> {
             let tiled: Vec<f32> = self.prior_mean.iter().copied().cycle().take(self.model.batch * d).collect();
             gpu.queue.write_buffer(self._keep[1].buffer().buffer(), 0, bytemuck::cast_slice(&tiled));
         }
-        for t in [&self.acc, &self.accepted].into_iter().flatten() {
+        if let Some(t) = &self.acc {
             gpu.queue.write_buffer(t.buffer().buffer(), 0, bytemuck::cast_slice(&vec![0f32; self.model.batch]));
+        }
+        if let Some(c) = &self.chain {
+            mcmc_gpu::reset(gpu, c, self.model.batch);
         }
         self.model.set_probes(gpu, self.seed, chain0 as usize)?;
         self.model.set_conditions(gpu, &self.conditions, chain0 as usize)?;
@@ -284,88 +308,12 @@ impl<'m> Runner<'m> {
             base += self.program.steps.len();
             let xs = self.model.x().to_vec(gpu)?;
             let take = (n - start).min(b);
-            if let Some(a) = &self.accepted {
-                let (sum, chains) = self.acceptance.get();
-                let got: f64 = a.to_vec(gpu)?[..take].iter().map(|&v| v as f64).sum();
-                self.acceptance.set((sum + got, chains + take));
+            if let (Some(t), Some(c)) = (&self.chain, &self.program.mcmc) {
+                self.tally.borrow_mut().add(&t.to_vec(gpu)?, b, take, c);
             }
             each(&xs[..take * d])?;
             start += take;
         }
         Ok(())
     }
-}
-
-/// Plain-loop reference of a program for one chain (f64, the same Philox noise as the GPU):
-/// the executable spec of shaders/sampler.wgsl. `score(x, sigma)` is the model; `prior_mean`
-/// is what the runner puts in u before the program (`Runner::prior_mean`).
-pub fn run_program_ref(
-    program: &Program,
-    score: &dyn Fn(&[f64], f64) -> Vec<f64>,
-    d: usize,
-    chain: u64,
-    seed: u64,
-    x0: Option<&[f64]>,
-    prior_mean: &[f64],
-) -> Vec<f64> {
-    run_program_ref_energy(program, score, &|_, _| f64::NAN, d, (chain, seed), x0, prior_mean).0
-}
-
-/// The same with the model's energy, for programs with Metropolis tests (shaders/mcmc.wgsl):
-/// (the chain's final x, its accepted proposals).
-pub fn run_program_ref_energy(
-    program: &Program,
-    score: &dyn Fn(&[f64], f64) -> Vec<f64>,
-    energy: &dyn Fn(&[f64], f64) -> f64,
-    d: usize,
-    (chain, seed): (u64, u64),
-    x0: Option<&[f64]>,
-    prior_mean: &[f64],
-) -> (Vec<f64>, usize) {
-    use crate::ops::random::{random_ref, Dist, RngKey};
-    let blocks = d.div_ceil(4) as u64;
-    let mut x = x0.map(|v| v.to_vec()).unwrap_or_else(|| vec![0.0; d]);
-    let (mut u, mut v) = (prior_mean.to_vec(), vec![0.0; d]);
-    let (mut xc, mut sc, mut ec, mut accepted) = (x.clone(), vec![0.0; d], 0.0, 0);
-    for (k, (kind, r)) in program.steps.iter().enumerate() {
-        let z: Vec<f64> = random_ref(d, RngKey { seed, stream: chain, counter: k as u64 * blocks }, Dist::Normal)
-            .iter()
-            .map(|&z| z as f64)
-            .collect();
-        let (sig, h) = (r.sigma as f64, r.cs as f64);
-        match kind {
-            Kind::McmcCache => (xc, sc, ec) = (x.clone(), score(&x, sig), energy(&x, sig)),
-            Kind::McmcPropose => x = (0..d).map(|j| xc[j] + h * sc[j] + (2.0 * h).sqrt() * z[j]).collect(),
-            Kind::McmcAccept => {
-                let (s, e) = (score(&x, sig), energy(&x, sig));
-                let fwd: f64 = (0..d).map(|j| (x[j] - xc[j] - h * sc[j]).powi(2)).sum();
-                let bwd: f64 = (0..d).map(|j| (xc[j] - x[j] - h * s[j]).powi(2)).sum();
-                let log_a = -(e - ec) + (fwd - bwd) / (4.0 * h);
-                let key = RngKey { seed, stream: chain, counter: (1u64 << 32) + k as u64 };
-                let uni = random_ref(1, key, Dist::Uniform)[0] as f64;
-                if uni.ln() < log_a {
-                    (xc, sc, ec) = (x.clone(), s, e);
-                    accepted += 1;
-                } else {
-                    x = xc.clone();
-                }
-            }
-            _ => {
-                let s = if *kind == Kind::Init { vec![0.0; d] } else { score(&x, sig) };
-                for j in 0..d {
-                    let new = r.cx as f64 * x[j]
-                        + r.cs as f64 * s[j]
-                        + r.cz as f64 * z[j]
-                        + r.cu as f64 * u[j]
-                        + r.cv as f64 * v[j];
-                    if *kind == Kind::UpdateSave {
-                        u[j] = x[j];
-                        v[j] = s[j];
-                    }
-                    x[j] = new;
-                }
-            }
-        }
-    }
-    (x, accepted)
 }

@@ -3,7 +3,9 @@
 //! dx~/dsigma = -sigma score, and its reverse SDE moves x~ from sigma to sigma' < sigma by
 //! adding (sigma^2 - sigma'^2) score plus noise of that variance.
 
+use super::mcmc::{annealed, corrected, McmcMethod, McmcOpts};
 use super::{Kind, Program, Row};
+use crate::error::Result;
 
 use crate::score::Process;
 
@@ -24,27 +26,6 @@ fn langevin_step(p: &mut Program, sigma: f64, alpha: f64) {
 /// Tweedie's denoising step x <- x + sigma^2 s(x, sigma) (the posterior mean of x0).
 fn denoise(p: &mut Program, sigma: f64) {
     p.push(Kind::Update, Row { sigma: sigma as f32, cx: 1.0, cs: (sigma * sigma) as f32, ..Row::default() });
-}
-
-/// Annealed Metropolis-adjusted Langevin (MALA; Roberts & Tweedie 1996, annealed as in Du et al.
-/// 2023): at each level sigma_i, `steps_per_level` proposals x' = x + h s(x) + sqrt(2h) z with
-/// h = alpha_i / 2 and ALD's alpha_i = eps sigma_i^2 / sigma_L^2, each accepted or rejected per
-/// chain by the Metropolis-Hastings test with the model's energy and the proposal's density
-/// N(x + h s(x), 2h I) (shaders/mcmc.wgsl). Started from the prior; needs a model with an energy.
-pub fn mala(sigmas: &[f64], steps_per_level: usize, eps: f64, prior_std: f64) -> Program {
-    let mut p = Program::default();
-    let last = *sigmas.last().unwrap();
-    prior(&mut p, prior_std);
-    for &s in sigmas {
-        let h = eps * s * s / (last * last) / 2.0;
-        let row = Row { sigma: s as f32, cs: h as f32, ..Row::default() };
-        p.push(Kind::McmcCache, row);
-        for _ in 0..steps_per_level {
-            p.push(Kind::McmcPropose, row);
-            p.push(Kind::McmcAccept, row);
-        }
-    }
-    p
 }
 
 /// L noise levels from sigma_max down to sigma_min, geometrically spaced (NCSN).
@@ -226,8 +207,14 @@ pub enum SamplerKind {
     Heun,
     /// Plain Langevin dynamics at sigma_min (fails on multimodal data: a baseline).
     Langevin,
-    /// Annealed Metropolis-adjusted Langevin with a per-chain test (models with an energy).
+    /// Annealed unadjusted Langevin over the process's levels (`--mcmc-*` options).
+    Ula,
+    /// Annealed Metropolis-adjusted Langevin with a per-chain test.
     Mala,
+    /// Annealed unadjusted HMC (partial momentum refresh, `--leapfrog` steps).
+    Uhmc,
+    /// Annealed HMC with a per-chain Metropolis test.
+    Hmc,
 }
 
 impl SamplerKind {
@@ -241,25 +228,50 @@ impl SamplerKind {
             SamplerKind::Ancestral => "ancestral",
             SamplerKind::Heun => "heun",
             SamplerKind::Langevin => "langevin",
+            SamplerKind::Ula => "ula",
             SamplerKind::Mala => "mala",
+            SamplerKind::Uhmc => "uhmc",
+            SamplerKind::Hmc => "hmc",
+        }
+    }
+
+    /// The MCMC method of the annealed MCMC samplers.
+    pub fn mcmc(self) -> Option<McmcMethod> {
+        match self {
+            SamplerKind::Ula => Some(McmcMethod::Ula),
+            SamplerKind::Mala => Some(McmcMethod::Mala),
+            SamplerKind::Uhmc => Some(McmcMethod::Uhmc),
+            SamplerKind::Hmc => Some(McmcMethod::Hmc),
+            _ => None,
         }
     }
 
     /// The program for `steps` (noise levels or grid points; ALD: total Langevin steps, split
     /// over `opts.levels` levels) with the default settings of each method.
-    pub fn program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> SamplerProgram {
+    pub fn program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Result<SamplerProgram> {
         match self {
-            SamplerKind::Rk45 => SamplerProgram::Adaptive { tol: opts.tol },
-            _ => SamplerProgram::Fixed(self.fixed_program(process, steps, opts)),
+            SamplerKind::Rk45 => Ok(SamplerProgram::Adaptive { tol: opts.tol }),
+            _ => Ok(SamplerProgram::Fixed(self.fixed_program(process, steps, opts)?)),
         }
     }
 
     /// The fixed-step program (rk45: the Heun program on its grid, for comparisons).
-    pub fn fixed_program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Program {
+    pub fn fixed_program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Result<Program> {
+        let base = self.base_program(process, steps, opts)?;
+        match (opts.mcmc.corrector, self) {
+            (Some(m), SamplerKind::Pc | SamplerKind::Ddim | SamplerKind::Ancestral) => {
+                let per = opts.mcmc.steps_per_level.unwrap_or(1);
+                corrected(base, m, per, opts.eps, &opts.mcmc)
+            }
+            _ => Ok(base),
+        }
+    }
+
+    fn base_program(self, process: &Process, steps: usize, opts: &SamplerOpts) -> Result<Program> {
         let (smin, smax) = (process.sigma_min(), process.sigma_max());
         let grid = |n: usize| -> Vec<f64> { process.time_grid(n).iter().map(|&t| process.sigma(t)).collect() };
         let prior_std = process.prior_var_with(opts.data_var).sqrt();
-        match self {
+        Ok(match self {
             SamplerKind::Ald => {
                 let levels = opts.levels.max(2);
                 annealed_langevin(
@@ -271,12 +283,16 @@ impl SamplerKind {
                 )
             }
             SamplerKind::Langevin => langevin(smin, opts.eps, steps, prior_std),
-            SamplerKind::Mala => {
-                let levels = if smax > smin { geometric_sigmas(smax, smin, opts.levels.max(2)) } else { vec![smin] };
-                let per = (steps / levels.len()).max(1);
-                mala(&levels, per, opts.eps, prior_std)
+            SamplerKind::Ula | SamplerKind::Mala | SamplerKind::Uhmc | SamplerKind::Hmc => {
+                // The process's own levels (VE: geometric; VP: its time grid), from the top.
+                let levels = if smax > smin { grid(opts.levels.max(2)) } else { vec![smin] };
+                let per = opts.mcmc.steps_per_level.unwrap_or((steps / levels.len()).max(1));
+                return annealed(self.mcmc().unwrap(), &levels, per, opts.eps, prior_std, &opts.mcmc);
             }
-            SamplerKind::Pc => predictor_corrector(process, steps, Predictor::ReverseDiffusion, 1, opts.snr, prior_std),
+            SamplerKind::Pc => {
+                let corrector = if opts.mcmc.corrector.is_some() { 0 } else { 1 };
+                predictor_corrector(process, steps, Predictor::ReverseDiffusion, corrector, opts.snr, prior_std)
+            }
             SamplerKind::Ode | SamplerKind::Rk45 => ode(&grid(steps), prior_std, true),
             SamplerKind::Ddim => ddim(&grid(steps), prior_std, 0.0),
             SamplerKind::Ancestral => ddim(&grid(steps), prior_std, 1.0),
@@ -284,7 +300,7 @@ impl SamplerKind {
                 let edm = Process::Edm { sigma_min: smin, sigma_max: smax, p_mean: 0.0, p_std: 1.0 };
                 ode(&grid_of(&edm, steps), prior_std, true)
             }
-        }
+        })
     }
 }
 
@@ -293,7 +309,7 @@ fn grid_of(p: &Process, n: usize) -> Vec<f64> {
 }
 
 /// Method settings (defaults: W1's ALD, score_sde's snr 0.16 for PC).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SamplerOpts {
     /// ALD / Langevin step scale.
     pub eps: f64,
@@ -306,10 +322,12 @@ pub struct SamplerOpts {
     pub data_var: f64,
     /// RK45's relative and absolute tolerance.
     pub tol: f64,
+    /// The MCMC samplers' and correctors' settings.
+    pub mcmc: McmcOpts,
 }
 
 impl Default for SamplerOpts {
     fn default() -> Self {
-        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0, tol: 1e-5 }
+        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0, tol: 1e-5, mcmc: McmcOpts::default() }
     }
 }

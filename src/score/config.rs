@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// mlp (flat data) or unet (images).
+    /// mlp or resmlp (flat data; resmlp: model.res_blocks blocks of width hidden[0]) or unet (images).
     pub network: NetworkKind,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
@@ -229,6 +229,12 @@ impl ModelConfig {
             NetworkKind::Mlp => {
                 Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features, act: m.activation }
             }
+            NetworkKind::Resmlp => Network::ResMlp {
+                width: m.hidden.first().copied().unwrap_or(128),
+                blocks: m.res_blocks,
+                noise_features: m.noise_features,
+                act: m.activation,
+            },
             NetworkKind::Unet => {
                 if data_shape.len() != 3 {
                     return Err(Error::Invalid(format!(

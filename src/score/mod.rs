@@ -99,6 +99,8 @@ impl Activation {
 pub enum NetworkKind {
     /// For flat data.
     Mlp,
+    /// For flat data: residual blocks of width hidden[0] (model.res_blocks of them).
+    Resmlp,
     /// For images [C, H, W].
     Unet,
 }
@@ -109,6 +111,9 @@ pub enum Network {
     /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] (and, when noise_features > 0, that
     /// many sinusoidal features of 250 ln(sigma)/4) -> hidden layers (SiLU) -> D.
     Mlp { hidden: Vec<usize>, noise_features: usize, act: Activation },
+    /// The same input, then `blocks` residual blocks h <- h + W2 act(W1 act(h)) of `width`
+    /// (Du et al.'s 2-D networks), then a linear output after act.
+    ResMlp { width: usize, blocks: usize, noise_features: usize, act: Activation },
     /// For images [B, C, H, W], conditioned on 250 ln(sigma)/4 through the sinusoidal
     /// embedding (the factor spreads the noise range over the embedding's frequencies, as
     /// DDPM's t in [0, 1000] does).
@@ -125,6 +130,21 @@ pub struct ModelSpec {
     /// Network input scaling c_in = 1 / sqrt(input_var + sigma^2) (the denoiser uses
     /// sigma_data^2); None: c_in = 1 (NCSN, W1).
     pub input_var: Option<f32>,
+}
+
+/// An MLP's input [B, D + 1 (+ features)]: the flat x, c_noise and its sinusoidal features.
+fn mlp_input(b: &mut Builder, x_in: Var, c_noise: Var, noise_features: usize) -> Result<Var> {
+    let xs = b.g.shape(x_in).to_vec();
+    let (bsz, d) = (xs[0], xs[1..].iter().product());
+    let flat = b.g.reshape(x_in, &[bsz, d])?;
+    let c = b.g.reshape(c_noise, &[bsz, 1])?;
+    let mut inp = b.g.concat(flat, c, 1)?;
+    if noise_features > 0 {
+        let ce = b.g.scale(c_noise, 250.0);
+        let feats = crate::nn::sinusoidal(b.g, ce, noise_features)?;
+        inp = b.g.concat(inp, feats, 1)?;
+    }
+    Ok(inp)
 }
 
 /// E [B] of the network output F for the network's input x [B, ...] (see `EnergyForm`).
@@ -234,20 +254,16 @@ impl ModelSpec {
         let c_noise = b.g.scale(ls, 0.25);
         let f = match &self.network {
             Network::Mlp { hidden, noise_features, act } => {
-                let d = self.numel();
-                let bsz = xs[0];
-                let flat = b.g.reshape(x_in, &[bsz, d])?;
-                let c = b.g.reshape(c_noise, &[bsz, 1])?;
-                let mut inp = b.g.concat(flat, c, 1)?;
-                if *noise_features > 0 {
-                    let ce = b.g.scale(c_noise, 250.0);
-                    let feats = crate::nn::sinusoidal(b.g, ce, *noise_features)?;
-                    inp = b.g.concat(inp, feats, 1)?;
-                }
+                let inp = mlp_input(b, x_in, c_noise, *noise_features)?;
                 let mut sizes = vec![b.g.shape(inp)[1]];
                 sizes.extend(hidden);
-                sizes.push(d);
+                sizes.push(self.numel());
                 let out = mlp(b, inp, &sizes, act.unary())?;
+                b.g.reshape(out, &xs)?
+            }
+            Network::ResMlp { width, blocks, noise_features, act } => {
+                let inp = mlp_input(b, x_in, c_noise, *noise_features)?;
+                let out = crate::nn::res_mlp(b, inp, *width, *blocks, self.numel(), act.unary())?;
                 b.g.reshape(out, &xs)?
             }
             Network::UNet(cfg) => {
