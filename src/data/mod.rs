@@ -41,7 +41,8 @@ impl SourceKind {
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     pub source: SourceKind,
-    /// Toy: ring8 (default), moons, swissroll, checkerboard, rings, ncsn.
+    /// Toy: ring8 (default), moons, swissroll, checkerboard, rings, ncsn, and Du et al.'s du-ring,
+    /// du-bar, du-bar-left, du-bar-right, du-box-outer, du-box-inner.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<Toy>,
     /// idx, images, npy: the file or folder (relative paths from the config's folder).

@@ -97,3 +97,34 @@ impl Toy {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Du et al.'s sets are where they are said to be: the boxes' points inside their boxes and
+    /// spread over them (mean near the centre, variance of a uniform), the ring's at radius 0.5.
+    #[test]
+    fn du_sets_fill_their_shapes() {
+        use crate::dist::du2d::{BAR, BAR_LEFT, BAR_RIGHT, BOX_INNER, BOX_OUTER};
+        let mut rng = HostRng::new(5);
+        let boxes = [
+            (Toy::DuBar, BAR),
+            (Toy::DuBarLeft, BAR_LEFT),
+            (Toy::DuBarRight, BAR_RIGHT),
+            (Toy::DuBoxOuter, BOX_OUTER),
+            (Toy::DuBoxInner, BOX_INNER),
+        ];
+        for (toy, r) in boxes {
+            let xs = toy.sample(20000, &mut rng);
+            assert!(xs.chunks(2).all(|p| r.contains(&[p[0] as f64, p[1] as f64])), "{toy:?}");
+            let mx = xs.iter().step_by(2).map(|&x| x as f64).sum::<f64>() / 20000.0;
+            let vx = xs.iter().step_by(2).map(|&x| (x as f64 - mx).powi(2)).sum::<f64>() / 20000.0;
+            let w = r.1 - r.0;
+            assert!((mx - 0.5 * (r.0 + r.1)).abs() < 0.02 * w && (vx / (w * w / 12.0) - 1.0).abs() < 0.05, "{toy:?}");
+        }
+        let ring = Toy::DuRing.sample(5000, &mut rng);
+        let r: f64 = ring.chunks(2).map(|p| (p[0] as f64).hypot(p[1] as f64)).sum::<f64>() / 5000.0;
+        assert!((r - 0.5).abs() < 0.01, "ring radius {r}");
+    }
+}

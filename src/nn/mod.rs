@@ -241,3 +241,22 @@ pub fn dropout(b: &mut Builder, x: Var, p: f32) -> Result<Var> {
     let mask = b.g.scale(keep, 1.0 / (1.0 - p));
     b.g.mul(x, mask)
 }
+
+#[cfg(test)]
+mod res_mlp_tests {
+    use super::*;
+
+    /// A residual MLP has the parameters its description says: the input projection, two
+    /// width x width layers per block and the output layer, each with a bias.
+    #[test]
+    fn res_mlp_parameters() {
+        let mut g = Graph::new();
+        let x = g.input("x", &[5, 3]);
+        let mut b = Builder::new(&mut g);
+        let y = res_mlp(&mut b, x, 16, 4, 2, Unary::Silu).unwrap();
+        let (w, d_in, d_out) = (16, 3, 2);
+        assert_eq!(b.count(), d_in * w + w + 4 * 2 * (w * w + w) + w * d_out + d_out);
+        assert!(b.specs.iter().any(|s| s.name == "block3.1.weight"));
+        assert_eq!(g.shape(y), &[5, 2]);
+    }
+}
