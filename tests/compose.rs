@@ -127,11 +127,26 @@ fn composition_files_from_the_command_line() {
             vec!["tneg.toml", "temperature"],
         ),
         (
+            "missing.toml",
+            "op = \"product\"\nmodels = [\"gmm:ring8\", \"nope/checkpoint.safetensors\"]\n",
+            vec!["missing.toml", "nope/checkpoint.safetensors", "cannot read"],
+        ),
+        (
+            "family.toml",
+            "op = \"product\"\nmodels = [\"gmm:ring8\", \"vp/checkpoint.safetensors\"]\n",
+            vec!["family.toml", "vp/checkpoint.safetensors", "process"],
+        ),
+        (
             "wnan.toml",
             "op = \"sum\"\nmodels = [\"gmm:ring8\", \"gmm:ncsn\"]\nweights = [nan]\n",
             vec!["wnan.toml", "weights"],
         ),
     ];
+    // A VP checkpoint of the same shape as ring8 (a few steps are enough to have one).
+    w("vp.toml", "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [8]\n[process]\nkind = \"vp\"\n[train]\nsteps = 2\nbatch = 16\ncheckpoint_every = 0\n");
+    let (code, err) =
+        cli(&["train", "--config", &s(&dir.join("vp.toml")), "--out", &s(&dir.join("vp")), "--no-samples"]);
+    assert_eq!(code, 0, "{err}");
     for (name, text, needles) in bad {
         w(name, text);
         let (code, err) = cli(&["sample", "--model", &format!("compose:{}", s(&dir.join(name))), "--out", &s(&out)]);

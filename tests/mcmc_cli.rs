@@ -39,7 +39,7 @@ fn product_files(dir: &Path) -> (Gmm, Gmm) {
 }
 
 fn sample(dir: &Path, sampler: &str, extra: &[&str]) -> Vec<f32> {
-    let out = dir.join(format!("{sampler}.npy"));
+    let out = dir.join(format!("{sampler}-{}.npy", extra.len()));
     let model = format!("compose:{}", s(&dir.join("prod.toml")));
     let mut args = vec!["sample", "--model", &model, "--sampler", sampler, "--n", "2000", "--seed", "3"];
     let o = s(&out);
@@ -52,7 +52,8 @@ fn sample(dir: &Path, sampler: &str, extra: &[&str]) -> Vec<f32> {
 
 /// Acceptance point 2: on the exact product (sigma_min = 0.01), hmc and mala come within 1.5x
 /// of the exact W2 between two independent true samples of 2,000; reverse diffusion (ancestral,
-/// as many evaluations as hmc) on the summed scores does measurably worse.
+/// as many evaluations as hmc) on the summed scores does measurably worse, and an HMC corrector
+/// between its steps repairs much of that.
 #[test]
 fn mcmc_samples_the_exact_product_and_reverse_diffusion_does_not() {
     let dir = common::fresh_dir("mcmc-product");
@@ -65,7 +66,13 @@ fn mcmc_samples_the_exact_product_and_reverse_diffusion_does_not() {
     let hmc = w2(&sample(&dir, "hmc", &["--steps", "300", "--mcmc-levels", "20", "--mcmc-step", "sigma2:0.5"]));
     let mala = w2(&sample(&dir, "mala", &["--steps", "600", "--mcmc-levels", "20", "--mcmc-step", "sigma2:0.5"]));
     let rd = w2(&sample(&dir, "ancestral", &["--steps", "900"]));
-    eprintln!("exact W2 to the product: truth {floor:.4}, hmc {hmc:.4}, mala {mala:.4}, reverse diffusion {rd:.4}");
+    let corrected = ["--steps", "50", "--corrector", "hmc", "--mcmc-steps", "2", "--mcmc-step", "sigma2:0.5"];
+    let rd_hmc = w2(&sample(&dir, "ancestral", &corrected));
+    eprintln!(
+        "exact W2 to the product: truth {floor:.4}, hmc {hmc:.4}, mala {mala:.4}, reverse diffusion {rd:.4}, with an \
+         hmc corrector {rd_hmc:.4}"
+    );
+    assert!(rd_hmc < 0.75 * rd, "an HMC corrector should improve reverse diffusion: {rd_hmc} against {rd}");
     assert!(hmc < 1.5 * floor && mala < 1.5 * floor, "hmc {hmc}, mala {mala}, truth vs truth {floor}");
     assert!(rd > 2.0 * floor && rd > 1.5 * hmc.max(mala), "reverse diffusion {rd}");
     let _ = std::fs::remove_dir_all(&dir);
