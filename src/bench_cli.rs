@@ -59,7 +59,7 @@ pub enum BenchCmd {
         #[arg(long, value_delimiter = ',', default_value = "0,1")]
         seeds: Vec<u64>,
         /// Samples per run (and true samples for W2).
-        #[arg(long, default_value_t = 2000)]
+        #[arg(long, default_value_t = 1000)]
         n: usize,
         #[arg(long)]
         json: bool,
@@ -70,7 +70,7 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 10000)]
         chains: usize,
         /// Network evaluations per chain of each sampler.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 100)]
         evals: usize,
         #[arg(long, default_value_t = 0)]
         seed: u64,

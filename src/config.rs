@@ -134,6 +134,7 @@ impl SampleConfig {
                 ..SamplerOpts::default()
             },
             conditions: Default::default(),
+            first_chain: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The scoregen command line: thin; every command is a call into the library.
 
 use clap::{Parser, Subcommand};
+use scoregen::app::shard::Shard;
 use scoregen::app::{evaluate, FisherRequest, Loaded, ModelSource};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
@@ -47,6 +48,18 @@ enum Command {
         /// MCMC samplers: print the acceptance report as one JSON object on stdout.
         #[arg(long)]
         json: bool,
+        /// Draw only shard I of N of the run: chains [I n / N, (I + 1) n / N), bit-identical to
+        /// those chains of the whole run; writes <out>.run.json for `scoregen merge` (.npy only).
+        #[arg(long, value_parser = |s: &str| s.parse::<scoregen::app::shard::Shard>())]
+        shard: Option<scoregen::app::shard::Shard>,
+    },
+    /// Concatenate the .npy outputs of `sample --shard I/N` after checking they are one run.
+    Merge {
+        /// The shards (any order; each shard exactly once).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Sample quality and likelihood of a checkpoint or an analytic mixture.
     Eval {
@@ -176,13 +189,16 @@ fn open(cli: &Cli) -> Result<Gpu> {
     Ok(gpu)
 }
 
+fn source(a: &SampleArgs) -> Result<ModelSource> {
+    match (&a.checkpoint, &a.model) {
+        (Some(c), _) => Ok(ModelSource::Checkpoint(c.clone())),
+        (None, Some(m)) => Ok(m.clone()),
+        (None, None) => Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
+    }
+}
+
 fn load_model(gpu: &Gpu, a: &SampleArgs) -> Result<Loaded> {
-    let src = match (&a.checkpoint, &a.model) {
-        (Some(c), _) => ModelSource::Checkpoint(c.clone()),
-        (None, Some(m)) => m.clone(),
-        (None, None) => return Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
-    };
-    Loaded::load(gpu, &src)
+    Loaded::load(gpu, &source(a)?)
 }
 
 fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
@@ -298,14 +314,37 @@ fn cmd_field(cli: &Cli, src: &SampleArgs, out: &std::path::Path, level: Option<f
     Ok(())
 }
 
-fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool) -> Result<()> {
+fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, shard: Option<Shard>) -> Result<()> {
+    use scoregen::app::shard::{model_hash, run_key, write_info, RunInfo};
+    if shard.is_some() && !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+        return Err(Error::Invalid(format!("--shard: write the shard to a .npy (--out {})", out.display())));
+    }
     let gpu = open(&cli)?;
     let loaded = load_model(&gpu, src)?;
-    let req = request(&loaded, src);
+    let mut req = request(&loaded, src);
     let m = loaded.model.as_ref();
+    let info = match shard {
+        Some(s) => {
+            let (first, chains) = s.chains(req.n);
+            if chains == 0 {
+                return Err(Error::Invalid(format!(
+                    "--shard {}/{}: --n {} leaves this shard no chains",
+                    s.index, s.count, req.n
+                )));
+            }
+            let run = run_key(&req, &model_hash(&source(src)?)?, s.count);
+            let (n, seed, shape) = (req.n, req.seed, m.shape().to_vec());
+            (req.first_chain, req.n) = (first, chains);
+            Some(RunInfo { run, shard: s.index, shards: s.count, first_chain: first, chains, n, seed, shape })
+        }
+        None => None,
+    };
     let t0 = std::time::Instant::now();
     let report = scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
     eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
+    if let Some(info) = &info {
+        write_info(out, info)?;
+    }
     if let Some(r) = report {
         for f in scoregen::app::mcmc_cli::report(&r, out)? {
             eprintln!("  -> {}", f.display());
@@ -392,7 +431,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Field { src, out, level, lim } => cmd_field(&cli, src, out, *level, *lim),
         Command::Bench { which } => cmd_bench(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
-        Command::Sample { src, out, json } => cmd_sample(&cli, src, out, *json),
+        Command::Sample { src, out, json, shard } => cmd_sample(&cli, src, out, *json, *shard),
+        Command::Merge { inputs, out } => {
+            scoregen::app::shard::merge(inputs, out)?;
+            eprintln!("{} shards -> {}", inputs.len(), out.display());
+            Ok(())
+        }
         Command::Eval { src, log_z: true, json, .. } => cmd_log_z(&cli, src, *json),
         Command::Eval { src, nll_n, probes, reference, levels, fisher_n, json, .. } => {
             let fisher = fisher_request(reference, levels, *fisher_n)?;

@@ -97,6 +97,7 @@ fn a_conditional_model_written_outside_the_crate_samples_each_class() {
             seed: 3,
             opts: SamplerOpts { eps: 2e-4, ..SamplerOpts::default() },
             conditions: conditions.clone(),
+            first_chain: 0,
         };
         let xs = draw(gpu(), &model, &req, &mut |_, _| {}).unwrap();
         // Every chain ends in its own class: nearest mean = its label, and the spread of each
@@ -132,6 +133,7 @@ fn conditioning_values_are_checked_against_the_model() {
         seed: 0,
         opts: SamplerOpts::default(),
         conditions: Conditions::default(),
+        first_chain: 0,
     };
     let e = draw(gpu(), &model, &base, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("'label'") && e.contains("none given"), "{e}");

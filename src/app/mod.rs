@@ -161,6 +161,7 @@ pub mod compose;
 mod eval;
 mod field;
 pub mod mcmc_cli;
+pub mod shard;
 
 pub use eval::{evaluate, Figures, FisherRequest, MAX_NLL_POINTS, TRUTH_DRAWS};
 pub use field::field_picture;

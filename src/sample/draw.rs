@@ -17,6 +17,8 @@ pub struct SampleRequest {
     pub opts: SamplerOpts,
     /// Conditioning values of the n chains, for models that take conditioning inputs.
     pub conditions: Conditions,
+    /// The first chain: chains first_chain .. first_chain + n are drawn (a shard of a larger run).
+    pub first_chain: usize,
 }
 
 /// Largest sample output held in host memory: 16 GiB of f32.
@@ -116,7 +118,7 @@ pub fn draw_each(
             let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
             runner.prior_mean = prior_mean;
             runner.conditions = req.conditions.clone();
-            runner.sample_each(gpu, 0, req.n, each, progress).map_err(hint)?;
+            runner.sample_each(gpu, req.first_chain, req.n, each, progress).map_err(hint)?;
             Ok(runner.mcmc_report())
         }
         super::SamplerProgram::Adaptive { tol } => {
@@ -124,7 +126,9 @@ pub fn draw_each(
             let mut start = 0;
             while start < req.n {
                 f.set_conditions(gpu, &req.conditions, start)?;
-                let r = rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, start).map_err(hint)?;
+                let chain0 = req.first_chain + start;
+                let r =
+                    rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, chain0).map_err(hint)?;
                 let take = (req.n - start).min(batch);
                 each(&r.x[..take * f.numel()])?;
                 start += take;
