@@ -15,6 +15,7 @@ pub mod model;
 pub mod nn;
 pub mod ops;
 pub mod optim;
+pub mod progress;
 pub mod rng;
 pub mod sample;
 pub mod score;

@@ -28,6 +28,9 @@ struct Cli {
     /// Print GPU time per kernel (timestamp queries) at the end.
     #[arg(long, global = true)]
     profile: bool,
+    /// No progress output (results and errors are still printed).
+    #[arg(long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -213,16 +216,14 @@ fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
     req
 }
 
-/// A one-line progress display on stderr.
+/// Progress on stderr (scoregen::progress: a bar on a terminal, lines in logs, none with --quiet).
 fn progress(what: &'static str) -> impl FnMut(usize, usize) {
-    let t0 = std::time::Instant::now();
+    let (mut bar, t0): (Option<scoregen::progress::Progress>, _) = (None, std::time::Instant::now());
     move |done, total| {
-        let f = done as f64 / total.max(1) as f64;
-        let el = t0.elapsed().as_secs_f64();
-        let eta = if f > 0.0 { el / f - el } else { 0.0 };
-        eprint!("\r{what}: {:5.1}% ({done}/{total} steps) ETA {:.0} s   ", 100.0 * f, eta);
-        if done == total {
-            eprintln!();
+        let b = bar.get_or_insert_with(|| scoregen::progress::Progress::since(what, total as u64, t0));
+        b.set(done as u64, "");
+        if done >= total {
+            b.finish();
         }
     }
 }
@@ -426,6 +427,7 @@ fn cmd_log_z(cli: &Cli, src: &SampleArgs, json: bool) -> Result<()> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    scoregen::progress::set_quiet(cli.quiet);
     match &cli.command {
         Command::Info => cmd_info(&cli),
         Command::Field { src, out, level, lim } => cmd_field(&cli, src, out, *level, *lim),

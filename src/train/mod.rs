@@ -56,15 +56,6 @@ struct Pending {
     ready: Arc<AtomicBool>,
 }
 
-fn fmt_secs(s: f64) -> String {
-    let s = s.max(0.0) as u64;
-    if s >= 3600 {
-        format!("{}h{:02}m", s / 3600, (s % 3600) / 60)
-    } else {
-        format!("{}m{:02}s", s / 60, s % 60)
-    }
-}
-
 /// The config as the checkpoints carry it: the data path as found (absolute), so `eval` finds
 /// the data from anywhere.
 fn with_absolute_data_path(cfg: &Config, cfg_dir: &Path) -> Config {
@@ -200,23 +191,6 @@ fn nan_stop(at: usize, losses: &[(usize, f64)], last_good: Option<usize>, out: &
     ))
 }
 
-/// The progress bar line after step `k` (0-based) of `total`, `done` steps in `secs`.
-fn progress_line(k: usize, total: usize, done: usize, secs: f64, losses: &[(usize, f64)]) {
-    let sps = done as f64 / secs.max(1e-9);
-    let l = losses.last().map(|l| format!("{:.4}", l.1)).unwrap_or_else(|| "-".into());
-    let width = 24;
-    let filled = width * (k + 1) / total.max(1);
-    eprint!(
-        "\r[{}{}] {}/{} loss {l} {:.2} steps/s ETA {}   ",
-        "#".repeat(filled),
-        " ".repeat(width - filled),
-        k + 1,
-        total,
-        sps,
-        fmt_secs((total - k - 1) as f64 / sps.max(1e-9))
-    );
-}
-
 /// One step's submission: the planned forward/backward, the optimizer, the loss accumulation,
 /// and with `log`, the accumulated window copied out (and reset) for an asynchronous read.
 fn submit_step(
@@ -285,6 +259,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let end = opts.stop_after.map(|s| (start + s).min(total)).unwrap_or(total);
     let mut pending: Vec<Pending> = Vec::new();
     let t0 = Instant::now();
+    let mut bar = opts.progress.then(|| crate::progress::Progress::new("train", total as u64));
     let mut last_good: Option<usize> = (start > 0).then_some(start);
     let process = cfg.process();
     let result = std::thread::scope(|scope| -> Result<usize> {
@@ -321,15 +296,14 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
             if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end {
                 periodic_samples(gpu, cfg, &data, &spec, &params, &step, &opts.out, k + 1)?;
             }
-            if opts.progress && (logging || k + 1 == end) {
-                progress_line(k, total, k + 1 - start, t0.elapsed().as_secs_f64(), &losses);
+            if let (Some(bar), true) = (&mut bar, logging || k + 1 == end) {
+                let l = losses.last().map(|l| format!("loss {:.4}", l.1)).unwrap_or_default();
+                bar.set(k as u64 + 1, &l);
             }
         }
         Ok(end)
     });
-    if opts.progress {
-        eprintln!();
-    }
+    drop(bar);
     let reached = result?;
     collect(gpu, &mut pending, &mut losses, true)?;
     let sps = (reached - start) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
