@@ -16,16 +16,7 @@ use std::time::Instant;
 pub fn run(gpu: &Gpu, chains: usize, evals: usize, seed: u64, report: &Report) -> Result<()> {
     let mut cfg = super::sample::w1_config(0, seed);
     cfg.model.param = crate::score::ParamKind::Energy;
-    let spec = cfg.model_spec(&[2])?;
-    let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
-    let model = crate::model::Trained {
-        spec,
-        params,
-        process: cfg.process(),
-        images: false,
-        moments: crate::dist::Moments::centred(2, 0.0),
-        log_z: None,
-    };
+    let model = super::sample::untrained(gpu, &cfg)?;
     let f = crate::model::ScoreFn::plan(gpu, &model, chains, Probes::None)?;
     let sig = geometric_sigmas(10.0, 0.01, 10);
     let per = (evals / sig.len()).max(3);

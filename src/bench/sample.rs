@@ -29,6 +29,20 @@ pub fn w1_config(steps: usize, seed: u64) -> Config {
     Config::from_toml(&text, "W1").expect("the W1 config parses")
 }
 
+/// The network of a 2-D config with random weights (speed figures).
+pub fn untrained(gpu: &Gpu, cfg: &Config) -> Result<crate::model::Trained> {
+    let spec = cfg.model_spec(&[2])?;
+    let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
+    Ok(crate::model::Trained {
+        spec,
+        params,
+        process: cfg.process(),
+        images: false,
+        moments: crate::dist::Moments::centred(2, 0.0),
+        log_z: None,
+    })
+}
+
 pub fn run(
     gpu: &Gpu,
     chains: usize,
@@ -52,17 +66,7 @@ pub fn run(
         crate::app::load_checkpoint(gpu, &ck_dir.join(crate::train::CHECKPOINT))?.0
     } else {
         // Random weights: the same work, for speed alone.
-        let cfg = w1_config(0, seed);
-        let spec = cfg.model_spec(&[2])?;
-        let params = crate::nn::init_params(gpu, &spec.param_specs()?, 0)?;
-        crate::model::Trained {
-            spec,
-            params,
-            process: cfg.process(),
-            images: false,
-            moments: crate::dist::Moments::centred(2, 0.0),
-            log_z: None,
-        }
+        untrained(gpu, &w1_config(0, seed))?
     };
     let f = crate::model::ScoreFn::plan(gpu, &model, chains, Probes::None)?;
     let prog = annealed_langevin(&geometric_sigmas(10.0, 0.01, 10), steps_per_level, 5e-5, true, 10.0);
