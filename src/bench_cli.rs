@@ -61,6 +61,9 @@ pub enum BenchCmd {
         /// Samples per run (and true samples for W2).
         #[arg(long, default_value_t = 1000)]
         n: usize,
+        /// Print the table from the JSON lines of earlier runs (--json) in this file instead.
+        #[arg(long)]
+        table: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -120,7 +123,12 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
             Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
         }
         BenchCmd::Du2d { n, .. } if *n < 2 => Err(Error::Invalid("--n: at least 2 samples".into())),
-        BenchCmd::Du2d { models, seeds, n, json } => bench::du2d::run(&gpu, models, seeds, *n, *json),
+        BenchCmd::Du2d { table: Some(t), n, .. } => {
+            let text = std::fs::read_to_string(t).map_err(|e| Error::io(format!("{}: cannot read", t.display()), e))?;
+            print!("{}", bench::du2d::table_from_lines(&text, *n)?);
+            Ok(())
+        }
+        BenchCmd::Du2d { models, seeds, n, json, .. } => bench::du2d::run(&gpu, models, seeds, *n, *json),
         BenchCmd::Mcmc { chains: 0, .. } | BenchCmd::Mcmc { evals: 0, .. } => {
             Err(Error::Invalid("--chains and --evals must be at least 1".into()))
         }

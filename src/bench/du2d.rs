@@ -72,16 +72,53 @@ fn metrics(xs: &[f32], truth: &Truth, reference: &[f32]) -> Result<[f64; 3]> {
     Ok([truth.mean_log_density(xs), w2, fraction_inside(xs, BOX_INNER)])
 }
 
+const TASKS: [Task; 3] = [Task::Product, Task::Mixture, Task::Negation];
+const PARAMS: [&str; 2] = ["score", "energy"];
+
+/// The truth of a task and n true samples for W2 (the same for every run).
+fn reference(ti: usize, n: usize) -> (Truth, Vec<f32>, crate::rng::HostRng) {
+    let mut rng = crate::rng::HostRng::new(7 + ti as u64);
+    let reference = TASKS[ti].sample(n, &mut rng);
+    (Truth::new(TASKS[ti]), reference, rng)
+}
+
+/// The metrics of a second set of n true samples: the table's first row.
+fn floors(n: usize) -> Result<Vec<[f64; 3]>> {
+    (0..3)
+        .map(|ti| {
+            let (truth, reference, mut rng) = reference(ti, n);
+            metrics(&TASKS[ti].sample(n, &mut rng), &truth, &reference)
+        })
+        .collect()
+}
+
+/// The Markdown table from the JSON lines `run` printed (several runs' lines together: one seed
+/// each, say).
+pub fn table_from_lines(text: &str, n: usize) -> Result<String> {
+    let mut table: BTreeMap<(usize, usize, usize), Vec<[f64; 3]>> = BTreeMap::new();
+    let mut seeds = std::collections::BTreeSet::new();
+    for line in text.lines().filter(|l| l.contains("\"du2d\"")) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| Error::Invalid(format!("--table: not a JSON line: {e}: {line}")))?;
+        let find = |k: &str, names: &[&str]| names.iter().position(|n| Some(*n) == v[k].as_str());
+        let rows: Vec<&str> = ROWS.iter().map(|r| r.name).collect();
+        let names: Vec<&str> = TASKS.iter().map(|t| t.name()).collect();
+        let (Some(ti), Some(pi), Some(ri)) = (find("task", &names), find("param", &PARAMS), find("sampler", &rows))
+        else {
+            return Err(Error::Invalid(format!("--table: unknown task, param or sampler in {line}")));
+        };
+        let num = |k: &str| v[k].as_f64().unwrap_or(f64::NAN);
+        seeds.insert(v["seed"].as_u64().unwrap_or(0));
+        table.entry((ti, pi, ri)).or_default().push([num("loglik"), num("w2"), num("inside")]);
+    }
+    Ok(markdown(&table, &floors(n)?, seeds.len(), n))
+}
+
 pub fn run(gpu: &Gpu, models: &Path, seeds: &[u64], n: usize, json: bool) -> Result<()> {
     // (task, param, row) -> per seed metrics
     let mut table: BTreeMap<(usize, usize, usize), Vec<[f64; 3]>> = BTreeMap::new();
-    let tasks = [Task::Product, Task::Mixture, Task::Negation];
-    let mut floors = vec![];
-    for (ti, &task) in tasks.iter().enumerate() {
-        let truth = Truth::new(task);
-        let mut rng = crate::rng::HostRng::new(7 + ti as u64);
-        let reference = task.sample(n, &mut rng);
-        floors.push(metrics(&task.sample(n, &mut rng), &truth, &reference)?);
+    for (ti, &task) in TASKS.iter().enumerate() {
+        let (truth, reference, _) = reference(ti, n);
         for &seed in seeds {
             let dir = models.join(seed.to_string());
             if !dir.is_dir() {
@@ -90,7 +127,7 @@ pub fn run(gpu: &Gpu, models: &Path, seeds: &[u64], n: usize, json: bool) -> Res
                     dir.display()
                 )));
             }
-            for (pi, param) in ["score", "energy"].iter().enumerate() {
+            for (pi, param) in PARAMS.iter().enumerate() {
                 if task == Task::Mixture && *param == "score" {
                     continue; // a mixture needs energies: refused for score models
                 }
@@ -123,7 +160,7 @@ pub fn run(gpu: &Gpu, models: &Path, seeds: &[u64], n: usize, json: bool) -> Res
         }
     }
     if !json {
-        print!("{}", markdown(&table, &floors, seeds.len(), n));
+        print!("{}", markdown(&table, &floors(n)?, seeds.len(), n));
     }
     Ok(())
 }
@@ -155,7 +192,7 @@ fn markdown(
         floors[0][0], floors[0][1], floors[1][0], floors[1][1], floors[2][0], floors[2][1], floors[2][2]
     );
     for (ri, row) in ROWS.iter().enumerate() {
-        for (pi, param) in ["score", "energy"].iter().enumerate() {
+        for (pi, param) in PARAMS.iter().enumerate() {
             let get = |ti: usize, k: usize| {
                 table.get(&(ti, pi, ri)).map(|v| cell(&v.iter().map(|m| m[k]).collect::<Vec<_>>()))
             };
