@@ -72,6 +72,7 @@ pub const SOURCES: &[(&str, &str)] = &[
         ),
     ),
     ("conv_gemm", include_str!("../shaders/conv_gemm.wgsl")),
+    ("knn", include_str!("../shaders/knn.wgsl")),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
     (

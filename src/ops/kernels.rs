@@ -112,6 +112,11 @@ kernel_params!(
 );
 
 kernel_params!(
+    /// knn.wgsl: the top-k selection of one chunk's scores.
+    KnnParams for ["knn"] { m: u32, nc: u32, k: u32, base: u32, first: u32, p0: u32, p1: u32, p2: u32 }
+);
+
+kernel_params!(
     /// reduce.wgsl.
     ReduceParams for ["reduce"] { outer: u32, len: u32, inner: u32, n_out: u32 }
 );
@@ -150,6 +155,7 @@ pub const ALL: &[(&[&str], &[&str])] = &[
     (NaiveMatmulParams::SHADERS, NaiveMatmulParams::FIELDS),
     (OptimParams::SHADERS, OptimParams::FIELDS),
     (RandomParams::SHADERS, RandomParams::FIELDS),
+    (KnnParams::SHADERS, KnnParams::FIELDS),
     (ReduceParams::SHADERS, ReduceParams::FIELDS),
     (SamplerParams::SHADERS, SamplerParams::FIELDS),
     (SoftmaxParams::SHADERS, SoftmaxParams::FIELDS),
@@ -191,6 +197,7 @@ pub mod slots {
     kernel_slots!(random { OUT = 1, STEPS = 2 });
     kernel_slots!(reduce { X = 1, OUT = 2, X4 = 1 });
     kernel_slots!(sampler { SCHED = 1, CTR = 2, X = 3, S = 4, U = 5, V = 6, SIGMA = 7 });
+    kernel_slots!(knn { S = 1, NORMS = 2, TOP_V = 3, TOP_I = 4 });
     kernel_slots!(mcmc { SCHED = 1, CTR = 2, X = 3, S = 4, E = 5, STATE = 6, CHAIN = 7, MOM = 8, XP = 9, U = 10 });
     kernel_slots!(softmax { X = 1, Y = 2 });
 
@@ -210,6 +217,7 @@ pub mod slots {
         ("matmul_narrow", matmul_narrow::ALL),
         ("matmul_sg", matmul_sg::ALL),
         ("matmul_vec4", matmul_vec4::ALL),
+        ("knn", knn::ALL),
         ("mcmc", mcmc::ALL),
         ("optim", optim::ALL),
         ("random", random::ALL),

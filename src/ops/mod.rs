@@ -6,6 +6,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod embedding;
 pub mod kernels;
+pub mod knn;
 pub mod layout;
 pub mod matmul;
 mod matmul_config;
