@@ -18,7 +18,7 @@ struct Params { m: u32, nc: u32, k: u32, base: u32, first: u32, p0: u32, p1: u32
 
 // 0: inner product (cosine on normalised rows); 1: L2 (larger 2 q.x - |x|^2 is nearer).
 override METRIC: u32 = 0u;
-const WG: u32 = 256u;
+const WG: u32 = 32u;
 const K: u32 = 64u;
 const NONE: u32 = 0xffffffffu;
 const NEG_INF: f32 = -3.4028235e38;

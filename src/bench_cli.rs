@@ -67,6 +67,19 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Exact kNN search: N rows x D dims, Q queries, k neighbours (compare src/bench/knn_numpy.py).
+    Knn {
+        #[arg(long, default_value_t = 1_000_000)]
+        n: usize,
+        #[arg(long, value_delimiter = ',', default_value = "64,512")]
+        dims: Vec<usize>,
+        #[arg(long, default_value_t = 256)]
+        queries: usize,
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// MCMC cost per score evaluation (langevin, ula, mala, hmc) on W1's network as an energy
     /// model, and its ratio to plain Langevin's.
     Mcmc {
@@ -129,6 +142,12 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
             Ok(())
         }
         BenchCmd::Du2d { models, seeds, n, json, .. } => bench::du2d::run(&gpu, models, seeds, *n, *json),
+        BenchCmd::Knn { n, dims, queries, k, json } => {
+            if *n == 0 || *queries == 0 || dims.contains(&0) {
+                return Err(Error::Invalid("--n, --queries and --dims must be at least 1".into()));
+            }
+            bench::knn::run(&gpu, *n, dims, *queries, *k, &Report { json: *json })
+        }
         BenchCmd::Mcmc { chains: 0, .. } | BenchCmd::Mcmc { evals: 0, .. } => {
             Err(Error::Invalid("--chains and --evals must be at least 1".into()))
         }

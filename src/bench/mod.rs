@@ -5,6 +5,7 @@
 pub mod attention;
 pub mod du2d;
 pub mod gemm;
+pub mod knn;
 pub mod mcmc;
 pub mod mlp;
 pub mod objectives;

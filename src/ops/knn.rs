@@ -66,7 +66,14 @@ impl KnnIndex {
             }
             let norms = (metric == Metric::L2).then(|| part.chunks(d).map(|r| r.iter().map(|x| x * x).sum()).collect());
             let norms: Option<Vec<f32>> = norms;
-            let t = Tensor::from_slice(gpu, &part, &[rows, d])?;
+            // Stored transposed [d, rows]: the GEMM reads it as it is, no transpose per search.
+            let mut tr = vec![0f32; rows * d];
+            for (r, row) in part.chunks(d).enumerate() {
+                for (j, &v) in row.iter().enumerate() {
+                    tr[j * rows + r] = v;
+                }
+            }
+            let t = Tensor::from_slice(gpu, &tr, &[d, rows])?;
             let nt = norms.map(|v| Tensor::from_slice(gpu, &v, &[rows])).transpose()?;
             chunks.push((c0, t, nt));
         }
@@ -112,16 +119,16 @@ impl KnnIndex {
         let qt = Tensor::from_slice(gpu, q, &[m, self.d])?;
         let top_v = Tensor::zeros(gpu, &[m * k])?;
         let top_i = Tensor::zeros(gpu, &[m * k])?;
-        let widest = self.chunks.iter().map(|c| c.1.shape()[0]).max().unwrap_or(1);
+        let widest = self.chunks.iter().map(|c| c.1.shape()[1]).max().unwrap_or(1);
         let scores = Tensor::empty(gpu, &[m * widest])?;
         let dummy = Tensor::zeros(gpu, &[1])?;
         let mut rec = Recorder::new(gpu);
         let pipe =
             rec.pipeline("knn", "select_topk", &[("METRIC", if self.metric == Metric::L2 { 1.0 } else { 0.0 })])?;
         for (ci, (c0, chunk, norms)) in self.chunks.iter().enumerate() {
-            let rows = chunk.shape()[0];
+            let rows = chunk.shape()[1];
             let s = Tensor::view(scores.buffer().clone(), &[m, rows])?;
-            matmul_out(&mut rec, &qt, chunk, &s, MatmulOpts { trans_b: true, ..Default::default() })?;
+            matmul_out(&mut rec, &qt, chunk, &s, MatmulOpts::default())?;
             let (m32, first) = (m as u32, (ci == 0) as u32);
             let params =
                 KnnParams { m: m32, nc: rows as u32, k: k as u32, base: *c0 as u32, first, ..Default::default() };
