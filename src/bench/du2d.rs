@@ -183,9 +183,9 @@ fn markdown(
     seeds: usize,
     n: usize,
 ) -> String {
-    let mut out = format!(
+    let mut out = String::from(
         "\n| sampler | model | product log-lik | product W2 | mixture log-lik | mixture W2 | negation log-lik | negation W2 | \
-         negation inside |\n|---|---|---|---|---|---|---|---|---|\n"
+         negation inside |\n|---|---|---|---|---|---|---|---|---|\n",
     );
     out += &format!(
         "| true samples | - | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} |\n",

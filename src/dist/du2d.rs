@@ -5,6 +5,7 @@
 //! - product (ring x bar): the ring restricted to the bar;
 //! - mixture (left bar + right bar): the two bars with equal weight;
 //! - negation (box 0.7 minus box 0.3): the outer box without the inner one.
+//!
 //! Samples of the truth are exact (rejection from the ring; uniform draws). The log-density a
 //! metric reads is the truth smoothed by a Gaussian of std `SMOOTH` (hard edges would give
 //! -inf to a sample a hair outside), normalised by quadrature on a fine grid.

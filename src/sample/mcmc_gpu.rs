@@ -30,6 +30,19 @@ fn needs_energy(c: &McmcConsts) -> bool {
     c.ais || (c.method.adjusted() && !c.trapezoid)
 }
 
+/// The one-line refusal of an MCMC program that needs an energy the model lacks.
+fn no_energy(c: &McmcConsts) -> Error {
+    let (what, instead) = if c.ais {
+        ("AIS (eval --log-z)", String::new())
+    } else {
+        ("a Metropolis test by the energy", format!(" (for {}: --mh trapezoid:5)", c.method.name()))
+    };
+    Error::Invalid(format!(
+        "{what} needs the model's energy: energy networks (model.param = \"energy\"), analytic mixtures and \
+         compositions of them have one; this model gives only a score{instead}"
+    ))
+}
+
 /// Capture the MCMC kinds for `model`; `u` holds the prior's mean (tiled) for AIS.
 pub(super) fn capture(
     gpu: &Gpu,
@@ -39,22 +52,13 @@ pub(super) fn capture(
     base: Params,
 ) -> Result<McmcSteps> {
     let (b, d) = (model.batch, model.numel());
-    let dummy;
-    let energy = match model.energy() {
-        Some(e) => e,
-        None if needs_energy(c) => {
-            let what = if c.ais { "AIS (--log-z, --ais)" } else { "a Metropolis test by the energy" };
-            return Err(Error::Invalid(format!(
-                "{what} needs the model's energy: energy networks (model.param = \"energy\"), analytic mixtures and \
-                 compositions of them have one; this model gives only a score (for {}: --mh trapezoid:5)",
-                c.method.name()
-            )));
-        }
-        None => {
-            dummy = Tensor::zeros(gpu, &[b])?;
-            &dummy
-        }
+    // Models without an energy bind zeros where the kernels would read it (never used).
+    let dummy = match model.energy() {
+        Some(_) => None,
+        None if needs_energy(c) => return Err(no_energy(c)),
+        None => Some(Tensor::zeros(gpu, &[b])?),
     };
+    let energy = model.energy().or(dummy.as_ref()).expect("an energy or zeros");
     let cols = FIXED + c.levels.len().max(1);
     let state = Tensor::zeros(gpu, &[2 * b * d])?;
     let mom = Tensor::zeros(gpu, &[2 * b * d])?;
@@ -116,9 +120,7 @@ pub(super) fn capture(
         kinds.push((kind, r.into_captured()));
     }
     let mut keep = vec![state, mom, xp];
-    if model.energy().is_none() {
-        keep.push(Tensor::zeros(gpu, &[1])?);
-    }
+    keep.extend(dummy);
     Ok(McmcSteps { kinds, chain, keep })
 }
 

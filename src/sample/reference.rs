@@ -136,40 +136,56 @@ fn mcmc_step(
         }
         Kind::MalaAccept | Kind::HmcAccept => {
             let (s, e) = (score(x, sig), energy(x, sig));
-            let ratio = if k.trapezoid {
-                let ends: Vec<f64> = (0..d).map(|j| c.sc[j] + s[j]).collect();
-                c.line + b * dot(&ends, &sub(x, &c.xc))
-            } else {
-                -(e - c.ec)
-            };
-            let log_a = if kind == Kind::MalaAccept {
-                let fwd: f64 = (0..d).map(|j| (x[j] - c.xc[j] - h * c.sc[j]).powi(2)).sum();
-                let bwd: f64 = (0..d).map(|j| (c.xc[j] - x[j] - h * s[j]).powi(2)).sum();
-                ratio + (fwd - bwd) / (4.0 * h)
-            } else {
-                (0..d).for_each(|j| c.v[j] += 0.5 * h * s[j]);
-                let kin = dot(&c.v, &c.v) - dot(&c.vr, &c.vr);
-                if k.method.adjusted() {
-                    ratio - kin / (2.0 * k.mass)
-                } else {
-                    0.0
-                }
-            };
-            let ok = !k.method.adjusted() || uni.ln() < log_a;
-            if k.target > 0.0 {
-                let acc = if log_a.is_nan() { 0.0 } else { log_a.exp().min(1.0) };
-                c.out.scale *= 1.0 + 0.02 * (acc - k.target);
-            }
-            if ok {
-                (c.xc, c.sc, c.ec) = (x.clone(), s, if e.is_nan() { 0.0 } else { e });
-                c.out.accepted[level] += 1;
-            } else {
-                *x = c.xc.clone();
-                if kind == Kind::HmcAccept {
-                    c.v = c.vr.iter().map(|v| -v).collect();
-                }
-            }
+            accept(k, kind, (x, c), (h, level, b, uni), s, e)
         }
         _ => unreachable!("not an MCMC row"),
+    }
+}
+
+/// A Metropolis test (or, unadjusted, the end of a move) of the reference: `s`, `e` at the
+/// proposal x.
+fn accept(
+    k: &super::mcmc::McmcConsts,
+    kind: Kind,
+    (x, c): (&mut Vec<f64>, &mut Chain),
+    (h, level, b, uni): (f64, usize, f64, f64),
+    s: Vec<f64>,
+    e: f64,
+) {
+    let d = x.len();
+    let dot = |p: &[f64], q: &[f64]| p.iter().zip(q).map(|(p, q)| p * q).sum::<f64>();
+    let sub = |p: &[f64], q: &[f64]| p.iter().zip(q).map(|(p, q)| p - q).collect::<Vec<f64>>();
+    let ratio = if k.trapezoid {
+        let ends: Vec<f64> = (0..d).map(|j| c.sc[j] + s[j]).collect();
+        c.line + b * dot(&ends, &sub(x, &c.xc))
+    } else {
+        -(e - c.ec)
+    };
+    let log_a = if kind == Kind::MalaAccept {
+        let fwd: f64 = (0..d).map(|j| (x[j] - c.xc[j] - h * c.sc[j]).powi(2)).sum();
+        let bwd: f64 = (0..d).map(|j| (c.xc[j] - x[j] - h * s[j]).powi(2)).sum();
+        ratio + (fwd - bwd) / (4.0 * h)
+    } else {
+        (0..d).for_each(|j| c.v[j] += 0.5 * h * s[j]);
+        let kin = dot(&c.v, &c.v) - dot(&c.vr, &c.vr);
+        if k.method.adjusted() {
+            ratio - kin / (2.0 * k.mass)
+        } else {
+            0.0
+        }
+    };
+    let ok = !k.method.adjusted() || uni.ln() < log_a;
+    if k.target > 0.0 {
+        let acc = if log_a.is_nan() { 0.0 } else { log_a.exp().min(1.0) };
+        c.out.scale *= 1.0 + 0.02 * (acc - k.target);
+    }
+    if ok {
+        (c.xc, c.sc, c.ec) = (x.clone(), s, if e.is_nan() { 0.0 } else { e });
+        c.out.accepted[level] += 1;
+    } else {
+        *x = c.xc.clone();
+        if kind == Kind::HmcAccept {
+            c.v = c.vr.iter().map(|v| -v).collect();
+        }
     }
 }
