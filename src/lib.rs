@@ -16,6 +16,7 @@ pub mod nn;
 pub mod ops;
 pub mod optim;
 pub mod progress;
+pub mod retrieval;
 pub mod rng;
 pub mod sample;
 pub mod score;

@@ -14,7 +14,9 @@ use scoregen::{Error, Gpu, GpuOptions, Result};
 use std::path::PathBuf;
 
 mod bench_cli;
+mod index_cli;
 use bench_cli::{cmd_bench, BenchCmd};
+use index_cli::{cmd_index, IndexCmd};
 
 #[derive(Parser)]
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
@@ -107,6 +109,11 @@ enum Command {
         /// Half-width of the square shown (default: 3 standard deviations beyond the data).
         #[arg(long)]
         lim: Option<f64>,
+    },
+    /// Retrieval databases: build one from data through an encoder, or describe one.
+    Index {
+        #[command(subcommand)]
+        which: IndexCmd,
     },
     /// Benchmarks of the shared workloads (figures, not tests).
     Bench {
@@ -432,6 +439,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info => cmd_info(&cli),
         Command::Field { src, out, level, lim } => cmd_field(&cli, src, out, *level, *lim),
         Command::Bench { which } => cmd_bench(&cli, which),
+        Command::Index { which } => cmd_index(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
         Command::Sample { src, out, json, shard } => cmd_sample(&cli, src, out, *json, *shard),
         Command::Merge { inputs, out } => {

@@ -1,0 +1,77 @@
+//! `scoregen index`: build and describe retrieval databases (scoregen::retrieval).
+
+use crate::{open, Cli};
+use clap::Subcommand;
+use scoregen::config::Config;
+use scoregen::data::Dataset;
+use scoregen::ops::knn::Metric;
+use scoregen::retrieval::{self, Database, EncoderSpec};
+use scoregen::{Error, Result};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum IndexCmd {
+    /// Embed a data set into a database file (safetensors).
+    Build {
+        /// A config (its [data] section) or a .npy array [N, ...].
+        #[arg(long)]
+        data: PathBuf,
+        /// identity, pca:K (fitted on these data) or npy:FILE (embeddings made elsewhere, one row
+        /// per data row).
+        #[arg(long, value_parser = |s: &str| s.parse::<EncoderSpec>())]
+        encoder: EncoderSpec,
+        #[arg(long, value_enum, default_value = "cosine")]
+        metric: Metric,
+        /// Rows: all of a file's (default) or this many; toys: this many draws (default 10,000).
+        #[arg(long)]
+        n: Option<usize>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// What a database holds.
+    Info { file: PathBuf },
+}
+
+/// The rows [n, shape] of a config's data or a .npy file.
+fn rows(path: &Path, n: Option<usize>) -> Result<(Vec<f32>, Vec<usize>)> {
+    let is = |ext: &str| path.extension().is_some_and(|e| e.eq_ignore_ascii_case(ext));
+    if is("npy") {
+        let (shape, data) = scoregen::io::npy::read_npy(path)?;
+        if shape.len() < 2 || shape[0] == 0 {
+            return Err(Error::Invalid(format!("{}: need [N, ...] with N >= 1, got {shape:?}", path.display())));
+        }
+        let keep = n.unwrap_or(shape[0]).min(shape[0]);
+        let d: usize = shape[1..].iter().product();
+        return Ok((data[..keep * d].to_vec(), shape[1..].to_vec()));
+    }
+    if !is("toml") {
+        return Err(Error::Invalid(format!("--data {}: give a config (.toml) or a .npy array", path.display())));
+    }
+    let cfg = Config::load(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let ds = Dataset::load(&cfg.data, base)?;
+    let count = n.or(ds.len()).unwrap_or(10_000);
+    let mut rng = scoregen::rng::HostRng::new(cfg.train.seed);
+    Ok((ds.draw(count, &mut rng), ds.shape.clone()))
+}
+
+pub fn cmd_index(cli: &Cli, which: &IndexCmd) -> Result<()> {
+    match which {
+        IndexCmd::Info { file } => {
+            println!("{}: {}", file.display(), Database::load(file)?.describe());
+            Ok(())
+        }
+        IndexCmd::Build { data, encoder, metric, n, out } => {
+            if !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors")) {
+                return Err(Error::Invalid(format!("--out {}: a database is a .safetensors file", out.display())));
+            }
+            let (x, shape) = rows(data, *n)?;
+            let gpu = open(cli)?;
+            let t0 = std::time::Instant::now();
+            let db = retrieval::build(&gpu, &x, &shape, encoder, *metric, None, &data.display().to_string())?;
+            db.save(out)?;
+            eprintln!("{} in {:.1} s -> {}", db.describe(), t0.elapsed().as_secs_f64(), out.display());
+            Ok(())
+        }
+    }
+}
