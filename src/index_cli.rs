@@ -4,7 +4,7 @@ use crate::{open, Cli};
 use clap::Subcommand;
 use scoregen::config::Config;
 use scoregen::data::Dataset;
-use scoregen::ops::knn::Metric;
+use scoregen::ops::knn::{Metric, CHUNK_ROWS};
 use scoregen::retrieval::{self, Database, EncoderSpec};
 use scoregen::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -30,6 +30,14 @@ pub enum IndexCmd {
     },
     /// What a database holds.
     Info { file: PathBuf },
+    /// Every entry's k nearest other entries, found on the GPU (an N x N top-k), as a .npy [N, k].
+    Neighbours {
+        file: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        k: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// The rows [n, shape] of a config's data or a .npy file.
@@ -59,6 +67,19 @@ pub fn cmd_index(cli: &Cli, which: &IndexCmd) -> Result<()> {
     match which {
         IndexCmd::Info { file } => {
             println!("{}: {}", file.display(), Database::load(file)?.describe());
+            Ok(())
+        }
+        IndexCmd::Neighbours { file, k, out } => {
+            let db = Database::load(file)?;
+            let gpu = open(cli)?;
+            let t0 = std::time::Instant::now();
+            let d = db.info.d;
+            let index = scoregen::ops::knn::KnnIndex::new(&gpu, &db.embeddings, d, db.info.metric, CHUNK_ROWS)?;
+            let table = index.neighbour_table(&gpu, &db.embeddings, *k)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let values: Vec<f32> = table.iter().map(|&i| i as f32).collect();
+            scoregen::io::npy::write_npy(out, &[db.info.n, *k], &values)?;
+            eprintln!("{} x {} neighbour table (k = {k}) in {secs:.1} s -> {}", db.info.n, db.info.n, out.display());
             Ok(())
         }
         IndexCmd::Build { data, encoder, metric, n, out } => {

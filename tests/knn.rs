@@ -75,3 +75,20 @@ fn impossible_requests_are_refused() {
     }
     assert!(KnnIndex::new(gpu(), &[1.0; 7], 3, Metric::Ip, 10).is_err());
 }
+
+/// The neighbour table (each row's k nearest other rows) against the reference with k + 1,
+/// the row itself removed.
+#[test]
+fn neighbour_table_excludes_each_row_itself() {
+    let mut rng = Rng::new(21);
+    let (n, d, k) = (150, 5, 6);
+    let data = rng.vec(n * d, -1.0, 1.0);
+    let idx = KnnIndex::new(gpu(), &data, d, Metric::L2, 64).unwrap();
+    let table = idx.neighbour_table(gpu(), &data, k).unwrap();
+    let (_, want) = knn_ref(&data, d, &data, k + 1, Metric::L2);
+    for r in 0..n {
+        let row: Vec<u32> = want[r * (k + 1)..(r + 1) * (k + 1)].iter().copied().filter(|&i| i as usize != r).collect();
+        assert_eq!(&table[r * k..(r + 1) * k], &row[..k], "row {r}");
+    }
+    assert!(idx.neighbour_table(gpu(), &data, n).is_err());
+}

@@ -114,6 +114,21 @@ impl KnnIndex {
         Ok((vals, idx))
     }
 
+    /// Every row's k nearest other rows [n, k] (`rows`: the data the index holds, [n, d]): one
+    /// search with k + 1, the row itself dropped (where a duplicate ranks before it, the last).
+    pub fn neighbour_table(&self, gpu: &Gpu, rows: &[f32], k: usize) -> Result<Vec<u32>> {
+        if k + 1 > self.n {
+            return Err(Error::Invalid(format!("k = {k} other rows of a database of {} rows", self.n)));
+        }
+        let (_, idx) = self.search(gpu, rows, k + 1)?;
+        let mut out = Vec::with_capacity(self.n * k);
+        for (r, row) in idx.chunks(k + 1).enumerate() {
+            let at = row.iter().position(|&i| i as usize == r).unwrap_or(k);
+            out.extend(row.iter().enumerate().filter(|&(j, _)| j != at).map(|(_, &i)| i));
+        }
+        Ok(out)
+    }
+
     fn search_batch(&self, gpu: &Gpu, q: &[f32], k: usize) -> Result<(Vec<f32>, Vec<u32>)> {
         let m = q.len() / self.d;
         let qt = Tensor::from_slice(gpu, q, &[m, self.d])?;
