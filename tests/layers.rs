@@ -7,13 +7,13 @@ use std::path::Path;
 
 /// Layers from the bottom; a module may use modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
-    &["error", "shaders", "rng"],
+    &["error", "shaders", "rng", "progress"],
     &["gpu"],
     &["tensor"],
     &["ops"],
     &["graph"],
     &["nn", "optim", "dist", "io"],
-    &["score", "data", "metrics"],
+    &["score", "data", "metrics", "retrieval"],
     &["model"],
     &["sample"],
     // The CLI's orchestration.

@@ -40,6 +40,14 @@ pub struct KnnIndex {
     chunks: Vec<(usize, Tensor, Option<Tensor>)>,
 }
 
+/// NaN or infinite values are refused, naming what holds them.
+pub fn finite(v: &[f32], what: &str) -> Result<()> {
+    match v.iter().position(|x| !x.is_finite()) {
+        Some(i) => Err(Error::Invalid(format!("{what}: value {i} is {} (NaN and inf have no neighbours)", v[i]))),
+        None => Ok(()),
+    }
+}
+
 fn normalise(v: &mut [f32], d: usize) {
     for row in v.chunks_mut(d) {
         let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -55,7 +63,7 @@ impl KnnIndex {
         if d == 0 || data.is_empty() || data.len() % d != 0 {
             return Err(Error::Shape(format!("database of {} values is not rows of {d}", data.len())));
         }
-        crate::metrics::check_finite(data, d, "the database")?;
+        finite(data, "the database")?;
         let n = data.len() / d;
         let mut chunks = Vec::new();
         for c0 in (0..n).step_by(chunk_rows.max(1)) {
@@ -92,7 +100,7 @@ impl KnnIndex {
         if queries.len() % self.d != 0 {
             return Err(Error::Shape(format!("queries of {} values are not rows of {}", queries.len(), self.d)));
         }
-        crate::metrics::check_finite(queries, self.d, "the queries")?;
+        finite(queries, "the queries")?;
         let mut q = queries.to_vec();
         if self.metric == Metric::Cosine {
             normalise(&mut q, self.d);

@@ -122,7 +122,7 @@ pub fn fit(gpu: &Gpu, spec: &EncoderSpec, data: &[f32], d_in: usize) -> Result<B
     if d_in == 0 || data.is_empty() || data.len() % d_in != 0 {
         return Err(Error::Shape(format!("{} data values are not rows of {d_in}", data.len())));
     }
-    crate::metrics::check_finite(data, d_in, "the database's data")?;
+    crate::ops::knn::finite(data, "the database's data")?;
     match spec {
         EncoderSpec::Identity => Ok(Box::new(Identity(d_in))),
         EncoderSpec::Pca(k) if *k > d_in => {
@@ -134,7 +134,7 @@ pub fn fit(gpu: &Gpu, spec: &EncoderSpec, data: &[f32], d_in: usize) -> Result<B
             if shape.len() != 2 || shape[1] == 0 {
                 return Err(Error::Invalid(format!("{}: embeddings must be [N, D], got {shape:?}", path.display())));
             }
-            crate::metrics::check_finite(&rows, shape[1], &path.display().to_string())?;
+            crate::ops::knn::finite(&rows, &path.display().to_string())?;
             Ok(Box::new(Npy { path: path.clone(), width: shape[1], rows }))
         }
     }

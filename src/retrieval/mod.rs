@@ -70,7 +70,7 @@ impl Database {
                 info.n, info.d
             )));
         }
-        crate::metrics::check_finite(&embeddings, info.d, &format!("{file}: embeddings"))?;
+        crate::ops::knn::finite(&embeddings, &format!("{file}: embeddings"))?;
         let labels = match ck.tensors.remove("labels") {
             Some((s, l)) if s == [info.n] => Some(l),
             Some((s, _)) => return Err(Error::Invalid(format!("{file}: labels of shape {s:?} for {} rows", info.n))),
