@@ -97,7 +97,7 @@ fn samples_do_not_depend_on_batch_size() {
             spec.score(&mut b, x, s)
         })
         .unwrap();
-        let prog = SamplerKind::Ald.fixed_program(&Process::ve(0.01, 10.0), 40, &SamplerOpts::default());
+        let prog = SamplerKind::Ald.fixed_program(&Process::ve(0.01, 10.0), 40, &SamplerOpts::default()).unwrap();
         Runner::new(gpu(), &model, prog, 99).unwrap().sample(gpu(), 0, n, &mut |_, _| {}).unwrap()
     };
     let a = run(8, 8);
