@@ -171,7 +171,7 @@ fn cell(v: &[f64]) -> String {
     s.sort_by(|a, b| a.total_cmp(b));
     let med = if s.len() % 2 == 1 { s[s.len() / 2] } else { 0.5 * (s[s.len() / 2 - 1] + s[s.len() / 2]) };
     if s.len() > 1 {
-        format!("{med:.3} ({:.3}-{:.3})", s[0], s[s.len() - 1])
+        format!("{med:.3} [{:.3}, {:.3}]", s[0], s[s.len() - 1])
     } else {
         format!("{med:.3}")
     }
@@ -213,5 +213,5 @@ fn markdown(
             );
         }
     }
-    out + &format!("\n(median over {seeds} training seeds, range in brackets; {n} samples each)\n")
+    out + &format!("\n(median over {seeds} training seeds, [lowest, highest] beside it; {n} samples each)\n")
 }
