@@ -87,7 +87,7 @@ impl Default for TrainConfig {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleConfig {
-    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
+    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin, ula, mala, uhmc, hmc.
     pub sampler: SamplerKind,
     /// Model evaluations' worth of steps (ALD: all levels together).
     pub steps: usize,

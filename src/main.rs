@@ -155,7 +155,7 @@ struct SampleArgs {
     /// compose:FILE.toml.
     #[arg(long, value_parser = parse_model)]
     model: Option<ModelSource>,
-    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin.
+    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin, ula, mala, uhmc, hmc.
     #[arg(long, value_enum)]
     sampler: Option<SamplerKind>,
     /// Sampler steps (model evaluations; ALD: all noise levels together); default from the
