@@ -134,6 +134,11 @@ fn reports_and_refusals() {
         (vec!["--sampler", "mala", "--mcmc-steps", "0"], "--mcmc-steps"),
         (vec!["--sampler", "hmc", "--mh", "trapezoid:1"], "trapezoid"),
         (vec!["--sampler", "hmc", "--leapfrog", "0"], "--leapfrog"),
+        (vec!["--sampler", "hmc", "--mass", "NaN"], "--mass"),
+        (vec!["--sampler", "hmc", "--mcmc-levels", "0"], "--mcmc-levels"),
+        (vec!["--sampler", "ancestral", "--corrector", "mala", "--corrector-fraction", "0"], "--corrector-fraction"),
+        (vec!["--sampler", "mala", "--mcmc-step", "const:-1"], "positive step"),
+        (vec!["--sampler", "mala", "--mcmc-step", "const:inf"], "positive step"),
     ];
     for (extra, what) in refused {
         let (code, _, err) = common::run_cli(&[&base[..], &extra[..]].concat());

@@ -75,6 +75,12 @@ fn check_request(model: &dyn ScoreModel, req: &SampleRequest) -> Result<()> {
     if let Some(m) = req.sampler.mcmc().or(mcmc.corrector) {
         mcmc.check(m)?;
     }
+    if req.sampler.mcmc().is_some() && req.opts.levels < 2 {
+        return Err(Error::Invalid(format!(
+            "--mcmc-levels {}: annealed MCMC needs at least 2 noise levels (sample.levels)",
+            req.opts.levels
+        )));
+    }
     req.conditions.check(&model.conditioning(), req.n)
 }
 
