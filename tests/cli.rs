@@ -276,3 +276,27 @@ fn samples_do_not_depend_on_n_across_matmul_configurations() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An EMA too slow for the run's length (its average still mostly the initial weights) gets a
+/// note at the start; one that has time to forget them does not.
+#[test]
+fn a_slow_ema_for_a_short_run_is_pointed_out() {
+    let dir = common::fresh_dir("ema-note");
+    for (ema, noted) in [("0.999", true), ("0.5", false)] {
+        let cfg = dir.join(format!("ema{ema}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "[data]\nsource = \"toy\"\nname = \"ring8\"\n[model]\nhidden = [8]\n[train]\nsteps = 20\nbatch = 16\n\
+                 ema = {ema}\ncheckpoint_every = 0\n"
+            ),
+        )
+        .unwrap();
+        let out = dir.join(format!("run{ema}"));
+        let (code, _, err) =
+            cli(&["train", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-samples"]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(err.contains("note: train.ema"), noted, "ema {ema}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

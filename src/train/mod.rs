@@ -240,6 +240,17 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let spec = cfg.model_spec(&data.shape)?;
     let t = &cfg.train;
     let total = opts.steps.unwrap_or(t.steps);
+    if let (Some(e), true) = (t.ema, opts.progress) {
+        // The EMA starts at the initial weights, which still weigh e^steps at the end.
+        let left = (e as f64).powi(total.min(i32::MAX as usize) as i32);
+        if left > 0.05 {
+            eprintln!(
+                "note: train.ema = {e} over {total} steps: the averaged weights that samples use still hold {:.0}% of \
+                 the initial ones; lower train.ema (or train longer)",
+                100.0 * left
+            );
+        }
+    }
     let (params, step) = objective(gpu, cfg, &data, &spec, total)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| Error::io(format!("{}: cannot create the output folder", opts.out.display()), e))?;
