@@ -48,7 +48,8 @@ pub fn finite(v: &[f32], what: &str) -> Result<()> {
     }
 }
 
-fn normalise(v: &mut [f32], d: usize) {
+/// Scale each row of `d` values to unit L2 norm (zero rows stay zero): the cosine metric's form.
+pub fn normalise(v: &mut [f32], d: usize) {
     for row in v.chunks_mut(d) {
         let n = row.iter().map(|x| x * x).sum::<f32>().sqrt();
         if n > 0.0 {

@@ -119,12 +119,7 @@ pub fn build(
         return Err(Error::Invalid(format!("{source}: {} labels for {n} rows", labels.map_or(0, |l| l.len()))));
     }
     if metric == Metric::Cosine {
-        for row in embeddings.chunks_mut(d) {
-            let norm = row.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if norm > 0.0 {
-                row.iter_mut().for_each(|x| *x /= norm);
-            }
-        }
+        crate::ops::knn::normalise(&mut embeddings, d);
     }
     let shape = if matches!(spec, EncoderSpec::Npy(_)) { vec![] } else { data_shape.to_vec() };
     let info = DatabaseInfo { encoder: spec.to_string(), metric, n, d, data_shape: shape, source: source.into() };
