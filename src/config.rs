@@ -58,6 +58,11 @@ pub struct TrainConfig {
     /// nce: the covariance of the Gaussian noise fitted to the data, full (default) or diagonal.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nce_noise: Option<NceNoise>,
+    /// Class-conditional models: the probability that a training label is replaced by the null
+    /// label, so one model learns the conditional and the unconditional score (classifier-free
+    /// guidance; default 0.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label_dropout: Option<f32>,
 }
 
 impl Default for TrainConfig {
@@ -80,6 +85,7 @@ impl Default for TrainConfig {
             projection: None,
             nce_ratio: None,
             nce_noise: None,
+            label_dropout: None,
         }
     }
 }
@@ -218,7 +224,11 @@ impl Config {
             return Err(format!("sample.eps = {} must be below 1 (the end of the time grid)", s.eps));
         }
         self.process.check()?;
-        if self.process.kind == ProcessKind::Fixed && s.sampler != SamplerKind::Langevin && s.sampler.mcmc().is_none() {
+        if self.process.kind == ProcessKind::Fixed
+            && s.sampler != SamplerKind::Langevin
+            && s.sampler.mcmc().is_none()
+            && self.model.network != crate::score::NetworkKind::Classifier
+        {
             return Err(format!(
                 "sample.sampler = \"{}\": process 'fixed' trains one noise level, which only Langevin dynamics at that \
                  level samples; set sample.sampler = \"langevin\" (or \"mala\")",
@@ -251,6 +261,7 @@ impl Config {
                 return Err(format!("train.{key} = {v} must be from 1 to 64"));
             }
         }
+        self.check_classes()?;
         if obj == Objective::Nce {
             if self.model.param != ParamKind::Energy {
                 return Err(crate::score::objective::nce_needs_energy(self.model.param().name()));
@@ -264,6 +275,41 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Class-conditional models and classifiers: the keys that go with them.
+    fn check_classes(&self) -> std::result::Result<(), String> {
+        let (m, t) = (&self.model, &self.train);
+        let classifier = m.network == crate::score::NetworkKind::Classifier;
+        if let Some(p) = t.label_dropout {
+            if m.classes.is_none() || classifier {
+                return Err(
+                    "train.label_dropout: only class-conditional models (model.classes) use it; remove the key".into(),
+                );
+            }
+            if !(0.0..1.0).contains(&p) {
+                return Err(format!("train.label_dropout = {p} must be in [0, 1)"));
+            }
+        }
+        if m.classes.is_some() && t.objective == Objective::Nce {
+            return Err("model.classes: NCE trains unconditional energies; remove model.classes".into());
+        }
+        if classifier && t.objective != Objective::Dsm {
+            return Err(format!(
+                "train.objective = \"{}\": a classifier trains by cross-entropy on noised data; remove the key",
+                t.objective.name()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The probability of the null label in training (0 without classes).
+    pub fn label_dropout(&self) -> f32 {
+        let classifier = self.model.network == crate::score::NetworkKind::Classifier;
+        match self.model.classes {
+            Some(_) if !classifier => self.train.label_dropout.unwrap_or(0.1),
+            _ => 0.0,
+        }
     }
 
     pub fn process(&self) -> Process {

@@ -110,6 +110,24 @@ enum Command {
         #[arg(long)]
         lim: Option<f64>,
     },
+    /// A classifier's accuracy per noise level on labelled data, or per class on samples drawn
+    /// with --class (their .labels.npy).
+    Classify {
+        /// A checkpoint of model.network = "classifier".
+        #[arg(long)]
+        classifier: PathBuf,
+        /// Labelled data (idx images or .npy; default: the classifier's training data).
+        #[arg(long, requires = "labels", conflicts_with = "samples")]
+        data: Option<PathBuf>,
+        /// The labels of --data (idx or integer .npy), or of --samples (default: <samples>.labels.npy).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Samples written by `sample --class ... --out FILE.npy`.
+        #[arg(long)]
+        samples: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Retrieval databases: build one from data through an encoder, or describe one.
     Index {
         #[command(subcommand)]
@@ -173,6 +191,8 @@ struct SampleArgs {
     batch: Option<usize>,
     #[command(flatten)]
     mcmc: scoregen::app::mcmc_cli::McmcArgs,
+    #[command(flatten)]
+    guide: scoregen::app::guide_cli::GuideArgs,
 }
 
 fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
@@ -208,7 +228,7 @@ fn source(a: &SampleArgs) -> Result<ModelSource> {
 }
 
 fn load_model(gpu: &Gpu, a: &SampleArgs) -> Result<Loaded> {
-    Loaded::load(gpu, &source(a)?)
+    Loaded::load(gpu, &source(a)?)?.guide(gpu, &a.guide)
 }
 
 fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
@@ -220,6 +240,7 @@ fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
     req.batch = a.batch.unwrap_or(req.batch);
     req.opts.mcmc = a.mcmc.apply(&req.opts.mcmc);
     req.opts.levels = a.mcmc.mcmc_levels.unwrap_or(req.opts.levels);
+    req.conditions = m.conditions.clone();
     req
 }
 
@@ -283,10 +304,16 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
             eprintln!("learned log Z {z:.4} (stored in the checkpoint as {})", scoregen::score::objective::LOG_Z);
         }
     }
+    if cfg.model.network == scoregen::score::NetworkKind::Classifier {
+        let report = scoregen::app::classify::accuracy_report(&gpu, &out.join(scoregen::train::CHECKPOINT), None)?;
+        eprint!("{report}");
+        return Ok(());
+    }
     if !no_samples {
         let (model, _, _) = scoregen::app::load_checkpoint(&gpu, &out.join(scoregen::train::CHECKPOINT))?;
         let model: &dyn ScoreModel = &model;
         let mut req = cfg.sample.request();
+        req.conditions = scoregen::model::guide::unconditional(model)?;
         if model.images() {
             req.n = req.n.min(64);
         }
@@ -352,6 +379,10 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
     eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
     if let Some(info) = &info {
         write_info(out, info)?;
+    }
+    if let (Some(list), true) = (&loaded.class_list, out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
+        let p = scoregen::app::guide_cli::write_labels(out, list, req.first_chain, req.n)?;
+        eprintln!("  labels -> {}", p.display());
     }
     if let Some(r) = report {
         for f in scoregen::app::mcmc_cli::report(&r, out)? {
@@ -433,6 +464,41 @@ fn cmd_log_z(cli: &Cli, src: &SampleArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+fn cmd_classify(
+    cli: &Cli,
+    clf: &std::path::Path,
+    data: Option<&std::path::Path>,
+    labels: Option<&std::path::Path>,
+    samples: Option<&std::path::Path>,
+    json: bool,
+) -> Result<()> {
+    use scoregen::app::classify;
+    let gpu = open(cli)?;
+    let Some(s) = samples else {
+        let sel = data.map(|d| classify::LabelledFile { data: d.into(), labels: labels.unwrap_or(d).into() });
+        print!("{}", classify::accuracy_report(&gpu, clf, sel.as_ref())?);
+        return Ok(());
+    };
+    let labels = labels.map(PathBuf::from).unwrap_or_else(|| classify::labels_beside(s));
+    let per = classify::judge_samples(&gpu, clf, s, &labels)?;
+    let (right, all) = per.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
+    for (c, (r, t)) in per.iter().enumerate().filter(|(_, c)| c.1 > 0) {
+        let f = *r as f64 / *t as f64;
+        if json {
+            println!("{}", serde_json::json!({"class": c, "as_class": f, "samples": t}));
+        } else {
+            println!("class {c:<4} {f:.4}  ({r} of {t})");
+        }
+    }
+    let f = right as f64 / all.max(1) as f64;
+    if json {
+        println!("{}", serde_json::json!({"class": "all", "as_class": f, "samples": all}));
+    } else {
+        println!("all        {f:.4}  ({right} of {all})");
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     scoregen::progress::set_quiet(cli.quiet);
     match &cli.command {
@@ -442,6 +508,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Index { which } => cmd_index(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
         Command::Sample { src, out, json, shard } => cmd_sample(&cli, src, out, *json, *shard),
+        Command::Classify { classifier, data, labels, samples, json } => {
+            cmd_classify(&cli, classifier, data.as_deref(), labels.as_deref(), samples.as_deref(), *json)
+        }
         Command::Merge { inputs, out } => {
             scoregen::app::shard::merge(inputs, out)?;
             eprintln!("{} shards -> {}", inputs.len(), out.display());

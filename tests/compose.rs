@@ -169,6 +169,7 @@ fn mixtures_refuse_score_only_components() {
             network: Network::Mlp { hidden: vec![8], noise_features: 0, act: Activation::Silu },
             param,
             input_var: None,
+            classes: None,
         };
         let params = scoregen::nn::init_params(gpu(), &spec.param_specs().unwrap(), 0).unwrap();
         Box::new(scoregen::model::Trained {
@@ -178,6 +179,7 @@ fn mixtures_refuse_score_only_components() {
             moments: scoregen::dist::Moments::centred(2, 1.0),
             images: false,
             log_z: None,
+            class_names: Vec::new(),
         }) as Box<dyn ScoreModel>
     };
     let names = vec!["ring".to_string(), "net.safetensors".to_string()];

@@ -16,6 +16,7 @@ fn spec(form: EnergyForm) -> ModelSpec {
         network: Network::Mlp { hidden: vec![8, 8], noise_features: 0, act: Default::default() },
         param: Parameterisation::Energy { form },
         input_var: Some(1.0),
+        classes: None,
     }
 }
 

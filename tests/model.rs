@@ -85,7 +85,7 @@ fn a_conditional_model_written_outside_the_crate_samples_each_class() {
     let model = ClassMixture::new(vec![[-6.0, 0.0], [6.0, 0.0], [0.0, 7.0]], vec![0.25, 0.5, 0.25]);
     let n = 300;
     let labels: Vec<usize> = (0..n).map(|i| (i * 7) % 3).collect();
-    let conditions = Conditions { values: vec![("label".into(), one_hot(&labels, 3))] };
+    let conditions = Conditions { values: vec![("label".into(), one_hot(&labels, 3))], cycle: false };
     for (sampler, steps) in
         [(SamplerKind::Heun, 40), (SamplerKind::Pc, 200), (SamplerKind::Ald, 500), (SamplerKind::Rk45, 1)]
     {
@@ -114,7 +114,7 @@ fn a_conditional_model_written_outside_the_crate_samples_each_class() {
         }
         // The conditioning follows the chain, not the batch: the same chains in batches of 7.
         if sampler != SamplerKind::Rk45 {
-            let first = Conditions { values: vec![("label".into(), one_hot(&labels[..20], 3))] };
+            let first = Conditions { values: vec![("label".into(), one_hot(&labels[..20], 3))], cycle: false };
             let small = SampleRequest { batch: 7, n: 20, conditions: first, ..req.clone() };
             let small = draw(gpu(), &model, &small, &mut |_, _| {}).unwrap();
             assert_eq!(small[..], xs[..40], "{sampler:?}: samples depend on the batch");
@@ -137,11 +137,13 @@ fn conditioning_values_are_checked_against_the_model() {
     };
     let e = draw(gpu(), &model, &base, &mut |_, _| {}).unwrap_err().to_string();
     assert!(e.contains("'label'") && e.contains("none given"), "{e}");
-    let short = Conditions { values: vec![("label".into(), one_hot(&[0, 1, 0], 2))] };
+    let short = Conditions { values: vec![("label".into(), one_hot(&[0, 1, 0], 2))], cycle: false };
     let e = draw(gpu(), &model, &SampleRequest { conditions: short, ..base.clone() }, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("6 values for 4 samples"), "{e}");
-    let extra =
-        Conditions { values: vec![("label".into(), one_hot(&[0, 1, 0, 1], 2)), ("context".into(), vec![0.0; 4])] };
+    let extra = Conditions {
+        values: vec![("label".into(), one_hot(&[0, 1, 0, 1], 2)), ("context".into(), vec![0.0; 4])],
+        cycle: false,
+    };
     let e = draw(gpu(), &model, &SampleRequest { conditions: extra, ..base }, &mut |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("'context'") && e.to_string().contains("does not take"), "{e}");
 }

@@ -22,6 +22,7 @@ fn spec(param: Parameterisation) -> ModelSpec {
         network: Network::Mlp { hidden: vec![H], noise_features: 0, act: Activation::Softplus },
         param,
         input_var: None,
+        classes: None,
     }
 }
 

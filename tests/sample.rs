@@ -88,6 +88,7 @@ fn samples_do_not_depend_on_batch_size() {
         network: Network::Mlp { hidden: vec![64, 64], noise_features: 8, act: Default::default() },
         param: Parameterisation::Score,
         input_var: None,
+        classes: None,
     };
     // One set of parameters, shared by every run.
     let params = init_params(gpu(), &spec.param_specs().unwrap(), 3).unwrap();

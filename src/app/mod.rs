@@ -76,21 +76,37 @@ pub struct Loaded {
     pub config: Option<Box<Config>>,
     /// A checkpoint's training step.
     pub step: usize,
+    /// The conditioning of the chains (class-conditional models: the null label unless
+    /// `guide` says otherwise).
+    pub conditions: crate::model::Conditions,
+    /// The classes the chains cycle through (`--class`), if any.
+    pub class_list: Option<Vec<u32>>,
+    /// A class-conditional checkpoint's class names.
+    pub class_names: Vec<String>,
 }
 
 impl Loaded {
     pub fn load(gpu: &Gpu, src: &ModelSource) -> Result<Loaded> {
-        match src {
-            ModelSource::Mixture(m) => Ok(Loaded { model: Box::new(Mixture::new(m.load()?)), config: None, step: 0 }),
+        let (model, config, step, class_names): (Box<dyn ScoreModel>, _, _, _) = match src {
+            ModelSource::Mixture(m) => (Box::new(Mixture::new(m.load()?)), None, 0, Vec::new()),
             ModelSource::Checkpoint(path) => {
                 let (model, cfg, step) = load_checkpoint(gpu, path)?;
-                Ok(Loaded { model: Box::new(model), config: Some(Box::new(cfg)), step })
+                let names = model.class_names.clone();
+                (Box::new(model), Some(Box::new(cfg)), step, names)
             }
             ModelSource::Compose(path) => {
                 let (c, cfg) = compose::load_composition(gpu, path, 0)?;
-                Ok(Loaded { model: Box::new(c), config: cfg.map(Box::new), step: 0 })
+                (Box::new(c), cfg.map(Box::new), 0, Vec::new())
             }
-        }
+        };
+        let conditions = crate::model::guide::unconditional(model.as_ref())?;
+        Ok(Loaded { model, config, step, conditions, class_list: None, class_names })
+    }
+
+    /// Apply `sample`'s class and guidance flags.
+    pub fn guide(self, gpu: &Gpu, args: &guide_cli::GuideArgs) -> Result<Loaded> {
+        let g = args.apply(gpu, self.model, &self.class_names)?;
+        Ok(Loaded { model: g.model, conditions: g.conditions, class_list: g.classes, ..self })
     }
 
     /// Sampler settings: the config's, for a checkpoint.
@@ -153,13 +169,20 @@ pub fn sample_to(
     crate::sample::check_sample_size(req.n, d)?;
     let mut xs = Vec::with_capacity(req.n * d);
     let rate = crate::sample::draw_each(gpu, model, req, &mut |b| Ok(xs.extend_from_slice(b)), progress)?;
-    crate::io::samples::write_samples(out, &xs, shape, model.images())?;
+    // Chains cycling through L classes: a grid of L columns, one class each.
+    let cols = req.conditions.get(crate::model::guide::LABEL).filter(|_| req.conditions.cycle).and_then(|rows| {
+        let k = crate::model::guide::label_classes(model)? + 1;
+        Some(rows.len() / k)
+    });
+    crate::io::samples::write_samples_cols(out, &xs, shape, model.images(), cols)?;
     non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out).map(|_| rate)
 }
 
+pub mod classify;
 pub mod compose;
 mod eval;
 mod field;
+pub mod guide_cli;
 pub mod mcmc_cli;
 pub mod shard;
 

@@ -38,6 +38,7 @@ fn spec(net: &Net, param: Parameterisation) -> ModelSpec {
         network: Network::Mlp { hidden: net.hidden.clone(), noise_features: 0, act: net.act },
         param,
         input_var: None,
+        classes: None,
     }
 }
 

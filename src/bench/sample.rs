@@ -40,6 +40,7 @@ pub fn untrained(gpu: &Gpu, cfg: &Config) -> Result<crate::model::Trained> {
         images: false,
         moments: crate::dist::Moments::centred(2, 0.0),
         log_z: None,
+        class_names: Vec::new(),
     })
 }
 

@@ -58,22 +58,64 @@ pub fn idx_images(path: &Path, limit: Option<usize>) -> Result<(usize, Vec<usize
     Ok((n, vec![1, dims[1], dims[2]], data))
 }
 
-/// Every PNG/JPEG of a folder (sorted by name), resized to size x size, [C, H, W] in [-1, 1].
-pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usize>) -> Result<(usize, Vec<f32>)> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+fn is_image(p: &Path) -> bool {
+    let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    ["png", "jpg", "jpeg"].contains(&ext.as_str())
+}
+
+/// The entries of a folder, sorted by name.
+fn entries(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| Error::io(format!("{}: cannot read the image folder", dir.display()), e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-            ["png", "jpg", "jpeg"].contains(&ext.as_str())
-        })
         .collect();
-    files.sort();
+    v.sort();
+    Ok(v)
+}
+
+/// A folder's images in order, and, when the folder holds no images itself but subfolders of
+/// them, one class per subfolder (names sorted; the images class by class).
+pub type FolderClasses = Option<(Vec<String>, Vec<u32>)>;
+
+fn image_files(dir: &Path) -> Result<(Vec<std::path::PathBuf>, FolderClasses)> {
+    let all = entries(dir)?;
+    let files: Vec<_> = all.iter().filter(|p| p.is_file() && is_image(p)).cloned().collect();
+    if !files.is_empty() {
+        return Ok((files, None));
+    }
+    let (mut files, mut names, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+    for sub in all.iter().filter(|p| p.is_dir()) {
+        let imgs: Vec<_> = entries(sub)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect();
+        if imgs.is_empty() {
+            continue;
+        }
+        labels.extend(std::iter::repeat_n(names.len() as u32, imgs.len()));
+        names.push(sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        files.extend(imgs);
+    }
+    Ok((files, (!names.is_empty()).then_some((names, labels))))
+}
+
+/// Every PNG/JPEG of a folder (sorted by name), or of its subfolders, one class each, when the
+/// folder holds none itself; resized to size x size, [C, H, W] in [-1, 1].
+pub fn image_folder(
+    dir: &Path,
+    size: usize,
+    channels: usize,
+    limit: Option<usize>,
+) -> Result<(usize, Vec<f32>, FolderClasses)> {
+    let (mut files, mut classes) = image_files(dir)?;
     if let Some(l) = limit {
         files.truncate(l);
+        if let Some((_, labels)) = classes.as_mut() {
+            labels.truncate(l);
+        }
     }
     if files.is_empty() {
-        return Err(Error::Invalid(format!("{}: no .png or .jpg images in the folder", dir.display())));
+        return Err(Error::Invalid(format!(
+            "{}: no .png or .jpg images in the folder or in its subfolders",
+            dir.display()
+        )));
     }
     let mut data = Vec::new();
     let numbers = crate::tensor::checked_numel(&[files.len(), channels, size, size]).unwrap_or(usize::MAX);
@@ -94,7 +136,7 @@ pub fn image_folder(dir: &Path, size: usize, channels: usize, limit: Option<usiz
             data.extend((0..size * size).map(|i| px[i * channels + c] as f32 / 127.5 - 1.0));
         }
     }
-    Ok((files.len(), data))
+    Ok((files.len(), data, classes))
 }
 
 #[cfg(test)]

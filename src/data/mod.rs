@@ -3,11 +3,13 @@
 //! same batches as an uninterrupted one).
 
 pub mod files;
+pub mod labels;
 pub mod toy;
 
 use crate::dist::Moments;
 use crate::error::{Error, Result};
 use crate::rng::{HostRng, Stream};
+pub use labels::Labels;
 use std::path::{Path, PathBuf};
 use toy::Toy;
 
@@ -57,6 +59,11 @@ pub struct DataConfig {
     /// idx, images, npy: use only the first N samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+    /// idx, npy: the class labels, an idx label file (MNIST's train-labels-idx1-ubyte.gz) or an
+    /// integer .npy [N]. (Image folders take their classes from their subfolders, the mixture
+    /// toys from their components.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
 }
 
 impl DataConfig {
@@ -81,6 +88,7 @@ impl DataConfig {
         only("size", self.size.is_some(), &[Images])?;
         only("channels", self.channels.is_some(), &[Images])?;
         only("limit", self.limit.is_some(), &[Idx, Images, Npy])?;
+        only("labels", self.labels.is_some(), &[Idx, Npy])?;
         if src != Toy && self.path.is_none() {
             return Err(format!("data.source = '{}' needs data.path = \"...\"", src.name()));
         }
@@ -113,6 +121,9 @@ pub struct Dataset {
     /// Mean per dimension and variance (exact for toys with an analytic mixture, else measured
     /// on up to 20,000 samples), computed once at load: they set the sampling prior.
     pub moments: Moments,
+    /// Class labels where the data have them (stored sets: one per sample; toys: the names of
+    /// their components, the labels drawn with the points).
+    pub labels: Option<Labels>,
 }
 
 impl Dataset {
@@ -125,20 +136,33 @@ impl Dataset {
     }
 
     fn load_raw(cfg: &DataConfig, base: &Path) -> Result<Dataset> {
+        let mut d = Self::load_values(cfg, base)?;
+        if let (Some(l), Source::Array { n, .. }) = (&cfg.labels, &d.source) {
+            let data_file = cfg.path.as_deref().unwrap_or("the data");
+            d.labels = Some(labels::read_labels(&resolve(l, base), *n, cfg.limit.is_some(), data_file)?);
+        }
+        Ok(d)
+    }
+
+    fn load_values(cfg: &DataConfig, base: &Path) -> Result<Dataset> {
         let path = || -> Result<PathBuf> {
             let p = cfg.path.as_ref().ok_or_else(|| {
                 Error::Invalid(format!("data.source = '{}' needs data.path = \"...\"", cfg.source.name()))
             })?;
-            let p = PathBuf::from(p);
-            Ok(if p.exists() || p.is_absolute() { p } else { base.join(&p) })
+            Ok(resolve(p, base))
         };
         match cfg.source {
-            SourceKind::Toy => Ok(Dataset {
-                source: Source::Toy(cfg.name.unwrap_or(Toy::Ring8)),
-                shape: vec![2],
-                images: false,
-                moments: Moments::centred(0, 0.0),
-            }),
+            SourceKind::Toy => {
+                let toy = cfg.name.unwrap_or(Toy::Ring8);
+                let names = |k: usize| (0..k).map(|c| c.to_string()).collect();
+                Ok(Dataset {
+                    source: Source::Toy(toy),
+                    shape: vec![2],
+                    images: false,
+                    moments: Moments::centred(0, 0.0),
+                    labels: toy.classes().map(|k| Labels { of: Vec::new(), names: names(k) }),
+                })
+            }
             SourceKind::Idx => {
                 let (n, shape, data) = files::idx_images(&path()?, cfg.limit)?;
                 Ok(Dataset {
@@ -146,17 +170,19 @@ impl Dataset {
                     shape,
                     images: true,
                     moments: Moments::centred(0, 0.0),
+                    labels: None,
                 })
             }
             SourceKind::Images => {
                 let size = cfg.size.unwrap_or(32);
                 let ch = cfg.channels.unwrap_or(3);
-                let (n, data) = files::image_folder(&path()?, size, ch, cfg.limit)?;
+                let (n, data, classes) = files::image_folder(&path()?, size, ch, cfg.limit)?;
                 Ok(Dataset {
                     source: Source::Array { n, data },
                     shape: vec![ch, size, size],
                     images: true,
                     moments: Moments::centred(0, 0.0),
+                    labels: classes.map(|(names, of)| Labels { of, names }),
                 })
             }
             SourceKind::Npy => {
@@ -172,6 +198,7 @@ impl Dataset {
                     shape: shape[1..].to_vec(),
                     images: false,
                     moments: Moments::centred(0, 0.0),
+                    labels: None,
                 })
             }
         }
@@ -179,6 +206,11 @@ impl Dataset {
 
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// The number of classes of the data's labels (0 without labels).
+    pub fn classes(&self) -> usize {
+        self.labels.as_ref().map(|l| l.classes()).unwrap_or(0)
     }
 
     /// Number of stored samples (None for toys, which are infinite).
@@ -236,23 +268,42 @@ impl<'d> Batcher<'d> {
         &self.perm.as_ref().unwrap().1
     }
 
-    /// Batch k: samples [b * D] and a host generator for this batch's other draws (noise levels).
-    pub fn batch(&mut self, k: u64) -> (Vec<f32>, HostRng) {
+    /// Batch k: samples [b * D], their labels where the data have them, and a host generator
+    /// for this batch's other draws (noise levels).
+    pub fn batch(&mut self, k: u64) -> (Vec<f32>, Option<Vec<u32>>, HostRng) {
         let mut rng = HostRng::stream(self.seed, Stream::Batch(k));
         let b = self.b;
-        let x = match &self.data.source {
-            Source::Toy(t) => t.sample(b, &mut rng),
+        let (x, y) = match &self.data.source {
+            Source::Toy(t) => match t.sample_labelled(b, &mut rng) {
+                Some((x, y)) => (x, Some(y)),
+                None => (t.sample(b, &mut rng), None),
+            },
             Source::Array { n, data } => {
                 let (n, d) = (*n, self.data.numel());
                 let mut out = Vec::with_capacity(b * d);
+                let mut ys = Vec::with_capacity(b);
                 for i in 0..b {
                     let pos = k * b as u64 + i as u64;
                     let idx = self.epoch_perm(pos / n as u64, n)[(pos % n as u64) as usize] as usize;
                     out.extend_from_slice(&data[idx * d..(idx + 1) * d]);
+                    if let Some(l) = &self.data.labels {
+                        ys.push(l.of[idx]);
+                    }
                 }
-                out
+                let y = self.data.labels.is_some().then_some(ys);
+                (out, y)
             }
         };
-        (x, rng)
+        (x, y, rng)
+    }
+}
+
+/// A path from a config: as given where it exists or is absolute, else from the config's folder.
+fn resolve(p: &str, base: &Path) -> PathBuf {
+    let p = PathBuf::from(p);
+    if p.exists() || p.is_absolute() {
+        p
+    } else {
+        base.join(&p)
     }
 }

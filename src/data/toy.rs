@@ -51,6 +51,17 @@ impl Toy {
         }
     }
 
+    /// Classes of the toy's points: its mixture's components (ring8: the mode index); None for
+    /// the toys that are not mixtures.
+    pub fn classes(self) -> Option<usize> {
+        self.gmm().map(|g| g.weights.len())
+    }
+
+    /// n points [n * 2] and their classes (`classes`), the same points as `sample`.
+    pub fn sample_labelled(self, n: usize, rng: &mut HostRng) -> Option<(Vec<f32>, Vec<u32>)> {
+        self.gmm().map(|g| g.sample_labelled(n, rng))
+    }
+
     /// n points [n * 2].
     pub fn sample(self, n: usize, rng: &mut HostRng) -> Vec<f32> {
         if let Some(g) = self.gmm() {

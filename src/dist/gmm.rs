@@ -206,7 +206,13 @@ impl Gmm {
 
     /// n samples [n * D] of the noise-free mixture.
     pub fn sample(&self, n: usize, rng: &mut HostRng) -> Vec<f32> {
+        self.sample_labelled(n, rng).0
+    }
+
+    /// n samples [n * D] and the component each came from (the same draws as `sample`).
+    pub fn sample_labelled(&self, n: usize, rng: &mut HostRng) -> (Vec<f32>, Vec<u32>) {
         let mut out = Vec::with_capacity(n * self.dim());
+        let mut labels = Vec::with_capacity(n);
         for _ in 0..n {
             let u = rng.uniform();
             let mut acc = 0.0;
@@ -221,8 +227,9 @@ impl Gmm {
             for j in 0..self.dim() {
                 out.push((self.means[k][j] + self.stds[k] * rng.normal()) as f32);
             }
+            labels.push(k as u32);
         }
-        out
+        (out, labels)
     }
 
     /// log w_k + log N(x; mu_k, v_k I) up to -D/2 log 2 pi [B, K], x - mu_k [B, K, D] and 1 / v_k

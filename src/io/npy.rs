@@ -5,8 +5,49 @@ use std::path::Path;
 
 /// A little-endian float32 .npy array: (shape, data).
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let (descr, shape, data) = read_raw(path, "a float32 .npy array")?;
+    if descr != "<f4" {
+        let bad =
+            format!("{}: not a float32 .npy array (dtype '{descr}'; save with .astype(np.float32))", path.display());
+        return Err(Error::Invalid(bad));
+    }
+    Ok((shape, data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
+}
+
+/// A .npy array of any little-endian (or one-byte) integer or float dtype, as f64: label arrays
+/// come as int64 from NumPy and uint8 from others.
+pub fn read_npy_numbers(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
+    let (descr, shape, data) = read_raw(path, "a numeric .npy array")?;
+    let v: Vec<f64> = match descr.as_str() {
+        "<f4" => data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<f8" => data.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
+        "|u1" | "<u1" => data.iter().map(|&b| b as f64).collect(),
+        "|i1" | "<i1" => data.iter().map(|&b| b as i8 as f64).collect(),
+        "<u2" => data.chunks(2).map(|c| u16::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<i2" => data.chunks(2).map(|c| i16::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<u4" => data.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<i4" => data.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<u8" => data.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        "<i8" => data.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+        d => {
+            return Err(Error::Invalid(format!(
+                "{}: dtype '{d}' is not a little-endian integer or float; save with .astype(np.int64)",
+                path.display()
+            )))
+        }
+    };
+    Ok((shape, v))
+}
+
+/// The size in bytes of one element of a dtype NumPy writes (0: unknown).
+fn item_size(descr: &str) -> usize {
+    descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// The header's dtype and shape and the data bytes (exactly the shape's worth) of a C-order .npy.
+fn read_raw(path: &Path, what: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
     let b = std::fs::read(path).map_err(|e| Error::io(format!("{}: cannot read", path.display()), e))?;
-    let bad = |what: String| Error::Invalid(format!("{}: not a float32 .npy array ({what})", path.display()));
+    let bad = |why: String| Error::Invalid(format!("{}: not {what} ({why})", path.display()));
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
         return Err(bad("bad magic".into()));
     }
@@ -20,10 +61,7 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     };
     let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
         .map_err(|_| bad("header is not text".into()))?;
-    if !header.contains("'descr': '<f4'") {
-        let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?");
-        return Err(bad(format!("dtype '{descr}'; save with .astype(np.float32)")));
-    }
+    let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?").to_string();
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order; save a C-contiguous array".into()));
     }
@@ -40,11 +78,12 @@ pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
         .collect::<Result<_>>()?;
     let n = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
+    let size = item_size(&descr).max(1);
     let data = &b[start + hlen..];
-    if data.len() / 4 < n {
+    if data.len() / size < n {
         return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
     }
-    Ok((shape, data[..4 * n].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
+    Ok((descr, shape, data[..size * n].to_vec()))
 }
 
 /// NumPy's header for a float32 C-order array of `shape` (padded to 64 bytes).

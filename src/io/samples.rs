@@ -61,6 +61,11 @@ pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {
 
 /// Write samples to `.png` (image grid or 2-D density plot) or `.npy` ([n, ...] float32).
 pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> Result<()> {
+    write_samples_cols(path, xs, shape, images, None)
+}
+
+/// `write_samples` with the image grid's columns given (default: a square grid).
+pub fn write_samples_cols(path: &Path, xs: &[f32], shape: &[usize], images: bool, cols: Option<usize>) -> Result<()> {
     let d: usize = shape.iter().product();
     let n = xs.len() / d;
     match output_kind(path, shape, images)? {
@@ -70,7 +75,7 @@ pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> 
             super::npy::write_npy(path, &s, xs)
         }
         OutKind::Grid(in_range) => {
-            let cols = (n as f64).sqrt().ceil() as usize;
+            let cols = cols.filter(|c| *c > 0).unwrap_or((n as f64).sqrt().ceil() as usize);
             if in_range {
                 return crate::io::plot::image_grid(path, xs, shape, cols);
             }

@@ -8,13 +8,17 @@
 //! writes against this trait: compositions, guided and retrieval-conditioned models plug in here
 //! without special cases in the samplers or the CLI.
 
+mod classifier;
 pub mod compose;
 pub mod fisher;
+pub mod guide;
 mod mixture;
 mod plan;
 mod trained;
 
+pub use classifier::{per_class, Classifier};
 pub use compose::{ComposeOp, Composition};
+pub use guide::{ClassifierGuided, FreeGuided};
 pub use mixture::Mixture;
 pub use plan::{Conditions, Probes, ScoreFn};
 pub use trained::{CheckpointInfo, Trained};

@@ -156,16 +156,17 @@ impl ScoreFn {
         self.shape.iter().product()
     }
 
-    /// Feed the conditioning rows of chains chain0 .. chain0 + B (rows past the end repeat the
-    /// last one: those chains are discarded).
-    pub fn set_conditions(&self, gpu: &Gpu, conds: &Conditions, chain0: usize) -> Result<()> {
+    /// Feed the conditioning rows of chains chain0 .. chain0 + B of the run, whose request
+    /// starts at chain `first` (see `Conditions`; rows past the end repeat the last one: those
+    /// chains are discarded).
+    pub fn set_conditions(&self, gpu: &Gpu, conds: &Conditions, chain0: usize, first: usize) -> Result<()> {
         for c in &self.cond {
             let v = conds.get(&c.name).ok_or_else(|| Error::Invalid(format!("no values for '{}'", c.name)))?;
             let k = c.numel();
             let rows = v.len() / k.max(1);
             let mut buf = Vec::with_capacity(self.batch * k);
             for r in 0..self.batch {
-                let i = (chain0 + r).min(rows.saturating_sub(1));
+                let i = conds.row(chain0 + r, first, rows);
                 buf.extend_from_slice(&v[i * k..(i + 1) * k]);
             }
             self.plan.feed(gpu, &c.name, &buf)?;
@@ -219,14 +220,26 @@ fn clip_denoised(g: &mut Graph, x: Var, sigma: Var, score: Var) -> Result<Var> {
     g.div(r, s2)
 }
 
-/// Conditioning values for chains 0..n: for each input, n rows of its per-chain size. Chain i
-/// takes row i whatever the batch, so its sample does not depend on the batch size.
+/// Conditioning values: for each input, rows of its per-chain size. Chain i of the run takes
+/// row i - first_chain of the request (one row per chain drawn), or, with `cycle`, row
+/// i mod rows (e.g. one one-hot label per class, the chains cycling through them): either way
+/// a chain's conditioning does not depend on the batch or the shard it is drawn in.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Conditions {
     pub values: Vec<(String, Vec<f32>)>,
+    pub cycle: bool,
 }
 
 impl Conditions {
+    /// The row of chain `chain` of a request starting at chain `first`, of `rows` rows.
+    pub fn row(&self, chain: usize, first: usize, rows: usize) -> usize {
+        if self.cycle {
+            chain % rows.max(1)
+        } else {
+            chain.saturating_sub(first).min(rows.saturating_sub(1))
+        }
+    }
+
     /// Check against a model's inputs: every input given, with `n` rows.
     pub fn check(&self, inputs: &[CondInput], n: usize) -> Result<()> {
         for c in inputs {
@@ -236,7 +249,9 @@ impl Conditions {
                     c.name, c.shape
                 ))
             })?;
-            if v.len() != n * c.numel() {
+            let rows_ok =
+                if self.cycle { !v.is_empty() && v.len() % c.numel().max(1) == 0 } else { v.len() == n * c.numel() };
+            if !rows_ok {
                 return Err(Error::Shape(format!(
                     "conditioning input '{}': {} values for {n} samples of {:?}",
                     c.name,

@@ -39,11 +39,13 @@ pub struct Builder<'g> {
     pub training: bool,
     /// Seed of the dropout masks.
     pub seed: u64,
+    /// The one-hot class label [B, classes + 1] of class-conditional networks (a graph input).
+    pub label: Option<Var>,
 }
 
 impl<'g> Builder<'g> {
     pub fn new(g: &'g mut Graph) -> Self {
-        Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0 }
+        Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0, label: None }
     }
 
     /// Run `f` with `name.` prepended to the parameter names it creates.

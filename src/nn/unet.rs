@@ -127,21 +127,9 @@ fn attend(b: &mut Builder, h: Var, ch: usize, context: Option<Var>, cfg: &UNetCo
     }
 }
 
-/// The network: x [B, C, H, W], the embedding input `t` [B] (e.g. log sigma / 4), an optional
-/// one-hot label [B, num_classes + 1] (the last class is the null label) and optional context
-/// tokens [B, T, context_dim]; returns [B, out_channels, H, W].
-pub fn unet(
-    b: &mut Builder,
-    x: Var,
-    t: Var,
-    label: Option<Var>,
-    context: Option<Var>,
-    cfg: &UNetConfig,
-) -> Result<Var> {
-    let s = b.g.shape(x).to_vec();
-    cfg.check(&s).map_err(|e| Error::Shape(format!("unet: {e}")))?;
-    let levels = cfg.channel_mults.len();
-    // Noise-level embedding: sinusoidal -> Linear -> SiLU -> Linear (+ class embedding).
+/// The noise-level embedding [B, emb_dim]: sinusoidal(t) -> Linear -> SiLU -> Linear, plus the
+/// class embedding of the one-hot label when the model has classes.
+fn embedding(b: &mut Builder, t: Var, label: Option<Var>, cfg: &UNetConfig) -> Result<Var> {
     let e = sinusoidal(b.g, t, cfg.emb_dim)?;
     let e = b.scope("emb.0", |b| linear(b, e, cfg.emb_dim, cfg.emb_dim, true))?;
     let e = b.g.unary(Unary::Silu, e);
@@ -151,6 +139,22 @@ pub fn unet(
         let le = b.g.matmul(l, table, false, false)?;
         emb = b.g.add(emb, le)?;
     }
+    Ok(emb)
+}
+
+/// Where the way down ends: the features, their channels and resolution, and the skips.
+struct Down {
+    h: Var,
+    ch: usize,
+    res: usize,
+    skips: Vec<(Var, usize)>,
+}
+
+/// The way down: conv_in, then per level the residual blocks (with attention where asked) and a
+/// strided convolution between levels.
+fn down(b: &mut Builder, x: Var, emb: Var, context: Option<Var>, cfg: &UNetConfig) -> Result<Down> {
+    let s = b.g.shape(x).to_vec();
+    let levels = cfg.channel_mults.len();
     let c0 = cfg.base_channels;
     let mut h = b.scope("conv_in", |b| conv2d(b, x, cfg.in_channels, c0, 3, 1, 1))?;
     let mut skips = vec![(h, c0)];
@@ -172,6 +176,41 @@ pub fn unet(
             skips.push((h, ch));
         }
     }
+    Ok(Down { h, ch, res, skips })
+}
+
+/// The encoder half as a classifier (guided-diffusion's): the way down and the first middle
+/// block, then GroupNorm, SiLU, the mean over positions and a linear layer: x [B, C, H, W],
+/// `t` [B] as for `unet` -> logits [B, outputs].
+pub fn encoder(b: &mut Builder, x: Var, t: Var, cfg: &UNetConfig, outputs: usize) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    cfg.check(&s).map_err(|e| Error::Shape(format!("unet encoder: {e}")))?;
+    let emb = embedding(b, t, None, cfg)?;
+    let Down { h, ch, .. } = down(b, x, emb, None, cfg)?;
+    let h = b.scope("mid.res.0", |b| res_block(b, h, emb, ch, ch, cfg))?;
+    let h = b.scope("norm_out", |b| group_norm(b, h, ch, cfg.groups, 1e-5))?;
+    let h = b.g.unary(Unary::Silu, h);
+    let hs = b.g.shape(h).to_vec();
+    let h = b.g.reshape(h, &[hs[0], ch, hs[2] * hs[3]])?;
+    let pooled = b.g.mean(h, 2)?;
+    b.scope("head", |b| linear(b, pooled, ch, outputs, true))
+}
+
+/// The network: x [B, C, H, W], the embedding input `t` [B] (e.g. log sigma / 4), an optional
+/// one-hot label [B, num_classes + 1] (the last class is the null label) and optional context
+/// tokens [B, T, context_dim]; returns [B, out_channels, H, W].
+pub fn unet(
+    b: &mut Builder,
+    x: Var,
+    t: Var,
+    label: Option<Var>,
+    context: Option<Var>,
+    cfg: &UNetConfig,
+) -> Result<Var> {
+    let s = b.g.shape(x).to_vec();
+    cfg.check(&s).map_err(|e| Error::Shape(format!("unet: {e}")))?;
+    let emb = embedding(b, t, label, cfg)?;
+    let Down { mut h, mut ch, mut res, mut skips } = down(b, x, emb, context, cfg)?;
     h = b.scope("mid.res.0", |b| res_block(b, h, emb, ch, ch, cfg))?;
     if cfg.mid_attention {
         h = b.scope("mid.attn", |b| attend(b, h, ch, context, cfg))?;

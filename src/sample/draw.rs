@@ -124,6 +124,7 @@ pub fn draw_each(
             let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
             runner.prior_mean = prior_mean;
             runner.conditions = req.conditions.clone();
+            runner.first_chain = req.first_chain;
             runner.sample_each(gpu, req.first_chain, req.n, each, progress).map_err(hint)?;
             Ok(runner.mcmc_report())
         }
@@ -131,8 +132,8 @@ pub fn draw_each(
             let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
             let mut start = 0;
             while start < req.n {
-                f.set_conditions(gpu, &req.conditions, start)?;
                 let chain0 = req.first_chain + start;
+                f.set_conditions(gpu, &req.conditions, chain0, req.first_chain)?;
                 let r =
                     rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, chain0).map_err(hint)?;
                 let take = (req.n - start).min(batch);

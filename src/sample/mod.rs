@@ -120,8 +120,10 @@ pub struct Runner<'m> {
     pub acc: Option<Tensor>,
     /// Mean of the prior [D] (the data's mean; zeros unless set): Init rows add it from u.
     pub prior_mean: Vec<f32>,
-    /// Conditioning values of every chain, for models that take conditioning inputs.
+    /// Conditioning values of every chain, for models that take conditioning inputs, and the
+    /// first chain of the request they belong to (`Conditions`).
     pub conditions: Conditions,
+    pub first_chain: usize,
     /// The chains' MCMC rows of the last batch [B, 4 + levels] (mcmc_gpu.rs).
     pub chain: Option<Tensor>,
     /// Acceptance and AIS weights summed over the batches `sample_each` ran.
@@ -203,6 +205,7 @@ impl<'m> Runner<'m> {
             acc,
             prior_mean: vec![0.0; d],
             conditions: Conditions::default(),
+            first_chain: 0,
             chain,
             tally: Default::default(),
             _keep,
@@ -260,7 +263,7 @@ impl<'m> Runner<'m> {
             mcmc_gpu::reset(gpu, c, self.model.batch);
         }
         self.model.set_probes(gpu, self.seed, chain0 as usize)?;
-        self.model.set_conditions(gpu, &self.conditions, chain0 as usize)?;
+        self.model.set_conditions(gpu, &self.conditions, chain0 as usize, self.first_chain)?;
         let total = self.program.steps.len();
         let per = per_submit.max(1);
         let mut done = 0;

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// mlp or resmlp (flat data; resmlp: model.res_blocks blocks of width hidden[0]) or unet (images).
+    /// mlp or resmlp (flat data; resmlp: model.res_blocks blocks of width hidden[0]), unet (images) or
+    /// classifier (model.classes; an MLP for flat data, a U-Net encoder for images).
     pub network: NetworkKind,
     /// MLP hidden widths.
     pub hidden: Vec<usize>,
@@ -37,6 +38,11 @@ pub struct ModelConfig {
     pub groups: usize,
     pub emb_dim: usize,
     pub dropout: f32,
+    /// Class-conditional models: the number of classes (labels from the data; the model also
+    /// learns the null label, so it samples unconditionally too). network = "classifier": the
+    /// classes it tells apart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classes: Option<usize>,
 }
 
 impl Default for ModelConfig {
@@ -59,6 +65,7 @@ impl Default for ModelConfig {
             groups: u.groups,
             emb_dim: u.emb_dim,
             dropout: u.dropout,
+            classes: None,
         }
     }
 }
@@ -215,6 +222,12 @@ impl ModelConfig {
         if let Some(v) = m.input_var.filter(|v| !(*v >= 0.0 && v.is_finite())) {
             return Err(format!("model.input_var = {v} must be zero or positive"));
         }
+        if let Some(k) = m.classes.filter(|k| !(2..=65536).contains(k)) {
+            return Err(format!("model.classes = {k}: a conditional model or classifier needs 2 to 65,536 classes"));
+        }
+        if m.network == NetworkKind::Classifier && m.classes.is_none() {
+            return Err("model.network = \"classifier\" needs model.classes = K (the classes it tells apart)".into());
+        }
         Ok(())
     }
 
@@ -226,41 +239,56 @@ impl ModelConfig {
     pub fn spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
         let m = self;
         let network = match m.network {
-            NetworkKind::Mlp => {
-                Network::Mlp { hidden: m.hidden.clone(), noise_features: m.noise_features, act: m.activation }
-            }
+            NetworkKind::Mlp => self.mlp(),
             NetworkKind::Resmlp => Network::ResMlp {
                 width: m.hidden.first().copied().unwrap_or(128),
                 blocks: m.res_blocks,
                 noise_features: m.noise_features,
                 act: m.activation,
             },
-            NetworkKind::Unet => {
-                if data_shape.len() != 3 {
-                    return Err(Error::Invalid(format!(
-                        "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
-                    )));
-                }
-                let u = UNetConfig {
-                    in_channels: data_shape[0],
-                    out_channels: data_shape[0],
-                    base_channels: m.base_channels,
-                    channel_mults: m.channel_mults.clone(),
-                    res_blocks: m.res_blocks,
-                    attn_resolutions: m.attn_resolutions.clone(),
-                    mid_attention: m.mid_attention,
-                    groups: m.groups,
-                    emb_dim: m.emb_dim,
-                    num_classes: None,
-                    context_dim: None,
-                    dropout: m.dropout,
-                };
-                let shape = [1, data_shape[0], data_shape[1], data_shape[2]];
-                u.check(&shape).map_err(|e| Error::Invalid(format!("model: {e}")))?;
-                Network::UNet(u)
-            }
+            NetworkKind::Unet => Network::UNet(self.unet(data_shape, m.classes)?),
+            NetworkKind::Classifier => Network::Classifier(Box::new(match data_shape.len() {
+                3 => Network::UNet(self.unet(data_shape, None)?),
+                _ => self.mlp(),
+            })),
         };
-        Ok(ModelSpec { data_shape: data_shape.to_vec(), network, param: self.param(), input_var: m.input_var })
+        Ok(ModelSpec {
+            data_shape: data_shape.to_vec(),
+            network,
+            param: self.param(),
+            input_var: m.input_var,
+            classes: m.classes,
+        })
+    }
+
+    fn mlp(&self) -> Network {
+        Network::Mlp { hidden: self.hidden.clone(), noise_features: self.noise_features, act: self.activation }
+    }
+
+    fn unet(&self, data_shape: &[usize], classes: Option<usize>) -> Result<UNetConfig> {
+        let m = self;
+        if data_shape.len() != 3 {
+            return Err(Error::Invalid(format!(
+                "model.network = 'unet' needs image data [C, H, W], the data are {data_shape:?}"
+            )));
+        }
+        let u = UNetConfig {
+            in_channels: data_shape[0],
+            out_channels: data_shape[0],
+            base_channels: m.base_channels,
+            channel_mults: m.channel_mults.clone(),
+            res_blocks: m.res_blocks,
+            attn_resolutions: m.attn_resolutions.clone(),
+            mid_attention: m.mid_attention,
+            groups: m.groups,
+            emb_dim: m.emb_dim,
+            num_classes: classes,
+            context_dim: None,
+            dropout: m.dropout,
+        };
+        let shape = [1, data_shape[0], data_shape[1], data_shape[2]];
+        u.check(&shape).map_err(|e| Error::Invalid(format!("model: {e}")))?;
+        Ok(u)
     }
 }
 

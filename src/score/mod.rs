@@ -2,6 +2,7 @@
 //! A model maps (x~, sigma) to the score grad log p(x~; sigma) in the scaled coordinates of
 //! `process` (x~ = x0 + sigma z for every process), so samplers need nothing else.
 
+pub mod classify;
 pub mod config;
 pub mod objective;
 pub mod process;
@@ -103,6 +104,10 @@ pub enum NetworkKind {
     Resmlp,
     /// For images [C, H, W].
     Unet,
+    /// A noise-conditional classifier p(y | x~, sigma) of model.classes classes (classifier
+    /// guidance): an MLP of model.hidden for flat data, the U-Net's encoder half with pooling
+    /// for images.
+    Classifier,
 }
 
 /// The network behind a score model.
@@ -118,6 +123,9 @@ pub enum Network {
     /// embedding (the factor spreads the noise range over the embedding's frequencies, as
     /// DDPM's t in [0, 1000] does).
     UNet(UNetConfig),
+    /// A classifier's body (an `Mlp` for flat data, a `UNet` whose encoder half is used for
+    /// images) with `ModelSpec::classes` outputs: logits, not a score.
+    Classifier(Box<Network>),
 }
 
 /// Everything needed to rebuild a score model's graph (stored in checkpoints).
@@ -130,10 +138,29 @@ pub struct ModelSpec {
     /// Network input scaling c_in = 1 / sqrt(input_var + sigma^2) (the denoiser uses
     /// sigma_data^2); None: c_in = 1 (NCSN, W1).
     pub input_var: Option<f32>,
+    /// Class-conditional networks: the number of classes (the label input is one-hot
+    /// [B, classes + 1], the last class the null label of classifier-free guidance);
+    /// classifiers: the number of outputs.
+    pub classes: Option<usize>,
 }
 
-/// An MLP's input [B, D + 1 (+ features)]: the flat x, c_noise and its sinusoidal features.
-fn mlp_input(b: &mut Builder, x_in: Var, c_noise: Var, noise_features: usize) -> Result<Var> {
+/// Width of the learned label embedding the MLPs join to their input.
+pub const MLP_LABEL_DIM: usize = 32;
+
+/// The error of a class-conditional network built without a label input.
+fn missing_label(k: usize) -> Error {
+    Error::Invalid(format!("the model is conditional on {k} classes but was given no label input"))
+}
+
+/// An MLP's input [B, D + 1 (+ features) (+ label embedding)]: the flat x, c_noise, its
+/// sinusoidal features and, for conditional models, the label's embedding.
+pub(crate) fn mlp_input(
+    b: &mut Builder,
+    x_in: Var,
+    c_noise: Var,
+    noise_features: usize,
+    label: Option<Var>,
+) -> Result<Var> {
     let xs = b.g.shape(x_in).to_vec();
     let (bsz, d) = (xs[0], xs[1..].iter().product());
     let flat = b.g.reshape(x_in, &[bsz, d])?;
@@ -143,6 +170,9 @@ fn mlp_input(b: &mut Builder, x_in: Var, c_noise: Var, noise_features: usize) ->
         let ce = b.g.scale(c_noise, 250.0);
         let feats = crate::nn::sinusoidal(b.g, ce, noise_features)?;
         inp = b.g.concat(inp, feats, 1)?;
+    }
+    if let Some(l) = label {
+        inp = b.g.concat(inp, l, 1)?;
     }
     Ok(inp)
 }
@@ -191,9 +221,29 @@ impl ModelSpec {
         let mut xs = vec![1];
         xs.extend(&self.data_shape);
         let (x, s) = (g.input("x", &xs), g.input("sigma", &[1]));
+        let label = self.classes.map(|k| g.input("label", &[1, k + 1]));
         let mut b = Builder::new(&mut g);
-        self.score(&mut b, x, s)?;
+        b.label = label;
+        if self.is_classifier() {
+            self.logits(&mut b, x, s)?;
+        } else {
+            self.score(&mut b, x, s)?;
+        }
         Ok(b.specs)
+    }
+
+    /// Whether the network is a classifier (logits, no score).
+    pub fn is_classifier(&self) -> bool {
+        matches!(self.network, Network::Classifier(_))
+    }
+
+    /// The label embedding [B, MLP_LABEL_DIM] an MLP joins to its input, for class-conditional
+    /// models (the label comes from the builder: `Builder::label`).
+    fn mlp_label(&self, b: &mut Builder) -> Result<Option<Var>> {
+        let Some(k) = self.classes else { return Ok(None) };
+        let l = b.label.ok_or_else(|| missing_label(k))?;
+        let table = b.param("label_emb.weight", &[k + 1, MLP_LABEL_DIM], crate::nn::Init::Uniform(1.0));
+        Ok(Some(b.g.matmul(l, table, false, false)?))
     }
 
     /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
@@ -254,7 +304,8 @@ impl ModelSpec {
         let c_noise = b.g.scale(ls, 0.25);
         let f = match &self.network {
             Network::Mlp { hidden, noise_features, act } => {
-                let inp = mlp_input(b, x_in, c_noise, *noise_features)?;
+                let label = self.mlp_label(b)?;
+                let inp = mlp_input(b, x_in, c_noise, *noise_features, label)?;
                 let mut sizes = vec![b.g.shape(inp)[1]];
                 sizes.extend(hidden);
                 sizes.push(self.numel());
@@ -262,13 +313,23 @@ impl ModelSpec {
                 b.g.reshape(out, &xs)?
             }
             Network::ResMlp { width, blocks, noise_features, act } => {
-                let inp = mlp_input(b, x_in, c_noise, *noise_features)?;
+                let label = self.mlp_label(b)?;
+                let inp = mlp_input(b, x_in, c_noise, *noise_features, label)?;
                 let out = crate::nn::res_mlp(b, inp, *width, *blocks, self.numel(), act.unary())?;
                 b.g.reshape(out, &xs)?
             }
             Network::UNet(cfg) => {
                 let ce = b.g.scale(c_noise, 250.0);
-                unet(b, x_in, ce, None, None, cfg)?
+                let label = match cfg.num_classes {
+                    Some(k) => Some(b.label.ok_or_else(|| missing_label(k))?),
+                    None => None,
+                };
+                unet(b, x_in, ce, label, None, cfg)?
+            }
+            Network::Classifier(_) => {
+                return Err(Error::Invalid(
+                    "the model is a classifier (logits, not a score); use it with --classifier".into(),
+                ))
             }
         };
         Ok((f, x_in))

@@ -152,9 +152,12 @@ fn projection(b: &mut Builder, shape: &[usize], dist: Projection, seed: u64) -> 
 }
 
 impl ModelSpec {
-    /// The training loss [1] of `loss` for clean data x0 [B, ...] and levels sigma [B] (inputs);
+    /// The training loss [1] of `loss` (classifiers: cross-entropy) for clean data x0 [B, ...] and levels sigma [B] (inputs);
     /// the GPU's random numbers come from `seed`.
     pub fn loss(&self, b: &mut Builder, x0: Var, sigma: Var, loss: &Loss, seed: u64) -> Result<Var> {
+        if self.is_classifier() {
+            return self.ce_loss(b, x0, sigma, seed);
+        }
         match loss {
             Loss::Dsm => self.dsm_loss(b, x0, sigma, seed),
             Loss::Sliced { projections, dist, vr } => self.ssm_loss(b, x0, sigma, *projections, *dist, *vr, seed),

@@ -50,6 +50,10 @@ pub struct TrainOutcome {
     pub steps_per_sec: f64,
 }
 
+/// One training batch from the data thread: x0, sigma and the one-hot labels (conditional
+/// models and classifiers).
+type Batch = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+
 struct Pending {
     step: usize,
     buf: wgpu::Buffer,
@@ -60,14 +64,36 @@ struct Pending {
 /// the data from anywhere.
 fn with_absolute_data_path(cfg: &Config, cfg_dir: &Path) -> Config {
     let mut cfg = cfg.clone();
-    if let Some(p) = &cfg.data.path {
-        let as_given = std::path::PathBuf::from(p);
+    for p in [&mut cfg.data.path, &mut cfg.data.labels].into_iter().flatten() {
+        let as_given = std::path::PathBuf::from(&*p);
         let found = if as_given.exists() || as_given.is_absolute() { as_given } else { cfg_dir.join(as_given) };
         if let Ok(abs) = found.canonicalize() {
-            cfg.data.path = Some(abs.display().to_string());
+            *p = abs.display().to_string();
         }
     }
     cfg
+}
+
+/// model.classes against the data's labels: the data must have labels, all of them below it.
+pub fn check_classes(cfg: &Config, data: &Dataset) -> Result<()> {
+    let Some(k) = cfg.model.classes else { return Ok(()) };
+    let have = data.classes();
+    if have == 0 {
+        let how = match cfg.data.source {
+            crate::data::SourceKind::Toy => {
+                "use a mixture toy (ring8, ncsn, du-ring), whose components are the classes"
+            }
+            crate::data::SourceKind::Images => "put the images in one subfolder per class",
+            _ => "set data.labels = \"FILE\" (an idx label file or an integer .npy)",
+        };
+        return Err(Error::Invalid(format!("model.classes = {k}: the data have no labels; {how}")));
+    }
+    if have > k {
+        return Err(Error::Invalid(format!(
+            "model.classes = {k}: the data's labels have {have} classes; set model.classes = {have}"
+        )));
+    }
+    Ok(())
 }
 
 /// The loss the config names, for these data (NCE: its Gaussian noise fitted to 20,000 points
@@ -114,7 +140,9 @@ fn objective(
     xs.extend(&spec.data_shape);
     let x0 = g.input("x0", &xs);
     let sigma = g.input("sigma", &[t.batch]);
+    let label = spec.classes.map(|k| g.input("label", &[t.batch, k + 1]));
     let mut bld = Builder::new(&mut g);
+    bld.label = label;
     bld.training = true;
     bld.seed = Stream::Dropout.derive(t.seed);
     let loss = spec.loss(&mut bld, x0, sigma, &loss_of(cfg, data, spec)?, Stream::DsmNoise.derive(t.seed))?;
@@ -237,6 +265,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     }
     let data = Dataset::load(&cfg.data, cfg_dir)?;
     let cfg = &with_absolute_data_path(cfg, cfg_dir);
+    check_classes(cfg, &data)?;
     let spec = cfg.model_spec(&data.shape)?;
     let t = &cfg.train;
     let total = opts.steps.unwrap_or(t.steps);
@@ -275,22 +304,32 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let process = cfg.process();
     let result = std::thread::scope(|scope| -> Result<usize> {
         // The next batches (data and noise levels, from (seed, step) alone) on a second thread.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<f32>, Vec<f32>)>(2);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
         let (data_ref, proc_ref, b) = (&data, &process, t.batch);
+        let (classes, drop) = (spec.classes, cfg.label_dropout());
         scope.spawn(move || {
             let mut batcher = Batcher::new(data_ref, t.seed, b);
             for k in start..end {
-                let (x, mut rng) = batcher.batch(k as u64);
+                let (x, y, mut rng) = batcher.batch(k as u64);
                 let s: Vec<f32> = (0..b).map(|_| proc_ref.train_sigma(rng.uniform(), rng.uniform()) as f32).collect();
-                if tx.send((x, s)).is_err() {
+                // Labels after the levels, so an unconditional run's batches are unchanged.
+                let y = classes.zip(y).map(|(c, y)| {
+                    let kept: Vec<Option<u32>> =
+                        y.into_iter().map(|l| (rng.uniform() >= drop as f64).then_some(l)).collect();
+                    crate::data::labels::one_hot(&kept, c)
+                });
+                if tx.send((x, s, y)).is_err() {
                     return;
                 }
             }
         });
         for k in start..end {
-            let (x, s) = rx.recv().map_err(|_| Error::Invalid("the data thread stopped".into()))?;
+            let (x, s, y) = rx.recv().map_err(|_| Error::Invalid("the data thread stopped".into()))?;
             step.plan.feed(gpu, "x0", &x)?;
             step.plan.feed(gpu, "sigma", &s)?;
+            if let Some(y) = y {
+                step.plan.feed(gpu, "label", &y)?;
+            }
             // A stop before the end (stop_after) keeps the partial window in the state.
             let logging = (k + 1) % t.log_every == 0 || k + 1 == total;
             if let Some(buf) = submit_step(gpu, &step, &acc_steps, &acc, &zeros, logging)? {
@@ -304,7 +343,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
                 save(gpu, cfg, &data, &opts.out, k + 1, &params, &step, &losses, &acc)?;
                 last_good = Some(k + 1);
             }
-            if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end {
+            if t.sample_every > 0 && (k + 1) % t.sample_every == 0 && k + 1 < end && !spec.is_classifier() {
                 periodic_samples(gpu, cfg, &data, &spec, &params, &step, &opts.out, k + 1)?;
             }
             if let (Some(bar), true) = (&mut bar, logging || k + 1 == end) {
@@ -371,9 +410,11 @@ fn periodic_samples(
         moments: data.moments.clone(),
         images: data.images,
         log_z: None,
+        class_names: Vec::new(),
     };
     let mut req = cfg.sample.request();
     req.n = req.n.min(if data.images { 64 } else { 1000 });
+    req.conditions = crate::model::guide::unconditional(&model)?;
     let xs = crate::sample::draw(gpu, &model, &req, &mut |_, _| {})?;
     // A PNG where the samples can be shown as one, else the array.
     let ext = if crate::io::samples::png_fits(&data.shape, data.images) { "png" } else { "npy" };

@@ -25,6 +25,9 @@ pub fn metadata(cfg: &Config, data: &Dataset, step: usize, weights: &str) -> BTr
     m.insert("scoregen.data_var".into(), data.moments.var.to_string());
     m.insert("scoregen.step".into(), step.to_string());
     m.insert("scoregen.weights".into(), weights.into());
+    if let (Some(l), Some(_)) = (&data.labels, cfg.model.classes) {
+        m.insert("scoregen.class_names".into(), serde_json::to_string(&l.names).unwrap());
+    }
     m
 }
 
