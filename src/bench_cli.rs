@@ -48,6 +48,32 @@ pub enum BenchCmd {
         /// Seed of the training run (weights, batches) and of the sampler.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Instead: the cost of guidance per PF-ODE step (conditional, classifier-free,
+        /// classifier-guided, the classifier alone) on W1's network, --steps-per-level steps.
+        #[arg(long)]
+        guidance: bool,
+        /// Rounds of the guidance figures (medians).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The guidance trade-off on the 8-Gaussian ring: classifier-free guidance of a conditional
+    /// model and classifier guidance of an unconditional one over --weights (docs/guidance/ring8.sh).
+    Guide2d {
+        #[arg(long)]
+        conditional: PathBuf,
+        #[arg(long)]
+        unconditional: PathBuf,
+        #[arg(long)]
+        classifier: PathBuf,
+        #[arg(long, value_delimiter = ',', allow_hyphen_values = true, default_value = "0,1,3,8")]
+        weights: Vec<f32>,
+        #[arg(long, default_value_t = 4000)]
+        n: usize,
+        /// Folder for the pictures.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -135,6 +161,18 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
         BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {
             Err(Error::Invalid("--steps-per-level and --chains must be at least 1".into()))
         }
+        BenchCmd::Guide2d { conditional, unconditional, classifier, weights, n, out, json } => {
+            let sweep = bench::guide2d::Sweep {
+                conditional: conditional.clone(),
+                unconditional: unconditional.clone(),
+                classifier: classifier.clone(),
+                weights: weights.clone(),
+                n: (*n).max(8),
+                out: out.clone(),
+            };
+            bench::guide2d::check(&sweep)?;
+            bench::guide2d::run(&gpu, &sweep, *json)
+        }
         BenchCmd::Du2d { n, .. } if *n < 2 => Err(Error::Invalid("--n: at least 2 samples".into())),
         BenchCmd::Du2d { table: Some(t), n, .. } => {
             let text = std::fs::read_to_string(t).map_err(|e| Error::io(format!("{}: cannot read", t.display()), e))?;
@@ -165,7 +203,10 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
             bench::objectives::run(&gpu, &net, *batch, *steps, &Report { json: *json })
         }
         BenchCmd::Mlp { steps, json } => bench::mlp::run(&gpu, *steps, &Report { json: *json }),
-        BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json } => {
+        BenchCmd::Sample { chains, steps_per_level, guidance: true, rounds, json, .. } => {
+            bench::guidance::run(&gpu, *chains, *steps_per_level, (*rounds).max(1), &Report { json: *json })
+        }
+        BenchCmd::Sample { chains, steps_per_level, train_steps, seed, json, .. } => {
             bench::sample::run(&gpu, *chains, *steps_per_level, *train_steps, *seed, &Report { json: *json })
         }
     }

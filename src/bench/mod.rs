@@ -5,6 +5,8 @@
 pub mod attention;
 pub mod du2d;
 pub mod gemm;
+pub mod guidance;
+pub mod guide2d;
 pub mod knn;
 pub mod mcmc;
 pub mod mlp;

@@ -44,6 +44,18 @@ pub fn scatter(path: &Path, xy: &[f32], lim: f32) -> Result<()> {
     save(&img, path)
 }
 
+/// Several 2-D point sets side by side, one 384 x 384 density panel each over [-lim, lim]^2,
+/// 8-pixel gaps.
+pub fn scatter_row(path: &Path, sets: &[Vec<f32>], lim: f32) -> Result<()> {
+    let (s, gap) = (384u32, 8u32);
+    let n = sets.len().max(1) as u32;
+    let mut img = RgbImage::from_pixel(n * s + (n - 1) * gap, s, Rgb([255, 255, 255]));
+    for (i, xy) in sets.iter().enumerate() {
+        density_panel(&mut img, i as u32 * (s + gap), xy, lim);
+    }
+    save(&img, path)
+}
+
 /// Points as a log-density histogram in the s x s panel at x offset `ox` (s: the image's
 /// height), with axes through the origin.
 fn density_panel(img: &mut RgbImage, ox: u32, xy: &[f32], lim: f32) {
