@@ -434,6 +434,11 @@ fn cmd_eval(
     json: bool,
 ) -> Result<()> {
     let gpu = open(&cli)?;
+    // A classifier's evaluation is its accuracy per noise level on its training data.
+    if let Some(c) = src.checkpoint.as_ref().filter(|c| scoregen::model::Classifier::load(&gpu, c).is_ok()) {
+        print!("{}", scoregen::app::classify::accuracy_report(&gpu, c, None)?);
+        return Ok(());
+    }
     let m = load_model(&gpu, src)?;
     let req = request(&m, src);
     let dir = src.checkpoint.as_ref().and_then(|c| c.parent()).unwrap_or(std::path::Path::new("."));

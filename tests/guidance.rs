@@ -40,7 +40,46 @@ fn conditional_mlp(seed: u64) -> Trained {
     }
 }
 
-/// The scores of `model` for x [B, 2], sigma [B] and the conditions of chains 0..B.
+/// A class-conditional U-Net with random weights (3 classes, 1x8x8 images; `images` false so
+/// the scores are the network's, unclipped).
+fn conditional_unet(seed: u64) -> Trained {
+    let spec = ModelSpec {
+        data_shape: vec![1, 8, 8],
+        network: Network::UNet(unet_cfg(Some(3))),
+        param: Parameterisation::Epsilon,
+        input_var: Some(1.0),
+        classes: Some(3),
+    };
+    let params = init_params(gpu(), &spec.param_specs().unwrap(), seed).unwrap();
+    Trained {
+        spec,
+        params,
+        process: Process::ve(0.01, 10.0),
+        moments: Moments::centred(64, 1.0),
+        images: false,
+        log_z: None,
+        class_names: Vec::new(),
+    }
+}
+
+fn unet_cfg(classes: Option<usize>) -> scoregen::nn::unet::UNetConfig {
+    scoregen::nn::unet::UNetConfig {
+        in_channels: 1,
+        out_channels: 1,
+        base_channels: 8,
+        channel_mults: vec![1, 2],
+        res_blocks: 1,
+        attn_resolutions: vec![],
+        mid_attention: false,
+        groups: 4,
+        emb_dim: 16,
+        num_classes: classes,
+        context_dim: None,
+        dropout: 0.0,
+    }
+}
+
+/// The scores of `model` for x [B, ...], sigma [B] and the conditions of chains 0..B.
 fn scores(model: &dyn ScoreModel, x: &[f32], sigma: &[f32], conds: &Conditions) -> Vec<f32> {
     let b = sigma.len();
     let f = ScoreFn::plan(gpu(), model, b, Probes::None).unwrap();
@@ -72,10 +111,30 @@ fn classifier_free_guidance_is_the_formula_from_one_batched_pass() {
     }
 }
 
+#[test]
+fn classifier_free_guidance_of_a_conditional_unet() {
+    let mut rng = common::Rng::new(12);
+    let b = 4;
+    let x = rng.vec(64 * b, -1.0, 1.0);
+    let sigma = rng.vec(b, 0.1, 2.0);
+    let labels: Vec<Option<u32>> = (0..b).map(|i| Some((i % 3) as u32)).collect();
+    let cond = Conditions { values: label_conditions(3, &labels).values, cycle: false };
+    let null = Conditions { values: label_conditions(3, &vec![None; b]).values, cycle: false };
+    let s_c = scores(&conditional_unet(2), &x, &sigma, &cond);
+    let s_u = scores(&conditional_unet(2), &x, &sigma, &null);
+    assert!(s_c.iter().zip(&s_u).any(|(a, b)| (a - b).abs() > 1e-3), "the label changes nothing");
+    let w = 2.0;
+    let got = scores(&FreeGuided::new(Box::new(conditional_unet(2)), w).unwrap(), &x, &sigma, &cond);
+    let want: Vec<f32> = s_c.iter().zip(&s_u).map(|(c, u)| (1.0 + w) * c - w * u).collect();
+    assert_close(&got, &want, 2e-4, 1e-3, "U-Net CFG");
+}
+
 /// log p(y | x, sigma) of a classifier [B] as a plan (x, sigma, label inputs).
 fn log_prob_plan(clf: &Classifier, b: usize) -> Plan {
     let mut g = Graph::new();
-    let x = g.input("x", &[b, 2]);
+    let mut xs = vec![b];
+    xs.extend(clf.shape());
+    let x = g.input("x", &xs);
     let s = g.input("sigma", &[b]);
     let l = g.input(LABEL, &[b, clf.classes() + 1]);
     let mut bl = Builder::new(&mut g);
@@ -83,14 +142,10 @@ fn log_prob_plan(clf: &Classifier, b: usize) -> Plan {
     Plan::batch_invariant(gpu(), &g, &[lp], &clf.params).unwrap()
 }
 
-fn random_classifier(process: Process) -> Classifier {
+fn random_classifier(process: Process, body: Network, shape: &[usize]) -> Classifier {
     let spec = ModelSpec {
-        data_shape: vec![2],
-        network: Network::Classifier(Box::new(Network::Mlp {
-            hidden: vec![24, 24],
-            noise_features: 0,
-            act: Activation::Silu,
-        })),
+        data_shape: shape.to_vec(),
+        network: Network::Classifier(Box::new(body)),
         param: Parameterisation::Score,
         input_var: None,
         classes: Some(4),
@@ -106,19 +161,15 @@ fn random_classifier(process: Process) -> Classifier {
     Classifier { spec, params: scaled, process, images: false, class_names: Vec::new(), info }
 }
 
-#[test]
-fn classifier_guidance_adds_the_classifier_input_gradient() {
-    let gmm = Gmm::ring8();
-    let mix = Mixture::new(gmm.clone());
+/// The classifier's part of the guided score, S grad_x log p(y | x, sigma), against central
+/// finite differences of log p, for classifier `clf` over inputs of `d` values per sample.
+fn check_classifier_gradient(base: Box<dyn ScoreModel>, clf: Classifier, d: usize, b: usize, what: &str) {
     let scale = 2.5f32;
-    let clf = random_classifier(mix.process().clone());
-    let b = 16;
     let mut rng = common::Rng::new(4);
-    let x = rng.vec(2 * b, -3.0, 3.0);
+    let x = rng.vec(d * b, -1.5, 1.5);
     let sigma = rng.vec(b, 0.1, 2.0);
     let labels: Vec<Option<u32>> = (0..b).map(|i| Some((i % 4) as u32)).collect();
     let cond = Conditions { values: label_conditions(4, &labels).values, cycle: false };
-    // log p by finite differences (central, f64 accumulation of f32 values).
     let plan = log_prob_plan(&clf, b);
     let onehot = cond.get(LABEL).unwrap().to_vec();
     let lp = |x: &[f32]| -> Vec<f32> {
@@ -128,24 +179,40 @@ fn classifier_guidance_adds_the_classifier_input_gradient() {
         plan.run(gpu()).unwrap();
         plan.output(0).to_vec(gpu()).unwrap()
     };
+    // Every coordinate of every sample perturbed at once per j (samples are independent).
     let h = 1e-2f32;
-    let mut fd = vec![0f32; 2 * b];
-    for j in 0..2 {
+    let mut fd = vec![0f32; d * b];
+    for j in 0..d {
         let (mut xp, mut xm) = (x.clone(), x.clone());
         for i in 0..b {
-            xp[2 * i + j] += h;
-            xm[2 * i + j] -= h;
+            xp[d * i + j] += h;
+            xm[d * i + j] -= h;
         }
         let (p, m) = (lp(&xp), lp(&xm));
         for i in 0..b {
-            fd[2 * i + j] = scale * (p[i] - m[i]) / (2.0 * h);
+            fd[d * i + j] = scale * (p[i] - m[i]) / (2.0 * h);
         }
     }
-    let base = scores(&mix, &x, &sigma, &Conditions::default());
-    let guided = ClassifierGuided::new(Box::new(Mixture::new(gmm)), clf, scale, "clf").unwrap();
-    let got: Vec<f32> = scores(&guided, &x, &sigma, &cond).iter().zip(&base).map(|(g, s)| g - s).collect();
-    assert!(fd.iter().map(|v| v.abs()).fold(0.0, f32::max) > 0.1, "the gradient is too small to test");
-    assert_close(&got, &fd, 2e-3, 2e-2, "classifier guidance against finite differences");
+    let unguided = scores(base.as_ref(), &x, &sigma, &Conditions::default());
+    let guided = ClassifierGuided::new(base, clf, scale, "clf").unwrap();
+    let got: Vec<f32> = scores(&guided, &x, &sigma, &cond).iter().zip(&unguided).map(|(g, s)| g - s).collect();
+    assert!(fd.iter().map(|v| v.abs()).fold(0.0, f32::max) > 0.1, "{what}: the gradient is too small to test");
+    assert_close(&got, &fd, 3e-3, 3e-2, &format!("{what}: classifier guidance against finite differences"));
+}
+
+#[test]
+fn classifier_guidance_adds_the_classifier_input_gradient() {
+    let mix = Mixture::new(Gmm::ring8());
+    let body = Network::Mlp { hidden: vec![24, 24], noise_features: 0, act: Activation::Silu };
+    let clf = random_classifier(mix.process().clone(), body, &[2]);
+    check_classifier_gradient(Box::new(mix), clf, 2, 16, "MLP classifier");
+    // The U-Net encoder's classifier on images, guiding an (unconditional) U-Net.
+    let mut model = conditional_unet(1);
+    model.spec.classes = None;
+    model.spec.network = Network::UNet(unet_cfg(None));
+    model.params = init_params(gpu(), &model.spec.param_specs().unwrap(), 1).unwrap();
+    let clf = random_classifier(model.process.clone(), Network::UNet(unet_cfg(None)), &[1, 8, 8]);
+    check_classifier_gradient(Box::new(model), clf, 64, 3, "U-Net encoder classifier");
 }
 
 /// Three classes N(mu_k, s^2 I) whose null label is the broad N(0, V I): the guided score at

@@ -5,19 +5,20 @@ use std::path::Path;
 
 /// A little-endian float32 .npy array: (shape, data).
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let (descr, shape, data) = read_raw(path, "a float32 .npy array")?;
-    if descr != "<f4" {
-        let bad =
-            format!("{}: not a float32 .npy array (dtype '{descr}'; save with .astype(np.float32))", path.display());
-        return Err(Error::Invalid(bad));
-    }
+    let (_, shape, data) = read_raw(path, "a float32 .npy array", &|descr| {
+        if descr == "<f4" {
+            return Ok(());
+        }
+        let p = path.display();
+        Err(Error::Invalid(format!("{p}: not a float32 .npy array (dtype '{descr}'; save with .astype(np.float32))")))
+    })?;
     Ok((shape, data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
 }
 
 /// A .npy array of any little-endian (or one-byte) integer or float dtype, as f64: label arrays
 /// come as int64 from NumPy and uint8 from others.
 pub fn read_npy_numbers(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
-    let (descr, shape, data) = read_raw(path, "a numeric .npy array")?;
+    let (descr, shape, data) = read_raw(path, "a numeric .npy array", &|_| Ok(()))?;
     let v: Vec<f64> = match descr.as_str() {
         "<f4" => data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
         "<f8" => data.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
@@ -44,8 +45,9 @@ fn item_size(descr: &str) -> usize {
     descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// The header's dtype and shape and the data bytes (exactly the shape's worth) of a C-order .npy.
-fn read_raw(path: &Path, what: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
+/// The header's dtype and shape and the data bytes (exactly the shape's worth) of a C-order
+/// .npy; `dtype_ok` judges the dtype before the data are counted.
+fn read_raw(path: &Path, what: &str, dtype_ok: &dyn Fn(&str) -> Result<()>) -> Result<(String, Vec<usize>, Vec<u8>)> {
     let b = std::fs::read(path).map_err(|e| Error::io(format!("{}: cannot read", path.display()), e))?;
     let bad = |why: String| Error::Invalid(format!("{}: not {what} ({why})", path.display()));
     if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
@@ -62,6 +64,7 @@ fn read_raw(path: &Path, what: &str) -> Result<(String, Vec<usize>, Vec<u8>)> {
     let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
         .map_err(|_| bad("header is not text".into()))?;
     let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?").to_string();
+    dtype_ok(&descr)?;
     if header.contains("'fortran_order': True") {
         return Err(bad("Fortran order; save a C-contiguous array".into()));
     }
