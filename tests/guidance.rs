@@ -90,43 +90,29 @@ fn scores(model: &dyn ScoreModel, x: &[f32], sigma: &[f32], conds: &Conditions) 
     f.score().to_vec(gpu()).unwrap()
 }
 
-#[test]
-fn classifier_free_guidance_is_the_formula_from_one_batched_pass() {
+/// Classifier-free guidance of `model()` (3 classes) at x [B, d]: the guided scores from one
+/// 2B pass against (1 + w) s(x, y) - w s(x, null) from two separate passes.
+fn check_cfg(model: impl Fn() -> Trained, d: usize, b: usize, ws: &[f32], what: &str) {
     let mut rng = common::Rng::new(11);
-    let b = 37;
-    let x = rng.vec(2 * b, -3.0, 3.0);
+    let x = rng.vec(d * b, -2.0, 2.0);
     let sigma = rng.vec(b, 0.05, 5.0);
     let labels: Vec<Option<u32>> = (0..b).map(|i| Some((i % 3) as u32)).collect();
     let cond = Conditions { values: label_conditions(3, &labels).values, cycle: false };
     let null = Conditions { values: label_conditions(3, &vec![None; b]).values, cycle: false };
-    // Two separate passes of the conditional network.
-    let s_c = scores(&conditional_mlp(5), &x, &sigma, &cond);
-    let s_u = scores(&conditional_mlp(5), &x, &sigma, &null);
-    assert!(s_c.iter().zip(&s_u).any(|(a, b)| (a - b).abs() > 1e-3), "the label changes nothing");
-    for w in [0.0f32, 1.0, 3.5, -0.5] {
-        let guided = FreeGuided::new(Box::new(conditional_mlp(5)), w).unwrap();
-        let got = scores(&guided, &x, &sigma, &cond);
+    let s_c = scores(&model(), &x, &sigma, &cond);
+    let s_u = scores(&model(), &x, &sigma, &null);
+    assert!(s_c.iter().zip(&s_u).any(|(a, b)| (a - b).abs() > 1e-3), "{what}: the label changes nothing");
+    for &w in ws {
+        let got = scores(&FreeGuided::new(Box::new(model()), w).unwrap(), &x, &sigma, &cond);
         let want: Vec<f32> = s_c.iter().zip(&s_u).map(|(c, u)| (1.0 + w) * c - w * u).collect();
-        assert_close(&got, &want, 1e-4, 1e-4, &format!("w = {w}"));
+        assert_close(&got, &want, 2e-4, 1e-3, &format!("{what}, w = {w}"));
     }
 }
 
 #[test]
-fn classifier_free_guidance_of_a_conditional_unet() {
-    let mut rng = common::Rng::new(12);
-    let b = 4;
-    let x = rng.vec(64 * b, -1.0, 1.0);
-    let sigma = rng.vec(b, 0.1, 2.0);
-    let labels: Vec<Option<u32>> = (0..b).map(|i| Some((i % 3) as u32)).collect();
-    let cond = Conditions { values: label_conditions(3, &labels).values, cycle: false };
-    let null = Conditions { values: label_conditions(3, &vec![None; b]).values, cycle: false };
-    let s_c = scores(&conditional_unet(2), &x, &sigma, &cond);
-    let s_u = scores(&conditional_unet(2), &x, &sigma, &null);
-    assert!(s_c.iter().zip(&s_u).any(|(a, b)| (a - b).abs() > 1e-3), "the label changes nothing");
-    let w = 2.0;
-    let got = scores(&FreeGuided::new(Box::new(conditional_unet(2)), w).unwrap(), &x, &sigma, &cond);
-    let want: Vec<f32> = s_c.iter().zip(&s_u).map(|(c, u)| (1.0 + w) * c - w * u).collect();
-    assert_close(&got, &want, 2e-4, 1e-3, "U-Net CFG");
+fn classifier_free_guidance_is_the_formula_from_one_batched_pass() {
+    check_cfg(|| conditional_mlp(5), 2, 37, &[0.0, 1.0, 3.5, -0.5], "MLP");
+    check_cfg(|| conditional_unet(2), 64, 4, &[2.0], "U-Net");
 }
 
 /// log p(y | x, sigma) of a classifier [B] as a plan (x, sigma, label inputs).

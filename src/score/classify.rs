@@ -7,7 +7,6 @@ use super::{mlp_input, per_sample, ModelSpec, Network};
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Var};
 use crate::nn::{mlp, Builder};
-use crate::ops::elementwise::Unary;
 use crate::ops::random::Dist;
 use crate::ops::reduce::Reduce;
 
@@ -38,22 +37,7 @@ impl ModelSpec {
     pub fn logits(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<Var> {
         let k = self.classifier_classes()?;
         let Network::Classifier(body) = &self.network else { unreachable!("checked above") };
-        let xs = b.g.shape(x).to_vec();
-        if xs[1..] != self.data_shape[..] {
-            return Err(Error::Shape(format!("classifier takes samples of shape {:?}, got {xs:?}", self.data_shape)));
-        }
-        let x_in = match self.input_var {
-            Some(v) => {
-                let sig = per_sample(b.g, sigma, &xs)?;
-                let s2 = b.g.unary(Unary::Square, sig);
-                let c_in = b.g.unary(Unary::AddScalar(v), s2);
-                let c_in = b.g.unary(Unary::Rsqrt, c_in);
-                b.g.mul(x, c_in)?
-            }
-            None => x,
-        };
-        let ls = b.g.unary(Unary::Log, sigma);
-        let c_noise = b.g.scale(ls, 0.25);
+        let (x_in, c_noise) = self.scaled_inputs(b, x, sigma)?;
         match body.as_ref() {
             Network::Mlp { hidden, noise_features, act } => {
                 let inp = mlp_input(b, x_in, c_noise, *noise_features, None)?;

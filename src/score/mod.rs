@@ -278,8 +278,8 @@ impl ModelSpec {
         Ok((s, Some(b.g.div(e, sigma)?)))
     }
 
-    /// The network's output F(c_in x~, c_noise), shaped like x~, and its input c_in x~.
-    fn network_io(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Var)> {
+    /// The network's inputs: c_in x~ (x~ checked against the data shape) and c_noise = ln(sigma) / 4 [B].
+    pub(crate) fn scaled_inputs(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Var)> {
         let xs = b.g.shape(x).to_vec();
         if xs[1..] != self.data_shape[..] {
             return Err(Error::Shape(format!("model takes samples of shape {:?}, got {xs:?}", self.data_shape)));
@@ -289,7 +289,6 @@ impl ModelSpec {
             Parameterisation::Denoiser { sigma_data } => Some(sigma_data * sigma_data),
             _ => self.input_var,
         };
-        // c_in x~
         let x_in = match var {
             Some(v) => {
                 let s2 = b.g.unary(Unary::Square, sig);
@@ -299,9 +298,14 @@ impl ModelSpec {
             }
             None => x,
         };
-        // c_noise = ln(sigma) / 4, [B]
         let ls = b.g.unary(Unary::Log, sigma);
-        let c_noise = b.g.scale(ls, 0.25);
+        Ok((x_in, b.g.scale(ls, 0.25)))
+    }
+
+    /// The network's output F(c_in x~, c_noise), shaped like x~, and its input c_in x~.
+    fn network_io(&self, b: &mut Builder, x: Var, sigma: Var) -> Result<(Var, Var)> {
+        let xs = b.g.shape(x).to_vec();
+        let (x_in, c_noise) = self.scaled_inputs(b, x, sigma)?;
         let f = match &self.network {
             Network::Mlp { hidden, noise_features, act } => {
                 let label = self.mlp_label(b)?;
