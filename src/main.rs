@@ -288,6 +288,9 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
     eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
     let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
     let r = train(&gpu, &cfg, dir, &opts)?;
+    if let Some(p) = gpu.profile_report() {
+        eprintln!("{p}");
+    }
     if r.steps_per_sec == 0.0 {
         return Ok(()); // nothing was trained (train said why)
     }

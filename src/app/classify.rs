@@ -59,14 +59,16 @@ fn load_labelled(clf: &Classifier, clf_path: &Path, sel: Option<&LabelledFile>) 
     }
 }
 
-/// Accuracy per noise level (5 levels from the process's lowest to its highest, geometric)
+/// Accuracy per noise level (5 levels from the process's lowest to its highest, geometric; one
+/// for a fixed level)
 /// on up to 10,000 labelled samples; the report as text lines.
 pub fn accuracy_report(gpu: &Gpu, clf_path: &Path, sel: Option<&LabelledFile>) -> Result<String> {
     let clf = Classifier::load(gpu, clf_path)?;
     let (xs, ys) = load_labelled(&clf, clf_path, sel)?;
     let (lo, hi) = (clf.process.sigma_min(), clf.process.sigma_max());
     let mut out = String::new();
-    for j in 0..5 {
+    let levels = if hi > lo { 5 } else { 1 };
+    for j in 0..levels {
         let sigma = if hi > lo { lo * (hi / lo).powf(j as f64 / 4.0) } else { lo };
         let pred = clf.predict(gpu, &xs, sigma, &mut HostRng::new(j as u64), 1000)?;
         let right = pred.iter().zip(&ys).filter(|(p, y)| p == y).count();

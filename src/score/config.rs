@@ -43,6 +43,10 @@ pub struct ModelConfig {
     /// classes it tells apart.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub classes: Option<usize>,
+    /// network = "classifier": its body, mlp (model.hidden) or unet (the encoder half of the
+    /// U-Net the unet keys describe); default unet for images, mlp for flat data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body: Option<NetworkKind>,
 }
 
 impl Default for ModelConfig {
@@ -66,6 +70,7 @@ impl Default for ModelConfig {
             emb_dim: u.emb_dim,
             dropout: u.dropout,
             classes: None,
+            body: None,
         }
     }
 }
@@ -225,6 +230,15 @@ impl ModelConfig {
         if let Some(k) = m.classes.filter(|k| !(2..=65536).contains(k)) {
             return Err(format!("model.classes = {k}: a conditional model or classifier needs 2 to 65,536 classes"));
         }
+        match (m.body, m.network) {
+            (Some(b), NetworkKind::Classifier) if ![NetworkKind::Mlp, NetworkKind::Unet].contains(&b) => {
+                return Err(format!("model.body = {b:?}: a classifier's body is \"mlp\" or \"unet\""));
+            }
+            (Some(_), n) if n != NetworkKind::Classifier => {
+                return Err("model.body: only model.network = \"classifier\" uses it; remove the key".into());
+            }
+            _ => {}
+        }
         if m.network == NetworkKind::Classifier && m.classes.is_none() {
             return Err("model.network = \"classifier\" needs model.classes = K (the classes it tells apart)".into());
         }
@@ -247,10 +261,14 @@ impl ModelConfig {
                 act: m.activation,
             },
             NetworkKind::Unet => Network::UNet(self.unet(data_shape, m.classes)?),
-            NetworkKind::Classifier => Network::Classifier(Box::new(match data_shape.len() {
-                3 => Network::UNet(self.unet(data_shape, None)?),
-                _ => self.mlp(),
-            })),
+            NetworkKind::Classifier => {
+                let images = data_shape.len() == 3;
+                Network::Classifier(Box::new(match m.body {
+                    Some(NetworkKind::Unet) => Network::UNet(self.unet(data_shape, None)?),
+                    None if images => Network::UNet(self.unet(data_shape, None)?),
+                    _ => self.mlp(),
+                }))
+            }
         };
         Ok(ModelSpec {
             data_shape: data_shape.to_vec(),
