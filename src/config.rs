@@ -394,6 +394,14 @@ mod tests {
             ("size = 0", "data.size"),
             ("size = 100000", "data.size"),
             ("limit = 0", "data.limit"),
+            ("labels = \"y.npy\"", "data.labels"),
+            ("[model]\nclasses = 1", "model.classes"),
+            ("[model]\nnetwork = \"classifier\"", "model.classes"),
+            ("[model]\nbody = \"mlp\"", "model.body"),
+            ("[model]\nnetwork = \"classifier\"\nclasses = 3\nbody = \"classifier\"", "model.body"),
+            ("[train]\nlabel_dropout = 0.5", "train.label_dropout"),
+            ("[model]\nclasses = 3\n[train]\nlabel_dropout = 1.0", "train.label_dropout"),
+            ("[model]\nnetwork = \"classifier\"\nclasses = 3\n[train]\nobjective = \"ssm\"", "cross-entropy"),
         ];
         for (extra, key) in cases {
             let text = format!("[data]\nsource = \"toy\"\n{extra}\n");
