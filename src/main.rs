@@ -14,8 +14,10 @@ use scoregen::{Error, Gpu, GpuOptions, Result};
 use std::path::PathBuf;
 
 mod bench_cli;
+mod classify_cli;
 mod index_cli;
 use bench_cli::{cmd_bench, BenchCmd};
+use classify_cli::{cmd_classify, ClassifyArgs};
 use index_cli::{cmd_index, IndexCmd};
 
 #[derive(Parser)]
@@ -112,22 +114,7 @@ enum Command {
     },
     /// A classifier's accuracy per noise level on labelled data, or per class on samples drawn
     /// with --class (their .labels.npy).
-    Classify {
-        /// A checkpoint of model.network = "classifier".
-        #[arg(long)]
-        classifier: PathBuf,
-        /// Labelled data (idx images or .npy; default: the classifier's training data).
-        #[arg(long, requires = "labels", conflicts_with = "samples")]
-        data: Option<PathBuf>,
-        /// The labels of --data (idx or integer .npy), or of --samples (default: <samples>.labels.npy).
-        #[arg(long)]
-        labels: Option<PathBuf>,
-        /// Samples written by `sample --class ... --out FILE.npy`.
-        #[arg(long)]
-        samples: Option<PathBuf>,
-        #[arg(long)]
-        json: bool,
-    },
+    Classify(ClassifyArgs),
     /// Retrieval databases: build one from data through an encoder, or describe one.
     Index {
         #[command(subcommand)]
@@ -472,41 +459,6 @@ fn cmd_log_z(cli: &Cli, src: &SampleArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-fn cmd_classify(
-    cli: &Cli,
-    clf: &std::path::Path,
-    data: Option<&std::path::Path>,
-    labels: Option<&std::path::Path>,
-    samples: Option<&std::path::Path>,
-    json: bool,
-) -> Result<()> {
-    use scoregen::app::classify;
-    let gpu = open(cli)?;
-    let Some(s) = samples else {
-        let sel = data.map(|d| classify::LabelledFile { data: d.into(), labels: labels.unwrap_or(d).into() });
-        print!("{}", classify::accuracy_report(&gpu, clf, sel.as_ref())?);
-        return Ok(());
-    };
-    let labels = labels.map(PathBuf::from).unwrap_or_else(|| classify::labels_beside(s));
-    let per = classify::judge_samples(&gpu, clf, s, &labels)?;
-    let (right, all) = per.iter().fold((0, 0), |a, c| (a.0 + c.0, a.1 + c.1));
-    for (c, (r, t)) in per.iter().enumerate().filter(|(_, c)| c.1 > 0) {
-        let f = *r as f64 / *t as f64;
-        if json {
-            println!("{}", serde_json::json!({"class": c, "as_class": f, "samples": t}));
-        } else {
-            println!("class {c:<4} {f:.4}  ({r} of {t})");
-        }
-    }
-    let f = right as f64 / all.max(1) as f64;
-    if json {
-        println!("{}", serde_json::json!({"class": "all", "as_class": f, "samples": all}));
-    } else {
-        println!("all        {f:.4}  ({right} of {all})");
-    }
-    Ok(())
-}
-
 fn run(cli: Cli) -> Result<()> {
     scoregen::progress::set_quiet(cli.quiet);
     match &cli.command {
@@ -516,9 +468,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Index { which } => cmd_index(&cli, which),
         Command::Train(a) => cmd_train(&cli, a),
         Command::Sample { src, out, json, shard } => cmd_sample(&cli, src, out, *json, *shard),
-        Command::Classify { classifier, data, labels, samples, json } => {
-            cmd_classify(&cli, classifier, data.as_deref(), labels.as_deref(), samples.as_deref(), *json)
-        }
+        Command::Classify(a) => cmd_classify(&cli, a),
         Command::Merge { inputs, out } => {
             scoregen::app::shard::merge(inputs, out)?;
             eprintln!("{} shards -> {}", inputs.len(), out.display());
