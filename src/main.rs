@@ -357,7 +357,8 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
                     s.index, s.count, req.n
                 )));
             }
-            let run = run_key(&req, &model_hash(&source(src)?)?, s.count);
+            let model = model_hash(&source(src)?)? + &src.guide.run_key()?;
+            let run = run_key(&req, &model, s.count);
             let (n, seed, shape) = (req.n, req.seed, m.shape().to_vec());
             (req.first_chain, req.n) = (first, chains);
             Some(RunInfo { run, shard: s.index, shards: s.count, first_chain: first, chains, n, seed, shape })

@@ -145,6 +145,24 @@ fn conditional_and_classifier_guided_sampling_from_the_command_line() {
     assert_eq!(code, 0, "{err}");
     let all: f64 = out.lines().last().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
     assert!(all > 0.9, "{out}");
+    // Shards of a class-cycling run merge to the whole run, labels included; a shard drawn for
+    // other classes is not part of it.
+    for (i, cls) in [(0, "all"), (1, "all"), (2, "all"), (9, "3")] {
+        let part = format!("part{i}.npy");
+        let shard = format!("{}/3", i.min(2));
+        let (code, err) = sample(&["--class", cls, "--guidance", "1", "--shard", &shard], &part);
+        assert_eq!(code, 0, "{err}");
+    }
+    let parts: Vec<String> = [0, 1, 2].iter().map(|i| s(&dir.join(format!("part{i}.npy")))).collect();
+    let merged = s(&dir.join("merged.npy"));
+    let (code, _, err) = run_cli(&["merge", "--out", &merged, &parts[0], &parts[1], &parts[2]]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&merged).unwrap(), std::fs::read(dir.join("w1.npy")).unwrap());
+    let labels = |f: &str| scoregen::io::npy::read_npy_numbers(&dir.join(f)).unwrap();
+    assert_eq!(labels("merged.labels.npy"), labels("w1.labels.npy"));
+    let other = s(&dir.join("part9.npy"));
+    let (code, _, err) = run_cli(&["merge", "--out", &merged, &parts[0], &parts[1], &other]);
+    assert!(code != 0 && err.contains("different runs"), "{err}");
     // A PNG grid of 2-D points is a scatter; images are covered by the grid's column count.
     let (code, err) = sample(&["--class", "3"], "c3.png");
     assert_eq!(code, 0, "{err}");

@@ -45,6 +45,15 @@ impl GuideArgs {
         self.guidance.or(self.guidance_scale.map(|s| s - 1.0))
     }
 
+    /// What the guidance adds to a sharded run's key: the classifier's hash and the weights.
+    pub fn run_key(&self) -> Result<String> {
+        let clf = match &self.classifier {
+            Some(c) => super::shard::model_hash(&super::ModelSource::Checkpoint(c.clone()))?,
+            None => "none".into(),
+        };
+        Ok(format!(" classifier {clf} guidance {:?} {:?}", self.weight(), self.classifier_scale))
+    }
+
     /// Wrap `model` as the flags say (class names from `names`, where the model has them).
     pub fn apply(&self, gpu: &Gpu, model: Box<dyn ScoreModel>, names: &[String]) -> Result<Guided> {
         let clf = self.classifier.as_ref().map(|p| Classifier::load(gpu, p)).transpose()?;

@@ -84,18 +84,56 @@ pub fn sidecar(out: &Path) -> PathBuf {
 /// The run's key for `req` (its n and seed are the whole run's).
 pub fn run_key(req: &SampleRequest, model: &str, shards: usize) -> String {
     format!(
-        "seed {} n {} shards {shards} model {model} sampler {} steps {} opts {:?}",
+        "seed {} n {} shards {shards} model {model} sampler {} steps {} opts {:?} conditions {}",
         req.seed,
         req.n,
         req.sampler.name(),
         req.steps,
-        req.opts
+        req.opts,
+        conditions_digest(&req.conditions)
     )
+}
+
+/// The conditioning of a run's chains in a few characters (FNV-1a over names, rows and the
+/// cycling flag): shards drawn for other classes are not one run.
+fn conditions_digest(c: &crate::model::Conditions) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |b: &[u8]| {
+        for &x in b {
+            h = (h ^ x as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    };
+    eat(&[c.cycle as u8]);
+    for (name, v) in &c.values {
+        eat(name.as_bytes());
+        v.iter().for_each(|x| eat(&x.to_le_bytes()));
+    }
+    format!("{h:016x}")
 }
 
 pub fn write_info(out: &Path, info: &RunInfo) -> Result<()> {
     let text = serde_json::to_string_pretty(info).expect("run info serialises");
     crate::io::write_atomic(&sidecar(out), text.as_bytes())
+}
+
+/// The shards' `.labels.npy` (`sample --class`), concatenated beside the merged output where
+/// every shard has one.
+fn merge_labels(shards: &[PathBuf], out: &Path, n: usize) -> Result<()> {
+    let files: Vec<PathBuf> = shards.iter().map(|p| super::classify::labels_beside(p)).collect();
+    if files.is_empty() || !files.iter().all(|f| f.exists()) {
+        return Ok(());
+    }
+    let mut all = Vec::with_capacity(n);
+    for f in &files {
+        all.extend(crate::io::npy::read_npy(f)?.1);
+    }
+    if all.len() != n {
+        return Err(Error::Invalid(format!(
+            "merge: the shards' label files hold {} labels for {n} samples",
+            all.len()
+        )));
+    }
+    crate::io::npy::write_npy(&super::classify::labels_beside(out), &[n], &all)
 }
 
 fn read_info(path: &Path) -> Result<RunInfo> {
@@ -147,5 +185,6 @@ pub fn merge(inputs: &[PathBuf], out: &Path) -> Result<()> {
         w.write(&data)?;
     }
     w.finish()?;
+    merge_labels(&shards.iter().map(|(_, p)| p.clone()).collect::<Vec<_>>(), out, first.n)?;
     write_info(out, &RunInfo { shard: 0, shards: 1, first_chain: 0, chains: first.n, ..first })
 }
