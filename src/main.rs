@@ -386,36 +386,6 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
     Ok(())
 }
 
-/// The Fisher divergence `eval` is asked for, if any.
-fn fisher_request(
-    reference: &Option<ModelSource>,
-    levels: &Option<Vec<f64>>,
-    n: usize,
-) -> Result<Option<FisherRequest>> {
-    if reference.is_none() && levels.is_none() {
-        return Ok(None);
-    }
-    let reference = match reference {
-        Some(ModelSource::Mixture(m)) => Some(m.load()?),
-        Some(ModelSource::Compose(p)) => {
-            return Err(Error::Invalid(format!(
-                "--reference compose:{}: the reference needs an exact density: gmm:FILE.toml, gmm:ring8 or gmm:ncsn",
-                p.display()
-            )))
-        }
-        Some(ModelSource::Checkpoint(_)) => unreachable!("parse_model gives no checkpoints"),
-        None => None,
-    };
-    let levels = levels.clone().unwrap_or_default();
-    if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && l.is_finite())) {
-        return Err(Error::Invalid(format!("--levels: {l} is not a positive noise level")));
-    }
-    if n < 2 {
-        return Err(Error::Invalid(format!("--fisher-n {n}: the Fisher divergence needs at least 2 points")));
-    }
-    Ok(Some(FisherRequest { reference, levels, n }))
-}
-
 fn cmd_eval(
     cli: &Cli,
     src: &SampleArgs,
@@ -477,7 +447,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval { src, log_z: true, json, .. } => cmd_log_z(&cli, src, *json),
         Command::Eval { src, nll_n, probes, reference, levels, fisher_n, json, .. } => {
-            let fisher = fisher_request(reference, levels, *fisher_n)?;
+            let fisher = FisherRequest::from_flags(reference, levels, *fisher_n)?;
             cmd_eval(&cli, src, *nll_n, *probes, fisher.as_ref(), *json)
         }
     }

@@ -1,7 +1,7 @@
 //! `scoregen eval`: sample quality against ground truth, likelihoods (the PF-ODE's, or a
 //! normalised energy's), and the Fisher divergence to an analytic mixture.
 
-use super::Loaded;
+use super::{Loaded, ModelSource};
 use crate::data::Dataset;
 use crate::dist::gmm::Gmm;
 use crate::error::{Error, Result};
@@ -196,6 +196,38 @@ pub struct FisherRequest {
     pub reference: Option<Gmm>,
     pub levels: Vec<f64>,
     pub n: usize,
+}
+
+impl FisherRequest {
+    /// The request `eval`'s flags make (--reference, --levels, --fisher-n), if any.
+    pub fn from_flags(
+        reference: &Option<ModelSource>,
+        levels: &Option<Vec<f64>>,
+        n: usize,
+    ) -> Result<Option<FisherRequest>> {
+        if reference.is_none() && levels.is_none() {
+            return Ok(None);
+        }
+        let reference = match reference {
+            Some(ModelSource::Mixture(m)) => Some(m.load()?),
+            Some(ModelSource::Compose(p)) => {
+                return Err(Error::Invalid(format!(
+                "--reference compose:{}: the reference needs an exact density: gmm:FILE.toml, gmm:ring8 or gmm:ncsn",
+                p.display()
+            )))
+            }
+            Some(ModelSource::Checkpoint(_)) => unreachable!("parse_model gives no checkpoints"),
+            None => None,
+        };
+        let levels = levels.clone().unwrap_or_default();
+        if let Some(l) = levels.iter().find(|l| !(**l > 0.0 && l.is_finite())) {
+            return Err(Error::Invalid(format!("--levels: {l} is not a positive noise level")));
+        }
+        if n < 2 {
+            return Err(Error::Invalid(format!("--fisher-n {n}: the Fisher divergence needs at least 2 points")));
+        }
+        Ok(Some(FisherRequest { reference, levels, n }))
+    }
 }
 
 fn fisher_figures(
