@@ -28,16 +28,7 @@ fn conditional_mlp(seed: u64) -> Trained {
         input_var: None,
         classes: Some(3),
     };
-    let params = init_params(gpu(), &spec.param_specs().unwrap(), seed).unwrap();
-    Trained {
-        spec,
-        params,
-        process: Process::ve(0.01, 10.0),
-        moments: Moments::centred(2, 1.0),
-        images: false,
-        log_z: None,
-        class_names: Vec::new(),
-    }
+    with_random_weights(spec, seed)
 }
 
 /// A class-conditional U-Net with random weights (3 classes, 1x8x8 images; `images` false so
@@ -50,12 +41,18 @@ fn conditional_unet(seed: u64) -> Trained {
         input_var: Some(1.0),
         classes: Some(3),
     };
+    with_random_weights(spec, seed)
+}
+
+/// The network of `spec` with weights drawn from `seed` (VE process, unit-variance prior).
+fn with_random_weights(spec: ModelSpec, seed: u64) -> Trained {
     let params = init_params(gpu(), &spec.param_specs().unwrap(), seed).unwrap();
+    let moments = Moments::centred(spec.numel(), 1.0);
     Trained {
         spec,
         params,
         process: Process::ve(0.01, 10.0),
-        moments: Moments::centred(64, 1.0),
+        moments,
         images: false,
         log_z: None,
         class_names: Vec::new(),
@@ -193,10 +190,8 @@ fn classifier_guidance_adds_the_classifier_input_gradient() {
     let clf = random_classifier(mix.process().clone(), body, &[2]);
     check_classifier_gradient(Box::new(mix), clf, 2, 16, "MLP classifier");
     // The U-Net encoder's classifier on images, guiding an (unconditional) U-Net.
-    let mut model = conditional_unet(1);
-    model.spec.classes = None;
-    model.spec.network = Network::UNet(unet_cfg(None));
-    model.params = init_params(gpu(), &model.spec.param_specs().unwrap(), 1).unwrap();
+    let spec = ModelSpec { classes: None, network: Network::UNet(unet_cfg(None)), ..conditional_unet(1).spec };
+    let model = with_random_weights(spec, 1);
     let clf = random_classifier(model.process.clone(), Network::UNet(unet_cfg(None)), &[1, 8, 8]);
     check_classifier_gradient(Box::new(model), clf, 64, 3, "U-Net encoder classifier");
 }
