@@ -4,6 +4,7 @@
 
 pub use crate::data::{DataConfig, SourceKind};
 use crate::error::{Error, Result};
+pub use crate::retrieval::RetrievalConfig;
 use crate::sample::{SampleRequest, SamplerKind, SamplerOpts};
 pub use crate::score::config::{ModelConfig, ProcessConfig};
 use crate::score::process::ProcessKind;
@@ -22,6 +23,9 @@ pub struct Config {
     pub train: TrainConfig,
     #[serde(default)]
     pub sample: SampleConfig,
+    /// Retrieval-conditioned models (Blattmann et al. 2022): the database and its neighbours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<RetrievalConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -197,6 +201,7 @@ impl Config {
             return Err(format!("{name} = {v} must be at least 1"));
         }
         m.check()?;
+        self.check_retrieval()?;
         if !(t.lr > 0.0 && t.lr.is_finite()) {
             return Err(format!("train.lr = {} must be positive", t.lr));
         }
@@ -303,6 +308,23 @@ impl Config {
         Ok(())
     }
 
+    /// Retrieval conditioning: alone (no classes), for score networks trained by DSM.
+    fn check_retrieval(&self) -> std::result::Result<(), String> {
+        let Some(r) = &self.retrieval else { return Ok(()) };
+        r.check()?;
+        let m = &self.model;
+        if m.classes.is_some() {
+            return Err("[retrieval] with model.classes: condition on the neighbours or on classes, not both".into());
+        }
+        if m.network == crate::score::NetworkKind::Classifier {
+            return Err("[retrieval]: a classifier takes no retrieval context; remove the section".into());
+        }
+        if self.train.objective == Objective::Nce {
+            return Err("[retrieval]: NCE trains unconditional energies; remove the section".into());
+        }
+        Ok(())
+    }
+
     /// The probability of the null label in training (0 without classes).
     pub fn label_dropout(&self) -> f32 {
         let classifier = self.model.network == crate::score::NetworkKind::Classifier;
@@ -321,7 +343,11 @@ impl Config {
 
     /// The model for samples of `data_shape`.
     pub fn model_spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
-        self.model.spec(data_shape)
+        let mut spec = self.model.spec(data_shape)?;
+        if let Some(r) = &self.retrieval {
+            crate::score::config::add_context(&mut spec, r.k, r.width, &r.database)?;
+        }
+        Ok(spec)
     }
 }
 

@@ -180,6 +180,8 @@ struct SampleArgs {
     mcmc: scoregen::app::mcmc_cli::McmcArgs,
     #[command(flatten)]
     guide: scoregen::app::guide_cli::GuideArgs,
+    #[command(flatten)]
+    retrieval: scoregen::app::retrieval_cli::RetrievalArgs,
 }
 
 fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
@@ -211,6 +213,14 @@ fn source(a: &SampleArgs) -> Result<ModelSource> {
         (Some(c), _) => Ok(ModelSource::Checkpoint(c.clone())),
         (None, Some(m)) => Ok(m.clone()),
         (None, None) => Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
+    }
+}
+
+/// The model's file as the user named it (errors about its database name it).
+fn source_name(a: &SampleArgs) -> String {
+    match (&a.checkpoint, &a.model) {
+        (Some(c), _) => c.display().to_string(),
+        _ => "the model".into(),
     }
 }
 
@@ -357,7 +367,8 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
                     s.index, s.count, req.n
                 )));
             }
-            let model = model_hash(&source(src)?)? + &src.guide.run_key()?;
+            let name = source_name(src);
+            let model = model_hash(&source(src)?)? + &src.guide.run_key()? + &src.retrieval.run_key(&loaded, &name)?;
             let run = run_key(&req, &model, s.count);
             let (n, seed, shape) = (req.n, req.seed, m.shape().to_vec());
             (req.first_chain, req.n) = (first, chains);
@@ -365,6 +376,12 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
         }
         None => None,
     };
+    let whole = info.as_ref().map(|i| i.n).unwrap_or(req.n);
+    let chains = (req.seed, req.first_chain, req.n, whole);
+    let retrieved = src.retrieval.retrieve(&gpu, &loaded, &source_name(src), chains)?;
+    if let Some(r) = &retrieved {
+        req.conditions = r.conditions.clone();
+    }
     let t0 = std::time::Instant::now();
     let report = scoregen::app::sample_to(&gpu, m, &req, out, &mut progress("sampling"))?;
     eprintln!("{} samples in {:.1} s -> {}", req.n, t0.elapsed().as_secs_f64(), out.display());
@@ -374,6 +391,10 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
     if let (Some(list), true) = (&loaded.class_list, out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
         let p = scoregen::app::guide_cli::write_labels(out, list, req.first_chain, req.n)?;
         eprintln!("  labels -> {}", p.display());
+    }
+    if let Some(r) = retrieved.as_ref().filter(|_| out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy"))) {
+        let p = scoregen::app::retrieval_cli::write_neighbours(out, r)?;
+        eprintln!("  neighbours -> {}", p.display());
     }
     if let Some(r) = report {
         for f in scoregen::app::mcmc_cli::report(&r, out)? {

@@ -126,6 +126,8 @@ pub enum Stream {
     NceFit,
     /// Fresh points of eval's Fisher divergence at its j-th level.
     FisherPoints(u64),
+    /// The database entry chain i of a retrieval-conditioned run queries.
+    Query(u64),
 }
 
 impl Stream {
@@ -145,6 +147,7 @@ impl Stream {
             Stream::Moments => 0x5EC0_0D,
             Stream::NceFit => s ^ 0x0CE5_F17,
             Stream::FisherPoints(j) => s ^ 0xF15E ^ j.wrapping_mul(GOLDEN),
+            Stream::Query(i) => s ^ 0x9E4E_0000_0000 ^ i.wrapping_mul(0xA24B_AED4_963E_E407),
         }
     }
 }

@@ -363,6 +363,30 @@ fn cross_attention_block_gradients() {
     check(&mut g, l, &leaves, &fd, "cross-attention block");
 }
 
+/// The MLPs' retrieval block: h [B, H] attending to context tokens [B, T, D]; gradients with
+/// respect to the hidden state, the context (the neighbours' embeddings) and every weight.
+#[test]
+fn token_cross_attention_gradients() {
+    use scoregen::nn::{token_cross_attention, Builder};
+    let mut rng = Rng::new(31);
+    let mut g = Graph::new();
+    let h = g.param("h", &[3, 5]);
+    let c = g.param("ctx", &[3, 4, 2]);
+    let mut b = Builder::new(&mut g);
+    let y = b.scope("xattn", |b| token_cross_attention(b, h, c)).unwrap();
+    let specs = b.specs.clone();
+    let l = weighted_sum(&mut g, y, &mut rng);
+    let mut fd = feeds(&mut rng, &[("h", 15, -1.0, 1.0), ("ctx", 24, -1.5, 1.5)]);
+    with_w(&mut fd, &g, &mut rng);
+    let mut leaves = vec![h, c];
+    for s in &specs {
+        let n: usize = s.shape.iter().product();
+        fd.insert(s.name.clone(), rng.vec(n, -0.7, 0.7).into_iter().map(|v| v as f64).collect());
+        leaves.push(find(&g, &s.name));
+    }
+    check(&mut g, l, &leaves, &fd, "token cross-attention");
+}
+
 /// The fused group-norm op and its fused adjoint: first derivatives (x, gamma, beta) of a
 /// weighted sum, on shapes whose element-wise pass runs per vec4 with one channel per vec4
 /// (H*W = 8), per vec4 across channels (H*W = 6) and per element (18 elements); second

@@ -170,6 +170,7 @@ fn mixtures_refuse_score_only_components() {
             param,
             input_var: None,
             classes: None,
+            context: None,
         };
         let params = scoregen::nn::init_params(gpu(), &spec.param_specs().unwrap(), 0).unwrap();
         Box::new(scoregen::model::Trained {

@@ -17,6 +17,7 @@ fn spec(form: EnergyForm) -> ModelSpec {
         param: Parameterisation::Energy { form },
         input_var: Some(1.0),
         classes: None,
+        context: None,
     }
 }
 

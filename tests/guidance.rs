@@ -27,6 +27,7 @@ fn conditional_mlp(seed: u64) -> Trained {
         param: Parameterisation::Score,
         input_var: None,
         classes: Some(3),
+        context: None,
     };
     with_random_weights(spec, seed)
 }
@@ -40,6 +41,7 @@ fn conditional_unet(seed: u64) -> Trained {
         param: Parameterisation::Epsilon,
         input_var: Some(1.0),
         classes: Some(3),
+        context: None,
     };
     with_random_weights(spec, seed)
 }
@@ -132,6 +134,7 @@ fn random_classifier(process: Process, body: Network, shape: &[usize]) -> Classi
         param: Parameterisation::Score,
         input_var: None,
         classes: Some(4),
+        context: None,
     };
     let params = init_params(gpu(), &spec.param_specs().unwrap(), 3).unwrap();
     // Larger logits than the initialiser's, so the gradient is not tiny.

@@ -23,6 +23,7 @@ fn spec(param: Parameterisation) -> ModelSpec {
         param,
         input_var: None,
         classes: None,
+        context: None,
     }
 }
 

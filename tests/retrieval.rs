@@ -102,6 +102,22 @@ fn index_from_the_command_line() {
     let (code, _, err) = common::run_cli(&["index", "build", "--data", &x, "--encoder", &bad, "--out", &db]);
     assert!(code == 1 && err.contains("39 embeddings for 40 data rows"), "{err}");
     let (code, _, err) = common::run_cli(&["index", "build", "--data", &x, "--encoder", "clip", "--out", &db]);
-    assert!(code == 2 && err.contains("identity, pca:K or npy:FILE"), "{err}");
+    assert!(code == 2 && err.contains("identity, pca:K, db:FILE or npy:FILE"), "{err}");
+    // db:FILE reuses a database's fitted PCA: other data embed with the same projection (the
+    // same fingerprint), so a database swapped in at sampling time speaks the model's language.
+    let pca = s(&dir.join("pca.safetensors"));
+    let (code, _, err) = common::run_cli(&["index", "build", "--data", &x, "--encoder", "pca:2", "--out", &pca]);
+    assert_eq!(code, 0, "{err}");
+    scoregen::io::npy::write_npy(&dir.join("y.npy"), &[7, 3], &rng.vec(21, -1.0, 1.0)).unwrap();
+    let other = s(&dir.join("other.safetensors"));
+    let from = format!("db:{pca}");
+    let y = s(&dir.join("y.npy"));
+    let (code, _, err) = common::run_cli(&["index", "build", "--data", &y, "--encoder", &from, "--out", &other]);
+    assert_eq!(code, 0, "{err}");
+    let (a, b) =
+        (Database::load(std::path::Path::new(&pca)).unwrap(), Database::load(std::path::Path::new(&other)).unwrap());
+    assert!(a.info.fitted.is_some() && a.info.fitted == b.info.fitted && b.info.encoder == "pca:2");
+    let (_, ys) = scoregen::io::npy::read_npy(&dir.join("y.npy")).unwrap();
+    assert_eq!(a.embed(gpu(), &ys).unwrap(), b.embeddings);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -89,6 +89,7 @@ fn samples_do_not_depend_on_batch_size() {
         param: Parameterisation::Score,
         input_var: None,
         classes: None,
+        context: None,
     };
     // One set of parameters, shared by every run.
     let params = init_params(gpu(), &spec.param_specs().unwrap(), 3).unwrap();

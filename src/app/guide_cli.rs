@@ -73,7 +73,8 @@ impl GuideArgs {
             }
             (None, _) => None,
         };
-        if let (Some(w), None) = (self.weight(), &classes) {
+        let context = crate::model::guide::context_shape(model.as_ref()).is_some();
+        if let (Some(w), None, false) = (self.weight(), &classes, context) {
             return Err(Error::Invalid(format!("--guidance {w}: give --class (the class to guide toward)")));
         }
         if let (Some(p), None) = (&self.classifier, &classes) {

@@ -184,6 +184,7 @@ mod eval;
 mod field;
 pub mod guide_cli;
 pub mod mcmc_cli;
+pub mod retrieval_cli;
 pub mod shard;
 
 pub use eval::{evaluate, Figures, FisherRequest, MAX_NLL_POINTS, TRUTH_DRAWS};

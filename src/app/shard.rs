@@ -61,6 +61,12 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
     h
 }
 
+/// FNV-1a 64 of a file's bytes, in hex.
+pub fn file_hash(p: &Path) -> Result<String> {
+    let bytes = std::fs::read(p).map_err(|e| Error::io(format!("{}: cannot read", p.display()), e))?;
+    Ok(format!("{:016x}", fnv(&bytes, 0xcbf2_9ce4_8422_2325)))
+}
+
 /// A hash of what the model is: the bytes of the checkpoint, mixture or composition file (and,
 /// for compositions, of each component's file through the file's text), or the built-in name.
 pub fn model_hash(src: &ModelSource) -> Result<String> {

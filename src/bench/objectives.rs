@@ -39,6 +39,7 @@ fn spec(net: &Net, param: Parameterisation) -> ModelSpec {
         param,
         input_var: None,
         classes: None,
+        context: None,
     }
 }
 

@@ -268,34 +268,43 @@ impl<'d> Batcher<'d> {
         &self.perm.as_ref().unwrap().1
     }
 
-    /// Batch k: samples [b * D], their labels where the data have them, and a host generator
-    /// for this batch's other draws (noise levels).
-    pub fn batch(&mut self, k: u64) -> (Vec<f32>, Option<Vec<u32>>, HostRng) {
+    /// Batch k: samples [b * D], their labels where the data have them, the stored rows they
+    /// are (None for toys) and a host generator for this batch's other draws (noise levels).
+    pub fn batch(&mut self, k: u64) -> Drawn {
         let mut rng = HostRng::stream(self.seed, Stream::Batch(k));
         let b = self.b;
-        let (x, y) = match &self.data.source {
-            Source::Toy(t) => match t.sample_labelled(b, &mut rng) {
-                Some((x, y)) => (x, Some(y)),
-                None => (t.sample(b, &mut rng), None),
-            },
+        match &self.data.source {
+            Source::Toy(t) => {
+                let (x, labels) = match t.sample_labelled(b, &mut rng) {
+                    Some((x, y)) => (x, Some(y)),
+                    None => (t.sample(b, &mut rng), None),
+                };
+                Drawn { x, labels, rows: None, rng }
+            }
             Source::Array { n, data } => {
                 let (n, d) = (*n, self.data.numel());
-                let mut out = Vec::with_capacity(b * d);
-                let mut ys = Vec::with_capacity(b);
+                let mut x = Vec::with_capacity(b * d);
+                let mut rows = Vec::with_capacity(b);
                 for i in 0..b {
                     let pos = k * b as u64 + i as u64;
-                    let idx = self.epoch_perm(pos / n as u64, n)[(pos % n as u64) as usize] as usize;
-                    out.extend_from_slice(&data[idx * d..(idx + 1) * d]);
-                    if let Some(l) = &self.data.labels {
-                        ys.push(l.of[idx]);
-                    }
+                    let idx = self.epoch_perm(pos / n as u64, n)[(pos % n as u64) as usize];
+                    x.extend_from_slice(&data[idx as usize * d..(idx as usize + 1) * d]);
+                    rows.push(idx);
                 }
-                let y = self.data.labels.is_some().then_some(ys);
-                (out, y)
+                let labels = self.data.labels.as_ref().map(|l| rows.iter().map(|&r| l.of[r as usize]).collect());
+                Drawn { x, labels, rows: Some(rows), rng }
             }
-        };
-        (x, y, rng)
+        }
     }
+}
+
+/// One training batch as drawn: samples [b * D], labels, the stored rows they are (arrays) and
+/// the batch's host generator.
+pub struct Drawn {
+    pub x: Vec<f32>,
+    pub labels: Option<Vec<u32>>,
+    pub rows: Option<Vec<u32>>,
+    pub rng: HostRng,
 }
 
 /// A path from a config: as given where it exists or is absolute, else from the config's folder.

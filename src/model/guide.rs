@@ -21,6 +21,15 @@ use crate::score::Process;
 /// The name of the one-hot class label input [classes + 1] (the last class the null label).
 pub const LABEL: &str = "label";
 
+/// The name of the context tokens [k, dim] of retrieval-conditioned models (the neighbours'
+/// embeddings; all zeros: the null context).
+pub const CONTEXT: &str = "context";
+
+/// The context tokens (k, dim) a model attends to, if it is retrieval-conditioned.
+pub fn context_shape(model: &dyn ScoreModel) -> Option<(usize, usize)> {
+    model.conditioning().iter().find(|c| c.name == CONTEXT).map(|c| (c.shape[0], c.shape[1]))
+}
+
 /// The classes a model is conditional on (its label input), if it is.
 pub fn label_classes(model: &dyn ScoreModel) -> Option<usize> {
     model.conditioning().iter().find(|c| c.name == LABEL).map(|c| c.numel().saturating_sub(1))
@@ -34,19 +43,23 @@ pub fn label_conditions(classes: usize, labels: &[Option<u32>]) -> Conditions {
 }
 
 /// The conditions an unconditional draw from `model` needs: the null label for models with
-/// classes; none for others. Other conditioning inputs have no default (an error names them).
+/// classes, the null context (zeros) for retrieval-conditioned ones; none for others. Other
+/// conditioning inputs have no default (an error names them).
 pub fn unconditional(model: &dyn ScoreModel) -> Result<Conditions> {
-    let inputs = model.conditioning();
-    if let Some(c) = inputs.iter().find(|c| c.name != LABEL) {
-        return Err(Error::Invalid(format!(
-            "the model takes conditioning input '{}' {:?} per sample; none given",
-            c.name, c.shape
-        )));
+    let mut values = Vec::new();
+    for c in model.conditioning() {
+        match c.name.as_str() {
+            LABEL => values.push((LABEL.to_string(), crate::data::labels::one_hot(&[None], c.numel() - 1))),
+            CONTEXT => values.push((CONTEXT.to_string(), vec![0.0; c.numel()])),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "the model takes conditioning input '{}' {:?} per sample; none given",
+                    c.name, c.shape
+                )))
+            }
+        }
     }
-    Ok(match label_classes(model) {
-        Some(k) => label_conditions(k, &[None]),
-        None => Conditions::default(),
-    })
+    Ok(Conditions { cycle: !values.is_empty(), values })
 }
 
 /// Everything but the score passes through to the wrapped model.
@@ -79,25 +92,26 @@ macro_rules! forward {
     };
 }
 
-/// Classifier-free guidance of a class-conditional model with weight w: the conditional and
-/// the unconditional (null-label) scores from one network pass over 2B rows.
+/// Classifier-free guidance of a conditional model with weight w: the conditional and the
+/// unconditional scores (the null label; for retrieval-conditioned models the null context, as
+/// RDM guides over its neighbours) from one network pass over 2B rows.
 pub struct FreeGuided {
     pub inner: Box<dyn ScoreModel>,
     pub w: f32,
-    classes: usize,
 }
 
 impl FreeGuided {
     pub fn new(inner: Box<dyn ScoreModel>, w: f32) -> Result<FreeGuided> {
-        let classes = label_classes(inner.as_ref()).ok_or_else(|| {
-            Error::Invalid(format!(
-                "--guidance {w}: the model has no class labels (train it with model.classes = K) to guide by"
-            ))
-        })?;
+        if label_classes(inner.as_ref()).is_none() && context_shape(inner.as_ref()).is_none() {
+            return Err(Error::Invalid(format!(
+                "--guidance {w}: the model has no class labels (train it with model.classes = K) or retrieval \
+                 context ([retrieval]) to guide by"
+            )));
+        }
         if !w.is_finite() {
             return Err(Error::Invalid(format!("--guidance {w} must be a finite number")));
         }
-        Ok(FreeGuided { inner, w, classes })
+        Ok(FreeGuided { inner, w })
     }
 }
 
@@ -123,12 +137,15 @@ impl ScoreModel for FreeGuided {
         let s2 = b.g.concat(sigma, sigma, 0)?;
         let mut c2 = CondVars::new();
         for (name, &v) in cond {
-            let other = if name == LABEL {
-                let k = self.classes + 1;
-                let null: Vec<f32> = (0..n * k).map(|i| if i % k == k - 1 { 1.0 } else { 0.0 }).collect();
-                b.g.constant(null, &[n, k])?
-            } else {
-                v
+            let shape = b.g.shape(v).to_vec();
+            let other = match name.as_str() {
+                LABEL => {
+                    let k = shape[1];
+                    let null: Vec<f32> = (0..n * k).map(|i| if i % k == k - 1 { 1.0 } else { 0.0 }).collect();
+                    b.g.constant(null, &[n, k])?
+                }
+                CONTEXT => b.g.constant(vec![0.0; shape.iter().product()], &shape)?,
+                _ => v,
             };
             c2.insert(name.clone(), b.g.concat(v, other, 0)?);
         }

@@ -76,7 +76,7 @@ pub(crate) fn load_parts(gpu: &Gpu, path: &Path) -> Result<Parts> {
             path.display()
         )));
     }
-    let spec = cfg.model.spec(&shape)?;
+    let spec = cfg.spec(&shape)?;
     let mut params = ParamStore::new();
     for p in &spec.param_specs()? {
         params.insert(p.name.clone(), Tensor::zeros(gpu, &p.shape)?);
@@ -162,12 +162,13 @@ fn checkpoint_moments(meta: &std::collections::BTreeMap<String, String>, d: usiz
     Ok(m)
 }
 
-/// Build with the label input of `cond` (if any) as the builder's label.
+/// Build with the label and context inputs of `cond` (where given) as the builder's.
 fn with_label<T>(b: &mut Builder, cond: &CondVars, f: impl FnOnce(&mut Builder) -> Result<T>) -> Result<T> {
-    let saved = b.label;
+    let saved = (b.label, b.context);
     b.label = cond.get(super::guide::LABEL).copied();
+    b.context = cond.get(super::guide::CONTEXT).copied();
     let r = f(b);
-    b.label = saved;
+    (b.label, b.context) = saved;
     r
 }
 
@@ -188,10 +189,10 @@ impl ScoreModel for Trained {
         self.params.clone()
     }
     fn conditioning(&self) -> Vec<CondInput> {
-        match self.spec.classes {
-            Some(k) => vec![CondInput { name: super::guide::LABEL.into(), shape: vec![k + 1] }],
-            None => Vec::new(),
-        }
+        let label = self.spec.classes.map(|k| CondInput { name: super::guide::LABEL.into(), shape: vec![k + 1] });
+        let context =
+            self.spec.context.map(|c| CondInput { name: super::guide::CONTEXT.into(), shape: vec![c.tokens, c.dim] });
+        label.into_iter().chain(context).collect()
     }
     fn score(&self, b: &mut Builder, x: Var, sigma: Var, cond: &CondVars) -> Result<Var> {
         with_label(b, cond, |b| self.spec.score(b, x, sigma))

@@ -41,11 +41,14 @@ pub struct Builder<'g> {
     pub seed: u64,
     /// The one-hot class label [B, classes + 1] of class-conditional networks (a graph input).
     pub label: Option<Var>,
+    /// Context tokens [B, T, D] of retrieval-conditioned networks (a graph input): the
+    /// neighbours' embeddings, or zeros for the null context.
+    pub context: Option<Var>,
 }
 
 impl<'g> Builder<'g> {
     pub fn new(g: &'g mut Graph) -> Self {
-        Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0, label: None }
+        Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0, label: None, context: None }
     }
 
     /// Run `f` with `name.` prepended to the parameter names it creates.
@@ -87,11 +90,20 @@ pub fn linear(b: &mut Builder, x: Var, d_in: usize, d_out: usize, bias: bool) ->
 /// An MLP with `act` between layers: sizes = [in, hidden..., out]; layers are named `net.0`,
 /// `net.2`, ... as in `nn.Sequential(Linear, act, Linear, ...)`.
 pub fn mlp(b: &mut Builder, x: Var, sizes: &[usize], act: Unary) -> Result<Var> {
+    mlp_with_context(b, x, sizes, act, None)
+}
+
+/// `mlp`, and with context tokens [B, T, D] a cross-attention block (`xattn`,
+/// `token_cross_attention`) after the first hidden layer: the retrieval-conditioned MLP.
+pub fn mlp_with_context(b: &mut Builder, x: Var, sizes: &[usize], act: Unary, context: Option<Var>) -> Result<Var> {
     let mut h = x;
     for (i, w) in sizes.windows(2).enumerate() {
         h = b.scope("net", |b| b.scope(&(2 * i).to_string(), |b| linear(b, h, w[0], w[1], true)))?;
         if i + 2 < sizes.len() {
             h = b.g.unary(act, h);
+            if let (0, Some(c)) = (i, context) {
+                h = b.scope("xattn", |b| token_cross_attention(b, h, c))?;
+            }
         }
     }
     Ok(h)
@@ -99,9 +111,19 @@ pub fn mlp(b: &mut Builder, x: Var, sizes: &[usize], act: Unary) -> Result<Var> 
 
 /// A residual MLP: `in_proj`, then `blocks` blocks h <- h + W2 act(W1 act(h)) of `width`
 /// (`block{i}.0`, `block{i}.1`), then `out` after act.
-pub fn res_mlp(b: &mut Builder, x: Var, width: usize, blocks: usize, d_out: usize, act: Unary) -> Result<Var> {
+/// With context tokens [B, T, D], a cross-attention block (`xattn`) follows `in_proj`.
+pub fn res_mlp(
+    b: &mut Builder,
+    x: Var,
+    (width, blocks, d_out): (usize, usize, usize),
+    act: Unary,
+    context: Option<Var>,
+) -> Result<Var> {
     let d_in = b.g.shape(x)[1];
     let mut h = b.scope("in_proj", |b| linear(b, x, d_in, width, true))?;
+    if let Some(c) = context {
+        h = b.scope("xattn", |b| token_cross_attention(b, h, c))?;
+    }
     for i in 0..blocks {
         let r = b.scope(&format!("block{i}"), |b| {
             let a = b.g.unary(act, h);
@@ -226,6 +248,36 @@ pub fn cross_attention_block(b: &mut Builder, x: Var, context: Var, channels: us
     b.g.add(x, o)
 }
 
+/// Cross-attention from a flat hidden state h [B, H] to context tokens [B, T, D_ctx], one head,
+/// with a residual (the MLPs' retrieval block): q = W_q h, k = W_k c, v = W_v c (widths H);
+/// h + W_o (softmax(q k^T / sqrt(H)) v). A context of zeros (the null context) attends evenly to
+/// the keys' bias: a fixed, learnable output.
+pub fn token_cross_attention(b: &mut Builder, h: Var, context: Var) -> Result<Var> {
+    let hs = b.g.shape(h).to_vec();
+    let cs = b.g.shape(context).to_vec();
+    if hs.len() != 2 || cs.len() != 3 || cs[0] != hs[0] {
+        return Err(crate::Error::Shape(format!(
+            "cross-attention of {hs:?} to a context {cs:?}: need [B, H], [B, T, D]"
+        )));
+    }
+    let (bs, w, t, dc) = (hs[0], hs[1], cs[1], cs[2]);
+    let q = b.scope("to_q", |b| linear(b, h, w, w, false))?;
+    let c2 = b.g.reshape(context, &[bs * t, dc])?;
+    let k = b.scope("to_k", |b| linear(b, c2, dc, w, true))?;
+    let v = b.scope("to_v", |b| linear(b, c2, dc, w, true))?;
+    let g = &mut *b.g;
+    let q = g.reshape(q, &[bs, 1, w])?;
+    let k = g.reshape(k, &[bs, t, w])?;
+    let v = g.reshape(v, &[bs, t, w])?;
+    let sc = g.matmul(q, k, false, true)?; // [B, 1, T]
+    let sc = g.scale(sc, 1.0 / (w as f32).sqrt());
+    let p = g.softmax(sc);
+    let o = g.matmul(p, v, false, false)?; // [B, 1, H]
+    let o = g.reshape(o, &[bs, w])?;
+    let o = b.scope("proj_out", |b| linear(b, o, w, w, true))?;
+    b.g.add(h, o)
+}
+
 /// Inverted dropout: in training graphs each element is kept with probability 1 - p and scaled
 /// by 1 / (1 - p); a fresh mask is drawn on the GPU at every run. Identity otherwise.
 pub fn dropout(b: &mut Builder, x: Var, p: f32) -> Result<Var> {
@@ -255,7 +307,7 @@ mod res_mlp_tests {
         let mut g = Graph::new();
         let x = g.input("x", &[5, 3]);
         let mut b = Builder::new(&mut g);
-        let y = res_mlp(&mut b, x, 16, 4, 2, Unary::Silu).unwrap();
+        let y = res_mlp(&mut b, x, (16, 4, 2), Unary::Silu, None).unwrap();
         let (w, d_in, d_out) = (16, 3, 2);
         assert_eq!(b.count(), d_in * w + w + 4 * 2 * (w * w + w) + w * d_out + d_out);
         assert!(b.specs.iter().any(|s| s.name == "block3.1.weight"));

@@ -123,16 +123,23 @@ impl KnnIndex {
         Ok((vals, idx))
     }
 
-    /// Every row's k nearest other rows [n, k] (`rows`: the data the index holds, [n, d]): one
-    /// search with k + 1, the row itself dropped (where a duplicate ranks before it, the last).
+    /// Every row's k nearest other rows [n, k] (`rows`: the data the index holds, [n, d]).
     pub fn neighbour_table(&self, gpu: &Gpu, rows: &[f32], k: usize) -> Result<Vec<u32>> {
+        let own: Vec<u32> = (0..self.n as u32).collect();
+        self.search_excluding(gpu, rows, &own, k)
+    }
+
+    /// The k nearest entries [m, k] of queries that are entries themselves (query i is entry
+    /// own[i]): one search with k + 1, the entry itself dropped (where a duplicate ranks before
+    /// it, the last).
+    pub fn search_excluding(&self, gpu: &Gpu, queries: &[f32], own: &[u32], k: usize) -> Result<Vec<u32>> {
         if k + 1 > self.n {
             return Err(Error::Invalid(format!("k = {k} other rows of a database of {} rows", self.n)));
         }
-        let (_, idx) = self.search(gpu, rows, k + 1)?;
-        let mut out = Vec::with_capacity(self.n * k);
-        for (r, row) in idx.chunks(k + 1).enumerate() {
-            let at = row.iter().position(|&i| i as usize == r).unwrap_or(k);
+        let (_, idx) = self.search(gpu, queries, k + 1)?;
+        let mut out = Vec::with_capacity(own.len() * k);
+        for (row, &me) in idx.chunks(k + 1).zip(own) {
+            let at = row.iter().position(|&i| i == me).unwrap_or(k);
             out.extend(row.iter().enumerate().filter(|&(j, _)| j != at).map(|(_, &i)| i));
         }
         Ok(out)

@@ -16,6 +16,8 @@ pub enum EncoderSpec {
     Identity,
     Pca(usize),
     Npy(PathBuf),
+    /// Another database's encoder (its stored PCA, say): `db:FILE`.
+    From(PathBuf),
 }
 
 impl std::str::FromStr for EncoderSpec {
@@ -28,7 +30,8 @@ impl std::str::FromStr for EncoderSpec {
                 _ => Err(format!("'{s}': pca takes a positive number of components, e.g. pca:32")),
             },
             Some(("npy", f)) if !f.is_empty() => Ok(EncoderSpec::Npy(PathBuf::from(f))),
-            _ => Err(format!("'{s}': expected identity, pca:K or npy:FILE")),
+            Some(("db", f)) if !f.is_empty() => Ok(EncoderSpec::From(PathBuf::from(f))),
+            _ => Err(format!("'{s}': expected identity, pca:K, db:FILE or npy:FILE")),
         }
     }
 }
@@ -39,6 +42,7 @@ impl std::fmt::Display for EncoderSpec {
             EncoderSpec::Identity => write!(f, "identity"),
             EncoderSpec::Pca(k) => write!(f, "pca:{k}"),
             EncoderSpec::Npy(p) => write!(f, "npy:{}", p.display()),
+            EncoderSpec::From(p) => write!(f, "db:{}", p.display()),
         }
     }
 }
@@ -54,7 +58,7 @@ pub trait Encoder {
     }
 }
 
-struct Identity(usize);
+pub struct Identity(pub usize);
 
 impl Encoder for Identity {
     fn width(&self) -> usize {
@@ -64,6 +68,10 @@ impl Encoder for Identity {
         Ok(data.to_vec())
     }
 }
+
+/// Rows per GPU pass of the PCA's covariance and projection (32,768 rows of 784 values are
+/// 103 MB, below the 128 MiB binding every device gives).
+const PCA_ROWS: usize = 32_768;
 
 /// Principal components: e = P (x - mean), P [k, d_in] with orthonormal rows.
 pub struct Pca {
@@ -77,14 +85,19 @@ impl Encoder for Pca {
         self.k
     }
     fn encode(&self, gpu: &Gpu, data: &[f32], d_in: usize) -> Result<Vec<f32>> {
-        let n = data.len() / d_in;
-        let centred: Vec<f32> = data.chunks(d_in).flat_map(|r| r.iter().zip(&self.mean).map(|(x, m)| x - m)).collect();
-        let x = Tensor::from_slice(gpu, &centred, &[n, d_in])?;
         let p = Tensor::from_slice(gpu, &self.proj, &[self.k, d_in])?;
-        let mut rec = Recorder::new(gpu);
-        let e = matmul(&mut rec, &x, &p, MatmulOpts { trans_b: true, ..Default::default() })?;
-        rec.finish()?;
-        e.to_vec(gpu)
+        let mut out = Vec::with_capacity(data.len() / d_in * self.k);
+        for rows in data.chunks(PCA_ROWS * d_in) {
+            let n = rows.len() / d_in;
+            let centred: Vec<f32> =
+                rows.chunks(d_in).flat_map(|r| r.iter().zip(&self.mean).map(|(x, m)| x - m)).collect();
+            let x = Tensor::from_slice(gpu, &centred, &[n, d_in])?;
+            let mut rec = Recorder::new(gpu);
+            let e = matmul(&mut rec, &x, &p, MatmulOpts { trans_b: true, ..Default::default() })?;
+            rec.finish()?;
+            out.extend(e.to_vec(gpu)?);
+        }
+        Ok(out)
     }
     fn tensors(&self) -> BTreeMap<String, (Vec<usize>, Vec<f32>)> {
         let d = self.mean.len();
@@ -129,6 +142,23 @@ pub fn fit(gpu: &Gpu, spec: &EncoderSpec, data: &[f32], d_in: usize) -> Result<B
             Err(Error::Invalid(format!("--encoder pca:{k}: the data have only {d_in} dimensions")))
         }
         EncoderSpec::Pca(k) => Ok(Box::new(fit_pca(gpu, data, d_in, *k)?)),
+        EncoderSpec::From(path) => {
+            let db = super::Database::load(path)?;
+            if db.info.data_shape.iter().product::<usize>() != d_in {
+                return Err(Error::Invalid(format!(
+                    "--encoder db:{}: its encoder takes samples of shape {:?}, these have {d_in} values",
+                    path.display(),
+                    db.info.data_shape
+                )));
+            }
+            db.query_encoder()?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "--encoder db:{}: its embeddings were made elsewhere ({}); it has no encoder to reuse",
+                    path.display(),
+                    db.info.encoder
+                ))
+            })
+        }
         EncoderSpec::Npy(path) => {
             let (shape, rows) = crate::io::npy::read_npy(path)?;
             if shape.len() != 2 || shape[1] == 0 {
@@ -149,12 +179,17 @@ pub fn fit_pca(gpu: &Gpu, data: &[f32], d: usize, k: usize) -> Result<Pca> {
         mean.iter_mut().zip(r).for_each(|(m, x)| *m += *x as f64);
     }
     let mean: Vec<f32> = mean.iter().map(|m| (m / n as f64) as f32).collect();
-    let centred: Vec<f32> = data.chunks(d).flat_map(|r| r.iter().zip(&mean).map(|(x, m)| x - m)).collect();
-    let x = Tensor::from_slice(gpu, &centred, &[n, d])?;
-    let mut rec = Recorder::new(gpu);
-    let c = matmul(&mut rec, &x, &x, MatmulOpts { trans_a: true, ..Default::default() })?;
-    rec.finish()?;
-    let cov: Vec<f64> = c.to_vec(gpu)?.iter().map(|&v| v as f64 / n as f64).collect();
+    // Sum X_c^T X_c over chunks of rows: the data need not fit one binding.
+    let mut cov = vec![0f64; d * d];
+    for rows in data.chunks(PCA_ROWS * d) {
+        let m = rows.len() / d;
+        let centred: Vec<f32> = rows.chunks(d).flat_map(|r| r.iter().zip(&mean).map(|(x, m)| x - m)).collect();
+        let x = Tensor::from_slice(gpu, &centred, &[m, d])?;
+        let mut rec = Recorder::new(gpu);
+        let c = matmul(&mut rec, &x, &x, MatmulOpts { trans_a: true, ..Default::default() })?;
+        rec.finish()?;
+        cov.iter_mut().zip(c.to_vec(gpu)?).for_each(|(a, v)| *a += v as f64 / n as f64);
+    }
     let proj = top_eigenvectors(&cov, d, k);
     Ok(Pca { mean, proj: proj.iter().map(|&v| v as f32).collect(), k })
 }

@@ -276,6 +276,7 @@ impl ModelConfig {
             param: self.param(),
             input_var: m.input_var,
             classes: m.classes,
+            context: None,
         })
     }
 
@@ -317,6 +318,40 @@ pub struct ScoreConfig {
     pub model: ModelConfig,
     #[serde(default)]
     pub process: ProcessConfig,
+    #[serde(default)]
+    pub retrieval: Option<ContextConfig>,
+}
+
+/// What the network needs of a checkpoint's `[retrieval]`: the number of context tokens and
+/// their width (the rest is the CLI's).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+pub struct ContextConfig {
+    pub k: usize,
+    pub width: Option<usize>,
+}
+
+impl ScoreConfig {
+    /// The model for samples of `data_shape`, with its context tokens where it has them.
+    pub fn spec(&self, data_shape: &[usize]) -> Result<ModelSpec> {
+        let mut spec = self.model.spec(data_shape)?;
+        if let Some(c) = &self.retrieval {
+            add_context(&mut spec, c.k, c.width, "the checkpoint's")?;
+        }
+        Ok(spec)
+    }
+}
+
+/// Condition `spec` on `k` context tokens of width `width` (the MLPs' cross-attention block,
+/// the U-Net's context_dim). `whose` names the database in the error when the width is unknown.
+pub fn add_context(spec: &mut ModelSpec, k: usize, width: Option<usize>, whose: &str) -> Result<()> {
+    let dim = width.ok_or_else(|| {
+        Error::Invalid(format!("retrieval.width is unknown: {whose} database has not been read (training fills it in)"))
+    })?;
+    spec.context = Some(super::ContextSpec { tokens: k, dim });
+    if let Network::UNet(u) = &mut spec.network {
+        u.context_dim = Some(dim);
+    }
+    Ok(())
 }
 
 /// Checkpoints written before the VP family refused a sigma range carry the (unused) default

@@ -10,7 +10,7 @@ pub mod process;
 use crate::error::{Error, Result};
 use crate::graph::{Graph, Var};
 use crate::nn::unet::{unet, UNetConfig};
-use crate::nn::{mlp, Builder};
+use crate::nn::Builder;
 use crate::ops::elementwise::Unary;
 pub use objective::{Loss, NceNoise, Objective, Projection};
 pub use process::Process;
@@ -142,6 +142,16 @@ pub struct ModelSpec {
     /// [B, classes + 1], the last class the null label of classifier-free guidance);
     /// classifiers: the number of outputs.
     pub classes: Option<usize>,
+    /// Retrieval-conditioned networks: the context tokens they attend to (the k neighbours'
+    /// embeddings, input "context" [B, tokens, dim]).
+    pub context: Option<ContextSpec>,
+}
+
+/// The context tokens of a retrieval-conditioned network: `tokens` neighbours of width `dim`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextSpec {
+    pub tokens: usize,
+    pub dim: usize,
 }
 
 /// Width of the learned label embedding the MLPs join to their input.
@@ -222,8 +232,10 @@ impl ModelSpec {
         xs.extend(&self.data_shape);
         let (x, s) = (g.input("x", &xs), g.input("sigma", &[1]));
         let label = self.classes.map(|k| g.input("label", &[1, k + 1]));
+        let context = self.context.map(|c| g.input("context", &[1, c.tokens, c.dim]));
         let mut b = Builder::new(&mut g);
         b.label = label;
+        b.context = context;
         if self.is_classifier() {
             self.logits(&mut b, x, s)?;
         } else {
@@ -244,6 +256,18 @@ impl ModelSpec {
         let l = b.label.ok_or_else(|| missing_label(k))?;
         let table = b.param("label_emb.weight", &[k + 1, MLP_LABEL_DIM], crate::nn::Init::Uniform(1.0));
         Ok(Some(b.g.matmul(l, table, false, false)?))
+    }
+
+    /// The context tokens [B, T, D] from the builder, for retrieval-conditioned models.
+    fn context(&self, b: &Builder) -> Result<Option<Var>> {
+        let Some(c) = self.context else { return Ok(None) };
+        let v = b.context.ok_or_else(|| {
+            Error::Invalid(format!(
+                "the model is conditioned on {} retrieved neighbours of width {} but was given no context",
+                c.tokens, c.dim
+            ))
+        })?;
+        Ok(Some(v))
     }
 
     /// score(x~, sigma): x [B, data_shape...], sigma [B] -> [B, data_shape...]. Parameters are
@@ -313,13 +337,15 @@ impl ModelSpec {
                 let mut sizes = vec![b.g.shape(inp)[1]];
                 sizes.extend(hidden);
                 sizes.push(self.numel());
-                let out = mlp(b, inp, &sizes, act.unary())?;
+                let ctx = self.context(b)?;
+                let out = crate::nn::mlp_with_context(b, inp, &sizes, act.unary(), ctx)?;
                 b.g.reshape(out, &xs)?
             }
             Network::ResMlp { width, blocks, noise_features, act } => {
                 let label = self.mlp_label(b)?;
                 let inp = mlp_input(b, x_in, c_noise, *noise_features, label)?;
-                let out = crate::nn::res_mlp(b, inp, *width, *blocks, self.numel(), act.unary())?;
+                let ctx = self.context(b)?;
+                let out = crate::nn::res_mlp(b, inp, (*width, *blocks, self.numel()), act.unary(), ctx)?;
                 b.g.reshape(out, &xs)?
             }
             Network::UNet(cfg) => {
@@ -328,7 +354,8 @@ impl ModelSpec {
                     Some(k) => Some(b.label.ok_or_else(|| missing_label(k))?),
                     None => None,
                 };
-                unet(b, x_in, ce, label, None, cfg)?
+                let ctx = self.context(b)?;
+                unet(b, x_in, ce, label, ctx, cfg)?
             }
             Network::Classifier(_) => {
                 return Err(Error::Invalid(

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod retrieval;
 mod state;
 
 pub use state::{metadata, sampling_weights};
@@ -50,9 +51,9 @@ pub struct TrainOutcome {
     pub steps_per_sec: f64,
 }
 
-/// One training batch from the data thread: x0, sigma and the one-hot labels (conditional
-/// models and classifiers).
-type Batch = (Vec<f32>, Vec<f32>, Option<Vec<f32>>);
+/// One training batch from the data thread: x0, sigma, the one-hot labels (conditional models
+/// and classifiers) and the context tokens (retrieval-conditioned models).
+type Batch = (Vec<f32>, Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>);
 
 struct Pending {
     step: usize,
@@ -141,8 +142,10 @@ fn objective(
     let x0 = g.input("x0", &xs);
     let sigma = g.input("sigma", &[t.batch]);
     let label = spec.classes.map(|k| g.input("label", &[t.batch, k + 1]));
+    let context = spec.context.map(|c| g.input("context", &[t.batch, c.tokens, c.dim]));
     let mut bld = Builder::new(&mut g);
     bld.label = label;
+    bld.context = context;
     bld.training = true;
     bld.seed = Stream::Dropout.derive(t.seed);
     let loss = spec.loss(&mut bld, x0, sigma, &loss_of(cfg, data, spec)?, Stream::DsmNoise.derive(t.seed))?;
@@ -264,7 +267,9 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
         return Err(Error::Invalid("--steps 0 (or train.steps = 0): nothing to train; give at least 1".into()));
     }
     let data = Dataset::load(&cfg.data, cfg_dir)?;
-    let cfg = &with_absolute_data_path(cfg, cfg_dir);
+    let mut cfg = with_absolute_data_path(cfg, cfg_dir);
+    let (data, context) = retrieval::prepare(gpu, &mut cfg, data, cfg_dir, &opts.out)?;
+    let cfg = &cfg;
     check_classes(cfg, &data)?;
     let spec = cfg.model_spec(&data.shape)?;
     let t = &cfg.train;
@@ -305,12 +310,12 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let result = std::thread::scope(|scope| -> Result<usize> {
         // The next batches (data and noise levels, from (seed, step) alone) on a second thread.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(2);
-        let (data_ref, proc_ref, b) = (&data, &process, t.batch);
+        let (data_ref, proc_ref, ctx_ref, b) = (&data, &process, &context, t.batch);
         let (classes, drop) = (spec.classes, cfg.label_dropout());
         scope.spawn(move || {
             let mut batcher = Batcher::new(data_ref, t.seed, b);
             for k in start..end {
-                let (x, y, mut rng) = batcher.batch(k as u64);
+                let crate::data::Drawn { x, labels: y, rows, mut rng } = batcher.batch(k as u64);
                 let s: Vec<f32> = (0..b).map(|_| proc_ref.train_sigma(rng.uniform(), rng.uniform()) as f32).collect();
                 // Labels after the levels, so an unconditional run's batches are unchanged.
                 let y = classes.zip(y).map(|(c, y)| {
@@ -318,17 +323,21 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
                         y.into_iter().map(|l| (rng.uniform() >= drop as f64).then_some(l)).collect();
                     crate::data::labels::one_hot(&kept, c)
                 });
-                if tx.send((x, s, y)).is_err() {
+                let c = ctx_ref.as_ref().zip(rows).map(|(c, rows)| c.tokens(&rows, &mut rng));
+                if tx.send((x, s, y, c)).is_err() {
                     return;
                 }
             }
         });
         for k in start..end {
-            let (x, s, y) = rx.recv().map_err(|_| Error::Invalid("the data thread stopped".into()))?;
+            let (x, s, y, c) = rx.recv().map_err(|_| Error::Invalid("the data thread stopped".into()))?;
             step.plan.feed(gpu, "x0", &x)?;
             step.plan.feed(gpu, "sigma", &s)?;
             if let Some(y) = y {
                 step.plan.feed(gpu, "label", &y)?;
+            }
+            if let Some(c) = c {
+                step.plan.feed(gpu, "context", &c)?;
             }
             // A stop before the end (stop_after) keeps the partial window in the state.
             let logging = (k + 1) % t.log_every == 0 || k + 1 == total;
