@@ -77,6 +77,26 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The database swap on the 8-Gaussian ring: one retrieval-conditioned model sampled with
+    /// each database (fractions near each mode, sliced W2 to the ring, one picture).
+    Retrieval2d {
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// An unconditional model of the ring, for comparison.
+        #[arg(long)]
+        unconditional: Option<PathBuf>,
+        #[arg(long, value_delimiter = ',', required = true)]
+        databases: Vec<PathBuf>,
+        #[arg(long, default_value_t = 4000)]
+        n: usize,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Folder for the picture.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Du et al.'s 2-D composition table from the models docs/du2d/table.sh trains.
     Du2d {
         /// The folder with one subfolder per seed.
@@ -172,6 +192,17 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
             };
             bench::guide2d::check(&sweep)?;
             bench::guide2d::run(&gpu, &sweep, *json)
+        }
+        BenchCmd::Retrieval2d { checkpoint, unconditional, databases, n, seed, out, json } => {
+            let swap = bench::retrieval2d::Swap {
+                checkpoint: checkpoint.clone(),
+                unconditional: unconditional.clone(),
+                databases: databases.clone(),
+                n: (*n).max(8),
+                seed: *seed,
+                out: out.clone(),
+            };
+            bench::retrieval2d::run(&gpu, &swap, *json)
         }
         BenchCmd::Du2d { n, .. } if *n < 2 => Err(Error::Invalid("--n: at least 2 samples".into())),
         BenchCmd::Du2d { table: Some(t), n, .. } => {

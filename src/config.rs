@@ -356,6 +356,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_retrieval_section_is_checked_and_conditions_the_network() {
+        let base = "[data]\nsource = \"toy\"\n[retrieval]\ndatabase = \"db.safetensors\"\nk = 8\n";
+        for (extra, word) in [
+            ("dropout = 1.0", "retrieval.dropout"),
+            ("encoder = \"clip\"", "retrieval.encoder"),
+            ("width = 0", "retrieval.width"),
+            ("k2 = 3", "k2"),
+        ] {
+            let e = Config::from_toml(&format!("{base}{extra}\n"), "r.toml").unwrap_err().to_string();
+            assert!(e.contains(word) && e.contains("r.toml"), "{e}");
+        }
+        let c = Config::from_toml(base, "r.toml").unwrap();
+        assert!(c.model_spec(&[2]).unwrap_err().to_string().contains("retrieval.width"));
+        let c = Config::from_toml(&format!("{base}width = 2\n"), "r.toml").unwrap();
+        assert_eq!(c.model_spec(&[2]).unwrap().context, Some(crate::score::ContextSpec { tokens: 8, dim: 2 }));
+        assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+        let unet = "[data]\nsource = \"idx\"\npath = \"x\"\n[model]\nnetwork = \"unet\"\nattn_resolutions = []\n\
+                    mid_attention = false\n[retrieval]\ndatabase = \"d\"\nk = 4\nwidth = 3\n";
+        let c = Config::from_toml(unet, "u.toml").unwrap();
+        assert!(c.model_spec(&[1, 8, 8]).unwrap_err().to_string().contains("mid_attention"));
+        let c = Config::from_toml(&unet.replace("mid_attention = false", "mid_attention = true"), "u.toml").unwrap();
+        let spec = c.model_spec(&[1, 8, 8]).unwrap();
+        assert!(matches!(spec.network, crate::score::Network::UNet(ref u) if u.context_dim == Some(3)));
+    }
+
+    #[test]
     fn unknown_keys_name_the_key_and_file() {
         let e = Config::from_toml("[data]\nsource = \"toy\"\n[train]\nstepz = 3\n", "x.toml").unwrap_err().to_string();
         assert!(e.contains("x.toml") && e.contains("stepz"), "{e}");

@@ -70,9 +70,13 @@ fn rows(path: &Path, n: Option<usize>) -> Result<(Vec<f32>, Vec<usize>, Option<V
             let labels = ds.labels.as_ref().map(|l| l.of[..keep].to_vec());
             Ok((data[..keep * ds.numel()].to_vec(), ds.shape.clone(), labels))
         }
-        Source::Toy(_) => {
-            let mut rng = scoregen::rng::HostRng::new(cfg.train.seed);
-            Ok((ds.draw(n.unwrap_or(10_000), &mut rng), ds.shape.clone(), None))
+        Source::Toy(t) => {
+            // The same draw as `Dataset::draw`; mixture toys also tell each point's component.
+            let (count, mut rng) = (n.unwrap_or(10_000), scoregen::rng::HostRng::new(cfg.train.seed));
+            Ok(match t.sample_labelled(count, &mut rng) {
+                Some((x, y)) => (x, ds.shape.clone(), Some(y)),
+                None => (ds.draw(count, &mut scoregen::rng::HostRng::new(cfg.train.seed)), ds.shape.clone(), None),
+            })
         }
     }
 }

@@ -218,10 +218,7 @@ fn source(a: &SampleArgs) -> Result<ModelSource> {
 
 /// The model's file as the user named it (errors about its database name it).
 fn source_name(a: &SampleArgs) -> String {
-    match (&a.checkpoint, &a.model) {
-        (Some(c), _) => c.display().to_string(),
-        _ => "the model".into(),
-    }
+    a.checkpoint.as_ref().map_or("the model".into(), |c| c.display().to_string())
 }
 
 fn load_model(gpu: &Gpu, a: &SampleArgs) -> Result<Loaded> {
@@ -332,6 +329,7 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
 }
 
 fn cmd_field(cli: &Cli, src: &SampleArgs, out: &std::path::Path, level: Option<f64>, lim: Option<f64>) -> Result<()> {
+    src.retrieval.refuse_in("field")?;
     for (name, v) in [("--level", level), ("--lim", lim)] {
         if let Some(v) = v.filter(|v| !(*v > 0.0 && v.is_finite())) {
             return Err(Error::Invalid(format!("{name} {v}: must be a positive number")));
@@ -415,6 +413,7 @@ fn cmd_eval(
     fisher: Option<&FisherRequest>,
     json: bool,
 ) -> Result<()> {
+    src.retrieval.refuse_in("eval")?;
     let gpu = open(&cli)?;
     // A classifier's evaluation is its accuracy per noise level on its training data.
     if let Some(c) = src.checkpoint.as_ref().filter(|c| scoregen::model::Classifier::load(&gpu, c).is_ok()) {

@@ -149,6 +149,7 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
         &["sample", "--model", "gmm:ring8", "--database", &s(&db), "--out", &out],
         &["db.safetensors", "not retrieval-conditioned"],
     );
+    refused(&["eval", "--checkpoint", &ck, "--database", &s(&db)], &["db.safetensors", "null context"]);
     // Training on a database built from another draw (another seed) is refused.
     std::fs::write(&cfg, CONFIG.replace("steps = 120", "steps = 120\nseed = 9")).unwrap();
     refused(

@@ -34,6 +34,18 @@ pub struct Retrieved {
 }
 
 impl RetrievalArgs {
+    /// `eval` and `field` use the null context: the flags are refused there, not ignored.
+    pub fn refuse_in(&self, command: &str) -> Result<()> {
+        match self.database.as_ref().or(self.query.as_ref()) {
+            Some(f) => Err(Error::Invalid(format!(
+                "{}: {command} uses the null context of retrieval-conditioned models; --database and --query are \
+                 sample's",
+                f.display()
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The model's `[retrieval]` and the database to use, checked against each other; None for
     /// models without retrieval (the flags are refused there).
     fn database(&self, m: &Loaded, model_name: &str) -> Result<Option<(RetrievalConfig, Database, PathBuf)>> {

@@ -11,6 +11,7 @@ pub mod knn;
 pub mod mcmc;
 pub mod mlp;
 pub mod objectives;
+pub mod retrieval2d;
 pub mod sample;
 pub mod unet;
 

@@ -248,10 +248,15 @@ pub fn cross_attention_block(b: &mut Builder, x: Var, context: Var, channels: us
     b.g.add(x, o)
 }
 
-/// Cross-attention from a flat hidden state h [B, H] to context tokens [B, T, D_ctx], one head,
-/// with a residual (the MLPs' retrieval block): q = W_q h, k = W_k c, v = W_v c (widths H);
-/// h + W_o (softmax(q k^T / sqrt(H)) v). A context of zeros (the null context) attends evenly to
-/// the keys' bias: a fixed, learnable output.
+/// Cross-attention from a flat hidden state h [B, H] to context tokens c_j [B, T, D] (the
+/// MLPs' retrieval block), one head, with a residual, in folded form: single-head attention
+/// scores (W_q h + b_q) . (W_k c_j + b_k) are, up to a term constant over j that the softmax
+/// drops, (A h + u) . c_j with A = W_k^T W_q [D, H], u = W_k^T b_q; and W_o (sum_j p_j (W_v c_j
+/// + b_v)) + b_o is P (sum_j p_j c_j) + b with P = W_o W_v [H, D]. So the block learns `to_a`
+/// (A, u) and `proj_out` (P, b): h + P softmax_j((A h + u) . c_j / sqrt(D)) c + b, the same
+/// functions as the textbook block, with every product on B rows instead of B T (the key and
+/// value projections of the tokens, and their weight gradients over B T rows, are gone). A
+/// context of zeros (the null context) attends evenly and gives h + b.
 pub fn token_cross_attention(b: &mut Builder, h: Var, context: Var) -> Result<Var> {
     let hs = b.g.shape(h).to_vec();
     let cs = b.g.shape(context).to_vec();
@@ -261,20 +266,17 @@ pub fn token_cross_attention(b: &mut Builder, h: Var, context: Var) -> Result<Va
         )));
     }
     let (bs, w, t, dc) = (hs[0], hs[1], cs[1], cs[2]);
-    let q = b.scope("to_q", |b| linear(b, h, w, w, false))?;
-    let c2 = b.g.reshape(context, &[bs * t, dc])?;
-    let k = b.scope("to_k", |b| linear(b, c2, dc, w, true))?;
-    let v = b.scope("to_v", |b| linear(b, c2, dc, w, true))?;
+    let a = b.scope("to_a", |b| linear(b, h, w, dc, true))?;
     let g = &mut *b.g;
-    let q = g.reshape(q, &[bs, 1, w])?;
-    let k = g.reshape(k, &[bs, t, w])?;
-    let v = g.reshape(v, &[bs, t, w])?;
-    let sc = g.matmul(q, k, false, true)?; // [B, 1, T]
-    let sc = g.scale(sc, 1.0 / (w as f32).sqrt());
+    let a = g.reshape(a, &[bs, 1, dc])?;
+    let sc = g.mul(a, context)?; // [B, T, D]
+    let sc = g.sum(sc, 2)?; // [B, T]
+    let sc = g.scale(sc, 1.0 / (dc as f32).sqrt());
     let p = g.softmax(sc);
-    let o = g.matmul(p, v, false, false)?; // [B, 1, H]
-    let o = g.reshape(o, &[bs, w])?;
-    let o = b.scope("proj_out", |b| linear(b, o, w, w, true))?;
+    let p = g.reshape(p, &[bs, t, 1])?;
+    let pooled = g.mul(p, context)?;
+    let pooled = g.sum(pooled, 1)?; // [B, D]
+    let o = b.scope("proj_out", |b| linear(b, pooled, dc, w, true))?;
     b.g.add(h, o)
 }
 

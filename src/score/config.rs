@@ -349,6 +349,14 @@ pub fn add_context(spec: &mut ModelSpec, k: usize, width: Option<usize>, whose: 
     })?;
     spec.context = Some(super::ContextSpec { tokens: k, dim });
     if let Network::UNet(u) = &mut spec.network {
+        // Cross-attention runs where self-attention does: without any, the context is unused.
+        if u.attn_resolutions.is_empty() && !u.mid_attention {
+            return Err(Error::Invalid(
+                "[retrieval] with a U-Net: the neighbours are attended to where self-attention runs; set \
+                 model.mid_attention = true or model.attn_resolutions"
+                    .into(),
+            ));
+        }
         u.context_dim = Some(dim);
     }
     Ok(())
