@@ -121,3 +121,36 @@ fn index_from_the_command_line() {
     assert_eq!(a.embed(gpu(), &ys).unwrap(), b.embeddings);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A model's [retrieval] against a database: the same encoder kind fitted on other data (another
+/// PCA), another width and too few entries are each refused, naming both sides.
+#[test]
+fn databases_are_checked_against_the_model() {
+    use scoregen::retrieval::RetrievalConfig;
+    let mut rng = Rng::new(5);
+    let data = rng.vec(200 * 4, -1.0, 1.0);
+    let db = build(gpu(), &data, &[4], &EncoderSpec::Pca(2), Metric::Cosine, None, "test").unwrap();
+    let other =
+        build(gpu(), &rng.vec(200 * 4, -2.0, 1.0), &[4], &EncoderSpec::Pca(2), Metric::Cosine, None, "o").unwrap();
+    let cfg = RetrievalConfig {
+        database: "train.safetensors".into(),
+        k: 8,
+        dropout: None,
+        encoder: Some(db.info.encoder.clone()),
+        width: Some(2),
+        metric: Some(Metric::Cosine),
+        fitted: db.info.fitted.clone(),
+    };
+    cfg.check_database(&db, "model.safetensors", "train.safetensors").unwrap();
+    let e = cfg.check_database(&other, "model.safetensors", "other.safetensors").unwrap_err().to_string();
+    assert!(
+        e.contains("other.safetensors") && e.contains("model.safetensors") && e.contains("fitted on other data"),
+        "{e}"
+    );
+    let wide = RetrievalConfig { width: Some(3), ..cfg.clone() };
+    let e = wide.check_database(&db, "model.safetensors", "train.safetensors").unwrap_err().to_string();
+    assert!(e.contains("width 2") && e.contains("width 3"), "{e}");
+    let many = RetrievalConfig { k: 201, ..cfg };
+    let e = many.check_database(&db, "model.safetensors", "train.safetensors").unwrap_err().to_string();
+    assert!(e.contains("200 entries") && e.contains("k = 201"), "{e}");
+}

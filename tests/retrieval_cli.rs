@@ -127,6 +127,23 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
     let pca = dir.join("pca.safetensors");
     ok(&["index", "build", "--data", &s(&cfg), "--encoder", "pca:1", "--n", "500", "--out", &s(&pca)]);
     let small = save("small.safetensors", &rows[..6]);
+    let pca2 = dir.join("pca2.safetensors");
+    ok(&[
+        "index",
+        "build",
+        "--data",
+        &s(&cfg),
+        "--encoder",
+        "pca:2",
+        "--metric",
+        "l2",
+        "--n",
+        "500",
+        "--out",
+        &s(&pca2),
+    ]);
+    let empty = dir.join("empty.safetensors");
+    std::fs::write(&empty, b"").unwrap();
     let junk = dir.join("junk.safetensors");
     std::fs::write(&junk, b"not a database").unwrap();
     let (q3, q7) = (dir.join("q3.npy"), dir.join("q7.npy"));
@@ -138,6 +155,8 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
         ("--database", &pca, vec!["pca.safetensors", "width 1", "width 2"]),
         ("--database", &small, vec!["small.safetensors", "3 entries", "k = 4"]),
         ("--database", &junk, vec!["junk.safetensors"]),
+        ("--database", &empty, vec!["empty.safetensors"]),
+        ("--database", &pca2, vec!["pca2.safetensors", "encoder pca:2", "encoder identity"]),
         ("--query", &q3, vec!["q3.npy", "width 2"]),
         ("--query", &q7, vec!["q7.npy", "7 queries for 40 chains"]),
     ] {
