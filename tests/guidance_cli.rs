@@ -186,6 +186,12 @@ fn bad_guidance_input_is_refused_in_one_line() {
         (vec!["--checkpoint", &unc, "--classifier", &vp_clf, "--class", "1"], vec!["vpclf", "noise process"]),
         (vec!["--checkpoint", &clf, "--class", "1"], vec!["is a classifier", "--classifier"]),
         (vec!["--checkpoint", &unc, "--classifier", &cond, "--class", "1"], vec!["is a score model"]),
+        (vec!["--checkpoint", &cond, "--class", "1", "--guidance", "nan"], vec!["--guidance NaN", "finite"]),
+        (vec!["--checkpoint", &cond, "--class", "1", "--guidance-scale", "inf"], vec!["--guidance inf", "finite"]),
+        (
+            vec!["--checkpoint", &unc, "--classifier", &clf, "--class", "1", "--classifier-scale", "inf"],
+            vec!["--classifier-scale inf", "finite"],
+        ),
     ];
     for (extra, words) in cases {
         let mut args = vec!["sample", "--out", &out];
@@ -222,6 +228,9 @@ fn bad_guidance_input_is_refused_in_one_line() {
     std::fs::write(&bad, "[data]\nsource = \"toy\"\nname = \"moons\"\n[model]\nclasses = 2\n").unwrap();
     let (code, _, err) = run_cli(&["train", "--config", &s(&bad), "--out", &s(&dir.join("bad"))]);
     assert!(code != 0 && err.contains("model.classes = 2") && err.contains("no labels"), "{err}");
+    std::fs::write(&bad, "[data]\nsource = \"toy\"\n[model]\nclasses = 70000\n").unwrap();
+    let (code, _, err) = run_cli(&["train", "--config", &s(&bad), "--out", &s(&dir.join("bad"))]);
+    assert!(code != 0 && err.contains("model.classes = 70000"), "{err}");
     std::fs::write(&bad, "[data]\nsource = \"toy\"\n[train]\nlabel_dropout = 0.2\n").unwrap();
     let (code, _, err) = run_cli(&["train", "--config", &s(&bad), "--out", &s(&dir.join("bad"))]);
     assert!(code != 0 && err.contains("train.label_dropout"), "{err}");
