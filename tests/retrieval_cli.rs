@@ -104,9 +104,26 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
         p
     };
     let far_db = save("far.safetensors", &far);
-    let mode0: Vec<f32> = rows.chunks(2).filter(|p| p[0] > 2.5 && p[1].abs() < 1.5).flatten().copied().collect();
-    assert!(mode0.len() > 200);
-    let mode0_db = save("mode0.safetensors", &mode0);
+    // `index build --class 0` keeps the ring's mode 0 (a toy's labels are its components).
+    let mode0_db = dir.join("mode0.safetensors");
+    ok(&[
+        "index",
+        "build",
+        "--data",
+        &s(&cfg),
+        "--encoder",
+        "identity",
+        "--metric",
+        "l2",
+        "--class",
+        "0",
+        "--out",
+        &s(&mode0_db),
+    ]);
+    let m0 = Database::load(&mode0_db).unwrap();
+    let mode0 = m0.embeddings.clone();
+    assert!(m0.info.n > 150 && m0.labels.as_ref().unwrap().iter().all(|&l| l == 0.0), "{}", m0.info.n);
+    assert!(mode0.chunks(2).all(|p| p[0] > 2.0 && p[1].abs() < 2.0), "a point of another mode");
     let q = dir.join("q.npy");
     let qs: Vec<f32> = (0..40).flat_map(|i| [4.0 * (i as f32).cos(), 4.0 * (i as f32).sin()]).collect();
     scoregen::io::npy::write_npy(&q, &[40, 2], &qs).unwrap();
