@@ -31,6 +31,14 @@ fn refused(args: &[&str], words: &[&str]) {
     }
 }
 
+/// `scoregen index build --data CFG --out OUT` with more flags.
+fn index_build(cfg: &Path, out: &Path, extra: &[&str]) {
+    let (c, o) = (s(cfg), s(out));
+    let mut a = vec!["index", "build", "--data", &c, "--out", &o];
+    a.extend(extra);
+    ok(&a);
+}
+
 fn npy(p: &Path) -> (Vec<usize>, Vec<f32>) {
     scoregen::io::npy::read_npy(p).unwrap()
 }
@@ -45,20 +53,7 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
     let cfg = dir.join("ring.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     let db = dir.join("db.safetensors");
-    ok(&[
-        "index",
-        "build",
-        "--data",
-        &s(&cfg),
-        "--encoder",
-        "identity",
-        "--metric",
-        "l2",
-        "--n",
-        "2000",
-        "--out",
-        &s(&db),
-    ]);
+    index_build(&cfg, &db, &["--encoder", "identity", "--metric", "l2", "--n", "2000"]);
     let run = dir.join("run");
     ok(&["train", "--config", &s(&cfg), "--out", &s(&run), "--no-samples"]);
     let (shape, table) = npy(&run.join("neighbours.npy"));
@@ -106,20 +101,7 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
     let far_db = save("far.safetensors", &far);
     // `index build --class 0` keeps the ring's mode 0 (a toy's labels are its components).
     let mode0_db = dir.join("mode0.safetensors");
-    ok(&[
-        "index",
-        "build",
-        "--data",
-        &s(&cfg),
-        "--encoder",
-        "identity",
-        "--metric",
-        "l2",
-        "--class",
-        "0",
-        "--out",
-        &s(&mode0_db),
-    ]);
+    index_build(&cfg, &mode0_db, &["--encoder", "identity", "--metric", "l2", "--class", "0"]);
     let m0 = Database::load(&mode0_db).unwrap();
     let mode0 = m0.embeddings.clone();
     assert!(m0.info.n > 150 && m0.labels.as_ref().unwrap().iter().all(|&l| l == 0.0), "{}", m0.info.n);
@@ -142,23 +124,10 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
 
     // Bad input, each in one line naming the file or value.
     let pca = dir.join("pca.safetensors");
-    ok(&["index", "build", "--data", &s(&cfg), "--encoder", "pca:1", "--n", "500", "--out", &s(&pca)]);
+    index_build(&cfg, &pca, &["--encoder", "pca:1", "--n", "500"]);
     let small = save("small.safetensors", &rows[..6]);
     let pca2 = dir.join("pca2.safetensors");
-    ok(&[
-        "index",
-        "build",
-        "--data",
-        &s(&cfg),
-        "--encoder",
-        "pca:2",
-        "--metric",
-        "l2",
-        "--n",
-        "500",
-        "--out",
-        &s(&pca2),
-    ]);
+    index_build(&cfg, &pca2, &["--encoder", "pca:2", "--metric", "l2", "--n", "500"]);
     let empty = dir.join("empty.safetensors");
     std::fs::write(&empty, b"").unwrap();
     let junk = dir.join("junk.safetensors");
