@@ -24,7 +24,7 @@ for c in 0 1 2 3 4 5 6 7 8 9; do
   "$bin" --quiet sample --checkpoint "$ck" --database "$out/digit$c.safetensors" --n "$n" --out "$out/digit$c.npy"
   python3 -c "import numpy as np; np.save('$out/digit$c.labels.npy', np.full($n, $c, dtype=np.int64))"
   acc=$("$bin" --quiet classify --classifier "$clf" --samples "$out/digit$c.npy" --json | python3 -c \
-    "import json,sys; print(json.loads(sys.stdin.readlines()[-1])["as_class"])")
+    "import json,sys; print(json.loads(sys.stdin.readlines()[-1])['as_class'])")
   echo "{\"bench\": \"mnist_rdm\", \"database\": \"digit $c\", \"n\": $n, \"classified_as_its_digit\": $acc}" | tee -a "$out/mnist_rdm.jsonl"
 done
 "$bin" --quiet sample --checkpoint "$ck" --database "$out/fashion.safetensors" --n "$n" --out "$out/fashion.npy"
