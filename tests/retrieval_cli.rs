@@ -122,6 +122,20 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
     sample(&g, &["--n", "40", "--guidance", "2"]);
     assert_ne!(npy(&g).1, va, "--guidance 2 changed nothing");
 
+    // A database of embeddings made elsewhere (npy:FILE, one row per training row): training
+    // takes it as given, sampling queries it with embeddings of its width.
+    let emb = dir.join("emb.npy");
+    let scaled: Vec<f32> = rows.iter().map(|v| 0.5 * v).collect();
+    scoregen::io::npy::write_npy(&emb, &[2000, 2], &scaled).unwrap();
+    let npy_db = dir.join("npydb.safetensors");
+    let enc = format!("npy:{}", s(&emb));
+    index_build(&cfg, &npy_db, &["--encoder", &enc, "--metric", "l2", "--n", "2000"]);
+    let cfg2 = dir.join("ext.toml");
+    std::fs::write(&cfg2, CONFIG.replace("db.safetensors", "npydb.safetensors").replace("steps = 120", "steps = 20"))
+        .unwrap();
+    ok(&["--quiet", "train", "--config", &s(&cfg2), "--out", &s(&dir.join("ext")), "--no-samples"]);
+    let ck2 = s(&dir.join("ext/checkpoint.safetensors"));
+    ok(&["sample", "--checkpoint", &ck2, "--n", "40", "--query", &s(&q), "--out", &s(&dir.join("e.npy"))]);
     // Bad input, each in one line naming the file or value.
     let pca = dir.join("pca.safetensors");
     index_build(&cfg, &pca, &["--encoder", "pca:1", "--n", "500"]);
