@@ -94,3 +94,29 @@ fn mismatches_and_corruption_are_one_clear_error() {
     assert!(Checkpoint::from_bytes(&b).unwrap_err().contains("F16"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Interoperability with Python's `safetensors`: a file it wrote (tests/fixtures, made by
+/// make_safetensors.py) reads here, F64 converted; a file written here reads back through the
+/// crate as the same tensors and metadata. With SCOREGEN_INTEROP set, the file written here is
+/// kept for tests/fixtures/read_back.py (Python's reader).
+#[test]
+fn safetensors_files_cross_between_python_and_scoregen() {
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/python_written.safetensors");
+    let ck = Checkpoint::load(&fixture).unwrap();
+    assert_eq!(ck.metadata["scoregen.note"], "written by Python");
+    assert_eq!(ck.tensors["net.0.weight"], (vec![2, 3], vec![-0.5, -0.25, 0.0, 0.25, 0.5, 0.75]));
+    assert_eq!(ck.tensors["net.0.bias"], (vec![2], vec![1.5, -2.25]));
+    assert_eq!(ck.tensors["scalarish"], (vec![1, 1], vec![3.0]));
+    assert_eq!(ck.tensors.len(), 3);
+    let path = std::env::temp_dir().join(format!("rust_written-{}.safetensors", std::process::id()));
+    ck.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("net.0.weight").unwrap().dtype(), safetensors::Dtype::F32);
+    assert_eq!(Checkpoint::from_bytes(&bytes).unwrap(), ck);
+    if std::env::var_os("SCOREGEN_INTEROP").is_some() {
+        eprintln!("kept for tests/fixtures/read_back.py: {}", path.display());
+    } else {
+        std::fs::remove_file(&path).unwrap();
+    }
+}

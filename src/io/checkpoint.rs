@@ -1,4 +1,5 @@
-//! Checkpoints in the safetensors format: an 8-byte little-endian header length, a JSON header
+//! Checkpoints in the safetensors format, read and written by the `safetensors` crate with our
+//! validation and messages on top: an 8-byte little-endian header length, a JSON header
 //! ({name: {dtype, shape, data_offsets}}, plus "__metadata__" with string values: the model
 //! config travels there), then the raw little-endian data. Names and layouts are PyTorch's, so
 //! `safetensors.torch.load_file` gives a `state_dict`. Writes are atomic (temporary file in the
@@ -31,35 +32,18 @@ impl Checkpoint {
         Ok(Checkpoint { tensors, metadata })
     }
 
+    /// The safetensors bytes (written by the `safetensors` crate: F32 tensors in name order, the
+    /// metadata as `__metadata__`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut header = serde_json::Map::new();
-        if !self.metadata.is_empty() {
-            let m: serde_json::Map<String, serde_json::Value> =
-                self.metadata.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-            header.insert("__metadata__".into(), m.into());
-        }
-        let mut offset = 0usize;
-        for (name, (shape, data)) in &self.tensors {
-            let end = offset + data.len() * 4;
-            header.insert(
-                name.clone(),
-                serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [offset, end]}),
-            );
-            offset = end;
-        }
-        let mut h = serde_json::Value::Object(header).to_string().into_bytes();
-        while (8 + h.len()) % 8 != 0 {
-            h.push(b' ');
-        }
-        let mut out = Vec::with_capacity(8 + h.len() + offset);
-        out.extend_from_slice(&(h.len() as u64).to_le_bytes());
-        out.extend_from_slice(&h);
-        for (_, data) in self.tensors.values() {
-            for v in data {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-        }
-        out
+        let bytes: Vec<(&String, &Vec<usize>, Vec<u8>)> =
+            self.tensors.iter().map(|(k, (s, v))| (k, s, bytemuck::cast_slice(v).to_vec())).collect();
+        let views = bytes.iter().map(|(k, s, b)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.to_vec(), b)
+                .expect("a checkpoint's tensors hold their shapes");
+            (k.as_str(), view)
+        });
+        let meta = (!self.metadata.is_empty()).then(|| self.metadata.clone().into_iter().collect());
+        safetensors::serialize(views, meta).expect("F32 tensors of consistent shapes serialise")
     }
 
     /// Write atomically: a temporary file beside `path`, flushed, then renamed over it.
@@ -74,55 +58,46 @@ impl Checkpoint {
         })
     }
 
+    /// Parse safetensors bytes (the `safetensors` crate), with our messages: truncation, a header
+    /// that is not JSON, offsets that do not hold a shape, dtypes other than F32 (F64 and BF16
+    /// are converted to f32, as PyTorch's `.float()` would).
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
+        use safetensors::SafeTensorError as E;
         if bytes.len() < 8 {
             return Err(format!("{} bytes is too short for a header (truncated?)", bytes.len()));
         }
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        if n > bytes.len() - 8 {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        if n > (bytes.len() - 8) as u64 {
             return Err(format!("header claims {n} bytes, the file has {} (truncated?)", bytes.len() - 8));
         }
-        let header: serde_json::Value =
-            serde_json::from_slice(&bytes[8..8 + n]).map_err(|e| format!("header is not JSON: {e}"))?;
-        let obj = header.as_object().ok_or("header is not a JSON object")?;
-        let data = &bytes[8 + n..];
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| match e {
+            E::InvalidHeader(_) | E::InvalidHeaderDeserialization(_) | E::JsonError(_) => {
+                format!("header is not JSON: {e}")
+            }
+            E::MetadataIncompleteBuffer => "the data section does not match the header (truncated?)".into(),
+            E::InvalidOffset(name) => format!("tensor '{name}': its data_offsets do not hold its shape"),
+            e => e.to_string(),
+        })?;
+        let (_, meta) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
         let mut ck = Checkpoint::default();
-        for (name, v) in obj {
-            if name == "__metadata__" {
-                for (k, val) in v.as_object().ok_or("__metadata__ is not an object")? {
-                    ck.metadata
-                        .insert(k.clone(), val.as_str().ok_or(format!("metadata '{k}' is not a string"))?.to_string());
+        if let Some(m) = meta.metadata() {
+            ck.metadata = m.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        }
+        for (name, view) in st.tensors() {
+            let b = view.data();
+            let vals: Vec<f32> = match view.dtype() {
+                safetensors::Dtype::F32 => {
+                    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
                 }
-                continue;
-            }
-            let dtype = v["dtype"].as_str().ok_or(format!("tensor '{name}' has no dtype"))?;
-            if dtype != "F32" {
-                return Err(format!("tensor '{name}' is {dtype}; scoregen reads F32 checkpoints"));
-            }
-            let shape: Vec<usize> = v["shape"]
-                .as_array()
-                .ok_or(format!("tensor '{name}' has no shape"))?
-                .iter()
-                .map(|d| d.as_u64().map(|x| x as usize))
-                .collect::<Option<_>>()
-                .ok_or(format!("tensor '{name}' has a bad shape"))?;
-            let offs = v["data_offsets"]
-                .as_array()
-                .filter(|a| a.len() == 2)
-                .ok_or(format!("tensor '{name}' has no data_offsets"))?;
-            let (s, e) = (offs[0].as_u64().unwrap_or(u64::MAX) as usize, offs[1].as_u64().unwrap_or(0) as usize);
-            let want = shape.iter().product::<usize>() * 4;
-            if e < s || e - s != want {
-                return Err(format!("tensor '{name}': offsets {s}..{e} do not hold shape {shape:?}"));
-            }
-            if e > data.len() {
-                return Err(format!(
-                    "tensor '{name}' ends at byte {e} of a {}-byte data section (truncated?)",
-                    data.len()
-                ));
-            }
-            let vals = data[s..e].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-            ck.tensors.insert(name.clone(), (shape, vals));
+                safetensors::Dtype::F64 => {
+                    b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect()
+                }
+                safetensors::Dtype::BF16 => {
+                    b.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect()
+                }
+                d => return Err(format!("tensor '{name}' is {d:?}; scoregen reads F32 (and converts F64, BF16)")),
+            };
+            ck.tensors.insert(name, (view.shape().to_vec(), vals));
         }
         Ok(ck)
     }
