@@ -167,7 +167,7 @@ pub enum BenchCmd {
 }
 
 pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     match which {
         BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
         BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),

@@ -277,7 +277,7 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
             out.display()
         )));
     }
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     let dir = config.parent().unwrap_or(std::path::Path::new("."));
     eprintln!("training {} on {} -> {}", config.display(), gpu.describe(), out.display());
     let opts = TrainOpts { out: out.clone(), steps: *steps, resume: *resume, progress: true, stop_after: None };
@@ -338,7 +338,7 @@ fn cmd_field(cli: &Cli, src: &SampleArgs, out: &std::path::Path, level: Option<f
     if !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
         return Err(Error::Invalid(format!("--out {}: field writes a .png", out.display())));
     }
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     let loaded = load_model(&gpu, src)?;
     let mut req = request(&loaded, src);
     req.n = src.n.unwrap_or(req.n.min(5000));
@@ -352,7 +352,7 @@ fn cmd_sample(cli: &Cli, src: &SampleArgs, out: &std::path::Path, json: bool, sh
     if shard.is_some() && !out.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
         return Err(Error::Invalid(format!("--shard: write the shard to a .npy (--out {})", out.display())));
     }
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     let loaded = load_model(&gpu, src)?;
     let mut req = request(&loaded, src);
     let m = loaded.model.as_ref();
@@ -414,7 +414,7 @@ fn cmd_eval(
     json: bool,
 ) -> Result<()> {
     src.retrieval.refuse_in("eval")?;
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     // A classifier's evaluation is its accuracy per noise level on its training data.
     if let Some(c) = src.checkpoint.as_ref().filter(|c| scoregen::model::Classifier::load(&gpu, c).is_ok()) {
         print!("{}", scoregen::app::classify::accuracy_report(&gpu, c, None)?);
@@ -434,7 +434,7 @@ fn cmd_eval(
 }
 
 fn cmd_log_z(cli: &Cli, src: &SampleArgs, json: bool) -> Result<()> {
-    let gpu = open(&cli)?;
+    let gpu = open(cli)?;
     let m = load_model(&gpu, src)?;
     let req = request(&m, src);
     let (lz, se, r) = scoregen::app::mcmc_cli::log_z(&gpu, m.model.as_ref(), &req, &mut progress("AIS"))?;

@@ -144,8 +144,8 @@ impl Stream {
             Stream::Truth(j) => s ^ (0x7123_0000 + j),
             Stream::NllPoints => 0xDA7A,
             Stream::Dequantise => 0xDE0,
-            Stream::Moments => 0x5EC0_0D,
-            Stream::NceFit => s ^ 0x0CE5_F17,
+            Stream::Moments => 0x005E_C00D,
+            Stream::NceFit => s ^ 0x00CE_5F17,
             Stream::FisherPoints(j) => s ^ 0xF15E ^ j.wrapping_mul(GOLDEN),
             Stream::Query(i) => s ^ 0x9E4E_0000_0000 ^ i.wrapping_mul(0xA24B_AED4_963E_E407),
         }

@@ -148,7 +148,7 @@ fn retrieval_conditioned_training_sampling_and_the_swap() {
     std::fs::write(&junk, b"not a database").unwrap();
     let (q3, q7) = (dir.join("q3.npy"), dir.join("q7.npy"));
     scoregen::io::npy::write_npy(&q3, &[40, 3], &vec![0.5; 120]).unwrap();
-    scoregen::io::npy::write_npy(&q7, &[7, 2], &vec![0.5; 14]).unwrap();
+    scoregen::io::npy::write_npy(&q7, &[7, 2], &[0.5; 14]).unwrap();
     let out = s(&dir.join("bad.npy"));
     let base_args = ["sample", "--checkpoint", &ck, "--n", "40", "--out", &out];
     for (flag, file, words) in [

@@ -168,7 +168,16 @@ pub fn sample_to(
     }
     crate::sample::check_sample_size(req.n, d)?;
     let mut xs = Vec::with_capacity(req.n * d);
-    let rate = crate::sample::draw_each(gpu, model, req, &mut |b| Ok(xs.extend_from_slice(b)), progress)?;
+    let rate = crate::sample::draw_each(
+        gpu,
+        model,
+        req,
+        &mut |b| {
+            xs.extend_from_slice(b);
+            Ok(())
+        },
+        progress,
+    )?;
     // Chains cycling through L classes: a grid of L columns, one class each.
     let cols = req.conditions.get(crate::model::guide::LABEL).filter(|_| req.conditions.cycle).and_then(|rows| {
         let k = crate::model::guide::label_classes(model)? + 1;

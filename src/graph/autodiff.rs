@@ -27,7 +27,8 @@ pub fn grad(g: &mut Graph, y: Var, wrt: &[Var]) -> Result<Vec<Var>> {
         }
     }
     let mut grads: HashMap<usize, Var> = HashMap::new();
-    let seed = g.fill(1.0, &g.shape(y).to_vec());
+    let shape = g.shape(y).to_vec();
+    let seed = g.fill(1.0, &shape);
     grads.insert(y.0, seed);
     for i in (0..=y.0).rev() {
         let Some(&gy) = grads.get(&i) else { continue };
@@ -51,7 +52,10 @@ pub fn grad(g: &mut Graph, y: Var, wrt: &[Var]) -> Result<Vec<Var>> {
     wrt.iter()
         .map(|w| match grads.get(&w.0) {
             Some(&v) => Ok(v),
-            None => Ok(g.fill(0.0, &g.shape(*w).to_vec())),
+            None => {
+                let shape = g.shape(*w).to_vec();
+                Ok(g.fill(0.0, &shape))
+            }
         })
         .collect()
 }

@@ -325,7 +325,7 @@ impl Graph {
     /// and variance over each (b, group of C / groups channels) of x [B, C, ...].
     pub fn group_norm(&mut self, x: Var, gamma: Var, beta: Var, groups: usize, eps: f32) -> Result<Var> {
         let s = self.shape(x).to_vec();
-        if s.len() < 2 || groups == 0 || s[1] % groups != 0 {
+        if s.len() < 2 || groups == 0 || !s[1].is_multiple_of(groups) {
             return Err(Error::Shape(format!("group_norm of {s:?} in {groups} groups")));
         }
         for v in [gamma, beta] {
@@ -346,7 +346,7 @@ impl Graph {
         if self.shape(gy) != s.as_slice()
             || s.len() < 2
             || groups == 0
-            || s[1] % groups != 0
+            || !s[1].is_multiple_of(groups)
             || self.shape(gamma) != [s[1]]
         {
             return Err(Error::Shape(format!(

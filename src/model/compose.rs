@@ -6,6 +6,7 @@
 //! - sum: s = s_0 + sum_{i>0} w_i (s_i - s_0) (classifier-free-style), E likewise;
 //! - mixture: E = -logsumexp_i(-T E_i) (Du et al.'s form, T = 3.5 in their code), whose score is
 //!   T sum_i r_i s_i with r = softmax(-T E): it needs every component's energy.
+//!
 //! Product, negation and sum need only scores; their energy exists where every component has
 //! one. Each component is built into the same graph under its own parameter scope (`c0.`,
 //! `c1.`, ...), so one planned pass evaluates them all.

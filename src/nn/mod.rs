@@ -171,7 +171,7 @@ pub fn group_norm(b: &mut Builder, x: Var, channels: usize, groups: usize, eps: 
     if s.len() != 4 || s[1] != channels {
         return Err(crate::Error::Shape(format!("group_norm({channels} channels) of {s:?}")));
     }
-    if groups == 0 || channels % groups != 0 {
+    if groups == 0 || !channels.is_multiple_of(groups) {
         return Err(crate::Error::Shape(format!(
             "group_norm: {channels} channels do not split into {groups} equal groups (input {s:?}); the group \
              count must divide the channels of every normalised layer"
@@ -251,8 +251,8 @@ pub fn cross_attention_block(b: &mut Builder, x: Var, context: Var, channels: us
 /// Cross-attention from a flat hidden state h [B, H] to context tokens c_j [B, T, D] (the
 /// MLPs' retrieval block), one head, with a residual, in folded form: single-head attention
 /// scores (W_q h + b_q) . (W_k c_j + b_k) are, up to a term constant over j that the softmax
-/// drops, (A h + u) . c_j with A = W_k^T W_q [D, H], u = W_k^T b_q; and W_o (sum_j p_j (W_v c_j
-/// + b_v)) + b_o is P (sum_j p_j c_j) + b with P = W_o W_v [H, D]. So the block learns `to_a`
+/// drops, (A h + u) . c_j with A = W_k^T W_q [D, H], u = W_k^T b_q; and
+/// W_o (sum_j p_j (W_v c_j + b_v)) + b_o is P (sum_j p_j c_j) + b with P = W_o W_v [H, D]. So the block learns `to_a`
 /// (A, u) and `proj_out` (P, b): h + P softmax_j((A h + u) . c_j / sqrt(D)) c + b, the same
 /// functions as the textbook block, with every product on B rows instead of B T (the key and
 /// value projections of the tokens, and their weight gradients over B T rows, are gone). A

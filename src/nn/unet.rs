@@ -66,7 +66,7 @@ impl UNetConfig {
                 self.channel_mults
             ));
         }
-        if self.emb_dim < 2 || self.emb_dim % 2 != 0 {
+        if self.emb_dim < 2 || !self.emb_dim.is_multiple_of(2) {
             return Err(format!(
                 "emb_dim = {}: the sinusoidal embedding needs an even width of 2 or more",
                 self.emb_dim
@@ -79,7 +79,11 @@ impl UNetConfig {
             return Err(format!("dropout = {} must be in [0, 1)", self.dropout));
         }
         let f = 1usize << (levels - 1);
-        if shape.len() != 4 || shape[1] != self.in_channels || shape[2] % f != 0 || shape[3] % f != 0 {
+        if shape.len() != 4
+            || shape[1] != self.in_channels
+            || !shape[2].is_multiple_of(f)
+            || !shape[3].is_multiple_of(f)
+        {
             return Err(format!(
                 "input {shape:?} must be [B, {}, H, W] with H and W divisible by {f} (channel_mults = {:?} \
                  halves the resolution {} times)",

@@ -52,8 +52,8 @@ pub fn kernel_for(gpu: &crate::gpu::Gpu, want: AttentionKernel, nk: usize, d: us
     use AttentionKernel::*;
     let subgroups = gpu.features.contains(wgpu::Features::SUBGROUP)
         && gpu.info.subgroup_min_size >= 8
-        && d % 4 == 0
-        && dv % 4 == 0
+        && d.is_multiple_of(4)
+        && dv.is_multiple_of(4)
         && d <= MAX_HEAD_DIM
         && dv <= MAX_HEAD_DIM;
     let few = subgroups && nk <= FEW_KEYS;

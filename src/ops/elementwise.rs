@@ -235,7 +235,7 @@ pub fn unary_into(rec: &mut Recorder, op: Unary, a: &Tensor, out: &Tensor) -> Re
     let (code, s0, s1) = op.code();
     // Four elements per invocation when the tensors hold whole vec4s (elementwise4.wgsl).
     let (shader, entry, count) =
-        if n % 4 == 0 { ("elementwise4", "unary_v4", n / 4) } else { ("elementwise", "unary", n) };
+        if n.is_multiple_of(4) { ("elementwise4", "unary_v4", n / 4) } else { ("elementwise", "unary", n) };
     let params =
         Params { n: dim(count, "elements")?, rank: 0, s0, s1, shape: [0; 8], a_stride: [0; 8], b_stride: [0; 8] };
     let pipe = rec.pipeline(shader, entry, &[("OP", code as f64)])?;
@@ -411,9 +411,9 @@ fn binary_launch(
     // Four elements per invocation where every buffer holds whole vec4s and a broadcast
     // operand's pattern repeats in whole vec4s (elementwise4.wgsl).
     let (block, inner) = (params.shape[0] as usize, params.shape[1] as usize);
-    let vec4_ok = n % 4 == 0
-        && a.numel() % 4 == 0
-        && b.numel() % 4 == 0
+    let vec4_ok = n.is_multiple_of(4)
+        && a.numel().is_multiple_of(4)
+        && b.numel().is_multiple_of(4)
         && match mode {
             0 => true,
             1 | 2 => block % 4 == 0,

@@ -61,7 +61,7 @@ pub fn normalise(v: &mut [f32], d: usize) {
 impl KnnIndex {
     /// Upload `data` [n, d] in chunks of `chunk_rows` (cosine: rows normalised first).
     pub fn new(gpu: &Gpu, data: &[f32], d: usize, metric: Metric, chunk_rows: usize) -> Result<KnnIndex> {
-        if d == 0 || data.is_empty() || data.len() % d != 0 {
+        if d == 0 || data.is_empty() || !data.len().is_multiple_of(d) {
             return Err(Error::Shape(format!("database of {} values is not rows of {d}", data.len())));
         }
         finite(data, "the database")?;
@@ -98,7 +98,7 @@ impl KnnIndex {
         if k > self.n {
             return Err(Error::Invalid(format!("k = {k} neighbours of a database of {} rows", self.n)));
         }
-        if queries.len() % self.d != 0 {
+        if !queries.len().is_multiple_of(self.d) {
             return Err(Error::Shape(format!("queries of {} values are not rows of {}", queries.len(), self.d)));
         }
         finite(queries, "the queries")?;

@@ -97,9 +97,11 @@ impl MatmulConfig {
         let ok = self.wg_x >= 1
             && self.wg_y >= 1
             && match self.family {
-                Family::Reg => self.tm >= 1 && self.tm <= 16 && self.tn % 4 == 0 && self.tn >= 4 && self.tn <= 16,
+                Family::Reg => {
+                    self.tm >= 1 && self.tm <= 16 && self.tn.is_multiple_of(4) && self.tn >= 4 && self.tn <= 16
+                }
                 Family::Subgroup => {
-                    self.wg_x == 8 && self.tn == 16 && self.tm % 8 == 0 && self.tm >= 8 && self.tm <= 32
+                    self.wg_x == 8 && self.tn == 16 && self.tm.is_multiple_of(8) && self.tm >= 8 && self.tm <= 32
                 }
                 Family::Tiled => {
                     let (bm, bn) = self.tile();

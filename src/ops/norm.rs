@@ -166,7 +166,7 @@ fn gn_fused(
     out: &Tensor,
 ) -> Result<()> {
     let s = x.shape();
-    if s.len() < 2 || groups == 0 || s[1] % groups != 0 || gamma.shape() != [s[1]] {
+    if s.len() < 2 || groups == 0 || !s[1].is_multiple_of(groups) || gamma.shape() != [s[1]] {
         return Err(Error::Shape(format!(
             "group norm of x {s:?} in {groups} groups with gamma {:?}: needs x [B, C, ...], C a multiple of the groups, gamma [C]",
             gamma.shape()
@@ -215,7 +215,7 @@ fn gn_fused(
         g,
     )?;
     let gy = if bwd { third } else { x };
-    let (apply, count, wg) = if n % 4 == 0 { ("gn_apply4", n / 4, 256) } else { ("gn_apply", n, 256) };
+    let (apply, count, wg) = if n.is_multiple_of(4) { ("gn_apply4", n / 4, 256) } else { ("gn_apply", n, 256) };
     let pipe = rec.pipeline("groupnorm", apply, &[("BWD", bwd as u32 as f64), ("GHW", sp.max(1) as f64)])?;
     let pi = rec.params(&params(dim(count, "group norm elements")?));
     let g = crate::ops::grid(rec, count, wg)?;

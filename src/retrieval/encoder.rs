@@ -132,7 +132,7 @@ impl Encoder for Npy {
 
 /// The encoder `spec` names, fitted on `data` [n, d_in] where it learns.
 pub fn fit(gpu: &Gpu, spec: &EncoderSpec, data: &[f32], d_in: usize) -> Result<Box<dyn Encoder>> {
-    if d_in == 0 || data.is_empty() || data.len() % d_in != 0 {
+    if d_in == 0 || data.is_empty() || !data.len().is_multiple_of(d_in) {
         return Err(Error::Shape(format!("{} data values are not rows of {d_in}", data.len())));
     }
     crate::ops::knn::finite(data, "the database's data")?;

@@ -95,7 +95,16 @@ pub fn draw(
 ) -> Result<Vec<f32>> {
     check_sample_size(req.n, model.numel())?;
     let mut out = Vec::with_capacity(req.n * model.numel());
-    draw_each(gpu, model, req, &mut |xs| Ok(out.extend_from_slice(xs)), progress)?;
+    draw_each(
+        gpu,
+        model,
+        req,
+        &mut |xs| {
+            out.extend_from_slice(xs);
+            Ok(())
+        },
+        progress,
+    )?;
     Ok(out)
 }
 

@@ -21,7 +21,7 @@ pub fn nll(gpu: &Gpu, model: &ScoreFn, process: &Process, data: &[f32], levels: 
         return Err(Error::Invalid("likelihood needs a model planned with a divergence (Probes)".into()));
     }
     let (b, d) = (model.batch, model.numel());
-    if data.len() % d != 0 {
+    if !data.len().is_multiple_of(d) {
         return Err(Error::Shape(format!("{} data values are not whole samples of {d}", data.len())));
     }
     let n = data.len() / d;

@@ -289,7 +289,16 @@ impl<'m> Runner<'m> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<Vec<f32>> {
         let mut out = Vec::with_capacity(n * self.model.numel());
-        self.sample_each(gpu, first_chain, n, &mut |xs| Ok(out.extend_from_slice(xs)), progress)?;
+        self.sample_each(
+            gpu,
+            first_chain,
+            n,
+            &mut |xs| {
+                out.extend_from_slice(xs);
+                Ok(())
+            },
+            progress,
+        )?;
         Ok(out)
     }
 

@@ -10,8 +10,9 @@
 //!   one vector-Jacobian product per projection v; `ssm-vr` replaces the second by 1/2 ||s||^2.
 //! - `esm`: sigma^2 [ tr(grad_x s) + 1/2 ||s||^2 ] (Hyvarinen 2005), the trace by one VJP per
 //!   dimension (refused above [`ESM_MAX_DIM`] dimensions).
-//! SSM and ESM equal 1/2 E||s - grad log p_sigma||^2 up to a constant: their values are not
-//! DSM's, their minimiser is.
+//!
+//!   SSM and ESM equal 1/2 E||s - grad log p_sigma||^2 up to a constant: their values are not
+//!   DSM's, their minimiser is.
 //! - `nce`: noise-contrastive estimation (Gutmann & Hyvarinen 2010) for energy models at one
 //!   noise level: log p(x) = -U(x) - c with a learned log-normaliser c, noise samples from a
 //!   Gaussian q fitted to the noised data, `ratio` of them per data sample, and the logistic

@@ -41,7 +41,11 @@ pub fn assert_close(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str)
         .iter()
         .zip(want)
         .enumerate()
-        .filter(|(_, (g, w))| !((*g - *w).abs() <= atol + rtol * w.abs()) && !(g.is_nan() && w.is_nan()))
+        .filter(|(_, (g, w))| {
+            let close = (*g - *w).abs() <= atol + rtol * w.abs();
+            let both_nan = g.is_nan() && w.is_nan();
+            !close && !both_nan
+        })
         .take(5)
         .map(|(i, (g, w))| format!("[{i}] got {g} want {w}"))
         .collect();

@@ -65,7 +65,7 @@ pub(super) fn bwd_input(
         format!("conv2d input gradient for x {xs:?}, w {ws:?} (direct kernel)")
     })?;
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_input", &[])?;
-    let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
+    let pi = rec.params(&conv_params(xs, ws, ys, o)?);
     let g = grid(rec, gx.numel(), 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(C::GY, gy.buffer()), (C::OTHER, w.buffer()), (C::RES, gx.buffer())], g)
 }
@@ -83,7 +83,7 @@ pub(super) fn bwd_weight(
         format!("conv2d weight gradient for x {xs:?}, w {ws:?} (direct kernel, one invocation per weight)")
     })?;
     let pipe = rec.pipeline("conv2d", "conv2d_bwd_weight", &[])?;
-    let pi = rec.params(&conv_params(&xs, &ws, &ys, o)?);
+    let pi = rec.params(&conv_params(xs, ws, ys, o)?);
     let g = grid(rec, gw.numel(), 64)?;
     rec.dispatch_at(&pipe, Some(pi), &[(C::GY, gy.buffer()), (C::OTHER, x.buffer()), (C::RES, gw.buffer())], g)
 }

@@ -13,7 +13,7 @@ use crate::tensor::Tensor;
 /// one GEMM per image: when an image's H_out W_out columns are not whole vec4s, which the fast
 /// GEMM kernels need (measured on W2: docs/performance.md, "images side by side").
 pub(super) fn wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
-    o.wide.unwrap_or(images > 1 && hwo % 4 != 0)
+    o.wide.unwrap_or(images > 1 && !hwo.is_multiple_of(4))
 }
 
 /// Images per GEMM chunk: the chunk's patch matrix [chunk, C_in KH KW, H_out W_out] fits one
@@ -163,13 +163,13 @@ pub(super) fn bwd_input(
             crate::ops::layout::swap_outer_at(rec, gy, c0 * ys[1] * hwo, [cb, ws[0], hwo], &gyw, 0)?;
             let cols = scratch(rec, 0, &[k, cb * hwo])?;
             crate::ops::matmul::matmul_out(rec, &w2, &gyw, &cols, wt)?;
-            patches(rec, "col2im", false, true, &cols, gx, &xs, &ws, &ys, o, (c0, cb), n_gx)?;
+            patches(rec, "col2im", false, true, &cols, gx, xs, ws, ys, o, (c0, cb), n_gx)?;
             continue;
         }
         let gyc = rows(rec, &gy3, (c0, cb), chunk >= xs[0], 2)?;
         let cols = scratch(rec, 0, &[cb, k, hwo])?;
         crate::ops::matmul::matmul_out(rec, &w2, &gyc, &cols, wt)?;
-        patches(rec, "col2im", false, false, &cols, gx, &xs, &ws, &ys, o, (c0, cb), n_gx)?;
+        patches(rec, "col2im", false, false, &cols, gx, xs, ws, ys, o, (c0, cb), n_gx)?;
     }
     Ok(())
 }
@@ -214,10 +214,10 @@ pub(super) fn bwd_weight(
                 c_img0: 0,
                 c_bstride: co * k,
             };
-            super::implicit::implicit_gemm(rec, g, cfg, (&xs, &ws, &ys), o)?;
+            super::implicit::implicit_gemm(rec, g, cfg, (xs, ws, ys), o)?;
         } else {
             let cols_t = scratch(rec, 0, &[cb, hwo, k])?;
-            patches(rec, "im2col", true, false, x, &cols_t, &xs, &ws, &ys, o, (c0, cb), cols_t.numel())?;
+            patches(rec, "im2col", true, false, x, &cols_t, xs, ws, ys, o, (c0, cb), cols_t.numel())?;
             let gyc = rows(rec, &gy3, (c0, cb), n_chunks == 1, 2)?;
             crate::ops::matmul::matmul_out(rec, &gyc, &cols_t, &per, Default::default())?;
         }

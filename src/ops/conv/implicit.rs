@@ -14,7 +14,7 @@ use crate::tensor::Tensor;
 /// The same choice for the implicit GEMM, where side by side costs only the swap pass: also
 /// under 512 columns per image (docs/performance.md, "the implicit GEMM side by side").
 fn implicit_wide_for(o: Conv2dOpts, hwo: usize, images: usize) -> bool {
-    o.wide.unwrap_or(images > 1 && (hwo % 4 != 0 || hwo < 512))
+    o.wide.unwrap_or(images > 1 && (!hwo.is_multiple_of(4) || hwo < 512))
 }
 
 /// Does a scratch tensor of `elems` floats fit one storage binding? Where the side-by-side
@@ -101,7 +101,7 @@ pub(super) fn implicit_gemm(
     // must share a row (one image per z, W_out % 4 == 0), stride 1.
     let kwl = if g.mode == 3 {
         4
-    } else if g.mode != 1 && o.stride == 1 && g.wpad % 4 == 0 && ws[3] <= 9 {
+    } else if g.mode != 1 && o.stride == 1 && g.wpad.is_multiple_of(4) && ws[3] <= 9 {
         ws[3]
     } else {
         1
