@@ -60,7 +60,7 @@ impl RetrievalArgs {
             return Ok(None);
         };
         let path = self.database.clone().unwrap_or_else(|| PathBuf::from(&r.database));
-        if !path.exists() {
+        if self.database.is_none() && !path.exists() {
             return Err(Error::Invalid(format!(
                 "{}: the training database of {model_name} is not there; give --database FILE",
                 path.display()

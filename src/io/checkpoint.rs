@@ -52,9 +52,9 @@ impl Checkpoint {
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|e| io_err(path, "cannot read checkpoint", e))?;
+        let bytes = std::fs::read(path).map_err(|e| io_err(path, "cannot read the safetensors file", e))?;
         Self::from_bytes(&bytes).map_err(|e| {
-            Error::Io(format!("{}: not a valid safetensors checkpoint: {e}", path.display()), Default::default())
+            Error::Io(format!("{}: not a valid safetensors file: {e}", path.display()), Default::default())
         })
     }
 
