@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::model::guide::{context_shape, CONTEXT};
 use crate::model::Conditions;
-use crate::ops::knn::{KnnIndex, CHUNK_ROWS};
 use crate::retrieval::{Database, RetrievalConfig};
 use crate::rng::{HostRng, Stream};
 use std::path::{Path, PathBuf};
@@ -91,7 +90,7 @@ impl RetrievalArgs {
     ) -> Result<Option<Retrieved>> {
         let Some((r, db, _)) = self.database(m, model_name)? else { return Ok(None) };
         let (k, d) = (r.k, db.info.d);
-        let index = KnnIndex::new(gpu, &db.embeddings, d, db.info.metric, CHUNK_ROWS)?;
+        let index = db.index(gpu)?;
         let neighbours = match &self.query {
             None => {
                 let own: Vec<u32> = (first..first + n)

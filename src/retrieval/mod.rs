@@ -150,6 +150,12 @@ fn fingerprint(t: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
 }
 
 impl Database {
+    /// The database on the GPU for exact search in its own metric (chunks of `CHUNK_ROWS`).
+    pub fn index(&self, gpu: &crate::Gpu) -> Result<crate::ops::knn::KnnIndex> {
+        let (d, m) = (self.info.d, self.info.metric);
+        crate::ops::knn::KnnIndex::new(gpu, &self.embeddings, d, m, crate::ops::knn::CHUNK_ROWS)
+    }
+
     /// The encoder that embeds queries as the database's rows were (identity, or the stored
     /// PCA); None for `npy:` databases, whose embeddings were made elsewhere.
     pub fn query_encoder(&self) -> Result<Option<Box<dyn Encoder>>> {

@@ -7,7 +7,6 @@ use crate::config::Config;
 use crate::data::{Dataset, Source};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::ops::knn::{KnnIndex, CHUNK_ROWS};
 use crate::retrieval::{Database, EncoderSpec};
 use crate::rng::HostRng;
 use std::path::{Path, PathBuf};
@@ -133,7 +132,7 @@ fn check_embeddings(gpu: &Gpu, db: &Database, data: &Dataset, file: &str) -> Res
 /// Every row's k nearest other rows: from the run folder when a table of this shape is there
 /// (a resumed run), else found on the GPU and written there.
 fn neighbour_table(gpu: &Gpu, db: &Database, k: usize, out: &Path) -> Result<Vec<u32>> {
-    let (n, d) = (db.info.n, db.info.d);
+    let n = db.info.n;
     if k + 1 > n {
         return Err(Error::Invalid(format!("retrieval.k = {k}: the database holds only {n} entries")));
     }
@@ -144,8 +143,7 @@ fn neighbour_table(gpu: &Gpu, db: &Database, k: usize, out: &Path) -> Result<Vec
         }
     }
     let t0 = std::time::Instant::now();
-    let index = KnnIndex::new(gpu, &db.embeddings, d, db.info.metric, CHUNK_ROWS)?;
-    let table = index.neighbour_table(gpu, &db.embeddings, k)?;
+    let table = db.index(gpu)?.neighbour_table(gpu, &db.embeddings, k)?;
     eprintln!("retrieval: {n} x {n} neighbour table (k = {k}) in {:.1} s", t0.elapsed().as_secs_f64());
     std::fs::create_dir_all(out).map_err(|e| Error::io(format!("{}: cannot create", out.display()), e))?;
     let values: Vec<f32> = table.iter().map(|&i| i as f32).collect();
