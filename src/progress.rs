@@ -14,6 +14,13 @@ pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
 
+/// A one-line note on stderr (a conversion made, a default taken), unless `--quiet`.
+pub fn note(msg: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("note: {msg}");
+    }
+}
+
 /// Seconds between two plain lines when stderr is not a terminal.
 pub const LINE_INTERVAL: Duration = Duration::from_secs(10);
 

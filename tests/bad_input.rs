@@ -156,8 +156,8 @@ fn bad_configs_and_data_files() {
     idx.extend([0u32, 28, 28].iter().flat_map(|v| v.to_be_bytes()));
     std::fs::write(dir.join("empty-idx"), &idx).unwrap();
     std::fs::write(
-        dir.join("int.npy"),
-        b"\x93NUMPY\x01\x00\x43\x00{'descr': '<i8', 'fortran_order': False, 'shape': (2, 2), }       \n",
+        dir.join("complex.npy"),
+        b"\x93NUMPY\x01\x00\x43\x00{'descr': '<c8', 'fortran_order': False, 'shape': (2, 2), }       \n",
     )
     .unwrap();
     std::fs::write(dir.join("cut.npy"), b"\x93NUMPY\x01\x00").unwrap();
@@ -165,7 +165,7 @@ fn bad_configs_and_data_files() {
     std::fs::write(dir.join("imgs/broken.png"), b"not a png").unwrap();
     for (src, file, needle) in [
         ("idx", "empty-idx", "no images"),
-        ("npy", "int.npy", "<i8"),
+        ("npy", "complex.npy", "<c8"),
         ("npy", "cut.npy", "cut.npy"),
         ("images", "imgs", "broken.png"),
     ] {

@@ -23,7 +23,8 @@ pub enum SourceKind {
     Idx,
     /// A folder of PNG/JPEG images at `path`, resized to `size`.
     Images,
-    /// A float32 .npy array at `path`, first axis = samples.
+    /// A numeric .npy array at `path` (float32 as is; float64 and integers converted with a
+    /// note), first axis = samples.
     Npy,
 }
 

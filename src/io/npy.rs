@@ -1,113 +1,120 @@
-//! NumPy's .npy format for float32 arrays in C order: data sets in, samples out.
+//! NumPy's .npy format through the `npyz` crate: data sets and labels in (any numeric dtype,
+//! either byte order), samples out (float32, C order).
 
 use crate::error::{Error, Result};
+use npyz::{TypeChar, WriterBuilder};
 use std::path::Path;
 
-/// A little-endian float32 .npy array: (shape, data).
-pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let (_, shape, data) = read_raw(path, "a float32 .npy array", &|descr| {
-        if descr == "<f4" {
-            return Ok(());
-        }
-        let p = path.display();
-        Err(Error::Invalid(format!("{p}: not a float32 .npy array (dtype '{descr}'; save with .astype(np.float32))")))
-    })?;
-    Ok((shape, data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()))
+/// A numeric .npy array's header and the reader left at its data, the data checked to be all
+/// there (a truncated file is named before anything is read).
+struct Opened {
+    header: npyz::NpyHeader,
+    kind: TypeChar,
+    size: usize,
+    descr: String,
+    shape: Vec<usize>,
+    data: std::io::BufReader<std::fs::File>,
 }
 
-/// A .npy array of any little-endian (or one-byte) integer or float dtype, as f64: label arrays
-/// come as int64 from NumPy and uint8 from others.
-pub fn read_npy_numbers(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
-    let (descr, shape, data) = read_raw(path, "a numeric .npy array", &|_| Ok(()))?;
-    let v: Vec<f64> = match descr.as_str() {
-        "<f4" => data.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<f8" => data.chunks(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-        "|u1" | "<u1" => data.iter().map(|&b| b as f64).collect(),
-        "|i1" | "<i1" => data.iter().map(|&b| b as i8 as f64).collect(),
-        "<u2" => data.chunks(2).map(|c| u16::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<i2" => data.chunks(2).map(|c| i16::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<u4" => data.chunks(4).map(|c| u32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<i4" => data.chunks(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<u8" => data.chunks(8).map(|c| u64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        "<i8" => data.chunks(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-        d => {
-            return Err(Error::Invalid(format!(
-                "{}: dtype '{d}' is not a little-endian integer or float; save with .astype(np.int64)",
-                path.display()
-            )))
-        }
+fn open(path: &Path, what: &str) -> Result<Opened> {
+    use std::io::Seek;
+    let p = path.display();
+    let f = std::fs::File::open(path).map_err(|e| Error::io(format!("{p}: cannot read"), e))?;
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut data = std::io::BufReader::with_capacity(1 << 20, f);
+    let bad = |why: String| Error::Invalid(format!("{p}: not {what} ({why})"));
+    let header = npyz::NpyHeader::from_reader(&mut data).map_err(|e| bad(e.to_string()))?;
+    let (kind, size, descr) = match header.dtype() {
+        npyz::DType::Plain(t) => (t.type_char(), t.num_bytes().unwrap_or(0), t.to_string()),
+        d => return Err(bad(format!("a structured dtype {}", d.descr()))),
     };
-    Ok((shape, v))
-}
-
-/// The size in bytes of one element of a dtype NumPy writes (0: unknown).
-fn item_size(descr: &str) -> usize {
-    descr.get(2..).and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-/// The header's dtype and shape and the data bytes (exactly the shape's worth) of a C-order
-/// .npy; `dtype_ok` judges the dtype before the data are counted.
-fn read_raw(path: &Path, what: &str, dtype_ok: &dyn Fn(&str) -> Result<()>) -> Result<(String, Vec<usize>, Vec<u8>)> {
-    let b = std::fs::read(path).map_err(|e| Error::io(format!("{}: cannot read", path.display()), e))?;
-    let bad = |why: String| Error::Invalid(format!("{}: not {what} ({why})", path.display()));
-    if b.len() < 10 || &b[..6] != b"\x93NUMPY" {
-        return Err(bad("bad magic".into()));
+    if !supported(kind, size) {
+        return Err(Error::Invalid(format!(
+            "{p}: dtype '{descr}' is not an integer or float; save with .astype(np.float32)"
+        )));
     }
-    let (hlen, start) = if b[6] == 1 {
-        (u16::from_le_bytes([b[8], b[9]]) as usize, 10)
-    } else {
-        if b.len() < 12 {
-            return Err(bad("truncated header".into()));
-        }
-        (u32::from_le_bytes(b[8..12].try_into().unwrap()) as usize, 12)
-    };
-    let header = std::str::from_utf8(b.get(start..start + hlen).ok_or_else(|| bad("truncated header".into()))?)
-        .map_err(|_| bad("header is not text".into()))?;
-    let descr = header.split("'descr':").nth(1).and_then(|r| r.split('\'').nth(1)).unwrap_or("?").to_string();
-    dtype_ok(&descr)?;
-    if header.contains("'fortran_order': True") {
+    if header.order() == npyz::Order::Fortran && header.shape().len() > 1 {
         return Err(bad("Fortran order; save a C-contiguous array".into()));
     }
-    let sh = header
-        .split("'shape':")
-        .nth(1)
-        .and_then(|r| r.split('(').nth(1))
-        .and_then(|r| r.split(')').next())
-        .ok_or_else(|| bad("no shape".into()))?;
-    let shape: Vec<usize> = sh
-        .split(',')
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|_| bad(format!("shape ({sh})"))))
-        .collect::<Result<_>>()?;
+    let shape: Vec<usize> = header.shape().iter().map(|&d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
+    let at = data.stream_position().map_err(|e| Error::io(format!("{p}: cannot read"), e))?;
     let n = crate::tensor::checked_numel(&shape).unwrap_or(usize::MAX);
-    let size = item_size(&descr).max(1);
-    let data = &b[start + hlen..];
-    if data.len() / size < n {
-        return Err(bad(format!("{} data bytes for shape {shape:?}", data.len())));
+    let have = len.saturating_sub(at) / size.max(1) as u64;
+    if have < n as u64 {
+        return Err(bad(format!("{} data bytes for shape {shape:?}", len.saturating_sub(at))));
     }
-    Ok((descr, shape, data[..size * n].to_vec()))
+    Ok(Opened { header, kind, size, descr, shape, data })
 }
 
-/// NumPy's header for a float32 C-order array of `shape` (padded to 64 bytes).
-fn header(shape: &[usize]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_s = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_s}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
+/// The dtypes read: floats of 4 and 8 bytes, integers of 1 to 8.
+fn supported(kind: TypeChar, size: usize) -> bool {
+    use TypeChar::*;
+    matches!((kind, size), (Float, 4 | 8) | (Int | Uint, 1 | 2 | 4 | 8))
+}
+
+impl Opened {
+    /// Every value as `T`, read as the file's dtype `D` and converted.
+    fn values<D: npyz::Deserialize, T>(self, path: &Path, f: impl Fn(D) -> T) -> Result<Vec<T>> {
+        let p = path.display();
+        let r = npyz::NpyFile::with_header(self.header, self.data);
+        let d = r.data::<D>().map_err(|e| Error::Invalid(format!("{p}: {e}")))?;
+        d.map(|v| v.map(&f)).collect::<std::io::Result<Vec<T>>>().map_err(|e| Error::io(format!("{p}: cannot read"), e))
     }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.as_bytes());
-    out
+
+    /// Every value as f64 (exact for every dtype but 64-bit integers beyond 2^53).
+    fn numbers(self, path: &Path) -> Result<Vec<f64>> {
+        use TypeChar::*;
+        match (self.kind, self.size) {
+            (Float, 4) => self.values(path, |v: f32| v as f64),
+            (Float, 8) => self.values(path, |v: f64| v),
+            (Uint, 1) => self.values(path, |v: u8| v as f64),
+            (Int, 1) => self.values(path, |v: i8| v as f64),
+            (Uint, 2) => self.values(path, |v: u16| v as f64),
+            (Int, 2) => self.values(path, |v: i16| v as f64),
+            (Uint, 4) => self.values(path, |v: u32| v as f64),
+            (Int, 4) => self.values(path, |v: i32| v as f64),
+            (Uint, 8) => self.values(path, |v: u64| v as f64),
+            (Int, 8) => self.values(path, |v: i64| v as f64),
+            _ => unreachable!("open() refuses other dtypes"),
+        }
+    }
+}
+
+/// A numeric .npy array as float32: (shape, data). float32 is read as is; any other numeric
+/// dtype (float64 from NumPy's defaults, integers) is converted, with a note on stderr.
+pub fn read_npy(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
+    let o = open(path, "a numeric .npy array")?;
+    let shape = o.shape.clone();
+    if (o.kind, o.size) == (TypeChar::Float, 4) {
+        return Ok((shape, o.values(path, |v: f32| v)?));
+    }
+    let descr = o.descr.clone();
+    let v = o.numbers(path)?;
+    crate::progress::note(&format!("{}: dtype '{descr}' converted to float32", path.display()));
+    Ok((shape, v.into_iter().map(|v| v as f32).collect()))
+}
+
+/// A .npy array of any integer or float dtype, as f64: label arrays come as int64 from NumPy
+/// and uint8 from others.
+pub fn read_npy_numbers(path: &Path) -> Result<(Vec<usize>, Vec<f64>)> {
+    let o = open(path, "a numeric .npy array")?;
+    let shape = o.shape.clone();
+    Ok((shape, o.numbers(path)?))
+}
+
+/// A float32 C-order writer of `shape` over `w`.
+fn writer<W: std::io::Write>(w: W, shape: &[usize]) -> std::io::Result<npyz::NpyWriter<f32, W>> {
+    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    npyz::WriteOptions::new().default_dtype().shape(&dims).writer(w).begin_nd()
 }
 
 /// Write a float32 .npy array (C order), atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
-    let mut out = header(shape);
-    out.extend(data.iter().flat_map(|v| v.to_le_bytes()));
+    let mut out = Vec::with_capacity(128 + 4 * data.len());
+    let fail = |e: std::io::Error| Error::io(format!("{}: cannot write", path.display()), e);
+    let mut w = writer(&mut out, shape).map_err(fail)?;
+    w.extend(data.iter().copied()).map_err(fail)?;
+    w.finish().map_err(fail)?;
     crate::io::write_atomic(path, &out)
 }
 
@@ -117,15 +124,15 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
 pub struct NpyWriter {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
+    w: Option<npyz::NpyWriter<f32, std::io::BufWriter<std::fs::File>>>,
     left: u128,
-    done: bool,
 }
 
 impl Drop for NpyWriter {
     /// Dropped unfinished (an error while sampling): the partial temporary file goes.
     fn drop(&mut self) {
-        if !self.done {
+        if let Some(w) = self.w.take() {
+            drop(w);
             let _ = std::fs::remove_file(&self.tmp);
         }
     }
@@ -134,9 +141,9 @@ impl Drop for NpyWriter {
 impl NpyWriter {
     /// Refused up front where the file system holding `path` has less room than the array.
     pub fn create(path: &Path, shape: &[usize]) -> Result<NpyWriter> {
-        use std::io::Write;
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let need = header(shape).len() as u128 + 4 * shape.iter().map(|&d| d as u128).product::<u128>();
+        let numel = shape.iter().map(|&d| d as u128).product::<u128>();
+        let need = 128 + 4 * numel;
         if let Some(free) = crate::io::free_bytes(dir) {
             if need > free as u128 {
                 return Err(Error::Limit(format!(
@@ -151,34 +158,36 @@ impl NpyWriter {
         }
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("out");
         let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        let fail = |e| Error::io(format!("{}: cannot write", tmp.display()), e);
         let f = std::fs::File::create(&tmp).map_err(|e| Error::io(format!("{}: cannot create", tmp.display()), e))?;
-        let mut file = std::io::BufWriter::with_capacity(1 << 20, f);
-        file.write_all(&header(shape)).map_err(|e| Error::io(format!("{}: cannot write", tmp.display()), e))?;
-        let left = shape.iter().map(|&d| d as u128).product();
-        Ok(NpyWriter { path: path.to_path_buf(), tmp, file, left, done: false })
+        let w = writer(std::io::BufWriter::with_capacity(1 << 20, f), shape).map_err(fail)?;
+        Ok(NpyWriter { path: path.to_path_buf(), tmp, w: Some(w), left: numel })
     }
 
     /// Append values (C order).
     pub fn write(&mut self, values: &[f32]) -> Result<()> {
-        use std::io::Write;
         if values.len() as u128 > self.left {
             return Err(Error::Shape(format!("{}: more values than the array's shape holds", self.path.display())));
         }
         self.left -= values.len() as u128;
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.file.write_all(&bytes).map_err(|e| self.fail(e))
+        let r = self.w.as_mut().map_or(Ok(()), |w| w.extend(values.iter().copied()));
+        r.map_err(|e| self.fail(e))
     }
 
     /// Flush and rename into place; an array with values missing is an error (and removed).
     pub fn finish(mut self) -> Result<()> {
-        use std::io::Write;
         if self.left != 0 {
             return Err(Error::Shape(format!("{}: {} values missing", self.path.display(), self.left)));
         }
-        self.file.flush().map_err(|e| self.fail(e))?;
-        self.file.get_ref().sync_all().map_err(|e| self.fail(e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| self.fail(e))?;
-        self.done = true;
+        let w = self.w.take().expect("an unfinished writer");
+        let done = w
+            .finish()
+            .and_then(|_| std::fs::File::open(&self.tmp)?.sync_all())
+            .and_then(|_| std::fs::rename(&self.tmp, &self.path));
+        if let Err(e) = done {
+            let _ = std::fs::remove_file(&self.tmp);
+            return Err(self.fail(e));
+        }
         Ok(())
     }
 
