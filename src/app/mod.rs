@@ -183,7 +183,11 @@ pub fn sample_to(
         let k = crate::model::guide::label_classes(model)? + 1;
         Some(rows.len() / k)
     });
-    crate::io::samples::write_samples_cols(out, &xs, shape, model.images(), cols)?;
+    // 2-D samples of an analytic mixture: exact draws beside them.
+    let exact =
+        model.mixture().filter(|_| d == 2).map(|g| g.sample(req.n, &mut crate::rng::HostRng::new(req.seed ^ 0x7e57)));
+    let reference = exact.as_deref().map(|e| ("the mixture (exact draws)", e));
+    crate::io::samples::write_samples_with(out, &xs, shape, model.images(), cols, reference)?;
     non_finite_error(crate::metrics::count_non_finite(&xs, d), req.n, out).map(|_| rate)
 }
 

@@ -78,7 +78,7 @@ pub fn run(gpu: &Gpu, s: &Sweep, json: bool) -> Result<()> {
                 println!("{kind:<11} w {w:<5} on its mode {frac:.4}  within-class spread {spread:.4}");
             }
             rows.push(line);
-            sets.push(xs);
+            sets.push((format!("{kind} w = {w}"), xs));
         }
         let pic = s.out.join(format!("guide2d_{kind}.png"));
         crate::io::plot::scatter_row(&pic, &sets, 6.0)?;

@@ -66,7 +66,8 @@ pub fn run(gpu: &Gpu, s: &Swap, json: bool) -> Result<()> {
         req.conditions = r.conditions;
         let xs = crate::sample::draw(gpu, loaded.model.as_ref(), &req, &mut |_, _| {})?;
         report(db.display().to_string(), &xs, req.sampler.name());
-        sets.push(xs);
+        let file = db.file_name().map_or(String::new(), |f| f.to_string_lossy().into_owned());
+        sets.push((format!("database {file}"), xs));
     }
     if let Some(u) = &s.unconditional {
         let loaded = Loaded::load(gpu, &crate::app::ModelSource::Checkpoint(u.clone()))?;
@@ -74,12 +75,12 @@ pub fn run(gpu: &Gpu, s: &Swap, json: bool) -> Result<()> {
         (req.n, req.batch, req.seed, req.conditions) = (s.n, s.n.min(4096), s.seed, loaded.conditions.clone());
         let xs = crate::sample::draw(gpu, loaded.model.as_ref(), &req, &mut |_, _| {})?;
         report(format!("unconditional {}", u.display()), &xs, req.sampler.name());
-        sets.push(xs);
+        sets.push(("unconditional".to_string(), xs));
     }
     // The floor: another draw of the ring against the reference, at this n.
     let other = truth.sample(s.n, &mut crate::rng::HostRng::new(s.seed ^ 0xf100));
     report("the ring itself (another draw)".into(), &other, "exact");
-    sets.push(reference.clone());
+    sets.push(("the ring (exact draws)".to_string(), reference.clone()));
     let pic = s.out.join("retrieval2d.png");
     crate::io::plot::scatter_row(&pic, &sets, 6.0)?;
     if !json {

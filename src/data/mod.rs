@@ -128,6 +128,20 @@ pub struct Dataset {
 }
 
 impl Dataset {
+    /// For 2-D data, `n` points to draw beside samples, titled: fresh draws of a toy (`seed`), or
+    /// the first `n` rows of a stored set. None for other shapes.
+    pub fn reference(&self, n: usize, seed: u64) -> Option<(String, Vec<f32>)> {
+        if self.shape != [2] {
+            return None;
+        }
+        Some(match &self.source {
+            Source::Toy(t) => (format!("data: {} (fresh draws)", t.name()), t.sample(n, &mut HostRng::new(seed))),
+            Source::Array { n: m, data } => {
+                (format!("data (first {} of {m})", n.min(*m)), data[..2 * n.min(*m)].to_vec())
+            }
+        })
+    }
+
     /// Load what `cfg` names; relative paths are taken from `base` (the config's folder) when
     /// they do not exist as given.
     pub fn load(cfg: &DataConfig, base: &Path) -> Result<Dataset> {

@@ -41,6 +41,11 @@ pub enum Toy {
 }
 
 impl Toy {
+    /// The name configs use (`ring8`, `moons`, ...).
+    pub fn name(self) -> String {
+        serde_json::to_value(self).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    }
+
     /// The analytic mixture behind the data, where there is one.
     pub fn gmm(self) -> Option<Gmm> {
         match self {

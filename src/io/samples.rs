@@ -61,11 +61,19 @@ pub fn check_output(path: &Path, shape: &[usize], images: bool) -> Result<()> {
 
 /// Write samples to `.png` (image grid or 2-D density plot) or `.npy` ([n, ...] float32).
 pub fn write_samples(path: &Path, xs: &[f32], shape: &[usize], images: bool) -> Result<()> {
-    write_samples_cols(path, xs, shape, images, None)
+    write_samples_with(path, xs, shape, images, None, None)
 }
 
-/// `write_samples` with the image grid's columns given (default: a square grid).
-pub fn write_samples_cols(path: &Path, xs: &[f32], shape: &[usize], images: bool, cols: Option<usize>) -> Result<()> {
+/// `write_samples` with the image grid's columns given (default: a square grid) and, for 2-D
+/// points, a titled reference set (the data, the ground truth) drawn beside the samples.
+pub fn write_samples_with(
+    path: &Path,
+    xs: &[f32],
+    shape: &[usize],
+    images: bool,
+    cols: Option<usize>,
+    reference: Option<(&str, &[f32])>,
+) -> Result<()> {
     let d: usize = shape.iter().product();
     let n = xs.len() / d;
     match output_kind(path, shape, images)? {
@@ -86,8 +94,11 @@ pub fn write_samples_cols(path: &Path, xs: &[f32], shape: &[usize], images: bool
             crate::io::plot::image_grid(path, &scaled, shape, cols)
         }
         OutKind::Scatter => {
-            let lim = xs.iter().fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0) * 1.1;
-            crate::io::plot::scatter(path, xs, lim)
+            let r = reference.map_or(&[][..], |r| r.1);
+            let lim = xs.iter().chain(r).fold(1f32, |a, &v| if v.is_finite() { a.max(v.abs()) } else { a }).min(50.0);
+            let mut sets = vec![(format!("samples (n = {n})"), xs.to_vec())];
+            sets.extend(reference.map(|(title, r)| (title.to_string(), r.to_vec())));
+            crate::io::plot::scatter_row(path, &sets, lim * 1.1)
         }
     }
 }

@@ -33,6 +33,23 @@ pub struct AdamConfig {
     pub ema_decay: Option<f32>,
 }
 
+impl AdamConfig {
+    /// The learning rate of step `t` (1 for the first), as the GPU schedule computes it: linear
+    /// warm-up to `lr` over `warmup_steps`, then cosine decay to `lr_min` at `total_steps`.
+    pub fn lr_at(&self, t: u32) -> f64 {
+        let (t, warmup, total) = (t as f64, self.warmup_steps as f64, self.total_steps as f64);
+        let (lr, lr_min) = (self.lr as f64, self.lr_min as f64);
+        if t <= warmup {
+            lr * t / warmup.max(1.0)
+        } else if total > warmup {
+            let prog = ((t - warmup) / (total - warmup)).clamp(0.0, 1.0);
+            lr_min + 0.5 * (lr - lr_min) * (1.0 + (std::f64::consts::PI * prog).cos())
+        } else {
+            lr
+        }
+    }
+}
+
 impl Default for AdamConfig {
     fn default() -> Self {
         AdamConfig {

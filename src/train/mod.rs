@@ -427,5 +427,8 @@ fn periodic_samples(
     let xs = crate::sample::draw(gpu, &model, &req, &mut |_, _| {})?;
     // A PNG where the samples can be shown as one, else the array.
     let ext = if crate::io::samples::png_fits(&data.shape, data.images) { "png" } else { "npy" };
-    crate::io::samples::write_samples(&out.join(format!("samples_{at:07}.{ext}")), &xs, &data.shape, data.images)
+    let reference = data.reference(req.n, cfg.train.seed ^ 0x7e57);
+    let reference = reference.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
+    let path = out.join(format!("samples_{at:07}.{ext}"));
+    crate::io::samples::write_samples_with(&path, &xs, &data.shape, data.images, None, reference)
 }

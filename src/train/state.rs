@@ -106,7 +106,8 @@ pub(super) fn save(
         csv.push_str(&format!("{s},{l}\n"));
     }
     crate::io::write_atomic(&losses_path(out), csv.as_bytes())?;
-    crate::io::plot::loss_curve(&out.join("loss.png"), losses)
+    let opt = step.opt.cfg;
+    crate::io::plot::loss_curve(&out.join("loss.png"), losses, &|s| opt.lr_at(s as u32))
 }
 
 /// Restore a run from its state file: the step it had reached and its loss history.
