@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod data;
 pub mod dist;
+pub mod embed;
 pub mod error;
 pub mod gpu;
 pub mod graph;

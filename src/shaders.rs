@@ -73,6 +73,15 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
     ("conv_gemm", include_str!("../shaders/conv_gemm.wgsl")),
     ("knn", include_str!("../shaders/knn.wgsl")),
+    // Samples into an application's texture (embed), one variant per storage format.
+    (
+        "present_rgba8",
+        concat!("alias Target = texture_storage_2d<rgba8unorm, write>;\n", include_str!("../shaders/present.wgsl")),
+    ),
+    (
+        "present_rgba32f",
+        concat!("alias Target = texture_storage_2d<rgba32float, write>;\n", include_str!("../shaders/present.wgsl")),
+    ),
     ("optim", include_str!("../shaders/optim.wgsl")),
     ("matmul_naive", include_str!("../shaders/matmul_naive.wgsl")),
     (

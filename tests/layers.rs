@@ -20,6 +20,8 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["train"],
     &["app"],
+    // The embedding API (opens models through app's loader).
+    &["embed"],
     &["bench"],
 ];
 

@@ -11,4 +11,4 @@ pub mod tune;
 
 pub use context::{enumerate_adapters, BackendChoice, Gpu, GpuOptions};
 pub use pool::{PooledBuffer, Usage};
-pub use record::{fold_groups, Captured, Recorder, Step};
+pub use record::{encode_steps, fold_groups, Captured, Recorder, Step};

@@ -43,6 +43,32 @@ pub struct Captured {
     pub held: Vec<Arc<PooledBuffer>>,
 }
 
+/// Encode captured steps into a command encoder the caller owns (an application's frame):
+/// dispatches go into the open compute pass `pass` (begun when needed), copies end it.
+pub fn encode_steps(encoder: &mut wgpu::CommandEncoder, pass: &mut Option<wgpu::ComputePass<'static>>, steps: &[Step]) {
+    for st in steps {
+        match st {
+            Step::Dispatch { pipeline, bind, groups } => {
+                let p = pass.get_or_insert_with(|| {
+                    encoder
+                        .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                            label: Some("scoregen"),
+                            timestamp_writes: None,
+                        })
+                        .forget_lifetime()
+                });
+                p.set_pipeline(&pipeline.pipeline);
+                p.set_bind_group(0, bind, &[]);
+                p.dispatch_workgroups(groups[0], groups[1], groups[2]);
+            }
+            Step::Copy { src, src_off, dst, dst_off, bytes } => {
+                *pass = None;
+                encoder.copy_buffer_to_buffer(src.buffer(), *src_off, dst.buffer(), *dst_off, *bytes);
+            }
+        }
+    }
+}
+
 /// Split `n` workgroups into a grid no dimension of which exceeds `max` (kernels rebuild the
 /// linear index as `wg.x + wg.y * num_workgroups.x` and skip indices >= n).
 pub fn fold_groups(n: u32, max: u32) -> Result<[u32; 3]> {

@@ -117,6 +117,13 @@ kernel_params!(
 );
 
 kernel_params!(
+    /// present.wgsl: samples into an application's texture (images by pixel, points splatted).
+    PresentParams for ["present"] {
+        n: u32, c: u32, h: u32, w: u32, cols: u32, width: u32, height: u32, raw: u32, lim: f32, p0: u32, p1: u32, p2: u32
+    }
+);
+
+kernel_params!(
     /// reduce.wgsl.
     ReduceParams for ["reduce"] { outer: u32, len: u32, inner: u32, n_out: u32 }
 );
@@ -156,6 +163,7 @@ pub const ALL: &[(&[&str], &[&str])] = &[
     (OptimParams::SHADERS, OptimParams::FIELDS),
     (RandomParams::SHADERS, RandomParams::FIELDS),
     (KnnParams::SHADERS, KnnParams::FIELDS),
+    (PresentParams::SHADERS, PresentParams::FIELDS),
     (ReduceParams::SHADERS, ReduceParams::FIELDS),
     (SamplerParams::SHADERS, SamplerParams::FIELDS),
     (SoftmaxParams::SHADERS, SoftmaxParams::FIELDS),
@@ -200,6 +208,7 @@ pub mod slots {
     kernel_slots!(knn { S = 1, NORMS = 2, TOP_V = 3, TOP_I = 4 });
     kernel_slots!(mcmc { SCHED = 1, CTR = 2, X = 3, S = 4, E = 5, STATE = 6, CHAIN = 7, MOM = 8, XP = 9, U = 10 });
     kernel_slots!(softmax { X = 1, Y = 2 });
+    kernel_slots!(present { X = 1, COUNTS = 2, DST = 3 });
 
     /// Every shader's slots: (file stem, slots).
     pub const ALL: &[(&str, &[(&str, u32)])] = &[
@@ -220,6 +229,7 @@ pub mod slots {
         ("knn", knn::ALL),
         ("mcmc", mcmc::ALL),
         ("optim", optim::ALL),
+        ("present", present::ALL),
         ("random", random::ALL),
         ("reduce", reduce::ALL),
         ("sampler", sampler::ALL),

@@ -123,22 +123,18 @@ pub fn draw_each(
         Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
         e => e,
     };
-    let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(hint)?;
-    let moments = model.moments();
-    let opts = SamplerOpts { data_var: moments.var, ..req.opts.clone() };
-    let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
     let p = model.process();
-    match req.sampler.program(p, req.steps, &opts)? {
-        super::SamplerProgram::Fixed(prog) => {
-            let mut runner = Runner::new(gpu, &f, prog, req.seed).map_err(hint)?;
-            runner.prior_mean = prior_mean;
-            runner.conditions = req.conditions.clone();
-            runner.first_chain = req.first_chain;
+    match req.sampler.program(p, req.steps, &req.opts)? {
+        super::SamplerProgram::Fixed(_) => {
+            let runner = runner(gpu, model, &SampleRequest { batch, ..req.clone() })?;
             runner.sample_each(gpu, req.first_chain, req.n, each, progress).map_err(hint)?;
             Ok(runner.mcmc_report())
         }
         super::SamplerProgram::Adaptive { tol } => {
-            let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
+            let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(hint)?;
+            let moments = model.moments();
+            let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
+            let prior = (&prior_mean[..], p.prior_var_with(moments.var).sqrt());
             let mut start = 0;
             while start < req.n {
                 let chain0 = req.first_chain + start;
@@ -153,4 +149,30 @@ pub fn draw_each(
             Ok(None)
         }
     }
+}
+
+/// `model` planned for `req.batch` chains under the fixed-step program of `req` (every sampler
+/// but the adaptive rk45, which is refused): a runner that owns its plan, with the prior's mean
+/// and the request's conditions set. `draw_each` runs it over batches; an application steps it
+/// inside its frames (`embed`).
+pub fn runner(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest) -> Result<Runner<'static>> {
+    let hint = |e: Error| match e {
+        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({} chains per batch now)", req.batch)),
+        e => e,
+    };
+    let moments = model.moments();
+    let opts = SamplerOpts { data_var: moments.var, ..req.opts.clone() };
+    let p = model.process();
+    let super::SamplerProgram::Fixed(prog) = req.sampler.program(p, req.steps, &opts)? else {
+        return Err(Error::Invalid(format!(
+            "sampler '{}' chooses its steps as it goes; plan a fixed-step sampler (heun, pc, ddim, ald, ...)",
+            req.sampler.name()
+        )));
+    };
+    let f = ScoreFn::plan(gpu, model, req.batch, Probes::None).map_err(hint)?;
+    let mut runner = Runner::owning(gpu, f, prog, req.seed).map_err(hint)?;
+    runner.prior_mean = moments.mean.iter().map(|&m| m as f32).collect();
+    runner.conditions = req.conditions.clone();
+    runner.first_chain = req.first_chain;
+    Ok(runner)
 }

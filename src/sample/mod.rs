@@ -107,11 +107,28 @@ impl Program {
 /// The parameter block of every kernel in shaders/sampler.wgsl.
 pub(crate) use crate::ops::kernels::SamplerParams as Params;
 
+/// The planned model a `Runner` drives: borrowed (the CLI's draws) or owned (a `Runner<'static>`
+/// an application keeps between frames, `embed`).
+pub enum Planned<'m> {
+    Borrowed(&'m ScoreFn),
+    Owned(Box<ScoreFn>),
+}
+
+impl std::ops::Deref for Planned<'_> {
+    type Target = ScoreFn;
+    fn deref(&self) -> &ScoreFn {
+        match self {
+            Planned::Borrowed(f) => f,
+            Planned::Owned(f) => f,
+        }
+    }
+}
+
 /// A program bound to a model: the schedule on the GPU and one captured command list per step
 /// kind. Also integrates an accumulator with the divergence when the model has one (the
 /// instantaneous change of variables of the probability-flow ODE).
 pub struct Runner<'m> {
-    pub model: &'m ScoreFn,
+    pub model: Planned<'m>,
     program: Program,
     seed: u64,
     ctr: Tensor,
@@ -134,6 +151,16 @@ pub struct Runner<'m> {
 
 impl<'m> Runner<'m> {
     pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
+        Self::planned(gpu, Planned::Borrowed(model), program, seed)
+    }
+
+    /// A runner that owns its planned model.
+    pub fn owning(gpu: &Gpu, model: ScoreFn, program: Program, seed: u64) -> Result<Runner<'static>> {
+        Runner::planned(gpu, Planned::Owned(Box::new(model)), program, seed)
+    }
+
+    fn planned(gpu: &Gpu, planned: Planned<'m>, program: Program, seed: u64) -> Result<Runner<'m>> {
+        let model: &ScoreFn = &planned;
         let (b, d) = (model.batch, model.numel());
         let sched = program.schedule(gpu)?;
         let ctr = Tensor::zeros(gpu, &[1])?;
@@ -197,7 +224,7 @@ impl<'m> Runner<'m> {
             chain = Some(m.chain);
         }
         Ok(Runner {
-            model,
+            model: planned,
             program,
             seed,
             ctr,
@@ -235,6 +262,24 @@ impl<'m> Runner<'m> {
         per_submit: usize,
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<()> {
+        self.begin(gpu, chain0, x0)?;
+        let total = self.program.steps.len();
+        let per = per_submit.max(1);
+        let mut done = 0;
+        while done < total {
+            let mut rec = Recorder::new(gpu);
+            self.record_steps(&mut rec, done..(done + per).min(total));
+            rec.submit()?;
+            done = (done + per).min(total);
+            progress(done, total);
+        }
+        Ok(())
+    }
+
+    /// Set up chains chain0 .. chain0 + B to run the program from its first step: queue writes
+    /// only (the chain offset, the step counter, the prior's mean, `x0`, probes and
+    /// conditions), which reach the GPU before any commands submitted after them.
+    pub fn begin(&self, gpu: &Gpu, chain0: usize, x0: Option<&[f32]>) -> Result<()> {
         let chain0 = u32::try_from(chain0).map_err(|_| Error::Limit("more than 2^32 chains".into()))?;
         // Between submissions, never inside one: the chain offset (Params.chain0 of every
         // parameter block) and the step counter.
@@ -263,20 +308,28 @@ impl<'m> Runner<'m> {
             mcmc_gpu::reset(gpu, c, self.model.batch);
         }
         self.model.set_probes(gpu, self.seed, chain0 as usize)?;
-        self.model.set_conditions(gpu, &self.conditions, chain0 as usize, self.first_chain)?;
-        let total = self.program.steps.len();
-        let per = per_submit.max(1);
-        let mut done = 0;
-        while done < total {
-            let mut rec = Recorder::new(gpu);
-            for (kind, _) in &self.program.steps[done..(done + per).min(total)] {
-                rec.replay(&self.captured(*kind).steps);
-            }
-            rec.submit()?;
-            done = (done + per).min(total);
-            progress(done, total);
+        self.model.set_conditions(gpu, &self.conditions, chain0 as usize, self.first_chain)
+    }
+
+    /// The program's steps (kind and row), in order.
+    pub fn steps(&self) -> &[(Kind, Row)] {
+        &self.program.steps
+    }
+
+    /// Record steps `range` of the program (after `begin`, in order, each once).
+    pub fn record_steps(&self, rec: &mut Recorder, range: std::ops::Range<usize>) {
+        for (kind, _) in &self.program.steps[range] {
+            rec.replay(&self.captured(*kind).steps);
         }
-        Ok(())
+    }
+
+    /// Encode steps `range` into a command encoder the caller owns and submits (an
+    /// application's frame); the same commands `run_batch` submits.
+    pub fn encode_steps(&self, encoder: &mut wgpu::CommandEncoder, range: std::ops::Range<usize>) {
+        let mut pass = None;
+        for (kind, _) in &self.program.steps[range] {
+            crate::gpu::encode_steps(encoder, &mut pass, &self.captured(*kind).steps);
+        }
     }
 
     /// Draw `n` samples (chains first_chain .. first_chain + n) in batches of the model's size:
