@@ -29,7 +29,7 @@
 mod present;
 pub mod reference;
 
-pub use present::{Present, Presenter};
+pub use present::{read_texture, Present, Presenter};
 
 use crate::app::{Loaded, ModelSource};
 use crate::error::{Error, Result};

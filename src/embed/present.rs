@@ -80,9 +80,11 @@ impl Presenter {
                 p.lim = lim;
                 &["clear", "splat", "shade"]
             }
-            (how, shape) => return Err(Error::Invalid(format!(
+            (how, shape) => {
+                return Err(Error::Invalid(format!(
                 "{how:?} cannot show samples of shape {shape:?}: images are [1 or 3, H, W], points [2] (and lim > 0)"
-            ))),
+            )))
+            }
         };
         let params = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("scoregen present params"),
@@ -143,4 +145,38 @@ impl Presenter {
             pass.dispatch_workgroups(g[0], g[1], g[2]);
         }
     }
+}
+
+/// Read a texture back to the host once (waits for the device): its rows of texels, tightly
+/// packed (4 bytes a texel for rgba8unorm, 16 for rgba32float). Needs `COPY_SRC` usage.
+pub fn read_texture(gpu: &Gpu, t: &wgpu::Texture) -> Result<Vec<u8>> {
+    let texel =
+        t.format().block_copy_size(None).ok_or_else(|| Error::Invalid(format!("{:?}: not readable", t.format())))?;
+    let (w, h) = (t.width(), t.height());
+    let row = (w * texel).div_ceil(wgpu::COPY_BYTES_PER_ROW_ALIGNMENT) * wgpu::COPY_BYTES_PER_ROW_ALIGNMENT;
+    let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("scoregen texture readback"),
+        size: (row * h) as u64,
+        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    enc.copy_texture_to_buffer(
+        t.as_image_copy(),
+        wgpu::TexelCopyBufferInfo {
+            buffer: &buf,
+            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(h) },
+        },
+        t.size(),
+    );
+    gpu.queue.submit([enc.finish()]);
+    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+    gpu.wait()?;
+    gpu.check_errors()?;
+    let view = buf.slice(..).get_mapped_range().map_err(|e| Error::Invalid(format!("texture readback: {e}")))?;
+    let mut out = Vec::with_capacity((w * h * texel) as usize);
+    for y in 0..h as usize {
+        out.extend_from_slice(&view[y * row as usize..y * row as usize + (w * texel) as usize]);
+    }
+    Ok(out)
 }

@@ -23,12 +23,16 @@ fn save(img: &RgbImage, path: &Path) -> Result<()> {
 }
 
 /// A w x h plot drawn by `draw` onto a white area, saved as a PNG.
-fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) -> Result<()> {
+fn register_font() {
     static REGISTER: std::sync::Once = std::sync::Once::new();
     REGISTER.call_once(|| {
         let parsed = plotters::style::register_font(SANS, FontStyle::Normal, FONT).is_ok();
         assert!(parsed, "the bundled font parses");
     });
+}
+
+fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) -> Result<()> {
+    register_font();
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -37,6 +41,21 @@ fn render(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(&Area) -> Drawn) ->
             .map_err(|e| Error::Invalid(format!("{}: cannot draw the plot ({e})", path.display())))?;
     }
     save(&RgbImage::from_raw(w, h, buf).expect("a w x h x 3 buffer"), path)
+}
+
+/// `text` in the bundled font, light on a dark strip of w x h pixels, as RGBA8 rows (an
+/// application's overlay: the window example's step count and noise level).
+pub fn text_rgba(text: &str, (w, h): (u32, u32)) -> Result<Vec<u8>> {
+    register_font();
+    let mut buf = vec![16u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        let style = TextStyle::from((SANS, (h as f64 * 0.7).max(8.0))).color(&RGBColor(235, 235, 235));
+        root.draw_text(text, &style, (6, (h as i32 - (h as f64 * 0.7) as i32) / 2))
+            .and_then(|_| root.present())
+            .map_err(|e| Error::Invalid(format!("cannot draw the text '{text}' ({e})")))?;
+    }
+    Ok(buf.chunks(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect())
 }
 
 /// Images [n, C, H, W] in [-1, 1] (C = 1 or 3) as a grid of `cols` columns, 2-pixel gaps.

@@ -217,6 +217,18 @@ pub enum SamplerKind {
     Hmc,
 }
 
+impl std::str::FromStr for SamplerKind {
+    type Err = String;
+    /// The CLI's names (`heun`, `pc`, `ode`, ...).
+    fn from_str(s: &str) -> std::result::Result<SamplerKind, String> {
+        <SamplerKind as clap::ValueEnum>::from_str(s, true).map_err(|_| {
+            let names: Vec<&str> =
+                <SamplerKind as clap::ValueEnum>::value_variants().iter().map(|k| k.name()).collect();
+            format!("'{s}' is not a sampler ({})", names.join(", "))
+        })
+    }
+}
+
 impl SamplerKind {
     pub fn name(self) -> &'static str {
         match self {
