@@ -113,6 +113,24 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Sampler steps inside an application's frames (embed) against the CLI's batched
+    /// submission: the same plan and steps, per-frame encoders against 256 steps per submission.
+    Embed {
+        #[arg(long, default_value = "gmm:ring8")]
+        model: String,
+        #[arg(long, default_value = "heun")]
+        sampler: String,
+        #[arg(long, default_value_t = 100)]
+        steps: usize,
+        #[arg(long, default_value_t = 10000)]
+        batch: usize,
+        #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+        per_frame: Vec<usize>,
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Exact kNN search: N rows x D dims, Q queries, k neighbours (compare src/bench/knn_numpy.py).
     Knn {
         #[arg(long, default_value_t = 1_000_000)]
@@ -211,6 +229,15 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
             Ok(())
         }
         BenchCmd::Du2d { models, seeds, n, json, .. } => bench::du2d::run(&gpu, models, seeds, *n, *json),
+        BenchCmd::Embed { per_frame, .. } if per_frame.contains(&0) => {
+            Err(Error::Invalid("--per-frame: at least 1 step per frame".into()))
+        }
+        BenchCmd::Embed { model, sampler, steps, batch, per_frame, repeats, json } => {
+            let (model, sampler, per_frame) = (model.clone(), sampler.clone(), per_frame.clone());
+            let setup =
+                bench::embed::Setup { model, sampler, steps: *steps, batch: *batch, per_frame, repeats: *repeats };
+            bench::embed::run(&gpu, &setup, &Report { json: *json })
+        }
         BenchCmd::Knn { n, dims, queries, k, json } => {
             if *n == 0 || *queries == 0 || dims.contains(&0) {
                 return Err(Error::Invalid("--n, --queries and --dims must be at least 1".into()));

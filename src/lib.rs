@@ -1,5 +1,14 @@
 //! scoregen: score-based generative models trained and sampled on the GPU through
 //! hand-written WGSL compute shaders on wgpu.
+//!
+//! An application that owns a `wgpu::Device` starts at [`embed`]; the layers below it, from
+//! the bottom: [`gpu`] (device, buffers, recording), [`tensor`], [`ops`] (the kernels),
+//! [`graph`] (autodiff), [`nn`], [`optim`], [`dist`], [`io`], [`score`] / [`data`] /
+//! [`metrics`] / [`retrieval`], [`model`], [`sample`]; then the CLI's orchestration
+//! ([`config`], [`train`], [`app`], [`bench`]).
+
+// Shapes are written as in the papers and the shaders, `[B, D]`, `[N, k]`: notation, not links.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 pub mod app;
 pub mod bench;
@@ -26,5 +35,10 @@ pub mod tensor;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's Rust examples, compiled by `cargo test --doc` (and `cargo test`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 pub use gpu::{Gpu, GpuOptions, Recorder};
 pub use tensor::Tensor;

@@ -53,7 +53,10 @@ fn headless_example_writes_the_samples_as_a_png() {
     assert_eq!(img.dimensions(), (96, 96));
     // Eight modes on a ring of radius 4 over [-6, 6]^2: ink away from the centre, none at it.
     let lit = |x0: u32, y0: u32, r: u32| {
-        (y0 - r..y0 + r).flat_map(|y| (x0 - r..x0 + r).map(move |x| (x, y))).filter(|&(x, y)| img.get_pixel(x, y).0[1] > 40).count()
+        (y0 - r..y0 + r)
+            .flat_map(|y| (x0 - r..x0 + r).map(move |x| (x, y)))
+            .filter(|&(x, y)| img.get_pixel(x, y).0[1] > 40)
+            .count()
     };
     assert!(lit(80, 48, 6) > 10, "no points at the mode (4, 0)");
     assert_eq!(lit(48, 48, 6), 0, "points at the origin, between the modes");

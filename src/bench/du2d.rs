@@ -1,5 +1,5 @@
 //! Du et al.'s 2-D composition benchmark (ICML 2023, Table 1 in spirit): for each training seed,
-//! the models trained by docs/du2d/table.sh (MODELS/SEED/<set>-<param>/checkpoint.safetensors)
+//! the models trained by docs/du2d/table.sh (`MODELS/SEED/<set>-<param>/checkpoint.safetensors`)
 //! are composed (product: ring x bar; mixture: left bar + right bar; negation: box 0.7 minus
 //! box 0.3, weights 1.3 / -0.3) through `compose:` files, sampled by reverse diffusion (50
 //! ancestral steps) and by the same with an MCMC corrector at every level (ULA, uHMC, MALA,

@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod du2d;
+pub mod embed;
 pub mod gemm;
 pub mod guidance;
 pub mod guide2d;

@@ -13,9 +13,15 @@ use std::sync::Arc;
 pub enum Present {
     /// Image samples [C, H, W] (C = 1 or 3) tiled left to right, top to bottom, `cols` per row
     /// (0: as square a grid as the chains make), from the texture's top-left corner.
-    Images { cols: usize },
+    Images {
+        /// Images per row (0: a square grid).
+        cols: usize,
+    },
     /// 2-D points splatted over [-lim, lim]^2 (x to the right, y up), one count per pixel.
-    Points { lim: f32 },
+    Points {
+        /// Half the side of the square shown, in data units.
+        lim: f32,
+    },
 }
 
 impl Present {

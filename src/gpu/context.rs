@@ -2,6 +2,8 @@
 //! limits (not WebGPU's defaults) so that kernels can use what the hardware grants; an
 //! application that already owns a `wgpu::Device` hands it over with `Gpu::from_wgpu`.
 
+#![deny(missing_docs)]
+
 use super::pipeline::PipelineCache;
 use super::pool::BufferPool;
 use super::profile::Profiler;
@@ -12,19 +14,25 @@ use std::sync::{Arc, Mutex};
 /// Which graphics API to open. `Auto` lets wgpu pick in its order of preference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BackendChoice {
+    /// Vulkan, Metal or DX12, whichever the platform has; OpenGL only when none is found.
     #[default]
     Auto,
+    /// Vulkan (`vk`): Linux, Windows, Android; lavapipe on machines without a GPU.
     #[value(alias = "vk")]
     Vulkan,
+    /// Metal (`mtl`): macOS and iOS.
     #[value(alias = "mtl")]
     Metal,
+    /// Direct3D 12 (`d3d12`): Windows.
     #[value(alias = "d3d12")]
     Dx12,
+    /// OpenGL / OpenGL ES (`gles`, `opengl`): a fallback; the kernels are tuned on Vulkan.
     #[value(alias = "gles", alias = "opengl")]
     Gl,
 }
 
 impl BackendChoice {
+    /// The wgpu backends this choice enumerates.
     pub fn backends(self) -> wgpu::Backends {
         match self {
             BackendChoice::Auto => wgpu::Backends::all(),
@@ -53,6 +61,7 @@ impl FromStr for BackendChoice {
 /// How to open the GPU. `from_env` reads `SCOREGEN_BACKEND` and `SCOREGEN_ADAPTER`.
 #[derive(Debug, Clone, Default)]
 pub struct GpuOptions {
+    /// The graphics API (`--backend`, `SCOREGEN_BACKEND`).
     pub backend: BackendChoice,
     /// Index into the adapter list that `scoregen info` prints; `None` = best available.
     pub adapter: Option<usize>,
@@ -61,6 +70,7 @@ pub struct GpuOptions {
 }
 
 impl GpuOptions {
+    /// Options from `SCOREGEN_BACKEND` and `SCOREGEN_ADAPTER` (unset: auto, the best adapter).
     pub fn from_env() -> Result<Self> {
         let mut o = GpuOptions::default();
         if let Ok(b) = std::env::var("SCOREGEN_BACKEND") {
@@ -83,10 +93,15 @@ pub const WANTED_FEATURES: &[(wgpu::Features, &str)] = &[
 
 /// The engine's handle on one device: queue, granted limits, buffer pool, pipeline cache.
 pub struct Gpu {
+    /// The device every kernel runs on (scoregen's own, or the application's: `from_wgpu`).
     pub device: wgpu::Device,
+    /// Its queue.
     pub queue: wgpu::Queue,
+    /// The adapter's name, backend and driver.
     pub info: wgpu::AdapterInfo,
+    /// The limits the device was created with; plans are checked against them.
     pub limits: wgpu::Limits,
+    /// The device's features (subgroups, timestamp queries, shader f16 are used when present).
     pub features: wgpu::Features,
     pub(crate) pool: BufferPool,
     pub(crate) pipelines: PipelineCache,
@@ -142,6 +157,7 @@ pub fn enumerate_adapters(backend: BackendChoice) -> Vec<wgpu::Adapter> {
     v
 }
 
+/// What to do when no adapter is found.
 pub const NO_ADAPTER_HINT: &str = "install a Vulkan/Metal/DX12 driver; on a headless Linux box \
      `apt-get install -y mesa-vulkan-drivers libvulkan1` gives Mesa's software Vulkan (lavapipe)";
 

@@ -1,6 +1,8 @@
 //! Drawing samples from any model: plan it for a batch, run the sampler's program over
 //! batches of chains, collect the samples.
 
+#![deny(missing_docs)]
+
 use super::{rk45, Conditions, Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
@@ -9,11 +11,17 @@ use crate::model::ScoreModel;
 /// What to draw.
 #[derive(Clone, Debug)]
 pub struct SampleRequest {
+    /// The sampler (`--sampler`).
     pub sampler: SamplerKind,
+    /// Its steps (`--steps`; Heun and the PF-ODE evaluate the model twice per step).
     pub steps: usize,
+    /// Samples to draw.
     pub n: usize,
+    /// Chains run at once (the plan's batch; any batch gives the same samples).
     pub batch: usize,
+    /// The run's seed: chain i's noise depends only on (seed, i).
     pub seed: u64,
+    /// The samplers' finer settings (levels, snr, eps, tolerance, MCMC).
     pub opts: SamplerOpts,
     /// Conditioning values of the n chains, for models that take conditioning inputs.
     pub conditions: Conditions,
