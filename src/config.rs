@@ -11,16 +11,22 @@ use crate::score::process::ProcessKind;
 use crate::score::{ModelSpec, NceNoise, Objective, ParamKind, Parameterisation, Process, Projection};
 use serde::{Deserialize, Serialize};
 
+/// A run's whole configuration (the TOML file `train` reads; checkpoints carry it).
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// `[data]`.
     pub data: DataConfig,
+    /// `[model]`.
     #[serde(default)]
     pub model: ModelConfig,
+    /// `[process]`.
     #[serde(default)]
     pub process: ProcessConfig,
+    /// `[train]`.
     #[serde(default)]
     pub train: TrainConfig,
+    /// `[sample]`: the defaults of sampling from the checkpoint.
     #[serde(default)]
     pub sample: SampleConfig,
     /// Retrieval-conditioned models (Blattmann et al. 2022): the database and its neighbours.
@@ -28,23 +34,31 @@ pub struct Config {
     pub retrieval: Option<RetrievalConfig>,
 }
 
+/// `[train]`: the optimisation.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Training steps.
     pub steps: usize,
+    /// Samples per step.
     pub batch: usize,
+    /// The peak learning rate.
     pub lr: f32,
+    /// Linear warm-up steps.
     pub warmup: u32,
     /// Cosine decay of the learning rate to lr_min over the run.
     pub cosine: bool,
+    /// The learning rate the cosine decay ends at.
     pub lr_min: f32,
     /// Global gradient-norm clipping (0: off).
     pub clip: f32,
     /// EMA decay of the weights (absent: no EMA; samples use the raw weights).
     pub ema: Option<f32>,
+    /// The run's seed (every random stream derives from it: `rng::Stream`).
     pub seed: u64,
     /// Loss averaged and read back every N steps.
     pub log_every: usize,
+    /// Write the checkpoint and the resumable state every N steps.
     pub checkpoint_every: usize,
     /// Write a sample grid / scatter every N steps (0: only at the end).
     pub sample_every: usize,
@@ -94,6 +108,7 @@ impl Default for TrainConfig {
     }
 }
 
+/// `[sample]`: how samples are drawn by default.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SampleConfig {
@@ -101,13 +116,19 @@ pub struct SampleConfig {
     pub sampler: SamplerKind,
     /// Model evaluations' worth of steps (ALD: all levels together).
     pub steps: usize,
+    /// Samples drawn.
     pub n: usize,
+    /// Chains run at once.
     pub batch: usize,
+    /// The last noise level's distance from 0 (the samplers' end time).
     pub eps: f64,
+    /// Noise levels of ALD and the MCMC samplers.
     pub levels: usize,
+    /// The Langevin corrector's signal-to-noise ratio (pc).
     pub snr: f64,
     /// rk45's tolerance (relative and absolute).
     pub tol: f64,
+    /// The seed: chain i's noise depends only on (seed, i).
     pub seed: u64,
 }
 
@@ -175,12 +196,14 @@ impl Config {
         Config::from_toml(&table.to_string(), path)
     }
 
+    /// Read and check a config file (errors name the file and the key).
     pub fn load(path: &std::path::Path) -> Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Error::io(format!("{}: cannot read the config", path.display()), e))?;
         Config::from_toml(&text, &path.display().to_string())
     }
 
+    /// The config as TOML (what checkpoints carry).
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a config always serialises")
     }
@@ -334,9 +357,11 @@ impl Config {
         }
     }
 
+    /// The noise process `[process]` describes.
     pub fn process(&self) -> Process {
         self.process.process()
     }
+    /// The parameterisation `[model]` describes.
     pub fn param(&self) -> Parameterisation {
         self.model.param()
     }

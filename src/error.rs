@@ -15,6 +15,7 @@ impl PartialEq for Cause {
     }
 }
 
+/// Every failure scoregen reports: one line naming the file or value and what to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// No adapter could be found or opened (exit code 3).
@@ -31,6 +32,7 @@ pub enum Error {
     Gpu(String),
 }
 
+/// scoregen's results.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {

@@ -9,6 +9,8 @@
 
 // Shapes are written as in the papers and the shaders, `[B, D]`, `[N, k]`: notation, not links.
 #![allow(rustdoc::broken_intra_doc_links)]
+// Every public item is documented (`cargo doc` builds without warnings in CI).
+#![deny(missing_docs)]
 
 pub mod app;
 pub mod bench;

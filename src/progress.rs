@@ -36,6 +36,7 @@ pub struct Progress {
 }
 
 impl Progress {
+    /// Progress of `what` over `total` units, timed from now.
     pub fn new(what: &str, total: u64) -> Progress {
         Progress::since(what, total, Instant::now())
     }

@@ -52,6 +52,7 @@ impl SplitMix64 {
         SplitMix64 { state }
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GOLDEN);
         let mut z = self.state;
@@ -79,6 +80,7 @@ pub struct HostRng {
 }
 
 impl HostRng {
+    /// The host generator of `seed` (whitened first).
     pub fn new(seed: u64) -> Self {
         HostRng { inner: SplitMix64::new(seed ^ 0x6A09_E667_F3BC_C909) }
     }
@@ -86,6 +88,7 @@ impl HostRng {
     pub fn stream(seed: u64, stream: Stream) -> Self {
         HostRng::new(stream.derive(seed))
     }
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
     }
@@ -112,15 +115,25 @@ impl HostRng {
 /// One use of a run's seed (see the module's table).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
+    /// Weight initialisation.
     Init,
+    /// The noise of denoising score matching (GPU counter base).
     DsmNoise,
+    /// Dropout masks (GPU counter base).
     Dropout,
+    /// The shuffle of epoch i.
     Epoch(u64),
+    /// The draws of batch i (toys, label dropout).
     Batch(u64),
+    /// Hutchinson probes of batch i.
     Probes(u64),
+    /// Ground-truth draws for metric i.
     Truth(u64),
+    /// The points a likelihood is measured on.
     NllPoints,
+    /// Uniform dequantisation noise of images.
     Dequantise,
+    /// The sample the data's moments are measured on.
     Moments,
     /// The data NCE's noise distribution is fitted to.
     NceFit,

@@ -1,5 +1,6 @@
 //! The WGSL sources, compiled into the binary. One file per kernel family under `shaders/`.
 
+/// Every shader: (name, WGSL source), shared parts prepended.
 pub const SOURCES: &[(&str, &str)] = &[
     ("matmul", include_str!("../shaders/matmul.wgsl")),
     (
@@ -90,6 +91,7 @@ pub const SOURCES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The WGSL source of shader `name`.
 pub fn source(name: &str) -> Option<&'static str> {
     SOURCES.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }

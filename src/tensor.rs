@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, PooledBuffer, Usage};
 use std::sync::Arc;
 
+/// A float32 array on the GPU: a pooled buffer and a shape (C order).
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) buf: Arc<PooledBuffer>,
@@ -16,6 +17,7 @@ impl std::fmt::Debug for Tensor {
     }
 }
 
+/// The element count of `shape` (1 for a scalar).
 pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
@@ -53,6 +55,7 @@ impl Tensor {
         Ok(Tensor { buf, shape: shape.to_vec() })
     }
 
+    /// Upload `data` as a tensor of `shape` (refused when the counts differ).
     pub fn from_slice(gpu: &Gpu, data: &[f32], shape: &[usize]) -> Result<Tensor> {
         if numel(shape) != data.len() {
             return Err(Error::Shape(format!("{} values do not fill shape {shape:?}", data.len())));
@@ -70,16 +73,20 @@ impl Tensor {
         Tensor::from_slice(gpu, f, shape)
     }
 
+    /// A tensor of `shape` filled with zeros.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Tensor> {
         Tensor::from_slice(gpu, &vec![0.0; numel(shape)], shape)
     }
 
+    /// Its shape.
     pub fn shape(&self) -> &[usize] {
         &self.shape
     }
+    /// Its element count.
     pub fn numel(&self) -> usize {
         numel(&self.shape)
     }
+    /// The pooled buffer behind it (`.buffer()` is the plain `wgpu::Buffer`).
     pub fn buffer(&self) -> &Arc<PooledBuffer> {
         &self.buf
     }
@@ -124,6 +131,7 @@ impl Tensor {
         Ok(out)
     }
 
+    /// Read back as u32 words (index tensors: the kNN's neighbours, counters); waits.
     pub fn to_u32(&self, gpu: &Gpu) -> Result<Vec<u32>> {
         Ok(self.to_vec(gpu)?.into_iter().map(f32::to_bits).collect())
     }

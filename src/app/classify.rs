@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 /// Labelled data to measure on: a file (idx images or .npy) and its labels.
 #[derive(Clone, Debug)]
 pub struct LabelledFile {
+    /// The samples (idx images or .npy).
     pub data: PathBuf,
+    /// Their labels (idx or integer .npy).
     pub labels: PathBuf,
 }
 

@@ -193,8 +193,11 @@ pub fn evaluate(
 /// geometric middle and sigma_max) on `n` fresh points each.
 #[derive(Clone, Debug, Default)]
 pub struct FisherRequest {
+    /// The density behind the data, where known (analytic mixtures, toys).
     pub reference: Option<Gmm>,
+    /// The noise levels measured.
     pub levels: Vec<f64>,
+    /// Points per level.
     pub n: usize,
 }
 

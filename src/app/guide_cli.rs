@@ -34,8 +34,11 @@ pub struct GuideArgs {
 /// What the guidance flags make of a model: the model to sample (wrapped), the conditions of
 /// its chains and the class list the chains cycle through (None: unconditional).
 pub struct Guided {
+    /// The model to sample.
     pub model: Box<dyn ScoreModel>,
+    /// Its chains' conditioning.
     pub conditions: Conditions,
+    /// The classes the chains cycle through.
     pub classes: Option<Vec<u32>>,
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 /// Where a model comes from: a checkpoint written by `train`, or an analytic mixture.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ModelSource {
+    /// A checkpoint written by `train`.
     Checkpoint(PathBuf),
     /// NCSN's two modes, W1's ring of 8, or a mixture file.
     Mixture(MixtureSource),
@@ -19,10 +20,14 @@ pub enum ModelSource {
     Compose(PathBuf),
 }
 
+/// An analytic mixture.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MixtureSource {
+    /// W1's 8 Gaussians on a ring of radius 4.
     Ring8,
+    /// NCSN's two modes.
     Ncsn,
+    /// A mixture file (TOML).
     File(PathBuf),
 }
 
@@ -46,6 +51,7 @@ impl ModelSource {
 }
 
 impl MixtureSource {
+    /// The mixture.
     pub fn load(&self) -> Result<Gmm> {
         Ok(match self {
             MixtureSource::Ring8 => Gmm::ring8(),
@@ -71,6 +77,7 @@ impl ModelSource {
 
 /// A model with what the CLI knows about it besides the score.
 pub struct Loaded {
+    /// The model.
     pub model: Box<dyn ScoreModel>,
     /// A checkpoint's config: sampler defaults and the data for `eval`.
     pub config: Option<Box<Config>>,
@@ -86,6 +93,7 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// Open a model from `src`.
     pub fn load(gpu: &Gpu, src: &ModelSource) -> Result<Loaded> {
         let (model, config, step, class_names): (Box<dyn ScoreModel>, _, _, _) = match src {
             ModelSource::Mixture(m) => (Box::new(Mixture::new(m.load()?)), None, 0, Vec::new()),

@@ -12,6 +12,7 @@ use crate::retrieval::{Database, RetrievalConfig};
 use crate::rng::{HostRng, Stream};
 use std::path::{Path, PathBuf};
 
+/// `sample`'s retrieval flags.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RetrievalArgs {
     /// Retrieval-conditioned models: the database the chains' neighbours come from (any built
@@ -27,8 +28,11 @@ pub struct RetrievalArgs {
 
 /// The chains' conditioning: the context rows and each chain's neighbours [n, k].
 pub struct Retrieved {
+    /// The context rows of the chains.
     pub conditions: Conditions,
+    /// Each chain's neighbours (database rows) [n * k].
     pub neighbours: Vec<u32>,
+    /// Neighbours per chain.
     pub k: usize,
 }
 

@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 /// Shard I of N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Shard {
+    /// I, from 0.
     pub index: usize,
+    /// N.
     pub count: usize,
 }
 
@@ -44,12 +46,19 @@ impl Shard {
 pub struct RunInfo {
     /// Equal for every shard of one run: seed, total chains, shard count, model hash, settings.
     pub run: String,
+    /// This shard's index.
     pub shard: usize,
+    /// Shards in the run.
     pub shards: usize,
+    /// The first chain this shard drew.
     pub first_chain: usize,
+    /// Chains it drew.
     pub chains: usize,
+    /// Chains in the whole run.
     pub n: usize,
+    /// The run's seed.
     pub seed: u64,
+    /// The shape of one sample.
     pub shape: Vec<usize>,
 }
 
@@ -117,6 +126,7 @@ fn conditions_digest(c: &crate::model::Conditions) -> String {
     format!("{h:016x}")
 }
 
+/// Write `info` as the sidecar JSON beside the shard's output `out`.
 pub fn write_info(out: &Path, info: &RunInfo) -> Result<()> {
     let text = serde_json::to_string_pretty(info).expect("run info serialises");
     crate::io::write_atomic(&sidecar(out), text.as_bytes())

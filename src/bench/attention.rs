@@ -11,6 +11,7 @@ use crate::tensor::Tensor;
 /// (batch, heads, tokens, d, PyTorch CPU forward ms on the reference machine, median).
 pub const SHAPES: [(usize, usize, usize, usize, f64); 2] = [(64, 1, 49, 64, 0.445), (16, 4, 256, 32, 5.375)];
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, report: &Report) -> Result<()> {
     report.note(&format!("adapter: {}", gpu.describe()));
     for (b, h, n, d, torch_ms) in SHAPES {

@@ -114,6 +114,7 @@ pub fn table_from_lines(text: &str, n: usize) -> Result<String> {
     Ok(markdown(&table, &floors(n)?, seeds.len(), n))
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, models: &Path, seeds: &[u64], n: usize, json: bool) -> Result<()> {
     // (task, param, row) -> per seed metrics
     let mut table: BTreeMap<(usize, usize, usize), Vec<[f64; 3]>> = BTreeMap::new();

@@ -42,6 +42,7 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, s: &Setup, report: &Report) -> Result<()> {
     let engine = Engine::adopt(&gpu.device, &gpu.queue);
     let model = engine.open(&s.model)?;

@@ -7,6 +7,7 @@ use crate::gpu::Gpu;
 use crate::ops::matmul::{matmul, matmul_naive, tuned_config, MatmulOpts};
 use crate::tensor::Tensor;
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, sizes: &[usize], naive_max: usize, report: &Report) -> Result<()> {
     let cfg = tuned_config(gpu);
     report.note(&format!(

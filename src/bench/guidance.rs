@@ -56,6 +56,7 @@ fn classifier(gpu: &Gpu) -> Result<Classifier> {
     Ok(Classifier { spec: m.spec, params: m.params, process: m.process, images: false, class_names: vec![], info })
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, chains: usize, steps: usize, rounds: usize, report: &Report) -> Result<()> {
     let cond =
         || -> Result<Box<dyn ScoreModel>> { Ok(Box::new(super::sample::untrained(gpu, &config("classes = 8")?)?)) };

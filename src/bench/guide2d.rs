@@ -42,14 +42,21 @@ pub fn metrics(xs: &[f32], truth: &Gmm) -> (f64, f64) {
 
 /// What to compare: checkpoints and the weights / scales of the sweep.
 pub struct Sweep {
+    /// The class-conditional checkpoint (classifier-free guidance).
     pub conditional: PathBuf,
+    /// The unconditional one (classifier guidance).
     pub unconditional: PathBuf,
+    /// The noise-conditional classifier.
     pub classifier: PathBuf,
+    /// Guidance weights and scales swept.
     pub weights: Vec<f32>,
+    /// Samples per setting.
     pub n: usize,
+    /// The folder the pictures go to.
     pub out: PathBuf,
 }
 
+/// Run the sweep, printing its figures.
 pub fn run(gpu: &Gpu, s: &Sweep, json: bool) -> Result<()> {
     let truth = Gmm::ring8();
     let labels: Vec<Option<u32>> = (0..8).map(Some).collect();

@@ -9,6 +9,7 @@ use crate::gpu::Gpu;
 use crate::ops::knn::{KnnIndex, Metric, CHUNK_ROWS};
 use std::time::Instant;
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, n: usize, dims: &[usize], queries: usize, k: usize, report: &Report) -> Result<()> {
     report.note(&format!("adapter: {}; exact kNN, {n} rows, {queries} queries, k = {k}", gpu.describe()));
     for &d in dims {

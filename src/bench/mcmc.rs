@@ -13,6 +13,7 @@ use crate::sample::mcmc::annealed;
 use crate::sample::{annealed_langevin, geometric_sigmas, McmcMethod, McmcOpts, Probes, Program, Runner};
 use std::time::Instant;
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, chains: usize, evals: usize, seed: u64, report: &Report) -> Result<()> {
     let mut cfg = super::sample::w1_config(0, seed);
     cfg.model.param = crate::score::ParamKind::Energy;

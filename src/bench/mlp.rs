@@ -38,6 +38,7 @@ pub fn w1_batch(rng: &mut crate::rng::SplitMix64, b: usize) -> (Vec<f32>, Vec<f3
     (feat, target)
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, steps: usize, report: &Report) -> Result<()> {
     let b = 4096;
     let mut g = Graph::new();

@@ -22,15 +22,20 @@ use std::time::Instant;
 
 /// One printed figure.
 pub struct Figure {
+    /// The benchmark's name.
     pub bench: &'static str,
     /// Extra identifying fields, e.g. ("n", "1024") or ("shape", "\"16x4x256x32\"") (JSON values).
     pub fields: Vec<(&'static str, String)>,
+    /// What was measured (our kernel, a peer, a ratio).
     pub imp: String,
+    /// The figure.
     pub value: f64,
+    /// Its unit.
     pub unit: &'static str,
 }
 
 impl Figure {
+    /// As one JSON line.
     pub fn json(&self) -> String {
         let mut s = format!("{{\"bench\":\"{}\"", self.bench);
         for (k, v) in &self.fields {
@@ -39,6 +44,7 @@ impl Figure {
         s += &format!(",\"impl\":\"{}\",\"value\":{},\"unit\":\"{}\"}}", self.imp, fmt_num(self.value), self.unit);
         s
     }
+    /// As one aligned line.
     pub fn human(&self) -> String {
         let f: Vec<String> = self.fields.iter().map(|(k, v)| format!("{k}={}", v.trim_matches('"'))).collect();
         format!("{:<10} {:<24} {:<28} {:>10} {}", self.bench, f.join(" "), self.imp, fmt_num(self.value), self.unit)
@@ -55,9 +61,11 @@ fn fmt_num(v: f64) -> String {
 
 /// Prints figures as they come.
 pub struct Report {
+    /// JSON lines instead of aligned text.
     pub json: bool,
 }
 impl Report {
+    /// Print a figure.
     pub fn emit(&self, f: Figure) {
         if self.json {
             println!("{}", f.json());
@@ -65,6 +73,7 @@ impl Report {
             println!("{}", f.human());
         }
     }
+    /// Print a note (nothing with --json, so stdout stays JSON lines).
     pub fn note(&self, s: &str) {
         if !self.json {
             println!("{s}");

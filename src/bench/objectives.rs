@@ -22,7 +22,9 @@ const NCE_SIGMA: f64 = 0.1;
 /// The network timed: W1's MLP by default (hidden 256 x 3, SiLU).
 #[derive(Clone, Debug)]
 pub struct Net {
+    /// Hidden widths.
     pub hidden: Vec<usize>,
+    /// The activation.
     pub act: Activation,
 }
 
@@ -89,6 +91,7 @@ fn loss_for(obj: Objective) -> Result<Loss> {
     })
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, net: &Net, b: usize, steps: usize, report: &Report) -> Result<()> {
     report.note(&format!(
         "adapter: {}; MLP 3 -> {:?} -> 2 ({:?}) on the ring, batch {b}, {steps} timed steps per row; SSM with 1 Rademacher \

@@ -12,11 +12,17 @@ use std::path::PathBuf;
 
 /// What to compare.
 pub struct Swap {
+    /// The retrieval-conditioned checkpoint.
     pub checkpoint: PathBuf,
+    /// An unconditional checkpoint to compare with.
     pub unconditional: Option<PathBuf>,
+    /// The databases swapped in, one panel each.
     pub databases: Vec<PathBuf>,
+    /// Samples per database.
     pub n: usize,
+    /// The seed.
     pub seed: u64,
+    /// The folder the picture goes to.
     pub out: PathBuf,
 }
 
@@ -35,6 +41,7 @@ pub fn near_modes(xs: &[f32], truth: &Gmm) -> Vec<f64> {
     near.iter().map(|&c| c as f64 / n.max(1) as f64).collect()
 }
 
+/// Run the comparison, printing its figures.
 pub fn run(gpu: &Gpu, s: &Swap, json: bool) -> Result<()> {
     if !s.out.is_dir() {
         return Err(Error::Invalid(format!("--out {}: not a folder", s.out.display())));

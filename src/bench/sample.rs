@@ -44,6 +44,7 @@ pub fn untrained(gpu: &Gpu, cfg: &Config) -> Result<crate::model::Trained> {
     })
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(
     gpu: &Gpu,
     chains: usize,

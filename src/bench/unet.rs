@@ -106,6 +106,7 @@ fn forward_figures(gpu: &Gpu, cfg: &UNetConfig, params: &ParamStore, report: &Re
     Ok(())
 }
 
+/// Run the benchmark, printing its figures.
 pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> {
     let cfg = UNetConfig::w2();
     let params = train_figures(gpu, &cfg, (first, last), report)?;

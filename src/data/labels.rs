@@ -30,6 +30,7 @@ impl Labels {
         Ok(Labels { of, names: (0..classes).map(|c| c.to_string()).collect() })
     }
 
+    /// The number of classes.
     pub fn classes(&self) -> usize {
         self.names.len()
     }

@@ -29,6 +29,7 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// The name configs use.
     pub fn name(self) -> &'static str {
         match self {
             SourceKind::Toy => "toy",
@@ -43,6 +44,7 @@ impl SourceKind {
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
+    /// Where the data come from: toy, idx, images or npy.
     pub source: SourceKind,
     /// Toy: ring8 (default), moons, swissroll, checkerboard, rings, ncsn, and Du et al.'s du-ring,
     /// du-bar, du-bar-left, du-bar-right, du-box-outer, du-box-inner.
@@ -106,14 +108,23 @@ impl DataConfig {
     }
 }
 
+/// The samples a data set holds.
 pub enum Source {
     /// Fresh points every batch.
     Toy(Toy),
     /// A fixed set: [n, shape...] flattened.
-    Array { n: usize, data: Vec<f32> },
+    /// A fixed set.
+    Array {
+        /// Samples.
+        n: usize,
+        /// Their values, [n, shape...] flattened.
+        data: Vec<f32>,
+    },
 }
 
+/// A loaded data set: its samples, their shape, moments and labels.
 pub struct Dataset {
+    /// The samples.
     pub source: Source,
     /// Shape of one sample.
     pub shape: Vec<usize>,
@@ -219,6 +230,7 @@ impl Dataset {
         }
     }
 
+    /// Values per sample.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -270,6 +282,7 @@ pub struct Batcher<'d> {
 }
 
 impl<'d> Batcher<'d> {
+    /// Batches of `b` from `data`, shuffled per epoch under `seed`.
     pub fn new(data: &'d Dataset, seed: u64, b: usize) -> Self {
         Batcher { data, seed, b, perm: None }
     }
@@ -316,9 +329,13 @@ impl<'d> Batcher<'d> {
 /// One training batch as drawn: samples [b * D], labels, the stored rows they are (arrays) and
 /// the batch's host generator.
 pub struct Drawn {
+    /// The samples [b * D].
     pub x: Vec<f32>,
+    /// Their labels, where the data have them.
     pub labels: Option<Vec<u32>>,
+    /// The stored rows they are (arrays; none for toys).
     pub rows: Option<Vec<u32>>,
+    /// The batch's host generator, after the draws above.
     pub rng: HostRng,
 }
 

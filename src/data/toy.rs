@@ -10,10 +10,13 @@ pub enum Toy {
     /// 8 Gaussians on a circle of radius 4, std 0.3 (W1).
     #[serde(rename = "ring8", alias = "8gaussians")]
     Ring8,
+    /// Two interleaved half circles.
     #[serde(rename = "moons", alias = "two-moons")]
     TwoMoons,
+    /// A 2-D swiss roll.
     #[serde(rename = "swissroll", alias = "swiss-roll")]
     SwissRoll,
+    /// A 4 x 4 checkerboard.
     #[serde(rename = "checkerboard")]
     Checkerboard,
     /// Two concentric rings (radii 2 and 4).
@@ -28,14 +31,16 @@ pub enum Toy {
     /// a bar x in [-0.2, 0.2], y in [-1, 1];
     #[serde(rename = "du-bar")]
     DuBar,
-    /// the bars x = -0.2 +- 0.1 and x = 0.2 +- 0.1;
+    /// the bar x = -0.2 +- 0.1;
     #[serde(rename = "du-bar-left")]
     DuBarLeft,
+    /// the bar x = 0.2 +- 0.1;
     #[serde(rename = "du-bar-right")]
     DuBarRight,
     /// boxes of half-width 0.7 and 0.3.
     #[serde(rename = "du-box-outer")]
     DuBoxOuter,
+    /// the box of half-width 0.3 alone.
     #[serde(rename = "du-box-inner")]
     DuBoxInner,
 }

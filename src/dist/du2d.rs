@@ -26,16 +26,23 @@ pub fn ring() -> Gmm {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Rect(pub f64, pub f64, pub f64, pub f64);
 
+/// Du et al.'s bar.
 pub const BAR: Rect = Rect(-0.2, 0.2, -1.0, 1.0);
+/// The left bar.
 pub const BAR_LEFT: Rect = Rect(-0.3, -0.1, -1.0, 1.0);
+/// The right bar.
 pub const BAR_RIGHT: Rect = Rect(0.1, 0.3, -1.0, 1.0);
+/// The outer box.
 pub const BOX_OUTER: Rect = Rect(-0.7, 0.7, -0.7, 0.7);
+/// The inner box.
 pub const BOX_INNER: Rect = Rect(-0.3, 0.3, -0.3, 0.3);
 
 impl Rect {
+    /// Its area.
     pub fn area(&self) -> f64 {
         (self.1 - self.0) * (self.3 - self.2)
     }
+    /// Whether point `p` lies inside.
     pub fn contains(&self, p: &[f64]) -> bool {
         (self.0..=self.1).contains(&p[0]) && (self.2..=self.3).contains(&p[1])
     }
@@ -44,6 +51,7 @@ impl Rect {
         let side = |a: f64, b: f64, x: f64| phi((b - x) / s) - phi((a - x) / s);
         side(self.0, self.1, p[0]) * side(self.2, self.3, p[1])
     }
+    /// A uniform draw from it.
     pub fn sample(&self, rng: &mut HostRng) -> [f64; 2] {
         [self.0 + (self.1 - self.0) * rng.uniform(), self.2 + (self.3 - self.2) * rng.uniform()]
     }
@@ -65,12 +73,16 @@ pub fn phi(x: f64) -> f64 {
 /// The three compositions of the benchmark.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
+    /// ring x bar.
     Product,
+    /// ring + bar.
     Mixture,
+    /// the outer box without the inner one.
     Negation,
 }
 
 impl Task {
+    /// The name tables use.
     pub fn name(self) -> &'static str {
         match self {
             Task::Product => "product",
@@ -121,11 +133,13 @@ impl Task {
 /// A task's smoothed log-density, normalised by the midpoint rule on [-1.5, 1.5]^2 (step 0.004,
 /// a fifth of the smoothing std).
 pub struct Truth {
+    /// The composition.
     pub task: Task,
     log_z: f64,
 }
 
 impl Truth {
+    /// The normalised target of `task`.
     pub fn new(task: Task) -> Truth {
         let (lim, h) = (1.5, 0.004);
         let k = (2.0 * lim / h) as usize;

@@ -6,14 +6,17 @@
 /// (the GPU evaluates L^-1 (x - mu) in single precision).
 pub const MAX_CONDITION: f64 = 1e6;
 
+/// A Gaussian with a full covariance L L^T.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gaussian {
+    /// The mean.
     pub mean: Vec<f64>,
     /// Lower-triangular L, row-major [D, D].
     pub chol: Vec<f64>,
 }
 
 impl Gaussian {
+    /// The dimension.
     pub fn dim(&self) -> usize {
         self.mean.len()
     }

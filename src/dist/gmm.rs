@@ -17,15 +17,19 @@ use crate::ops::elementwise::Unary;
 use crate::ops::reduce::Reduce;
 use crate::rng::HostRng;
 
+/// An isotropic Gaussian mixture (analytic scores, densities and draws).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Gmm {
     /// Normalised weights.
     pub weights: Vec<f64>,
+    /// The components' means.
     pub means: Vec<Vec<f64>>,
+    /// The components' standard deviations (isotropic).
     pub stds: Vec<f64>,
 }
 
 impl Gmm {
+    /// A mixture of these components (weights normalised; sizes and values checked).
     pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, stds: Vec<f64>) -> Result<Gmm> {
         let k = weights.len();
         if k == 0 || means.len() != k || stds.len() != k {
@@ -125,6 +129,7 @@ impl Gmm {
         crate::dist::Moments { mean, var: var.max(0.0) }
     }
 
+    /// The dimension.
     pub fn dim(&self) -> usize {
         self.means[0].len()
     }

@@ -7,7 +7,9 @@ use crate::error::{Error, Result};
 /// measured on the data for trained ones and stored in the checkpoint.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Moments {
+    /// The mean per dimension.
     pub mean: Vec<f64>,
+    /// The variance (averaged over dimensions).
     pub var: f64,
 }
 

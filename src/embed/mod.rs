@@ -26,8 +26,6 @@
 //! application that installs its own afterwards receives them instead. Everything else about
 //! the device (its limits, features, other resources) is left as it was.
 
-#![deny(missing_docs)]
-
 mod present;
 pub mod reference;
 

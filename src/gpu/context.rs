@@ -2,8 +2,6 @@
 //! limits (not WebGPU's defaults) so that kernels can use what the hardware grants; an
 //! application that already owns a `wgpu::Device` hands it over with `Gpu::from_wgpu`.
 
-#![deny(missing_docs)]
-
 use super::pipeline::PipelineCache;
 use super::pool::BufferPool;
 use super::profile::Profiler;

@@ -10,13 +10,16 @@ use std::sync::{Arc, Mutex};
 /// Everything that makes one pipeline different from another.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PipelineKey {
+    /// The shader's name in `shaders::SOURCES`.
     pub shader: &'static str,
+    /// The entry point.
     pub entry: &'static str,
     /// (override name, f64 bits), sorted by name.
     pub constants: Vec<(&'static str, u64)>,
 }
 
 impl PipelineKey {
+    /// The key of `entry` in `shader` with these override constants (order does not matter).
     pub fn new(shader: &'static str, entry: &'static str, constants: &[(&'static str, f64)]) -> Self {
         let mut c: Vec<_> = constants.iter().map(|(k, v)| (*k, v.to_bits())).collect();
         c.sort();
@@ -24,9 +27,13 @@ impl PipelineKey {
     }
 }
 
+/// A compiled compute pipeline with its bind group layout.
 pub struct Pipeline {
+    /// The wgpu pipeline.
     pub pipeline: wgpu::ComputePipeline,
+    /// Its bind group layout (derived from the shader).
     pub layout: wgpu::BindGroupLayout,
+    /// shader:entry and constants, for profiles and errors.
     pub label: String,
 }
 

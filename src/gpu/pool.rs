@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+/// What a pooled buffer is bound as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Usage {
     /// Tensors: storage, copy source and destination.
@@ -61,6 +62,7 @@ pub struct PooledBuffer {
 }
 
 impl PooledBuffer {
+    /// The wgpu buffer.
     pub fn buffer(&self) -> &wgpu::Buffer {
         self.buffer.as_ref().unwrap()
     }
@@ -84,6 +86,8 @@ impl Drop for PooledBuffer {
     }
 }
 
+/// Buffers reused by size and usage across submissions (freed ones return to the pool once
+/// the GPU is past the submissions that used them).
 pub struct BufferPool {
     shared: Arc<PoolShared>,
 }
@@ -91,12 +95,16 @@ pub struct BufferPool {
 /// Counters for tests and `--profile`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct PoolStats {
+    /// Bytes in buffers handed out now.
     pub live_bytes: u64,
+    /// The most bytes handed out at once.
     pub peak_bytes: u64,
+    /// Buffers created since the pool began.
     pub buffers_created: u64,
 }
 
 impl BufferPool {
+    /// An empty pool.
     pub fn new() -> Self {
         BufferPool { shared: Arc::new(PoolShared { state: Mutex::new(PoolState::default()) }) }
     }
@@ -132,6 +140,7 @@ impl BufferPool {
         }
     }
 
+    /// Its counters.
     pub fn stats(&self) -> PoolStats {
         let s = self.shared.state.lock().unwrap();
         PoolStats { live_bytes: s.live_bytes, peak_bytes: s.peak_bytes, buffers_created: s.created }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 const CAPACITY: u32 = 4096; // queries = 2 per dispatch
 
+/// Timestamp queries around every dispatch (`--profile`), summed per kernel.
 pub struct Profiler {
     set: Option<wgpu::QuerySet>,
     resolve: Option<wgpu::Buffer>,
@@ -16,6 +17,7 @@ pub struct Profiler {
 }
 
 impl Profiler {
+    /// A profiler, enabled where the device has timestamp queries.
     pub fn new(device: &wgpu::Device, queue: &wgpu::Queue, features: wgpu::Features) -> Self {
         if !features.contains(wgpu::Features::TIMESTAMP_QUERY) {
             return Profiler { set: None, resolve: None, period_ns: 0.0, totals: BTreeMap::new() };
@@ -39,12 +41,15 @@ impl Profiler {
         }
     }
 
+    /// Whether the device supports the queries.
     pub fn enabled(&self) -> bool {
         self.set.is_some()
     }
+    /// Queries one resolve holds (two per dispatch).
     pub fn capacity(&self) -> u32 {
         CAPACITY
     }
+    /// The query set dispatches write into.
     pub fn query_set(&self) -> &wgpu::QuerySet {
         self.set.as_ref().unwrap()
     }
@@ -64,6 +69,7 @@ impl Profiler {
         staging
     }
 
+    /// Read resolved timestamps back and add them to the kernels named in `labels`.
     pub fn collect(&mut self, device: &wgpu::Device, _queue: &wgpu::Queue, staging: wgpu::Buffer, labels: &[String]) {
         let slice = staging.slice(..);
         slice.map_async(wgpu::MapMode::Read, |_| {});

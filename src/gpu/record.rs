@@ -9,7 +9,10 @@ use super::pool::{PooledBuffer, Usage};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
+/// Records dispatches and copies into one command encoder (or captures them as steps for a
+/// plan); nothing reaches the GPU before `submit`.
 pub struct Recorder<'g> {
+    /// The device recorded for.
     pub gpu: &'g Gpu,
     encoder: Option<wgpu::CommandEncoder>,
     pass: Option<wgpu::ComputePass<'static>>,
@@ -20,6 +23,7 @@ pub struct Recorder<'g> {
     held: Vec<Arc<PooledBuffer>>,
     /// Pipeline labels of profiled dispatches, in query-pair order.
     profiled: Vec<String>,
+    /// Dispatches recorded so far.
     pub dispatches: u64,
     /// Capture mode (plans): dispatches are kept as steps instead of being encoded.
     capture: Option<Vec<Step>>,
@@ -32,14 +36,37 @@ pub struct Recorder<'g> {
 /// One recorded command with everything made at plan time; replaying it creates nothing.
 #[derive(Clone)]
 pub enum Step {
-    Dispatch { pipeline: Arc<Pipeline>, bind: wgpu::BindGroup, groups: [u32; 3] },
-    Copy { src: Arc<PooledBuffer>, src_off: u64, dst: Arc<PooledBuffer>, dst_off: u64, bytes: u64 },
+    /// A dispatch of a compute pipeline.
+    Dispatch {
+        /// The pipeline.
+        pipeline: Arc<Pipeline>,
+        /// Its bindings, made at plan time.
+        bind: wgpu::BindGroup,
+        /// The workgroup grid.
+        groups: [u32; 3],
+    },
+    /// A buffer-to-buffer copy.
+    Copy {
+        /// The source buffer.
+        src: Arc<PooledBuffer>,
+        /// The byte offset in it.
+        src_off: u64,
+        /// The destination buffer.
+        dst: Arc<PooledBuffer>,
+        /// The byte offset in it.
+        dst_off: u64,
+        /// Bytes copied.
+        bytes: u64,
+    },
 }
 
 /// What a capture produced: the steps and the buffers they bind (kept alive by the plan).
 pub struct Captured {
+    /// The commands, in order.
     pub steps: Vec<Step>,
+    /// The parameter blocks they bind.
     pub params: Vec<PooledBuffer>,
+    /// The buffers they bind (kept from the pool while the plan lives).
     pub held: Vec<Arc<PooledBuffer>>,
 }
 
@@ -85,6 +112,7 @@ pub fn fold_groups(n: u32, max: u32) -> Result<[u32; 3]> {
 }
 
 impl<'g> Recorder<'g> {
+    /// A recorder with a fresh command encoder.
     pub fn new(gpu: &'g Gpu) -> Self {
         let encoder = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("scoregen") });
         Recorder {
@@ -133,6 +161,7 @@ impl<'g> Recorder<'g> {
         }
     }
 
+    /// The pipeline of `entry` in shader `shader` with these override constants (cached).
     pub fn pipeline(
         &self,
         shader: &'static str,

@@ -36,6 +36,7 @@ impl TuneCache {
     }
 }
 
+/// The autotune cache file (under the user's cache folder), if there is one.
 pub fn cache_file() -> Option<PathBuf> {
     let dir = if let Ok(d) = std::env::var("SCOREGEN_CACHE_DIR") {
         PathBuf::from(d)
@@ -53,6 +54,7 @@ pub fn adapter_key(gpu: &Gpu) -> String {
     format!("{}|{:?}|{}|{}|v2", i.name, i.backend, i.driver, i.driver_info).replace(['\t', '\n'], " ")
 }
 
+/// A cached autotune choice of `kernel` for `key` (adapter and shape).
 pub fn load(kernel: &str, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(cache_file()?).ok()?;
     text.lines().find_map(|l| {
@@ -61,6 +63,7 @@ pub fn load(kernel: &str, key: &str) -> Option<String> {
     })
 }
 
+/// Remember an autotune choice (best effort: a read-only cache is not an error).
 pub fn store(kernel: &str, key: &str, value: &str) {
     let Some(path) = cache_file() else { return };
     let old = std::fs::read_to_string(&path).unwrap_or_default();

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 /// Values by name for `Param` and `Input` nodes.
 pub type Feeds = BTreeMap<String, Vec<f64>>;
 
+/// Evaluate `outputs` of `g` in f64 on the host (the executable spec of every op).
 pub fn eval(g: &Graph, outputs: &[Var], feeds: &Feeds) -> Result<Vec<Vec<f64>>> {
     let top = outputs.iter().map(|v| v.0).max().unwrap_or(0);
     let mut vals: HashMap<usize, Vec<f64>> = HashMap::new();

@@ -18,6 +18,7 @@ use crate::ops::reduce::Reduce;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Var(pub usize);
 
+/// A node's operation (inputs in `Node::inputs`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Fed before each run (data, noise levels).
@@ -26,7 +27,9 @@ pub enum Op {
     Param(String),
     /// A tensor filled with one value.
     Fill(f32),
+    /// An element-wise function of one input.
     Unary(Unary),
+    /// An element-wise function of two inputs, NumPy-broadcast.
     Binary(Binary),
     /// Reduce along an axis, keeping it with size 1 (keepdim).
     Reduce(Reduce, usize),
@@ -34,85 +37,116 @@ pub enum Op {
     Reshape,
     /// NumPy broadcast of the input to this node's shape.
     BroadcastTo,
+    /// A batched matrix product of inputs [a, b].
     Matmul {
+        /// Transpose a's last two axes first.
         trans_a: bool,
+        /// Transpose b's last two axes first.
         trans_b: bool,
     },
     /// Softmax over the last axis.
     Softmax,
     /// Group normalisation of x [B, C, ...] with inputs [x, gamma [C], beta [C]].
     GroupNorm {
+        /// Channel groups.
         groups: usize,
+        /// Added to the variance.
         eps: f32,
     },
     /// Its gradient with respect to x: inputs [gy, x, gamma], this node's shape is x's.
     GroupNormBwd {
+        /// Channel groups.
         groups: usize,
+        /// Added to the variance.
         eps: f32,
     },
     /// A constant tensor with the given data (e.g. embedding frequencies).
     Constant(Vec<f32>),
     /// NCHW convolution of inputs [x, w] or [x, w, bias].
     Conv2d {
+        /// The stride.
         stride: usize,
+        /// Zero padding on every side.
         pad: usize,
     },
     /// Its adjoint in x: inputs [gy, w], this node's shape is x's.
     Conv2dBwdInput {
+        /// The forward convolution's stride.
         stride: usize,
+        /// The forward convolution's padding.
         pad: usize,
     },
     /// Its adjoint in w: inputs [gy, x], this node's shape is w's.
     Conv2dBwdWeight {
+        /// The forward convolution's stride.
         stride: usize,
+        /// The forward convolution's padding.
         pad: usize,
     },
     /// Nearest x2 upsampling of [B, C, H, W].
     Upsample2x,
     /// Sum of 2x2 blocks (the adjoint of Upsample2x).
     Downsample2xSum,
+    /// Inputs [a, b] joined along an axis.
     Concat {
+        /// The axis.
         axis: usize,
     },
     /// x[.., start..start + len, ..] along axis (len from this node's shape).
     Slice {
+        /// The axis.
         axis: usize,
+        /// The first index taken.
         start: usize,
     },
     /// Zero tensor with x placed at `start` along axis (the adjoint of Slice).
     Pad {
+        /// The axis.
         axis: usize,
+        /// Where x starts along it.
         start: usize,
     },
     /// Counter-based random numbers, a fresh draw each time a plan runs (the counter advances
     /// on the GPU). A leaf: nothing flows back through it.
     Random {
+        /// The distribution (uniform, normal, raw bits).
         dist: crate::ops::random::Dist,
+        /// The run's seed.
         seed: u64,
+        /// The stream of the seed this node draws from.
         stream: u64,
     },
 }
 
+/// One node: its operation, inputs and output shape.
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The operation.
     pub op: Op,
+    /// Its inputs.
     pub inputs: Vec<Var>,
+    /// The shape of its output.
     pub shape: Vec<usize>,
 }
 
+/// A static-shape computation graph; nodes are appended in order (inputs before users).
 #[derive(Clone, Debug, Default)]
 pub struct Graph {
+    /// The nodes, in order.
     pub nodes: Vec<Node>,
 }
 
 impl Graph {
+    /// An empty graph.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The shape of `v`.
     pub fn shape(&self, v: Var) -> &[usize] {
         &self.nodes[v.0].shape
     }
+    /// The node behind `v`.
     pub fn node(&self, v: Var) -> &Node {
         &self.nodes[v.0]
     }
@@ -122,39 +156,50 @@ impl Graph {
         Var(self.nodes.len() - 1)
     }
 
+    /// An input fed before each run.
     pub fn input(&mut self, name: &str, shape: &[usize]) -> Var {
         self.push(Op::Input(name.into()), vec![], shape.to_vec())
     }
+    /// A trainable parameter (held by a `ParamStore` under `name`).
     pub fn param(&mut self, name: &str, shape: &[usize]) -> Var {
         self.push(Op::Param(name.into()), vec![], shape.to_vec())
     }
+    /// A tensor of `shape` filled with `value`.
     pub fn fill(&mut self, value: f32, shape: &[usize]) -> Var {
         self.push(Op::Fill(value), vec![], shape.to_vec())
     }
 
+    /// `op` applied to every element of `a`.
     pub fn unary(&mut self, op: Unary, a: Var) -> Var {
         let s = self.shape(a).to_vec();
         self.push(Op::Unary(op), vec![a], s)
     }
+    /// `op` of `a` and `b`, NumPy-broadcast.
     pub fn binary(&mut self, op: Binary, a: Var, b: Var) -> Result<Var> {
         let s = broadcast_shape(self.shape(a), self.shape(b))?;
         Ok(self.push(Op::Binary(op), vec![a, b], s))
     }
+    /// a + b (broadcast).
     pub fn add(&mut self, a: Var, b: Var) -> Result<Var> {
         self.binary(Binary::Add, a, b)
     }
+    /// a - b (broadcast).
     pub fn sub(&mut self, a: Var, b: Var) -> Result<Var> {
         self.binary(Binary::Sub, a, b)
     }
+    /// a * b (broadcast).
     pub fn mul(&mut self, a: Var, b: Var) -> Result<Var> {
         self.binary(Binary::Mul, a, b)
     }
+    /// a / b (broadcast).
     pub fn div(&mut self, a: Var, b: Var) -> Result<Var> {
         self.binary(Binary::Div, a, b)
     }
+    /// s a.
     pub fn scale(&mut self, a: Var, s: f32) -> Var {
         self.unary(Unary::MulScalar(s), a)
     }
+    /// -a.
     pub fn neg(&mut self, a: Var) -> Var {
         self.unary(Unary::Neg, a)
     }
@@ -175,9 +220,11 @@ impl Graph {
         s.remove(axis);
         self.reshape(k, &s)
     }
+    /// The sum along `axis`, removing it.
     pub fn sum(&mut self, a: Var, axis: usize) -> Result<Var> {
         self.reduce(Reduce::Sum, a, axis)
     }
+    /// The mean along `axis`, removing it.
     pub fn mean(&mut self, a: Var, axis: usize) -> Result<Var> {
         self.reduce(Reduce::Mean, a, axis)
     }
@@ -200,6 +247,7 @@ impl Graph {
         self.push(Op::Reshape, vec![a], s)
     }
 
+    /// The same data in another shape of as many elements.
     pub fn reshape(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
         let n: usize = self.shape(a).iter().product();
         if n != shape.iter().product::<usize>() {
@@ -211,6 +259,7 @@ impl Graph {
         Ok(self.push(Op::Reshape, vec![a], shape.to_vec()))
     }
 
+    /// `a` broadcast (NumPy's rules) to `shape`.
     pub fn broadcast_to(&mut self, a: Var, shape: &[usize]) -> Result<Var> {
         if broadcast_shape(self.shape(a), shape)? != shape {
             return Err(Error::Shape(format!("cannot broadcast {:?} to {shape:?}", self.shape(a))));
@@ -238,11 +287,13 @@ impl Graph {
         self.reshape(v, shape)
     }
 
+    /// The batched matrix product of `a` and `b`, either transposed first.
     pub fn matmul(&mut self, a: Var, b: Var, trans_a: bool, trans_b: bool) -> Result<Var> {
         let s = matmul_shape(self.shape(a), self.shape(b), MatmulOpts { trans_a, trans_b, config: None })?;
         Ok(self.push(Op::Matmul { trans_a, trans_b }, vec![a, b], s))
     }
 
+    /// A constant tensor of `shape` holding `data`.
     pub fn constant(&mut self, data: Vec<f32>, shape: &[usize]) -> Result<Var> {
         if data.len() != shape.iter().product::<usize>() {
             return Err(Error::Shape(format!("constant of {} values for shape {shape:?}", data.len())));
@@ -270,6 +321,7 @@ impl Graph {
         self.push(Op::Conv2dBwdWeight { stride, pad }, vec![gy, x], w_shape.to_vec())
     }
 
+    /// Nearest-neighbour x2 upsampling of [B, C, H, W].
     pub fn upsample2x(&mut self, x: Var) -> Result<Var> {
         let s = self.shape(x).to_vec();
         if s.len() != 4 {
@@ -282,6 +334,7 @@ impl Graph {
         self.push(Op::Downsample2xSum, vec![x], vec![s[0], s[1], s[2] / 2, s[3] / 2])
     }
 
+    /// `a` and `b` joined along `axis`.
     pub fn concat(&mut self, a: Var, b: Var, axis: usize) -> Result<Var> {
         let (sa, sb) = (self.shape(a).to_vec(), self.shape(b).to_vec());
         if sa.len() != sb.len()
@@ -295,6 +348,7 @@ impl Graph {
         Ok(self.push(Op::Concat { axis }, vec![a, b], s))
     }
 
+    /// `len` entries of `x` from `start` along `axis`.
     pub fn slice(&mut self, x: Var, axis: usize, start: usize, len: usize) -> Result<Var> {
         let mut s = self.shape(x).to_vec();
         if axis >= s.len() || start + len > s[axis] {
@@ -316,6 +370,7 @@ impl Graph {
         self.push(Op::Random { dist, seed, stream: stream ^ (id << 32) }, vec![], shape.to_vec())
     }
 
+    /// Softmax over the last axis.
     pub fn softmax(&mut self, a: Var) -> Var {
         let s = self.shape(a).to_vec();
         self.push(Op::Softmax, vec![a], s)

@@ -11,12 +11,15 @@ use std::collections::{BTreeMap, HashMap};
 /// Named trainable tensors that `Param` nodes read (and optimizers update in place).
 pub type ParamStore = BTreeMap<String, Tensor>;
 
+/// A graph planned for the GPU: nodes in order, buffers shared by liveness, every pipeline
+/// and bind group made once; a run replays the steps.
 pub struct Plan {
     captured: Captured,
     inputs: HashMap<String, Tensor>,
     outputs: Vec<Tensor>,
     /// Bytes of the intermediate buffers, inputs and constants the plan owns.
     pub peak_bytes: u64,
+    /// Dispatches per run.
     pub steps: usize,
     /// Replays so far (u32), advanced on the GPU; random draws are keyed by it, so a resumed
     /// run that restores it draws the numbers an uninterrupted run would have.
@@ -81,9 +84,11 @@ impl Plan {
         Ok(())
     }
 
+    /// The tensor fed as input `name`.
     pub fn input(&self, name: &str) -> Option<&Tensor> {
         self.inputs.get(name)
     }
+    /// Output `i` (valid after a run).
     pub fn output(&self, i: usize) -> &Tensor {
         &self.outputs[i]
     }

@@ -14,7 +14,9 @@ use std::path::Path;
 /// Tensors by name (shape, f32 data) and the metadata strings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checkpoint {
+    /// Tensors by name: (shape, values in C order).
     pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+    /// The `__metadata__` strings (the run's config, the step, data moments, ...).
     pub metadata: BTreeMap<String, String>,
 }
 
@@ -51,6 +53,7 @@ impl Checkpoint {
         super::write_atomic(path, &self.to_bytes())
     }
 
+    /// Read a safetensors file (F32; F64 and BF16 converted), checking it whole.
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let bytes = std::fs::read(path).map_err(|e| io_err(path, "cannot read the safetensors file", e))?;
         Self::from_bytes(&bytes).map_err(|e| {

@@ -90,6 +90,8 @@ pub struct DirLock {
 }
 
 impl DirLock {
+    /// Take the lock of run folder `dir` (refused while a live process holds it; a stale one
+    /// left by a dead process is taken over).
     pub fn acquire(dir: &Path) -> Result<DirLock> {
         let path = dir.join(".lock");
         for _ in 0..2 {

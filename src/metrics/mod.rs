@@ -26,6 +26,8 @@ pub fn check_finite(xs: &[f32], d: usize, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Sliced 2-Wasserstein distance between point sets `a` and `b` of dimension `d` over
+/// `directions` random directions (`seed`).
 pub fn sliced_w2(a: &[f32], b: &[f32], d: usize, directions: usize, seed: u64) -> f64 {
     let mut rng = HostRng::new(seed);
     let mut total = 0.0;

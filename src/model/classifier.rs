@@ -15,16 +15,22 @@ use std::path::Path;
 
 /// A trained classifier.
 pub struct Classifier {
+    /// The classifier network's architecture.
     pub spec: ModelSpec,
+    /// Its weights on the GPU.
     pub params: ParamStore,
     /// The noise process it was trained on (the levels it knows).
     pub process: Process,
+    /// Trained on 8-bit images scaled to [-1, 1].
     pub images: bool,
+    /// The classes' names (numbers where the data had none).
     pub class_names: Vec<String>,
+    /// The checkpoint's step and config.
     pub info: CheckpointInfo,
 }
 
 impl Classifier {
+    /// A classifier checkpoint written by `scoregen train` (`model.network = "classifier"`).
     pub fn load(gpu: &Gpu, path: &Path) -> Result<Classifier> {
         let p = load_parts(gpu, path)?;
         if !p.spec.is_classifier() {
@@ -43,10 +49,12 @@ impl Classifier {
         })
     }
 
+    /// The number of classes.
     pub fn classes(&self) -> usize {
         self.spec.classes.unwrap_or(0)
     }
 
+    /// The shape of one input.
     pub fn shape(&self) -> &[usize] {
         &self.spec.data_shape
     }

@@ -25,13 +25,18 @@ use crate::score::Process;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ComposeOp {
+    /// The product of the densities: scores (and energies) added.
     Product,
+    /// A mixture of the densities (energies combined by log-sum-exp).
     Mixture,
+    /// p1 / p2^w: the second model's score subtracted, weighted.
     Negation,
+    /// A weighted sum of the scores (no density behind it in general).
     Sum,
 }
 
 impl ComposeOp {
+    /// The name composition files use.
     pub fn name(self) -> &'static str {
         match self {
             ComposeOp::Product => "product",
@@ -72,10 +77,13 @@ fn check_parts(parts: &[Box<dyn ScoreModel>], names: &[String]) -> std::result::
 
 /// A composition of models (see the module).
 pub struct Composition {
+    /// How the parts combine.
     pub op: ComposeOp,
+    /// The models composed.
     pub parts: Vec<Box<dyn ScoreModel>>,
     /// The linear weights on the parts' scores and energies (product, negation, sum).
     coef: Vec<f64>,
+    /// The temperature the composed energy is divided by.
     pub temperature: f64,
 }
 

@@ -13,10 +13,13 @@ use crate::rng::HostRng;
 /// One level's figures.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Fisher {
+    /// The noise level.
     pub sigma: f64,
+    /// Points the estimate averages over.
     pub points: usize,
     /// The estimate of F(sigma) and its standard error (sd / sqrt(points)).
     pub divergence: f64,
+    /// The estimate's standard error.
     pub std_error: f64,
     /// E ||grad log p_sigma||^2: the divergence of the zero score, the scale F is read against.
     pub truth_norm: f64,
@@ -24,6 +27,7 @@ pub struct Fisher {
     pub energy_corr: Option<f64>,
     /// Mean of log p_sigma and, for models with a log-normaliser, of -U - log_z (nats).
     pub mean_log_density: f64,
+    /// The mean of -U - log_z over the points, for models with a log-normaliser.
     pub model_mean_log_density: Option<f64>,
 }
 

@@ -96,11 +96,14 @@ macro_rules! forward {
 /// unconditional scores (the null label; for retrieval-conditioned models the null context, as
 /// RDM guides over its neighbours) from one network pass over 2B rows.
 pub struct FreeGuided {
+    /// The conditional model (trained with label dropout: its null label is the unconditional one).
     pub inner: Box<dyn ScoreModel>,
+    /// The guidance weight w: (1 + w) s(x, y) - w s(x, null).
     pub w: f32,
 }
 
 impl FreeGuided {
+    /// Guide `inner` (which must take a label or context) with weight `w`.
     pub fn new(inner: Box<dyn ScoreModel>, w: f32) -> Result<FreeGuided> {
         if label_classes(inner.as_ref()).is_none() && context_shape(inner.as_ref()).is_none() {
             return Err(Error::Invalid(format!(
@@ -166,12 +169,17 @@ impl ScoreModel for FreeGuided {
 /// scale * log p for energy models. The label input is the model's own where it has one (CFG
 /// and classifier guidance together), else one of the classifier's classes.
 pub struct ClassifierGuided {
+    /// The unconditional score model.
     pub inner: Box<dyn ScoreModel>,
+    /// The noise-conditional classifier whose input gradient is added.
     pub clf: Classifier,
+    /// The scale on grad log p(y | x, sigma).
     pub scale: f32,
 }
 
 impl ClassifierGuided {
+    /// Guide `inner` with `clf` at `scale` (their data shapes and noise processes must agree;
+    /// `clf_file` names the classifier in errors).
     pub fn new(inner: Box<dyn ScoreModel>, clf: Classifier, scale: f32, clf_file: &str) -> Result<ClassifierGuided> {
         if inner.shape() != clf.shape() {
             return Err(Error::Invalid(format!(

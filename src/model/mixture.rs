@@ -12,7 +12,9 @@ use crate::score::Process;
 
 /// A Gaussian mixture under a VE process.
 pub struct Mixture {
+    /// The mixture: weights, means, (diagonal or full) covariances.
     pub gmm: Gmm,
+    /// The noise process its scores are convolved with.
     pub process: Process,
     shape: [usize; 1],
 }
@@ -26,6 +28,7 @@ impl Mixture {
         Mixture::with_process(gmm, Process::ve(0.01, sigma_max))
     }
 
+    /// The mixture under another noise process than its default.
     pub fn with_process(gmm: Gmm, process: Process) -> Mixture {
         let shape = [gmm.dim()];
         Mixture { gmm, process, shape }

@@ -36,12 +36,14 @@ use std::collections::BTreeMap;
 /// label [classes + 1] (the last class is the null label) or context tokens [T, dim].
 #[derive(Clone, Debug, PartialEq)]
 pub struct CondInput {
+    /// The graph input's name (`label`, `context`).
     pub name: String,
     /// Shape per chain (the graph input is [B, shape...]).
     pub shape: Vec<usize>,
 }
 
 impl CondInput {
+    /// Values per chain.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }

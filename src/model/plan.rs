@@ -16,7 +16,9 @@ use crate::tensor::Tensor;
 /// A score model planned for one batch size: inputs x [B, shape...] and sigma [B], output
 /// the score, and optionally the divergence of the score [B] (for likelihoods).
 pub struct ScoreFn {
+    /// The planned graph: score (and energy, divergence) of `batch` chains.
     pub plan: Plan,
+    /// Chains evaluated at once.
     pub batch: usize,
     /// Shape of one sample.
     pub shape: Vec<usize>,
@@ -32,8 +34,11 @@ pub struct ScoreFn {
 /// Hutchinson's estimator with k Rademacher probes per chain (fixed for the whole solve).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Probes {
+    /// No divergence (sampling).
     None,
+    /// The exact divergence: one vector-Jacobian product per dimension.
     Exact,
+    /// Hutchinson's estimate with this many Rademacher probes per chain.
     Hutchinson(usize),
 }
 
@@ -136,15 +141,19 @@ impl ScoreFn {
         Ok(ScoreFn { plan, batch, shape: shape.to_vec(), probes, cond: cond.to_vec(), energy_at })
     }
 
+    /// The chains' points [B, shape...] (the input the samplers update in place).
     pub fn x(&self) -> &Tensor {
         self.plan.input("x").unwrap()
     }
+    /// The noise level of each chain [B].
     pub fn sigma(&self) -> &Tensor {
         self.plan.input("sigma").unwrap()
     }
+    /// The score at (x, sigma) [B, shape...].
     pub fn score(&self) -> &Tensor {
         self.plan.output(0)
     }
+    /// The divergence of the score [B], when planned with probes.
     pub fn div(&self) -> Option<&Tensor> {
         (self.probes != Probes::None).then(|| self.plan.output(1))
     }
@@ -152,6 +161,7 @@ impl ScoreFn {
     pub fn energy(&self) -> Option<&Tensor> {
         self.energy_at.map(|i| self.plan.output(i))
     }
+    /// Values per chain.
     pub fn numel(&self) -> usize {
         self.shape.iter().product()
     }
@@ -226,7 +236,9 @@ fn clip_denoised(g: &mut Graph, x: Var, sigma: Var, score: Var) -> Result<Var> {
 /// a chain's conditioning does not depend on the batch or the shard it is drawn in.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Conditions {
+    /// Per conditioning input (by name): its values, one row per chain (or per cycle entry).
     pub values: Vec<(String, Vec<f32>)>,
+    /// Rows repeat with period rows (chain i takes row i mod rows) instead of one per chain.
     pub cycle: bool,
 }
 
@@ -266,6 +278,7 @@ impl Conditions {
         Ok(())
     }
 
+    /// The values of input `name`, if given.
     pub fn get(&self, name: &str) -> Option<&[f32]> {
         self.values.iter().find(|(k, _)| k == name).map(|(_, v)| &v[..])
     }

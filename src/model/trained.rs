@@ -16,8 +16,11 @@ use std::path::Path;
 
 /// A score network with its weights (from training or a checkpoint).
 pub struct Trained {
+    /// The network's architecture (what the checkpoint's config describes).
     pub spec: ModelSpec,
+    /// Its weights on the GPU, by PyTorch-style name.
     pub params: ParamStore,
+    /// The noise process it was trained under (the levels it knows).
     pub process: Process,
     /// The training data's moments (the sampling prior).
     pub moments: Moments,
@@ -33,7 +36,9 @@ pub struct Trained {
 /// (TOML; the CLI reads its sampler and data settings from it).
 #[derive(Clone, Debug)]
 pub struct CheckpointInfo {
+    /// Training steps taken when the checkpoint was written.
     pub step: usize,
+    /// The run's whole config as TOML.
     pub config: String,
 }
 

@@ -17,22 +17,30 @@ pub enum Init {
     /// U(-bound, bound): PyTorch's default for Linear and Conv weights and biases is
     /// bound = 1 / sqrt(fan_in) (kaiming_uniform with a = sqrt(5)).
     Uniform(f32),
+    /// Every entry 0.
     Zeros,
+    /// Every entry 1.
     Ones,
     /// Every entry this value.
     Const(f32),
 }
 
+/// A parameter a layer asked for: its name, shape and initialisation.
 #[derive(Clone, Debug)]
 pub struct ParamSpec {
+    /// Its PyTorch-style name (`net.0.weight`).
     pub name: String,
+    /// Its shape.
     pub shape: Vec<usize>,
+    /// How it starts.
     pub init: Init,
 }
 
 /// Builds a model into a graph, collecting its parameters under dotted names.
 pub struct Builder<'g> {
+    /// The graph the layers are added to.
     pub g: &'g mut Graph,
+    /// The parameters asked for so far.
     pub specs: Vec<ParamSpec>,
     prefix: Vec<String>,
     /// Training graphs apply dropout; sampling graphs do not.
@@ -47,6 +55,7 @@ pub struct Builder<'g> {
 }
 
 impl<'g> Builder<'g> {
+    /// A builder adding layers to `g`.
     pub fn new(g: &'g mut Graph) -> Self {
         Builder { g, specs: Vec::new(), prefix: Vec::new(), training: false, seed: 0, label: None, context: None }
     }
@@ -59,6 +68,7 @@ impl<'g> Builder<'g> {
         r
     }
 
+    /// A parameter node `name` of `shape`, recorded with its initialisation.
     pub fn param(&mut self, name: &str, shape: &[usize], init: Init) -> Var {
         let mut full = self.prefix.join(".");
         if !full.is_empty() {

@@ -12,9 +12,13 @@ use crate::ops::elementwise::Unary;
 /// U-Net hyper-parameters (defaults: W2).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UNetConfig {
+    /// Channels of the input images.
     pub in_channels: usize,
+    /// Channels of the output.
     pub out_channels: usize,
+    /// Channels of the first level.
     pub base_channels: usize,
+    /// Channel multipliers per level (each level after the first halves the resolution).
     pub channel_mults: Vec<usize>,
     /// Residual blocks per level on the way down (the way up has one more).
     pub res_blocks: usize,
@@ -22,6 +26,7 @@ pub struct UNetConfig {
     pub attn_resolutions: Vec<usize>,
     /// Self-attention in the middle.
     pub mid_attention: bool,
+    /// Group-norm groups.
     pub groups: usize,
     /// Noise-level embedding width.
     pub emb_dim: usize,
@@ -35,6 +40,7 @@ pub struct UNetConfig {
 }
 
 impl UNetConfig {
+    /// W2's U-Net (docs/workloads.md): 1,074,785 parameters.
     pub fn w2() -> Self {
         UNetConfig {
             in_channels: 1,

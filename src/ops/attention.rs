@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
 
+/// The widest head the fused kernels take.
 pub const MAX_HEAD_DIM: usize = 128;
 
 /// out = softmax(scale q k^T) v for q [.., Nq, D], k [.., Nk, D], v [.., Nk, DV] with the

@@ -7,24 +7,41 @@ use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
 
+/// The most axes a broadcast handles.
 pub const MAX_RANK: usize = 8;
 
+/// Element-wise functions of one input (shaders/elementwise_ops.wgsl).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Unary {
+    /// -x.
     Neg,
+    /// e^x.
     Exp,
+    /// ln x.
     Log,
+    /// sqrt x.
     Sqrt,
+    /// 1 / sqrt x.
     Rsqrt,
+    /// x^2.
     Square,
+    /// x sigmoid(x).
     Silu,
+    /// tanh x.
     Tanh,
+    /// 1 / (1 + e^-x).
     Sigmoid,
+    /// ln(1 + e^x).
     Softplus,
+    /// x clamped to [lo, hi].
     Clamp(f32, f32),
+    /// x + c.
     AddScalar(f32),
+    /// c x.
     MulScalar(f32),
+    /// |x|.
     Abs,
+    /// max(x, 0).
     Relu,
     /// x^p for x > 0.
     PowScalar(f32),
@@ -36,7 +53,9 @@ pub enum Unary {
     Sign,
     /// 1 where lo < x < hi, else 0 (zero derivative).
     InRange(f32, f32),
+    /// sin x.
     Sin,
+    /// cos x.
     Cos,
     /// 1 / x.
     Recip,
@@ -160,13 +179,20 @@ impl Unary {
     }
 }
 
+/// Element-wise functions of two inputs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Binary {
+    /// x + y.
     Add,
+    /// x - y.
     Sub,
+    /// x y.
     Mul,
+    /// x / y.
     Div,
+    /// max(x, y).
     Max,
+    /// min(x, y).
     Min,
     /// a, broadcast to the output shape (b only contributes its shape).
     First,
@@ -198,6 +224,7 @@ impl Binary {
     fn code(self) -> u32 {
         self as u32
     }
+    /// The plain-loop reference in f64.
     pub fn eval(self, x: f64, y: f64) -> f64 {
         match self {
             Binary::Add => x + y,
@@ -331,6 +358,7 @@ pub fn broadcast_to(rec: &mut Recorder, a: &Tensor, shape: &[usize]) -> Result<T
     Ok(out)
 }
 
+/// Record `a` broadcast into `out` (whose shape `a` must broadcast to).
 pub fn broadcast_to_into(rec: &mut Recorder, a: &Tensor, out: &Tensor) -> Result<()> {
     if broadcast_shape(a.shape(), out.shape())? != out.shape() {
         return Err(Error::Shape(format!("cannot broadcast {:?} to {:?}", a.shape(), out.shape())));

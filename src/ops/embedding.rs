@@ -5,12 +5,19 @@ use crate::error::{Error, Result};
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
 
+/// Noise-level embeddings.
 #[derive(Clone, Debug)]
 pub enum Embedding {
     /// DDPM / transformer sinusoids with the given max period (10,000 is usual).
-    Sinusoidal { max_period: f32 },
+    Sinusoidal {
+        /// The longest period.
+        max_period: f32,
+    },
     /// Gaussian Fourier features with fixed frequencies `w` ([dim / 2]).
-    Fourier { w: Tensor },
+    Fourier {
+        /// The frequencies.
+        w: Tensor,
+    },
 }
 
 /// t: [N] -> [N, dim].

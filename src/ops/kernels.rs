@@ -11,6 +11,7 @@ macro_rules! kernel_params {
         $(#[$m])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
+        #[allow(missing_docs)] // the fields are the shader's, documented there
         pub struct $name { $($(#[$fm])* pub $f: $t),* }
         impl $name {
             /// The shaders (shaders/NAME.wgsl) whose `Params` this is.

@@ -21,6 +21,7 @@ pub const CHUNK_ROWS: usize = 65536;
 /// Queries per batch (the score buffer holds QUERY_BATCH x CHUNK_ROWS floats: 64 MiB at 256).
 pub const QUERY_BATCH: usize = 256;
 
+/// How the search ranks rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Metric {
@@ -34,8 +35,11 @@ pub enum Metric {
 
 /// A database on the GPU.
 pub struct KnnIndex {
+    /// Rows.
     pub n: usize,
+    /// Their width.
     pub d: usize,
+    /// The ranking.
     pub metric: Metric,
     chunks: Vec<(usize, Tensor, Option<Tensor>)>,
 }

@@ -19,6 +19,7 @@ pub fn upsample2x(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// Record nearest x2 upsampling of x [B, C, H, W] into y.
 pub fn upsample2x_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     let s = x.shape();
     if s.len() != 4 || y.shape() != [s[0], s[1], 2 * s[2], 2 * s[3]] {
@@ -90,6 +91,7 @@ fn layout_copy(rec: &mut Recorder, entry: &'static str, x: &Tensor, y: &Tensor, 
     rec.dispatch_at(&pipe, Some(pi), &[(L::A, x.buffer()), (L::Y, y.buffer())], g)
 }
 
+/// Its plain-loop reference.
 pub fn upsample2x_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
     let (h, w) = (s[2], s[3]);
     let planes = s[0] * s[1];
@@ -120,6 +122,7 @@ pub fn concat(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize) -> Result
     Ok(y)
 }
 
+/// Record a and b joined along `axis` into y.
 pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &Tensor) -> Result<()> {
     let (outer, la, inner) = split_axis(a.shape(), axis)?;
     let lb = *b.shape().get(axis).ok_or_else(|| Error::Shape(format!("concat: axis {axis} of {:?}", b.shape())))?;
@@ -143,6 +146,7 @@ pub fn concat_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, axis: usize, y: &
     rec.dispatch(&pipe, Some(pi), &[a.buffer(), b.buffer(), y.buffer()], g)
 }
 
+/// Its plain-loop reference.
 pub fn concat_ref(a: &[f32], sa: &[usize], b: &[f32], sb: &[usize], axis: usize) -> Vec<f32> {
     let (outer, la, inner) = split_axis(sa, axis).unwrap();
     let lb = sb[axis];
@@ -180,6 +184,7 @@ pub fn transpose_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> 
     layout_copy(rec, "transpose", x, y, [dim(s[s.len() - 2], "rows")?, dim(s[s.len() - 1], "columns")?, 0, 0])
 }
 
+/// The plain-loop reference of the transpose of the last two axes.
 pub fn transpose_ref(x: &[f32], s: &[usize]) -> Vec<f32> {
     let (r, c) = (s[s.len() - 2], s[s.len() - 1]);
     let mut y = vec![0f32; x.len()];
@@ -247,6 +252,7 @@ pub fn swap_outer_crop(rec: &mut Recorder, x: &Tensor, [a, b, h, wp]: [usize; 4]
     rec.dispatch_at(&pipe, Some(pi), &[(L::A, x.buffer()), (L::Y, y.buffer())], g)
 }
 
+/// The plain-loop reference of `swap_outer_crop`.
 pub fn swap_outer_crop_ref(x: &[f32], [a, b, h, wp]: [usize; 4], w: usize) -> Vec<f32> {
     let mut y = Vec::with_capacity(a * b * h * w);
     for j in 0..b {
@@ -260,6 +266,7 @@ pub fn swap_outer_crop_ref(x: &[f32], [a, b, h, wp]: [usize; 4], w: usize) -> Ve
     y
 }
 
+/// The plain-loop reference of `swap_outer`.
 pub fn swap_outer_ref(x: &[f32], [a, b, r]: [usize; 3]) -> Vec<f32> {
     let mut y = vec![0f32; a * b * r];
     for i in 0..a {

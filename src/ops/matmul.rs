@@ -12,7 +12,9 @@ use crate::tensor::Tensor;
 /// Options of one matmul call.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MatmulOpts {
+    /// Transpose A's last two axes first.
     pub trans_a: bool,
+    /// Transpose B's last two axes first.
     pub trans_b: bool,
     /// Use this tile configuration instead of the adapter's tuned one.
     pub config: Option<MatmulConfig>,
@@ -66,6 +68,7 @@ pub fn matmul_out(rec: &mut Recorder, a: &Tensor, b: &Tensor, c: &Tensor, o: Mat
 pub struct Epilogue<'t> {
     /// [N], added to every row.
     pub bias: Option<&'t Tensor>,
+    /// Apply SiLU after the bias.
     pub silu: bool,
 }
 

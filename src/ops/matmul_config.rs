@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Gpu, Recorder};
 use crate::tensor::Tensor;
 
+/// The matmul kernel families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
     /// Register blocking, no workgroup memory (`mm_reg4` when B is row-major with N % 4 == 0,
@@ -21,8 +22,11 @@ pub enum Family {
 /// One tile configuration; every field is a pipeline specialisation constant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulConfig {
+    /// The kernel family.
     pub family: Family,
+    /// Workgroup width.
     pub wg_x: u32,
+    /// Workgroup height.
     pub wg_y: u32,
     /// Rows per invocation.
     pub tm: u32,
@@ -33,12 +37,15 @@ pub struct MatmulConfig {
 }
 
 impl MatmulConfig {
+    /// A register-blocked configuration.
     pub const fn reg(wg_x: u32, wg_y: u32, tm: u32, tn: u32) -> Self {
         MatmulConfig { family: Family::Reg, wg_x, wg_y, tm, tn, bk: 0 }
     }
+    /// A subgroup configuration.
     pub const fn sg(wg_y: u32, tm: u32) -> Self {
         MatmulConfig { family: Family::Subgroup, wg_x: 8, wg_y, tm, tn: 16, bk: 0 }
     }
+    /// A workgroup-memory tiled configuration.
     pub const fn tiled(wg_x: u32, wg_y: u32, tm: u32, tn: u32, bk: u32) -> Self {
         MatmulConfig { family: Family::Tiled, wg_x, wg_y, tm, tn, bk }
     }
@@ -61,6 +68,7 @@ impl MatmulConfig {
         }
     }
 
+    /// Parse the name `name` prints (`SCOREGEN_MATMUL`, the tune cache).
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || {
             Error::Invalid(format!("matmul config '{s}' is not like reg:8x8:16x16, sg:8x4:32x16 or tiled:16x16:8x8:8"))
@@ -150,7 +158,9 @@ pub const CANDIDATES: &[MatmulConfig] = &[
 /// filling the device with workgroups matters most, and one for large ones (2048^3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunedMatmul {
+    /// For small products.
     pub small: MatmulConfig,
+    /// For large ones.
     pub large: MatmulConfig,
 }
 
@@ -167,6 +177,7 @@ impl TunedMatmul {
             self.for_outputs(outputs)
         }
     }
+    /// The configuration for a product of this many outputs.
     pub fn for_outputs(&self, outputs: usize) -> MatmulConfig {
         if outputs < SMALL_OUTPUTS {
             self.small
@@ -174,6 +185,7 @@ impl TunedMatmul {
             self.large
         }
     }
+    /// The configuration's name.
     pub fn name(&self) -> String {
         if self.small == self.large {
             self.large.name()

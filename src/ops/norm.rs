@@ -95,6 +95,7 @@ pub fn softmax(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
     Ok(y)
 }
 
+/// Record the softmax of x over its last axis into y.
 pub fn softmax_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     let len = *x.shape().last().ok_or_else(|| Error::Shape("softmax of a scalar".into()))?;
     if y.shape() != x.shape() {
@@ -113,6 +114,7 @@ pub fn softmax_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     rec.dispatch(&pipe, Some(pi), &[x.buffer(), y.buffer()], g)
 }
 
+/// Its plain-loop reference.
 pub fn softmax_ref(x: &[f32], len: usize) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
     for (xr, yr) in x.chunks(len).zip(y.chunks_mut(len)) {

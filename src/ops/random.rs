@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::gpu::Recorder;
 use crate::tensor::Tensor;
 
+/// The distributions drawn.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dist {
     /// (0, 1), exact in f32.
@@ -21,6 +22,7 @@ pub enum Dist {
 /// (seed, stream, counter, i) only.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct RngKey {
+    /// The run's seed.
     pub seed: u64,
     /// E.g. the sample index: one stream per sample keeps samples independent of batching.
     pub stream: u64,
@@ -68,6 +70,7 @@ pub fn plan_tick(rec: &mut Recorder, steps: &Tensor) -> Result<()> {
     rec.dispatch_at(&pipe, None, &[(R::STEPS, steps.buffer())], [1, 1, 1])
 }
 
+/// A tensor of `shape` drawn from `dist` at `key`.
 pub fn random(rec: &mut Recorder, shape: &[usize], key: RngKey, dist: Dist) -> Result<Tensor> {
     let out = Tensor::empty(rec.gpu, shape)?;
     let n = out.numel();

@@ -5,11 +5,16 @@ use crate::error::{Error, Result};
 use crate::gpu::{fold_groups, Recorder};
 use crate::tensor::Tensor;
 
+/// Reductions along an axis.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reduce {
+    /// The sum.
     Sum,
+    /// The mean.
     Mean,
+    /// The maximum.
     Max,
+    /// log sum exp, stabilised by the maximum.
     LogSumExp,
 }
 

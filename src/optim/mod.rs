@@ -16,9 +16,13 @@ use crate::tensor::Tensor;
 /// Optimizer settings; the defaults are PyTorch's Adam.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamConfig {
+    /// The peak learning rate.
     pub lr: f32,
+    /// Adam's first-moment decay.
     pub beta1: f32,
+    /// Adam's second-moment decay.
     pub beta2: f32,
+    /// Adam's epsilon.
     pub eps: f32,
     /// > 0 makes it AdamW (decoupled weight decay).
     pub weight_decay: f32,
@@ -26,6 +30,7 @@ pub struct AdamConfig {
     pub warmup_steps: u32,
     /// Cosine decay to `lr_min` ends at this step (0: constant after warm-up).
     pub total_steps: u32,
+    /// The learning rate the cosine decay ends at.
     pub lr_min: f32,
     /// Global gradient-norm clipping threshold (0: off).
     pub clip_norm: f32,
@@ -74,7 +79,10 @@ struct Slot {
     ema: Option<Tensor>,
 }
 
+/// Adam(W) over named parameters: the update of every parameter captured once, replayed
+/// each step.
 pub struct Optimizer {
+    /// Its settings.
     pub cfg: AdamConfig,
     /// [t, lr, clip scale, sum of squared gradients]
     pub state: Tensor,
@@ -161,6 +169,7 @@ impl Optimizer {
         Ok(Optimizer { cfg, state, slots, captured: rec.into_captured() })
     }
 
+    /// Record one update of every parameter (tick, clipping, the updates).
     pub fn record(&self, rec: &mut Recorder) {
         rec.replay(&self.captured.steps);
     }
@@ -185,7 +194,9 @@ impl Optimizer {
 /// A planned training step: forward, loss, backward and the optimizer update, replayed as one
 /// submission per step.
 pub struct TrainStep {
+    /// The forward and backward plan.
     pub plan: Plan,
+    /// The optimizer.
     pub opt: Optimizer,
 }
 
@@ -216,6 +227,7 @@ impl TrainStep {
         Ok(TrainStep { plan, opt })
     }
 
+    /// The loss of the last step (a scalar tensor).
     pub fn loss(&self) -> &Tensor {
         self.plan.output(0)
     }

@@ -11,10 +11,14 @@ use crate::tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// How data rows become embeddings.
 #[derive(Clone, Debug, PartialEq)]
 pub enum EncoderSpec {
+    /// The flattened rows themselves.
     Identity,
+    /// Principal components: the top k.
     Pca(usize),
+    /// Embeddings computed elsewhere, one row per data row (a .npy file).
     Npy(PathBuf),
     /// Another database's encoder (its stored PCA, say): `db:FILE`.
     From(PathBuf),
@@ -49,6 +53,7 @@ impl std::fmt::Display for EncoderSpec {
 
 /// Data rows of `d_in` values to embeddings.
 pub trait Encoder {
+    /// Embedding width.
     fn width(&self) -> usize;
     /// Embeddings [n, width] of data [n, d_in].
     fn encode(&self, gpu: &Gpu, data: &[f32], d_in: usize) -> Result<Vec<f32>>;
@@ -58,6 +63,7 @@ pub trait Encoder {
     }
 }
 
+/// The identity over rows of this width.
 pub struct Identity(pub usize);
 
 impl Encoder for Identity {
@@ -75,8 +81,11 @@ const PCA_ROWS: usize = 32_768;
 
 /// Principal components: e = P (x - mean), P [k, d_in] with orthonormal rows.
 pub struct Pca {
+    /// The data's mean per dimension.
     pub mean: Vec<f32>,
+    /// The projection [k, D] onto the top components.
     pub proj: Vec<f32>,
+    /// Components kept.
     pub k: usize,
 }
 

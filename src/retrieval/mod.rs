@@ -20,7 +20,9 @@ pub const META: &str = "scoregen.database";
 pub struct DatabaseInfo {
     /// The encoder, as `EncoderSpec` prints it (identity, pca:K, npy:FILE).
     pub encoder: String,
+    /// The similarity the search ranks by.
     pub metric: Metric,
+    /// Entries.
     pub n: usize,
     /// Embedding width.
     pub d: usize,
@@ -36,15 +38,18 @@ pub struct DatabaseInfo {
 
 /// A database in host memory (the search uploads it: `ops::knn::KnnIndex`).
 pub struct Database {
+    /// What the database is (encoder, metric, size, fingerprint).
     pub info: DatabaseInfo,
     /// [n, d], L2-normalised for the cosine metric.
     pub embeddings: Vec<f32>,
+    /// Each entry's class, where the data had labels.
     pub labels: Option<Vec<f32>>,
     /// The encoder's tensors (PCA: mean and projection), so queries embed the same way.
     pub encoder_tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
 }
 
 impl Database {
+    /// Write the database as a safetensors file (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut tensors = self.encoder_tensors.clone();
         tensors.insert("embeddings".into(), (vec![self.info.n, self.info.d], self.embeddings.clone()));
@@ -225,6 +230,7 @@ pub struct RetrievalConfig {
 }
 
 impl RetrievalConfig {
+    /// Values out of range, named.
     pub fn check(&self) -> std::result::Result<(), String> {
         if !(1..=crate::ops::knn::MAX_K).contains(&self.k) {
             return Err(format!("retrieval.k = {} must be from 1 to {}", self.k, crate::ops::knn::MAX_K));
@@ -241,6 +247,7 @@ impl RetrievalConfig {
         Ok(())
     }
 
+    /// The label-dropout rate (default 0.1).
     pub fn dropout(&self) -> f32 {
         self.dropout.unwrap_or(0.1)
     }

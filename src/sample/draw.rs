@@ -1,8 +1,6 @@
 //! Drawing samples from any model: plan it for a batch, run the sampler's program over
 //! batches of chains, collect the samples.
 
-#![deny(missing_docs)]
-
 use super::{rk45, Conditions, Probes, Runner, SamplerKind, SamplerOpts, ScoreFn};
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;

@@ -26,6 +26,7 @@ pub enum McmcMethod {
 }
 
 impl McmcMethod {
+    /// The CLI's name of the method.
     pub fn name(self) -> &'static str {
         match self {
             McmcMethod::Ula => "ula",
@@ -105,6 +106,7 @@ impl std::str::FromStr for MhRule {
 pub struct McmcOpts {
     /// Transitions per level (default: the sampler's steps over its levels).
     pub steps_per_level: Option<usize>,
+    /// How the step size follows sigma.
     pub step: StepRule,
     /// Leapfrog steps per HMC transition.
     pub leapfrog: usize,
@@ -114,6 +116,7 @@ pub struct McmcOpts {
     pub mass: f64,
     /// Adapt each chain's step toward this acceptance (Du et al.: 0.57).
     pub adapt: Option<f64>,
+    /// The Metropolis-Hastings rule (exact energies or the line integral of the score).
     pub mh: MhRule,
     /// Accumulate AIS log weights (needs an energy).
     pub ais: bool,
@@ -174,16 +177,21 @@ impl McmcOpts {
 /// What the GPU kernels of a program's MCMC rows need (pipeline constants).
 #[derive(Clone, Debug, PartialEq)]
 pub struct McmcConsts {
+    /// The MCMC method.
     pub method: McmcMethod,
     /// The noise level of each MCMC level, in the order they run.
     pub levels: Vec<f64>,
     /// Metropolis tests per chain at each level.
     pub tests: Vec<usize>,
+    /// Momentum kept at each refresh.
     pub damping: f64,
+    /// The (scalar) mass.
     pub mass: f64,
     /// Target acceptance (0: no adaptation).
     pub target: f64,
+    /// The energy difference from the score by the trapezoid rule (no energy head).
     pub trapezoid: bool,
+    /// Accumulate AIS log weights.
     pub ais: bool,
 }
 
@@ -340,9 +348,11 @@ pub fn corrected(base: Program, method: McmcMethod, per_level: usize, eps: f64, 
 /// Acceptance and AIS weights of an MCMC run.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct McmcReport {
+    /// The method's name.
     pub method: String,
     /// (sigma, fraction of proposals accepted) per level, levels without tests left out.
     pub levels: Vec<(f64, f64)>,
+    /// The fraction of all proposals accepted.
     pub overall: f64,
     /// The acceptance of each of (up to) 8 equal groups of chains, in chain order.
     pub groups: Vec<f64>,

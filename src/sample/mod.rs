@@ -30,14 +30,21 @@ pub use samplers::*;
 /// coefficients (see shaders/sampler.wgsl).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Row {
+    /// The noise level the model is evaluated at.
     pub sigma: f32,
+    /// The update's coefficient on x.
     pub cx: f32,
+    /// The coefficient on the score s.
     pub cs: f32,
+    /// The coefficient on fresh Gaussian noise z.
     pub cz: f32,
+    /// The coefficient on the saved point u (Heun's second stage).
     pub cu: f32,
+    /// The coefficient on the saved score v.
     pub cv: f32,
 }
 
+/// What a program step does (the kernel it runs after the model, if any).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// x <- cx x + cz z (no model evaluation): drawing from the prior.
@@ -77,12 +84,14 @@ impl Kind {
 /// A sampler as data: steps in order.
 #[derive(Clone, Debug, Default)]
 pub struct Program {
+    /// The steps, in order.
     pub steps: Vec<(Kind, Row)>,
     /// The settings of its MCMC rows, if any.
     pub mcmc: Option<McmcConsts>,
 }
 
 impl Program {
+    /// Append a step.
     pub fn push(&mut self, kind: Kind, row: Row) {
         self.steps.push((kind, row));
     }
@@ -110,7 +119,9 @@ pub(crate) use crate::ops::kernels::SamplerParams as Params;
 /// The planned model a `Runner` drives: borrowed (the CLI's draws) or owned (a `Runner<'static>`
 /// an application keeps between frames, `embed`).
 pub enum Planned<'m> {
+    /// A plan the caller keeps.
     Borrowed(&'m ScoreFn),
+    /// A plan the runner owns.
     Owned(Box<ScoreFn>),
 }
 
@@ -128,6 +139,7 @@ impl std::ops::Deref for Planned<'_> {
 /// kind. Also integrates an accumulator with the divergence when the model has one (the
 /// instantaneous change of variables of the probability-flow ODE).
 pub struct Runner<'m> {
+    /// The planned model the program drives.
     pub model: Planned<'m>,
     program: Program,
     seed: u64,
@@ -140,6 +152,7 @@ pub struct Runner<'m> {
     /// Conditioning values of every chain, for models that take conditioning inputs, and the
     /// first chain of the request they belong to (`Conditions`).
     pub conditions: Conditions,
+    /// The first chain of the request (conditions cycling from it).
     pub first_chain: usize,
     /// The chains' MCMC rows of the last batch [B, 4 + levels] (mcmc_gpu.rs).
     pub chain: Option<Tensor>,
@@ -150,6 +163,7 @@ pub struct Runner<'m> {
 }
 
 impl<'m> Runner<'m> {
+    /// Bind `program` to a planned model, with the run's seed.
     pub fn new(gpu: &Gpu, model: &'m ScoreFn, program: Program, seed: u64) -> Result<Runner<'m>> {
         Self::planned(gpu, Planned::Borrowed(model), program, seed)
     }

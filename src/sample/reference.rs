@@ -21,9 +21,11 @@ pub fn run_program_ref(
 /// The end of a chain under the reference.
 #[derive(Clone, Debug, PartialEq)]
 pub struct McmcRef {
+    /// The chain's end point.
     pub x: Vec<f64>,
     /// Accepted proposals per MCMC level.
     pub accepted: Vec<usize>,
+    /// The chain's AIS log weight.
     pub log_w: f64,
     /// The chain's step multiplier (adaptation).
     pub scale: f64,

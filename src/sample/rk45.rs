@@ -31,7 +31,9 @@ const E: [f64; 7] =
 
 /// Result of a solve: samples [B * D] and model evaluations per chain.
 pub struct Rk45Out {
+    /// The chains' end points [B * D].
     pub x: Vec<f32>,
+    /// Model evaluations taken per chain.
     pub evaluations: usize,
 }
 

@@ -71,6 +71,7 @@ pub fn annealed_langevin(
     p
 }
 
+/// The predictor of the predictor-corrector sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Predictor {
     /// score_sde's reverse-diffusion predictor: x <- x + (sigma^2 - sigma'^2) s + sqrt(..) z.
@@ -183,8 +184,13 @@ pub fn ddim(sigmas: &[f64], prior_std: f64, eta: f64) -> Program {
 /// solve whose steps depend on the chains (rk45: Dormand-Prince with error control).
 #[derive(Clone, Debug)]
 pub enum SamplerProgram {
+    /// A fixed list of steps.
     Fixed(Program),
-    Adaptive { tol: f64 },
+    /// Adaptive steps (rk45) to this tolerance.
+    Adaptive {
+        /// Relative and absolute tolerance.
+        tol: f64,
+    },
 }
 
 /// The samplers the CLI offers (`sample.sampler`, `--sampler`).
@@ -230,6 +236,7 @@ impl std::str::FromStr for SamplerKind {
 }
 
 impl SamplerKind {
+    /// The CLI's name of the sampler.
     pub fn name(self) -> &'static str {
         match self {
             SamplerKind::Ald => "ald",

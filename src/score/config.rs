@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::nn::unet::UNetConfig;
 use serde::{Deserialize, Serialize};
 
+/// `[model]`: the network and its parameterisation.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
@@ -23,6 +24,7 @@ pub struct ModelConfig {
     pub activation: Activation,
     /// score (F / sigma), eps (-F / sigma) or denoiser (EDM preconditioning).
     pub param: ParamKind,
+    /// param = "denoiser": the data's standard deviation (EDM's sigma_data).
     pub sigma_data: f32,
     /// param = "energy": the energy's form, norm (E = 1/2 ||F||^2, default) or dae
     /// (E = ||F - c_in x~||^2, the network's input). Other parameterisations refuse it.
@@ -30,13 +32,21 @@ pub struct ModelConfig {
     pub energy: Option<EnergyForm>,
     /// Scale network inputs by 1 / sqrt(input_var + sigma^2) (VP-style); absent: no scaling.
     pub input_var: Option<f32>,
+    /// U-Net: channels of the first level.
     pub base_channels: usize,
+    /// U-Net: channel multipliers per level.
     pub channel_mults: Vec<usize>,
+    /// Residual blocks per level (U-Net), or blocks of the resmlp.
     pub res_blocks: usize,
+    /// U-Net: the resolutions with self-attention.
     pub attn_resolutions: Vec<usize>,
+    /// U-Net: attention in the middle block.
     pub mid_attention: bool,
+    /// U-Net: group-norm groups.
     pub groups: usize,
+    /// U-Net: the noise embedding's width.
     pub emb_dim: usize,
+    /// U-Net: dropout in the residual blocks.
     pub dropout: f32,
     /// Class-conditional models: the number of classes (labels from the data; the model also
     /// learns the null label, so it samples unconditionally too). network = "classifier": the
@@ -75,6 +85,7 @@ impl Default for ModelConfig {
     }
 }
 
+/// `[process]`: the noise process.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProcessConfig {
@@ -84,12 +95,14 @@ pub struct ProcessConfig {
     /// default 0.01). Other kinds refuse them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma_min: Option<f64>,
+    /// See `sigma_min`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sigma_max: Option<f64>,
     /// vp and subvp: the range of the linear beta(t) (defaults 0.1 and 20, DDPM's and
     /// score_sde's). Other kinds refuse it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beta_min: Option<f64>,
+    /// See `beta_min`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beta_max: Option<f64>,
 }
@@ -245,6 +258,7 @@ impl ModelConfig {
         Ok(())
     }
 
+    /// The parameterisation these settings describe.
     pub fn param(&self) -> Parameterisation {
         Parameterisation::new(self.param, self.sigma_data, self.energy.unwrap_or_default())
     }
@@ -314,10 +328,13 @@ impl ModelConfig {
 /// A checkpoint's `[model]` and `[process]` (other tables are the CLI's and ignored here).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct ScoreConfig {
+    /// `[model]`.
     #[serde(default)]
     pub model: ModelConfig,
+    /// `[process]`.
     #[serde(default)]
     pub process: ProcessConfig,
+    /// `[retrieval]`'s part the network needs.
     #[serde(default)]
     pub retrieval: Option<ContextConfig>,
 }
@@ -326,7 +343,9 @@ pub struct ScoreConfig {
 /// their width (the rest is the CLI's).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 pub struct ContextConfig {
+    /// Neighbours per sample (context tokens).
     pub k: usize,
+    /// Their width (the database's embedding width).
     pub width: Option<usize>,
 }
 

@@ -23,12 +23,18 @@ pub enum Parameterisation {
     /// score = -F / sigma (F predicts the noise z; DDPM).
     Epsilon,
     /// EDM preconditioning: D = c_skip x~ + c_out F(c_in x~, c_noise), score = (D - x~) / sigma^2.
-    Denoiser { sigma_data: f32 },
+    Denoiser {
+        /// The data's standard deviation in the preconditioning.
+        sigma_data: f32,
+    },
     /// An energy per sample E(x~, sigma) from F (`EnergyForm`), with eps_hat = grad_x E and
     /// score = -grad_x E / sigma: the unnormalised log-density at level sigma is
     /// log p~(x~; sigma) = -E / sigma + const (Du et al. 2023). The score is E's input gradient
     /// by autodiff, so training differentiates a gradient (second order).
-    Energy { form: EnergyForm },
+    Energy {
+        /// How E is formed from the network's output.
+        form: EnergyForm,
+    },
 }
 
 /// How an energy model turns the network's output F (shaped like x~) into one scalar.
@@ -47,15 +53,20 @@ pub enum EnergyForm {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ParamKind {
+    /// score = F / sigma.
     Score,
+    /// score = -F / sigma (`epsilon`).
     #[serde(alias = "epsilon")]
     Eps,
+    /// EDM preconditioning (`edm`).
     #[serde(alias = "edm")]
     Denoiser,
+    /// An energy per sample; the score is its input gradient.
     Energy,
 }
 
 impl Parameterisation {
+    /// The parameterisation `kind` names, with the settings it takes.
     pub fn new(kind: ParamKind, sigma_data: f32, form: EnergyForm) -> Self {
         match kind {
             ParamKind::Score => Parameterisation::Score,
@@ -64,6 +75,7 @@ impl Parameterisation {
             ParamKind::Energy => Parameterisation::Energy { form },
         }
     }
+    /// The name configs use.
     pub fn name(&self) -> &'static str {
         match self {
             Parameterisation::Score => "score",
@@ -86,6 +98,7 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The element-wise op computing it.
     pub fn unary(self) -> Unary {
         match self {
             Activation::Silu => Unary::Silu,
@@ -115,10 +128,26 @@ pub enum NetworkKind {
 pub enum Network {
     /// For flat data [B, D]: input [c_in x~, ln(sigma)/4] (and, when noise_features > 0, that
     /// many sinusoidal features of 250 ln(sigma)/4) -> hidden layers (SiLU) -> D.
-    Mlp { hidden: Vec<usize>, noise_features: usize, act: Activation },
+    Mlp {
+        /// Hidden widths.
+        hidden: Vec<usize>,
+        /// Sinusoidal features of the noise level (0: ln(sigma)/4 alone).
+        noise_features: usize,
+        /// The activation.
+        act: Activation,
+    },
     /// The same input, then `blocks` residual blocks h <- h + W2 act(W1 act(h)) of `width`
     /// (Du et al.'s 2-D networks), then a linear output after act.
-    ResMlp { width: usize, blocks: usize, noise_features: usize, act: Activation },
+    ResMlp {
+        /// The width.
+        width: usize,
+        /// Residual blocks.
+        blocks: usize,
+        /// Sinusoidal features of the noise level.
+        noise_features: usize,
+        /// The activation.
+        act: Activation,
+    },
     /// For images [B, C, H, W], conditioned on 250 ln(sigma)/4 through the sinusoidal
     /// embedding (the factor spreads the noise range over the embedding's frequencies, as
     /// DDPM's t in [0, 1000] does).
@@ -133,7 +162,9 @@ pub enum Network {
 pub struct ModelSpec {
     /// Shape of one sample, e.g. [2] or [1, 28, 28].
     pub data_shape: Vec<usize>,
+    /// The network.
     pub network: Network,
+    /// How its output becomes a score.
     pub param: Parameterisation,
     /// Network input scaling c_in = 1 / sqrt(input_var + sigma^2) (the denoiser uses
     /// sigma_data^2); None: c_in = 1 (NCSN, W1).
@@ -150,7 +181,9 @@ pub struct ModelSpec {
 /// The context tokens of a retrieval-conditioned network: `tokens` neighbours of width `dim`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ContextSpec {
+    /// Tokens (neighbours) per sample.
     pub tokens: usize,
+    /// Their width.
     pub dim: usize,
 }
 
@@ -221,6 +254,7 @@ pub(crate) fn per_sample(g: &mut Graph, v: Var, like: &[usize]) -> Result<Var> {
 }
 
 impl ModelSpec {
+    /// Values per sample.
     pub fn numel(&self) -> usize {
         self.data_shape.iter().product()
     }

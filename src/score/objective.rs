@@ -36,16 +36,23 @@ use crate::rng::{NCE_NOISE_STREAM, PROJECTION_STREAM};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
+    /// Denoising score matching (Vincent 2011).
     #[default]
     Dsm,
+    /// Sliced score matching (Song et al. 2019).
     Ssm,
+    /// Sliced score matching, variance-reduced.
     SsmVr,
+    /// Exact score matching (Hyvarinen 2005), low dimensions.
     Esm,
+    /// Noise-contrastive estimation (Gutmann and Hyvarinen 2010) of an energy.
     Nce,
 }
 
 impl Objective {
+    /// Every objective, in the order tables list them.
     pub const ALL: [Objective; 5] = [Objective::Dsm, Objective::Ssm, Objective::SsmVr, Objective::Esm, Objective::Nce];
+    /// The name configs use.
     pub fn name(self) -> &'static str {
         match self {
             Objective::Dsm => "dsm",
@@ -74,8 +81,10 @@ pub enum Projection {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NceNoise {
+    /// A full-covariance Gaussian.
     #[default]
     Full,
+    /// A diagonal one.
     Diagonal,
 }
 
@@ -89,17 +98,31 @@ pub const LOG_Z: &str = "nce.log_z";
 /// (fitted to the data at that level).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Nce {
+    /// The noise level the energy is trained at.
     pub sigma: f64,
+    /// Noise samples per data sample.
     pub ratio: usize,
+    /// The noise distribution.
     pub noise: Gaussian,
 }
 
 /// A loss to build.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Loss {
+    /// Denoising score matching.
     Dsm,
-    Sliced { projections: usize, dist: Projection, vr: bool },
+    /// Sliced score matching.
+    Sliced {
+        /// Projections per sample.
+        projections: usize,
+        /// Their distribution.
+        dist: Projection,
+        /// The variance-reduced form (the Gaussian expectation of the second term in closed form).
+        vr: bool,
+    },
+    /// Exact score matching (the Jacobian's trace, one backward pass per dimension).
     Exact,
+    /// Noise-contrastive estimation.
     Nce(Nce),
 }
 

@@ -15,10 +15,15 @@ use crate::dist::Moments;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ProcessKind {
+    /// Variance exploding.
     Ve,
+    /// Variance preserving, linear beta.
     Vp,
+    /// Variance preserving, cosine schedule.
     VpCosine,
+    /// Sub-VP.
     Subvp,
+    /// EDM's sigma(t) = t.
     Edm,
     /// One noise level, sigma = `process.sigma_min` (the papers' single-level toy setting).
     Fixed,
@@ -42,6 +47,7 @@ impl ProcessKind {
             ProcessKind::VpCosine => None,
         }
     }
+    /// The name configs use.
     pub fn name(self) -> &'static str {
         match self {
             ProcessKind::Ve => "ve",
@@ -54,22 +60,53 @@ impl ProcessKind {
     }
 }
 
+/// A noise process: x~ = s(t) x0 + s(t) sigma(t) z, its schedule and its prior.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Process {
     /// Variance exploding (NCSN, score_sde VE): s = 1, sigma(t) = sigma_min (sigma_max/sigma_min)^t, t in [0, 1].
-    Ve { sigma_min: f64, sigma_max: f64 },
+    Ve {
+        /// The smallest noise level.
+        sigma_min: f64,
+        /// The largest.
+        sigma_max: f64,
+    },
     /// Variance preserving (DDPM): alpha_bar(t) = exp(-int_0^t beta); linear beta(t) = b0 + t (b1 - b0).
-    VpLinear { beta_min: f64, beta_max: f64 },
+    VpLinear {
+        /// beta(0).
+        beta_min: f64,
+        /// beta(1).
+        beta_max: f64,
+    },
     /// VP with Nichol & Dhariwal's cosine schedule: alpha_bar(t) = cos^2((t + s)/(1 + s) pi/2) / cos^2(s/(1+s) pi/2).
-    VpCosine { s: f64 },
+    VpCosine {
+        /// The offset s (0.008 in the paper).
+        s: f64,
+    },
     /// Sub-VP (Song et al. 2021): mean sqrt(alpha_bar) x0, std 1 - alpha_bar (linear beta).
-    SubVp { beta_min: f64, beta_max: f64 },
+    SubVp {
+        /// beta(0).
+        beta_min: f64,
+        /// beta(1).
+        beta_max: f64,
+    },
     /// EDM (Karras et al. 2022): s = 1, sigma(t) = t in [sigma_min, sigma_max]; training draws
     /// ln sigma ~ N(p_mean, p_std^2).
-    Edm { sigma_min: f64, sigma_max: f64, p_mean: f64, p_std: f64 },
+    Edm {
+        /// The smallest noise level.
+        sigma_min: f64,
+        /// The largest.
+        sigma_max: f64,
+        /// The mean of ln sigma in training.
+        p_mean: f64,
+        /// Its standard deviation.
+        p_std: f64,
+    },
     /// One noise level: s = 1, sigma(t) = sigma for every t (training draws it alone; sampling
     /// is Langevin dynamics at that level).
-    Fixed { sigma: f64 },
+    Fixed {
+        /// The noise level.
+        sigma: f64,
+    },
 }
 
 /// Smallest t used by the VP-family processes (score_sde's eps = 1e-5 for sampling; 1e-3 keeps
@@ -77,12 +114,15 @@ pub enum Process {
 pub const VP_T_MIN: f64 = 1e-3;
 
 impl Process {
+    /// VE between these levels.
     pub fn ve(sigma_min: f64, sigma_max: f64) -> Process {
         Process::Ve { sigma_min, sigma_max }
     }
+    /// VP with DDPM's linear beta from 0.1 to 20.
     pub fn vp() -> Process {
         Process::VpLinear { beta_min: 0.1, beta_max: 20.0 }
     }
+    /// EDM with the paper's settings (sigma 0.002 to 80, ln sigma ~ N(-1.2, 1.2^2)).
     pub fn edm() -> Process {
         Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -1.2, p_std: 1.2 }
     }
@@ -103,6 +143,7 @@ impl Process {
         }
     }
 
+    /// The name configs use.
     pub fn name(&self) -> &'static str {
         match self {
             Process::Ve { .. } => "ve",
@@ -181,9 +222,11 @@ impl Process {
         (ds / s, 2.0 * s * s * self.sigma(t) * self.dsigma_dt(t))
     }
 
+    /// The smallest noise level the process reaches.
     pub fn sigma_min(&self) -> f64 {
         self.sigma(self.t_range().0)
     }
+    /// The largest.
     pub fn sigma_max(&self) -> f64 {
         self.sigma(self.t_range().1)
     }

@@ -30,13 +30,18 @@ mod state;
 pub use state::{metadata, sampling_weights};
 use state::{restore, save};
 
+/// The checkpoint's file name in a run folder.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The resumable state's file name in a run folder.
 pub const STATE: &str = "train_state.safetensors";
 
+/// How `train` runs.
 pub struct TrainOpts {
+    /// The run folder.
     pub out: PathBuf,
     /// Overrides train.steps.
     pub steps: Option<usize>,
+    /// Continue the run in `out` from its state.
     pub resume: bool,
     /// Progress on stderr.
     pub progress: bool,
@@ -44,10 +49,13 @@ pub struct TrainOpts {
     pub stop_after: Option<usize>,
 }
 
+/// What a training run reached.
 pub struct TrainOutcome {
+    /// The step reached.
     pub step: usize,
     /// (step, mean loss over the preceding window)
     pub losses: Vec<(usize, f64)>,
+    /// Training speed of this invocation.
     pub steps_per_sec: f64,
 }
 
@@ -262,6 +270,7 @@ fn pending_read(buf: wgpu::Buffer, step: usize) -> Pending {
     Pending { step, buf, ready }
 }
 
+/// Train `cfg` (relative data paths from `cfg_dir`) into `opts.out`, resuming if asked.
 pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Result<TrainOutcome> {
     if opts.steps.unwrap_or(cfg.train.steps) == 0 {
         return Err(Error::Invalid("--steps 0 (or train.steps = 0): nothing to train; give at least 1".into()));

@@ -16,8 +16,11 @@ pub const TABLE: &str = "neighbours.npy";
 
 /// What a training batch's context is made of.
 pub struct TrainContext {
+    /// Neighbours per example.
     pub k: usize,
+    /// Embedding width.
     pub d: usize,
+    /// The probability of the null context.
     pub dropout: f32,
     /// The database's embeddings [N, d].
     embeddings: Vec<f32>,

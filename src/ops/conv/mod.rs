@@ -16,9 +16,12 @@ use crate::ops::dim;
 use crate::ops::kernels::ConvParams;
 use crate::tensor::Tensor;
 
+/// A convolution's stride and padding.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Conv2dOpts {
+    /// The stride.
     pub stride: usize,
+    /// Zero padding on every side.
     pub pad: usize,
     /// Lower to im2col + GEMM (default); false forces the direct kernels (tests run both).
     pub gemm: bool,
@@ -41,6 +44,7 @@ impl Default for Conv2dOpts {
 }
 
 impl Conv2dOpts {
+    /// Stride and padding.
     pub fn new(stride: usize, pad: usize) -> Self {
         Conv2dOpts { stride, pad, ..Default::default() }
     }

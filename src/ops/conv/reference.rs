@@ -12,6 +12,7 @@ pub fn conv2d_bwd_input_ref(gy: &[f32], w: &[f32], xs: &[usize], ws: &[usize], o
     gx.into_iter().map(|v| v as f32).collect()
 }
 
+/// The plain-loop reference of the convolution's adjoint in its weight.
 pub fn conv2d_bwd_weight_ref(gy: &[f32], x: &[f32], xs: &[usize], ws: &[usize], o: Conv2dOpts) -> Vec<f32> {
     let ys = conv2d_shape(xs, ws, o).unwrap();
     let mut gw = vec![0f64; ws.iter().product()];
