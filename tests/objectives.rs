@@ -370,7 +370,7 @@ fn objectives_train_and_evaluate_from_the_command_line() {
     let b = std::fs::read(&png).unwrap();
     assert_eq!(
         (u32::from_be_bytes(b[16..20].try_into().unwrap()), u32::from_be_bytes(b[20..24].try_into().unwrap())),
-        (1024, 512)
+        (1000, 520)
     );
     let (code, _, err) = cli(&["sample", "--checkpoint", &ck, "--sampler", "heun", "--out", &s(&dir.join("x.npy"))]);
     assert!(
