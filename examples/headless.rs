@@ -43,16 +43,8 @@ fn run(a: &common::Args) -> Result<(), String> {
             ((s, s), Present::points(a.num("lim", 6.0f32)?))
         }
     };
-    let texture = device.create_texture(&wgpu::TextureDescriptor {
-        label: Some("the application's texture"),
-        size: wgpu::Extent3d { width: size.0, height: size.1, depth_or_array_layers: 1 },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage: wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC,
-        view_formats: &[],
-    });
+    let usage = wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::COPY_SRC;
+    let texture = common::texture(&device, size, wgpu::TextureFormat::Rgba8Unorm, usage);
     let present = engine.present(&sampling, &texture, &how).map_err(|e| e.to_string())?;
     let mut encoder = device.create_command_encoder(&Default::default());
     present.record(&mut encoder);

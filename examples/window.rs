@@ -43,6 +43,7 @@ struct Out { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32> };
 "#;
 
 const STRIP: u32 = 28;
+const RGBA8: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 
 struct Settings {
     model: String,
@@ -144,19 +145,6 @@ impl ApplicationHandler for App {
     }
 }
 
-fn texture(device: &wgpu::Device, (w, h): (u32, u32), usage: wgpu::TextureUsages) -> wgpu::Texture {
-    device.create_texture(&wgpu::TextureDescriptor {
-        label: None,
-        size: wgpu::Extent3d { width: w, height: h, depth_or_array_layers: 1 },
-        mip_level_count: 1,
-        sample_count: 1,
-        dimension: wgpu::TextureDimension::D2,
-        format: wgpu::TextureFormat::Rgba8Unorm,
-        usage,
-        view_formats: &[],
-    })
-}
-
 /// The layout of `SHOW`'s two textures (one for the window's pipeline and the capture's).
 fn show_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     let tex = |binding| wgpu::BindGroupLayoutEntry {
@@ -235,14 +223,19 @@ impl Live {
             }
             _ => Present::points(s.a.num("lim", 6.0f32)?),
         };
-        let shown = texture(
+        let shown = common::texture(
             &device,
             (probe_w, probe_h),
+            RGBA8,
             wgpu::TextureUsages::STORAGE_BINDING | wgpu::TextureUsages::TEXTURE_BINDING,
         );
         let present = engine.present(&sampling, &shown, &how).map_err(e)?;
-        let overlay =
-            texture(&device, (probe_w, STRIP), wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST);
+        let overlay = common::texture(
+            &device,
+            (probe_w, STRIP),
+            RGBA8,
+            wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+        );
         let scale = (768.0 / probe_w.max(probe_h) as f64).max(1.0).floor() as u32;
         let _ = window.request_inner_size(winit::dpi::PhysicalSize::new(probe_w * scale, (probe_h + STRIP) * scale));
         let size = window.inner_size();
@@ -264,10 +257,7 @@ impl Live {
         });
         let capture = s.capture.as_ref().map(|_| {
             let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;
-            (
-                show_pipeline(&device, &layout, wgpu::TextureFormat::Rgba8Unorm),
-                texture(&device, (probe_w, probe_h + STRIP), usage),
-            )
+            (show_pipeline(&device, &layout, RGBA8), common::texture(&device, (probe_w, probe_h + STRIP), RGBA8, usage))
         });
         sampling.begin(&engine, 0).map_err(e)?;
         let batch = req.batch;

@@ -42,36 +42,8 @@ fn read_buffer(gpu: &Gpu, b: &wgpu::Buffer) -> Vec<f32> {
 
 /// An rgba32float texture's pixels, row by row.
 fn read_texture(gpu: &Gpu, t: &wgpu::Texture) -> Vec<[f32; 4]> {
-    let (w, h) = (t.width(), t.height());
-    let row = (w * 16).div_ceil(256) * 256;
-    let buf = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: (row * h) as u64,
-        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
-    let mut enc = gpu.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        t.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: Some(h) },
-        },
-        t.size(),
-    );
-    gpu.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
-    gpu.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let bytes = buf.slice(..).get_mapped_range().unwrap().to_vec();
-    let mut out = Vec::new();
-    for y in 0..h as usize {
-        let r = &bytes[y * row as usize..y * row as usize + 16 * w as usize];
-        out.extend(r.chunks(16).map(|p| {
-            let f: &[f32] = bytemuck::cast_slice(p);
-            [f[0], f[1], f[2], f[3]]
-        }));
-    }
-    out
+    let bytes = scoregen::embed::read_texture(gpu, t).unwrap();
+    bytemuck::cast_slice::<u8, f32>(&bytes).chunks(4).map(|p| [p[0], p[1], p[2], p[3]]).collect()
 }
 
 #[test]
