@@ -34,15 +34,20 @@ struct Out { @builtin(position) pos: vec4<f32>, @location(0) uv: vec2<f32> };
 @fragment fn fs(o: Out) -> @location(0) vec4<f32> {
     let sd = textureDimensions(samples);
     let od = textureDimensions(overlay);
-    let y = o.uv.y * f32(sd.y + od.y);
+    // The strip keeps its aspect at the samples' width: oh of their rows.
+    let oh = f32(od.y) * f32(sd.x) / f32(od.x);
+    let y = o.uv.y * (f32(sd.y) + oh);
     if (y < f32(sd.y)) {
         return textureLoad(samples, vec2<u32>(u32(o.uv.x * f32(sd.x)), u32(y)), 0);
     }
-    return textureLoad(overlay, vec2<u32>(u32(o.uv.x * f32(od.x)), min(u32(y) - sd.y, od.y - 1u)), 0);
+    let row = u32((y - f32(sd.y)) / oh * f32(od.y));
+    return textureLoad(overlay, vec2<u32>(u32(o.uv.x * f32(od.x)), min(row, od.y - 1u)), 0);
 }
 "#;
 
+/// The text strip: 512 x 28 texels, shown below the samples at their width.
 const STRIP: u32 = 28;
+const STRIP_W: u32 = 512;
 const RGBA8: wgpu::TextureFormat = wgpu::TextureFormat::Rgba8Unorm;
 
 struct Settings {
@@ -145,6 +150,15 @@ impl ApplicationHandler for App {
     }
 }
 
+/// A model's name short enough for the strip: a checkpoint's run folder, else the source.
+fn short_name(source: &str) -> &str {
+    let p = std::path::Path::new(source);
+    match (p.extension().and_then(|e| e.to_str()), p.parent().and_then(|d| d.file_name())) {
+        (Some("safetensors"), Some(run)) => run.to_str().unwrap_or(source),
+        _ => source,
+    }
+}
+
 /// The layout of `SHOW`'s two textures (one for the window's pipeline and the capture's).
 fn show_layout(device: &wgpu::Device) -> wgpu::BindGroupLayout {
     let tex = |binding| wgpu::BindGroupLayoutEntry {
@@ -232,12 +246,13 @@ impl Live {
         let present = engine.present(&sampling, &shown, &how).map_err(e)?;
         let overlay = common::texture(
             &device,
-            (probe_w, STRIP),
+            (STRIP_W, STRIP),
             RGBA8,
             wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
         );
         let scale = (768.0 / probe_w.max(probe_h) as f64).max(1.0).floor() as u32;
-        let _ = window.request_inner_size(winit::dpi::PhysicalSize::new(probe_w * scale, (probe_h + STRIP) * scale));
+        let strip_h = (STRIP * probe_w).div_ceil(STRIP_W); // the strip's height at the samples' width
+        let _ = window.request_inner_size(winit::dpi::PhysicalSize::new(probe_w * scale, (probe_h + strip_h) * scale));
         let size = window.inner_size();
         let mut config = surface
             .get_default_config(&adapter, size.width.max(1), size.height.max(1))
@@ -257,7 +272,10 @@ impl Live {
         });
         let capture = s.capture.as_ref().map(|_| {
             let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;
-            (show_pipeline(&device, &layout, RGBA8), common::texture(&device, (probe_w, probe_h + STRIP), RGBA8, usage))
+            (
+                show_pipeline(&device, &layout, RGBA8),
+                common::texture(&device, (STRIP_W, (probe_h * STRIP_W).div_ceil(probe_w) + STRIP), RGBA8, usage),
+            )
         });
         sampling.begin(&engine, 0).map_err(e)?;
         let batch = req.batch;
@@ -309,7 +327,7 @@ impl Live {
         // frame's commands).
         let text = format!(
             "{}  step {}/{}  sigma {:.3}  frame {}",
-            s.model,
+            short_name(&s.model),
             self.sampling.steps_done(),
             self.sampling.total_steps(),
             self.sampling.sigma(),
