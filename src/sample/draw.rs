@@ -125,28 +125,26 @@ pub fn draw_each(
 ) -> Result<Option<super::McmcReport>> {
     check_request(model, req)?;
     let batch = req.batch.min(req.n);
-    let hint = |e: Error| match e {
-        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
-        e => e,
-    };
+    let hint = batch_hint(batch);
     let p = model.process();
-    match req.sampler.program(p, req.steps, &req.opts)? {
-        super::SamplerProgram::Fixed(_) => {
-            let runner = runner(gpu, model, &SampleRequest { batch, ..req.clone() })?;
-            runner.sample_each(gpu, req.first_chain, req.n, each, progress).map_err(hint)?;
+    let moments = model.moments();
+    let opts = SamplerOpts { data_var: moments.var, ..req.opts.clone() };
+    match req.sampler.program(p, req.steps, &opts)? {
+        super::SamplerProgram::Fixed(prog) => {
+            let runner = bind(gpu, model, &SampleRequest { batch, ..req.clone() }, prog)?;
+            runner.sample_each(gpu, req.first_chain, req.n, each, progress).map_err(&hint)?;
             Ok(runner.mcmc_report())
         }
         super::SamplerProgram::Adaptive { tol } => {
-            let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(hint)?;
-            let moments = model.moments();
+            let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(&hint)?;
             let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
-            let prior = (&prior_mean[..], p.prior_var_with(moments.var).sqrt());
+            let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
             let mut start = 0;
             while start < req.n {
                 let chain0 = req.first_chain + start;
                 f.set_conditions(gpu, &req.conditions, chain0, req.first_chain)?;
                 let r =
-                    rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, chain0).map_err(hint)?;
+                    rk45::rk45(gpu, &f, p.sigma_max(), p.sigma_min(), prior, tol, req.seed, chain0).map_err(&hint)?;
                 let take = (req.n - start).min(batch);
                 each(&r.x[..take * f.numel()])?;
                 start += take;
@@ -157,27 +155,35 @@ pub fn draw_each(
     }
 }
 
+/// Out-of-memory and other limits name the batch to lower.
+fn batch_hint(batch: usize) -> impl Fn(Error) -> Error {
+    move |e| match e {
+        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({batch} chains per batch now)")),
+        e => e,
+    }
+}
+
 /// `model` planned for `req.batch` chains under the fixed-step program of `req` (every sampler
 /// but the adaptive rk45, which is refused): a runner that owns its plan, with the prior's mean
 /// and the request's conditions set. `draw_each` runs it over batches; an application steps it
 /// inside its frames (`embed`).
 pub fn runner(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest) -> Result<Runner<'static>> {
-    let hint = |e: Error| match e {
-        Error::Limit(m) => Error::Limit(format!("{m}; lower --batch ({} chains per batch now)", req.batch)),
-        e => e,
-    };
-    let moments = model.moments();
-    let opts = SamplerOpts { data_var: moments.var, ..req.opts.clone() };
-    let p = model.process();
-    let super::SamplerProgram::Fixed(prog) = req.sampler.program(p, req.steps, &opts)? else {
+    let opts = SamplerOpts { data_var: model.moments().var, ..req.opts.clone() };
+    let super::SamplerProgram::Fixed(prog) = req.sampler.program(model.process(), req.steps, &opts)? else {
         return Err(Error::Invalid(format!(
             "sampler '{}' chooses its steps as it goes; plan a fixed-step sampler (heun, pc, ddim, ald, ...)",
             req.sampler.name()
         )));
     };
-    let f = ScoreFn::plan(gpu, model, req.batch, Probes::None).map_err(hint)?;
-    let mut runner = Runner::owning(gpu, f, prog, req.seed).map_err(hint)?;
-    runner.prior_mean = moments.mean.iter().map(|&m| m as f32).collect();
+    bind(gpu, model, req, prog)
+}
+
+/// `prog` bound to `model` planned for `req.batch` chains.
+fn bind(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest, prog: super::Program) -> Result<Runner<'static>> {
+    let hint = batch_hint(req.batch);
+    let f = ScoreFn::plan(gpu, model, req.batch, Probes::None).map_err(&hint)?;
+    let mut runner = Runner::owning(gpu, f, prog, req.seed).map_err(&hint)?;
+    runner.prior_mean = model.moments().mean.iter().map(|&m| m as f32).collect();
     runner.conditions = req.conditions.clone();
     runner.first_chain = req.first_chain;
     Ok(runner)
