@@ -33,7 +33,7 @@ pub use present::{read_texture, Present, Presenter};
 
 use crate::app::{Loaded, ModelSource};
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, Recorder};
+use crate::gpu::Gpu;
 use crate::sample::{Runner, SampleRequest};
 
 /// scoregen on an application's device: opens models and plans samplers there.
@@ -145,13 +145,8 @@ impl Sampling {
     pub fn run(&mut self, engine: &Engine) -> Result<()> {
         assert!(self.begun, "Sampling::run before Sampling::begin");
         let total = self.total_steps();
-        while self.done < total {
-            let end = (self.done + 256).min(total);
-            let mut rec = Recorder::new(&engine.gpu);
-            self.runner.record_steps(&mut rec, self.done..end);
-            rec.submit()?;
-            self.advance(end);
-        }
+        self.runner.submit_steps(&engine.gpu, self.done..total, 256, &mut |_, _| {})?;
+        self.advance(total);
         engine.wait()
     }
 

@@ -277,15 +277,25 @@ impl<'m> Runner<'m> {
         progress: &mut dyn FnMut(usize, usize),
     ) -> Result<()> {
         self.begin(gpu, chain0, x0)?;
-        let total = self.program.steps.len();
-        let per = per_submit.max(1);
-        let mut done = 0;
-        while done < total {
+        self.submit_steps(gpu, 0..self.program.steps.len(), per_submit, progress)
+    }
+
+    /// Submit steps `range` (after `begin`, continuing where the last steps ended), `per_submit`
+    /// to a submission; `progress(done, total)` after each, counted over the whole program.
+    pub fn submit_steps(
+        &self,
+        gpu: &Gpu,
+        range: std::ops::Range<usize>,
+        per_submit: usize,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<()> {
+        let (per, mut done) = (per_submit.max(1), range.start);
+        while done < range.end {
             let mut rec = Recorder::new(gpu);
-            self.record_steps(&mut rec, done..(done + per).min(total));
+            self.record_steps(&mut rec, done..(done + per).min(range.end));
             rec.submit()?;
-            done = (done + per).min(total);
-            progress(done, total);
+            done = (done + per).min(range.end);
+            progress(done, self.program.steps.len());
         }
         Ok(())
     }
