@@ -322,9 +322,7 @@ fn cmd_train(cli: &Cli, a: &TrainArgs) -> Result<()> {
         if png_fits(model.shape(), model.images()) {
             shown = out.join("samples.png");
             // 2-D data drawn beside the samples.
-            let data = (!model.images()).then(|| scoregen::data::Dataset::load(&cfg.data, dir)).transpose()?;
-            let reference = data.and_then(|d| d.reference(req.n, cfg.train.seed ^ 0x7e57));
-            let reference = reference.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
+            let reference = r.reference.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
             scoregen::io::samples::write_samples_with(&shown, &xs, model.shape(), model.images(), None, reference)?;
         }
         eprintln!("{} samples ({}, {} steps) -> {}", req.n, req.sampler.name(), req.steps, shown.display());

@@ -49,6 +49,9 @@ pub struct TrainOpts {
     pub stop_after: Option<usize>,
 }
 
+/// Mixed into the run's seed for the data drawn beside samples (`Dataset::reference`).
+const REFERENCE_SEED: u64 = 0x7e57;
+
 /// What a training run reached.
 pub struct TrainOutcome {
     /// The step reached.
@@ -57,6 +60,9 @@ pub struct TrainOutcome {
     pub losses: Vec<(usize, f64)>,
     /// Training speed of this invocation.
     pub steps_per_sec: f64,
+    /// For 2-D data: `sample.n` points of the data, titled, to draw beside samples
+    /// (`Dataset::reference`).
+    pub reference: Option<(String, Vec<f32>)>,
 }
 
 /// One training batch from the data thread: x0, sigma, the one-hot labels (conditional models
@@ -303,7 +309,7 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let acc = Tensor::zeros(gpu, &[2])?;
     let (start, mut losses) = starting_point(gpu, cfg, opts, &params, &step, &acc)?;
     if !steps_left(start, total, opts)? {
-        return Ok(TrainOutcome { step: start, losses, steps_per_sec: 0.0 });
+        return Ok(TrainOutcome { step: start, losses, steps_per_sec: 0.0, reference: None });
     }
     let zeros = Tensor::zeros(gpu, &[2])?;
     let mut rec0 = Recorder::capturing(gpu);
@@ -375,7 +381,8 @@ pub fn train(gpu: &Gpu, cfg: &Config, cfg_dir: &Path, opts: &TrainOpts) -> Resul
     let reached = result?;
     collect(gpu, &mut pending, &mut losses, true)?;
     let sps = (reached - start) as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-    Ok(TrainOutcome { step: reached, losses, steps_per_sec: sps })
+    let reference = data.reference(cfg.sample.n, cfg.train.seed ^ REFERENCE_SEED);
+    Ok(TrainOutcome { step: reached, losses, steps_per_sec: sps, reference })
 }
 
 /// Gather finished loss readbacks (waiting for all when `block`); the first step whose
@@ -436,7 +443,7 @@ fn periodic_samples(
     let xs = crate::sample::draw(gpu, &model, &req, &mut |_, _| {})?;
     // A PNG where the samples can be shown as one, else the array.
     let ext = if crate::io::samples::png_fits(&data.shape, data.images) { "png" } else { "npy" };
-    let reference = data.reference(req.n, cfg.train.seed ^ 0x7e57);
+    let reference = data.reference(req.n, cfg.train.seed ^ REFERENCE_SEED);
     let reference = reference.as_ref().map(|(t, r)| (t.as_str(), r.as_slice()));
     let path = out.join(format!("samples_{at:07}.{ext}"));
     crate::io::samples::write_samples_with(&path, &xs, &data.shape, data.images, None, reference)
