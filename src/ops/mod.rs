@@ -2,6 +2,7 @@
 //! CPU reference (f64 accumulation, written to be read) and its tests side by side.
 
 pub mod attention;
+pub mod broadcast;
 pub mod conv;
 pub mod elementwise;
 pub mod embedding;
