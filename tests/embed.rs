@@ -121,6 +121,10 @@ fn stepping_in_frames_draws_what_the_cli_draws_into_the_applications_buffer_and_
     rk.sampler = SamplerKind::Rk45;
     let e = engine.plan(&model, &rk).err().unwrap().to_string();
     assert!(e.contains("rk45") && e.contains("fixed-step"), "{e}");
+    // The CLI's request checks hold here too.
+    let e =
+        engine.plan(&model, &scoregen::sample::SampleRequest { steps: 0, ..req.clone() }).err().unwrap().to_string();
+    assert!(e.contains("--steps must be at least 1"), "{e}");
     let e = engine.open("gmm:nowhere.toml").err().unwrap().to_string();
     assert!(e.contains("nowhere.toml"), "{e}");
     let small = gpu.device.create_buffer(&wgpu::BufferDescriptor {

@@ -168,6 +168,7 @@ fn batch_hint(batch: usize) -> impl Fn(Error) -> Error {
 /// and the request's conditions set. `draw_each` runs it over batches; an application steps it
 /// inside its frames (`embed`).
 pub fn runner(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest) -> Result<Runner<'static>> {
+    check_request(model, req)?;
     let opts = SamplerOpts { data_var: model.moments().var, ..req.opts.clone() };
     let super::SamplerProgram::Fixed(prog) = req.sampler.program(model.process(), req.steps, &opts)? else {
         return Err(Error::Invalid(format!(
