@@ -33,8 +33,11 @@ pub struct Pipeline {
     pub pipeline: wgpu::ComputePipeline,
     /// Its bind group layout (derived from the shader).
     pub layout: wgpu::BindGroupLayout,
-    /// shader:entry and constants, for profiles and errors.
+    /// shader::entry, for profiles and errors.
     pub label: String,
+    /// shader::entry with its constants, the profile's row where `SCOREGEN_PROFILE=constants`
+    /// (one row per specialisation: per convolution mode and shape, say).
+    pub detail: String,
 }
 
 /// `SCOREGEN_CHECKED=1`: compile shaders with wgpu's runtime bounds checks and loop bounding.
@@ -114,6 +117,7 @@ impl PipelineCache {
         let constants: Vec<(&str, f64)> = key.constants.iter().map(|(k, v)| (*k, f64::from_bits(*v))).collect();
         let module = self.module(device, key, &constants)?;
         let label = format!("{}::{}", key.shader, key.entry);
+        let consts: Vec<String> = constants.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(&label),
@@ -130,7 +134,6 @@ impl PipelineCache {
         if let Some(e) = pollster::block_on(scope.pop()) {
             let msg: Vec<String> =
                 e.to_string().lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-            let consts: Vec<String> = constants.iter().map(|(k, v)| format!("{k}={v}")).collect();
             return Err(Error::Gpu(format!(
                 "pipeline {label} [{}] failed to build: {}",
                 consts.join(", "),
@@ -138,7 +141,8 @@ impl PipelineCache {
             )));
         }
         let layout = pipeline.get_bind_group_layout(0);
-        let p = Arc::new(Pipeline { pipeline, layout, label });
+        let detail = format!("{label} {}", consts.join(" "));
+        let p = Arc::new(Pipeline { pipeline, layout, label, detail });
         self.pipelines.lock().unwrap().insert(key.clone(), p.clone());
         *self.created.lock().unwrap() += 1;
         Ok(p)

@@ -270,7 +270,8 @@ impl<'g> Recorder<'g> {
             pass.set_bind_group(0, bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             drop(pass);
-            self.profiled.push(pipe.label.clone());
+            let by_constants = std::env::var("SCOREGEN_PROFILE").is_ok_and(|v| v == "constants");
+            self.profiled.push(if by_constants { pipe.detail.clone() } else { pipe.label.clone() });
             return;
         }
         if self.pass.is_none() {

@@ -54,6 +54,16 @@ impl MatmulConfig {
         let rows = (m as u32).div_ceil(self.tm).max(1);
         MatmulConfig { wg_y: self.wg_y.min(rows), ..*self }
     }
+    /// The subgroup family where one invocation's rows cover all `m`: only as many rows per
+    /// invocation as m needs, in whole row groups of 8 (a 16-channel convolution no longer
+    /// computes 32 rows and throws 16 away); then `fit_rows`. Other families, or m over `tm`:
+    /// `fit_rows`.
+    pub fn fit_rows_sg(&self, m: usize) -> Self {
+        if self.family != Family::Subgroup || m as u32 > self.tm {
+            return self.fit_rows(m);
+        }
+        MatmulConfig { tm: (m as u32).next_multiple_of(8).max(8), ..*self }.fit_rows(m)
+    }
     /// Output rows and columns covered by one workgroup.
     pub fn tile(&self) -> (u32, u32) {
         (self.wg_y * self.tm, self.wg_x * self.tn)
@@ -265,4 +275,24 @@ pub fn autotune(gpu: &Gpu) -> Result<TunedMatmul> {
         large = time_at(2048, &top)?.first().map(|r| r.1).unwrap_or(small);
     }
     Ok(TunedMatmul { small, large })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subgroup_rows_fit_small_m() {
+        let sg = MatmulConfig::sg(4, 32);
+        // One invocation row covers m: whole groups of 8, one invocation row per workgroup.
+        for (m, tm) in [(1, 8), (8, 8), (9, 16), (16, 16), (17, 24), (32, 32)] {
+            let c = sg.fit_rows_sg(m);
+            assert_eq!((c.tm, c.wg_y), (tm, 1), "m = {m}");
+        }
+        // Larger m keeps the rows per invocation; other families are fit_rows alone.
+        assert_eq!(sg.fit_rows_sg(40), sg.fit_rows(40));
+        assert_eq!(sg.fit_rows_sg(200), sg);
+        let reg = MatmulConfig::reg(8, 8, 8, 16);
+        assert_eq!(reg.fit_rows_sg(3), reg.fit_rows(3));
+    }
 }

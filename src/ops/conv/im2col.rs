@@ -193,7 +193,7 @@ pub(super) fn bwd_weight(
     let n_chunks = xs[0].div_ceil(chunk);
     let sums = if n_chunks > 1 { Some(scratch(rec, 3, &[n_chunks, co * k])?) } else { None };
     // MODE 1 loops once per output pixel; longer images take im2col and a split-K GEMM.
-    let implicit = super::implicit::implicit_cfg(rec, o, (co, k, chunk * co * k), false)
+    let implicit = super::implicit::implicit_cfg(rec, o, (co, k, chunk * co * k), false, false)
         .filter(|_| hwo <= crate::ops::loop_budget(rec));
     for (i, (c0, cb)) in chunks(xs[0], chunk).enumerate() {
         let per = scratch(rec, 1, &[cb, co, k])?;

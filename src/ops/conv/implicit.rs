@@ -50,22 +50,26 @@ fn out_columns(
 /// is a CPU adapter (where the implicit GEMM beats im2col + GEMM whatever the autotune chose:
 /// a loaded machine can time the register family ahead) or `no_patches` (no patch matrix fits a
 /// binding, so the alternative is the direct kernel). Elsewhere the subgroup blocking is
-/// CANDIDATES[0].
+/// CANDIDATES[0]. `pad_least`: rows per invocation chosen to pad m the least
+/// (`MatmulConfig::fit_rows_sg`; the forward pass, where it was measured: a 16-channel U-Net's
+/// forward convolutions took 26% less time, the adjoints' no less).
 pub(super) fn implicit_cfg(
     rec: &Recorder,
     o: Conv2dOpts,
     (m, n, outputs): (usize, usize, usize),
     no_patches: bool,
+    pad_least: bool,
 ) -> Option<MatmulConfig> {
+    let fit = |c: MatmulConfig| if pad_least { c.fit_rows_sg(m) } else { c.fit_rows(m) };
     if !o.gemm || o.implicit == Some(false) || n % 4 != 0 {
         return None;
     }
     let t = crate::ops::matmul::tuned_config(rec.gpu).for_recording(rec, outputs);
     if t.family == Family::Subgroup {
-        return Some(t.fit_rows(m));
+        return Some(fit(t));
     }
     let sg = crate::ops::matmul::CANDIDATES[0];
-    ((rec.gpu.is_cpu() || no_patches) && sg.family == Family::Subgroup && sg.fits(rec.gpu)).then(|| sg.fit_rows(m))
+    ((rec.gpu.is_cpu() || no_patches) && sg.family == Family::Subgroup && sg.fits(rec.gpu)).then(|| fit(sg))
 }
 
 /// Where an implicit GEMM reads and writes: `z` products; A row-major [m, k] at (img0 + z) *
@@ -163,7 +167,7 @@ pub(super) fn forward(
     if k > crate::ops::loop_budget(rec) {
         return Ok(false);
     }
-    let Some(cfg) = implicit_cfg(rec, o, (ws[0], n, y.numel()), no_patches) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (ws[0], n, y.numel()), no_patches, true) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[ws[0], n])? } else { y.reshape(&[ys[0], ys[1], hwo])? };
     if let Some(b) = bias {
         crate::ops::elementwise::broadcast_to_into(rec, &b.reshape(&[ws[0], 1])?, &out)?;
@@ -208,7 +212,7 @@ pub(super) fn bwd_input(
     if ws[0] * ws[2] * ws[3] > crate::ops::loop_budget(rec) {
         return Ok(false);
     }
-    let Some(cfg) = implicit_cfg(rec, o, (xs[1], n, gx.numel()), no_patches) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (xs[1], n, gx.numel()), no_patches, false) else { return Ok(false) };
     let out = if wide { scratch(rec, 1, &[xs[1], n])? } else { gx.clone() };
     let g = ImplicitGemm {
         mode: 2,
@@ -251,7 +255,7 @@ pub(super) fn bwd_weight(
     let co = ws[0];
     let (kh_rows, wpad) = (ws[1] * ws[2], ys[3].next_multiple_of(4));
     let n = kh_rows * 4;
-    let Some(cfg) = implicit_cfg(rec, o, (co, n, xs[0] * co * n), no_patches) else { return Ok(false) };
+    let Some(cfg) = implicit_cfg(rec, o, (co, n, xs[0] * co * n), no_patches, false) else { return Ok(false) };
     // Images per z: the largest divisor of the batch that still leaves 32 workgroups
     // (docs/performance.md, "images per z"), and whose ipz * H_out * Wpad / 4 steps stay
     // within one invocation's loop budget (MAX_LOOP).
