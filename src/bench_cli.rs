@@ -33,6 +33,9 @@ pub enum BenchCmd {
         /// Steps run in all.
         #[arg(long, default_value_t = 25)]
         to: usize,
+        /// Time the U-Net of this training config (28x28 images) at its train.batch instead of W2's.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -189,11 +192,15 @@ pub fn cmd_bench(cli: &Cli, which: &BenchCmd) -> Result<()> {
     match which {
         BenchCmd::Gemm { sizes, naive_max, json } => bench::gemm::run(&gpu, sizes, *naive_max, &Report { json: *json }),
         BenchCmd::Attention { json } => bench::attention::run(&gpu, &Report { json: *json }),
-        BenchCmd::Unet { from, to, json } => {
+        BenchCmd::Unet { from, to, config, json } => {
             if from >= to {
                 return Err(Error::Invalid(format!("--from {from} must be below --to {to}")));
             }
-            bench::unet::run(&gpu, *from, *to, &Report { json: *json })
+            let cfg = config
+                .as_ref()
+                .map(|p| Ok::<_, Error>((p.display().to_string(), scoregen::config::Config::load(p)?)))
+                .transpose()?;
+            bench::unet::run(&gpu, *from, *to, cfg.as_ref().map(|(f, c)| (f.as_str(), c)), &Report { json: *json })
         }
         BenchCmd::Mlp { steps: 0, .. } => Err(Error::Invalid("--steps 0: time at least 1 step".into())),
         BenchCmd::Sample { steps_per_level: 0, .. } | BenchCmd::Sample { chains: 0, .. } => {

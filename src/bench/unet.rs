@@ -1,10 +1,12 @@
 //! W2: the 28x28 U-Net of docs/workloads.md: parameter count, training steps per
 //! second at batch 64 (DSM, sigma log-uniform in [0.01, 50], Adam lr 2e-4; steps 5..25 by
 //! default), forward batches per second at batch 256, and the plans' peak GPU bytes. Inputs are
-//! synthetic (the figure is speed, not quality).
+//! synthetic (the figure is speed, not quality). `--config`: the U-Net of a training config's
+//! `[model]` instead, at its `train.batch` (no label input; the label table is one row's add).
 
 use super::{Figure, Report};
-use crate::error::Result;
+use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::gpu::Gpu;
 use crate::graph::plan::ParamStore;
 use crate::graph::plan::Plan;
@@ -13,6 +15,7 @@ use crate::nn::unet::{unet, UNetConfig};
 use crate::nn::{init_params, Builder};
 use crate::ops::elementwise::Unary;
 use crate::optim::{AdamConfig, TrainStep};
+use crate::score::NetworkKind;
 use std::time::Instant;
 
 fn batch(rng: &mut crate::rng::SplitMix64, b: usize) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
@@ -38,8 +41,8 @@ fn fig(report: &Report, batch: Option<usize>, imp: &str, value: f64, unit: &'sta
 }
 
 /// Training: steps first..last of batch 64 timed (parameter count, plan bytes, steps/s).
-fn train_figures(gpu: &Gpu, cfg: &UNetConfig, (first, last): (usize, usize), report: &Report) -> Result<ParamStore> {
-    let b = 64;
+fn train_figures(gpu: &Gpu, net: &Net, (first, last): (usize, usize), report: &Report) -> Result<ParamStore> {
+    let (cfg, b) = (&net.cfg, net.batch);
     let mut g = Graph::new();
     let x = g.input("x", &[b, 1, 28, 28]);
     let t = g.input("t", &[b]);
@@ -54,7 +57,7 @@ fn train_figures(gpu: &Gpu, cfg: &UNetConfig, (first, last): (usize, usize), rep
     let loss = g.mean_all(per)?;
     let params = init_params(gpu, &specs, 0)?;
     let step = TrainStep::new(gpu, &mut g, loss, &params, AdamConfig { lr: 2e-4, ..Default::default() })?;
-    report.note(&format!("adapter: {}; W2 U-Net, {} kernels per training step", gpu.describe(), step.plan.steps));
+    report.note(&format!("adapter: {}; {}, {} kernels per training step", gpu.describe(), net.name, step.plan.steps));
     fig(report, None, "scoregen", count as f64, "parameters");
     fig(report, Some(b), "scoregen", step.plan.peak_bytes as f64, "train plan peak bytes");
     let mut rng = crate::rng::SplitMix64::new(1);
@@ -73,14 +76,17 @@ fn train_figures(gpu: &Gpu, cfg: &UNetConfig, (first, last): (usize, usize), rep
     gpu.wait()?;
     let sps = (last - first) as f64 / t0.elapsed().as_secs_f64();
     fig(report, Some(b), "scoregen", sps, "train steps/s");
-    fig(report, Some(b), "scoregen", sps * 71.7, "GFLOP/s");
-    fig(report, Some(b), "scoregen/pytorch-cpu-ref", sps / 2.01, "x");
+    if net.w2 {
+        fig(report, Some(b), "scoregen", sps * 71.7, "GFLOP/s");
+        fig(report, Some(b), "scoregen/pytorch-cpu-ref", sps / 2.01, "x");
+    }
     report.note(&format!("loss after {last} steps: {:.3}", step.loss().to_vec(gpu)?[0]));
     Ok(params)
 }
 
 /// Inference: the forward plan at batch 256 (plan bytes, batches/s).
-fn forward_figures(gpu: &Gpu, cfg: &UNetConfig, params: &ParamStore, report: &Report) -> Result<()> {
+fn forward_figures(gpu: &Gpu, net: &Net, params: &ParamStore, report: &Report) -> Result<()> {
+    let cfg = &net.cfg;
     let b = 256;
     let mut g = Graph::new();
     let x = g.input("x", &[b, 1, 28, 28]);
@@ -102,15 +108,35 @@ fn forward_figures(gpu: &Gpu, cfg: &UNetConfig, params: &ParamStore, report: &Re
     gpu.wait()?;
     let bps = reps as f64 / t0.elapsed().as_secs_f64();
     fig(report, Some(b), "scoregen", bps, "forward batches/s");
-    fig(report, Some(b), "scoregen/pytorch-cpu-ref", bps / 0.885, "x");
+    if net.w2 {
+        fig(report, Some(b), "scoregen/pytorch-cpu-ref", bps / 0.885, "x");
+    }
     Ok(())
 }
 
-/// Run the benchmark, printing its figures.
-pub fn run(gpu: &Gpu, first: usize, last: usize, report: &Report) -> Result<()> {
-    let cfg = UNetConfig::w2();
-    let params = train_figures(gpu, &cfg, (first, last), report)?;
-    forward_figures(gpu, &cfg, &params, report)?;
+/// The U-Net timed: W2's, or a config's at its training batch.
+struct Net {
+    cfg: UNetConfig,
+    batch: usize,
+    name: String,
+    w2: bool,
+}
+
+/// Run the benchmark, printing its figures: W2's U-Net, or `config`'s (a training config whose
+/// model is a U-Net of 28x28 single-channel images).
+pub fn run(gpu: &Gpu, first: usize, last: usize, config: Option<(&str, &Config)>, report: &Report) -> Result<()> {
+    let net = match config {
+        None => Net { cfg: UNetConfig::w2(), batch: 64, name: "W2 U-Net".into(), w2: true },
+        Some((file, c)) => {
+            if c.model.network != NetworkKind::Unet {
+                return Err(Error::Invalid(format!("--config {file}: model.network is not \"unet\"")));
+            }
+            let cfg = c.model.unet(&[1, 28, 28], None).map_err(|e| Error::Invalid(format!("--config {file}: {e}")))?;
+            Net { cfg, batch: c.train.batch, name: format!("the U-Net of {file}"), w2: false }
+        }
+    };
+    let params = train_figures(gpu, &net, (first, last), report)?;
+    forward_figures(gpu, &net, &params, report)?;
     if let Some(p) = gpu.profile_report() {
         report.note(&p);
     }

@@ -298,7 +298,8 @@ impl ModelConfig {
         Network::Mlp { hidden: self.hidden.clone(), noise_features: self.noise_features, act: self.activation }
     }
 
-    fn unet(&self, data_shape: &[usize], classes: Option<usize>) -> Result<UNetConfig> {
+    /// The U-Net these keys describe for data of `data_shape` [C, H, W] (checked).
+    pub fn unet(&self, data_shape: &[usize], classes: Option<usize>) -> Result<UNetConfig> {
         let m = self;
         if data_shape.len() != 3 {
             return Err(Error::Invalid(format!(
