@@ -103,6 +103,14 @@ pub fn run(gpu: &Gpu, chains: usize, steps: usize, rounds: usize, report: &Repor
             }
         }
     }
+    // With --profile: the timed rounds' times are dropped, then each model runs once more
+    // alone, its kernels printed (what a guided step adds over its parts).
+    if gpu.profile_take().is_some() {
+        for ((name, _), r) in rows.iter().zip(&runners) {
+            r.sample(gpu, 0, chains, &mut |_, _| {})?;
+            report.note(&format!("{name}, one run of {steps} steps:\n{}", gpu.profile_take().unwrap_or_default()));
+        }
+    }
     let med: Vec<f64> = times
         .iter_mut()
         .map(|t| {

@@ -296,6 +296,16 @@ impl Gpu {
         self.profiler.as_ref().map(|p| p.lock().unwrap().report())
     }
 
+    /// The per-kernel table so far, then cleared (None without `--profile`).
+    pub fn profile_take(&self) -> Option<String> {
+        self.profiler.as_ref().map(|p| {
+            let mut p = p.lock().unwrap();
+            let r = p.report();
+            p.clear();
+            r
+        })
+    }
+
     /// Largest number of workgroups in one dimension of a dispatch.
     pub fn max_groups_per_dim(&self) -> u32 {
         self.limits.max_compute_workgroups_per_dimension

@@ -84,6 +84,11 @@ impl Profiler {
         }
     }
 
+    /// Forget the times summed so far (a benchmark profiling its parts one at a time).
+    pub fn clear(&mut self) {
+        self.totals.clear();
+    }
+
     /// Per-kernel table, most expensive first.
     pub fn report(&self) -> String {
         if !self.enabled() {
