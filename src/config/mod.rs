@@ -248,6 +248,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_bundled_config_loads_and_its_unet_builds() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let c = Config::load(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                if c.model.network == crate::score::NetworkKind::Unet {
+                    c.model.unet(&[1, 28, 28], c.model.classes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 6, "{n} configs in {}", dir.display());
+    }
+
+    #[test]
     fn the_retrieval_section_is_checked_and_conditions_the_network() {
         let base = "[data]\nsource = \"toy\"\n[retrieval]\ndatabase = \"db.safetensors\"\nk = 8\n";
         for (extra, word) in [
