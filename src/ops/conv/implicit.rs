@@ -51,8 +51,9 @@ fn out_columns(
 /// a loaded machine can time the register family ahead) or `no_patches` (no patch matrix fits a
 /// binding, so the alternative is the direct kernel). Elsewhere the subgroup blocking is
 /// CANDIDATES[0]. `pad_least`: rows per invocation chosen to pad m the least
-/// (`MatmulConfig::fit_rows_sg`; the forward pass, where it was measured: a 16-channel U-Net's
-/// forward convolutions took 26% less time, the adjoints' no less).
+/// (`MatmulConfig::fit_rows_sg`): on for the forward pass, where it was measured (a 16-channel
+/// U-Net's training step: its convolutions' GPU time fell 26%); the adjoints measured no faster
+/// with it, so they keep `fit_rows`.
 pub(super) fn implicit_cfg(
     rec: &Recorder,
     o: Conv2dOpts,
