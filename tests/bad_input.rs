@@ -323,6 +323,8 @@ fn bad_checkpoints_mixtures_and_flags() {
         (vec!["bench", "objectives", "--batch", "0"], 1, "--batch"),
         (vec!["bench", "mlp", "--steps", "0"], 1, "--steps"),
         (vec!["bench", "sample", "--steps-per-level", "0"], 1, "--steps-per-level"),
+        (vec!["bench", "unet", "--config", "assets/configs/mnist.toml"], 1, "is not \"unet\""),
+        (vec!["bench", "unet", "--config", &s(&dir.join("absent.toml"))], 1, "absent.toml"),
         (
             vec!["train", "--config", "assets/configs/toy2d.toml", "--steps", "0", "--out", &s(&dir.join("z"))],
             1,

@@ -35,9 +35,9 @@ pub struct Pipeline {
     pub layout: wgpu::BindGroupLayout,
     /// shader::entry, for profiles and errors.
     pub label: String,
-    /// shader::entry with its constants, the profile's row where `SCOREGEN_PROFILE=constants`
-    /// (one row per specialisation: per convolution mode and shape, say).
-    pub detail: String,
+    /// Its row in `--profile`: the label, or with `SCOREGEN_PROFILE=constants` the label and its
+    /// constants (one row per specialisation: per convolution mode and shape, say).
+    pub profile_label: String,
 }
 
 /// `SCOREGEN_CHECKED=1`: compile shaders with wgpu's runtime bounds checks and loop bounding.
@@ -141,8 +141,9 @@ impl PipelineCache {
             )));
         }
         let layout = pipeline.get_bind_group_layout(0);
-        let detail = format!("{label} {}", consts.join(" "));
-        let p = Arc::new(Pipeline { pipeline, layout, label, detail });
+        let by_constants = std::env::var("SCOREGEN_PROFILE").is_ok_and(|v| v == "constants");
+        let profile_label = if by_constants { format!("{label} {}", consts.join(" ")) } else { label.clone() };
+        let p = Arc::new(Pipeline { pipeline, layout, label, profile_label });
         self.pipelines.lock().unwrap().insert(key.clone(), p.clone());
         *self.created.lock().unwrap() += 1;
         Ok(p)

@@ -270,8 +270,7 @@ impl<'g> Recorder<'g> {
             pass.set_bind_group(0, bind, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
             drop(pass);
-            let by_constants = std::env::var("SCOREGEN_PROFILE").is_ok_and(|v| v == "constants");
-            self.profiled.push(if by_constants { pipe.detail.clone() } else { pipe.label.clone() });
+            self.profiled.push(pipe.profile_label.clone());
             return;
         }
         if self.pass.is_none() {
