@@ -69,7 +69,10 @@ fn mm_reg4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
             acc3[i] = fma(a4, b3, acc3[i]);
         }
     }
-    for (var i = 0u; i < TM; i++) {
+    // Written out (specialise): with the epilogue (SiLU's exp) the body is past what NIR
+    // unrolls, and a rolled loop indexing the accumulators keeps them in scratch memory through
+    // the whole k loop (3-4x slower on lavapipe).
+    for (var i = 0u; i < TM; i++) { // @unroll
         let r = row0 + i;
         if (r < p.m) {
             let o = c_base + r * n4 + g0;

@@ -83,6 +83,16 @@ fn unrolled_shaders_validate_with_naga() {
         assert!(src.contains(&format!("acc[{last_t}u][{last_d}u]")) && !src.contains(&format!("acc[{}u]", last_t + 1)));
         validate_source("attention_v4 (unrolled)", &src).unwrap();
     }
+    // The matmul stores (with the bias + SiLU epilogue) over the row blocks they are built with.
+    for (name, rows) in [("matmul_vec4", "TM"), ("matmul_sg", "RG")] {
+        for n in [1.0, 2.0, 4.0] {
+            let src = specialise(source(name).unwrap(), &[(rows, n), ("BIAS", 1.0), ("ACT", 1.0)]).unwrap().unwrap();
+            assert!(!src.contains(UNROLL), "{name}: every marked loop written out");
+            let last = if name == "matmul_sg" { 8 * n as usize } else { n as usize } - 1;
+            assert!(src.contains(&format!("acc3[{last}u]")) && !src.contains(&format!("acc3[{}u])", last + 1)));
+            validate_source(&format!("{name} (unrolled)"), &src).unwrap();
+        }
+    }
 }
 
 #[test]
