@@ -145,7 +145,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     var acc1: array<vec4<f32>, 32>;
     var acc2: array<vec4<f32>, 32>;
     var acc3: array<vec4<f32>, 32>;
-    for (var i = 0u; i < TM; i++) {
+    for (var i = 0u; i < 8u * RG; i++) { // @unroll
         acc0[i] = vec4<f32>(0.0); acc1[i] = vec4<f32>(0.0); acc2[i] = vec4<f32>(0.0); acc3[i] = vec4<f32>(0.0);
     }
     // With KWL = KW > 1 (MODE 0 or 2, stride 1, each column group's four pixels in one row):
@@ -223,7 +223,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             for (var r = 0u; r < RG; r++) {
                 ag[r] = select(0.0, a[arow[r] + a_step], a_ok);
             }
-            for (var i = 0u; i < TM; i++) {
+            for (var i = 0u; i < 8u * RG; i++) { // @unroll
                 let a4 = vec4<f32>(subgroupShuffle(ag[i / 8u], src0 + i % 8u));
                 acc0[i] = fma(a4, b0, acc0[i]);
                 acc1[i] = fma(a4, b1, acc1[i]);
@@ -232,7 +232,7 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
             }
         }
     }
-    for (var i = 0u; i < TM; i++) {
+    for (var i = 0u; i < 8u * RG; i++) { // @unroll
         let r = row0 + i;
         if (r < p.m) {
             let o = c_base + r * n4 + g0;

@@ -83,6 +83,18 @@ fn unrolled_shaders_validate_with_naga() {
         assert!(src.contains(&format!("acc[{last_t}u][{last_d}u]")) && !src.contains(&format!("acc[{}u]", last_t + 1)));
         validate_source("attention_v4 (unrolled)", &src).unwrap();
     }
+    // The implicit-GEMM convolution in each mode over its row blocks.
+    for mode in [0.0, 1.0, 2.0, 3.0] {
+        for rg in [1.0, 2.0, 4.0] {
+            let c =
+                [("MODE", mode), ("RG", rg), ("KWL", if mode == 1.0 { 1.0 } else { 3.0 + (mode == 3.0) as u8 as f64 })];
+            let src = specialise(source("conv_gemm").unwrap(), &c).unwrap().unwrap();
+            assert!(!src.contains(UNROLL), "conv_gemm: every marked loop written out");
+            let last = 8 * rg as usize - 1;
+            assert!(src.contains(&format!("acc3[{last}u]")) && !src.contains(&format!("acc3[{}u]", last + 1)));
+            validate_source("conv_gemm (unrolled)", &src).unwrap();
+        }
+    }
     // The matmul stores (with the bias + SiLU epilogue) over the row blocks they are built with.
     for (name, rows) in [("matmul_vec4", "TM"), ("matmul_sg", "RG")] {
         for n in [1.0, 2.0, 4.0] {
