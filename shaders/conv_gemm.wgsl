@@ -145,6 +145,8 @@ fn conv_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     var acc1: array<vec4<f32>, 32>;
     var acc2: array<vec4<f32>, 32>;
     var acc3: array<vec4<f32>, 32>;
+    // The row-block loops are written out (specialise), as in matmul_sg.wgsl: a loop left
+    // rolled indexes the accumulators, which then live in scratch memory.
     for (var i = 0u; i < 8u * RG; i++) { // @unroll
         acc0[i] = vec4<f32>(0.0); acc1[i] = vec4<f32>(0.0); acc2[i] = vec4<f32>(0.0); acc3[i] = vec4<f32>(0.0);
     }
