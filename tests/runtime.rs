@@ -137,7 +137,9 @@ fn bench_json_lines_parse() {
     let (code, out, err) = cli(&["bench", "gemm", "--sizes", "64,100", "--json"], &[]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines.len(), 6, "{out}");
+    // Per size: ours, the epilogue's time over ours, the naive kernel, ours over naive.
+    assert_eq!(lines.len(), 8, "{out}");
+    assert_eq!(lines.iter().filter(|l| l.contains("\"impl\":\"scoregen+bias+silu/scoregen\"")).count(), 2, "{out}");
     for l in lines {
         assert!(l.starts_with("{\"bench\":\"gemm\",\"n\":") && l.ends_with('}') && l.contains("\"value\":"), "{l}");
     }
