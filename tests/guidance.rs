@@ -114,6 +114,42 @@ fn classifier_free_guidance_is_the_formula_from_one_batched_pass() {
     check_cfg(|| conditional_unet(2), 64, 4, &[2.0], "U-Net");
 }
 
+/// A guidance interval (lo, hi): rows whose sigma lies inside get (1 + w) s_c - w s_u, the others
+/// the conditional score s_c alone, for flat and image models.
+#[test]
+fn guidance_interval_guides_only_the_rows_inside_it() {
+    let (lo, hi, w) = (0.5f32, 2.0f32, 2.5f32);
+    for (model, d, b, what) in
+        [(&(|| conditional_mlp(5)) as &dyn Fn() -> Trained, 2, 29, "MLP"), (&|| conditional_unet(2), 64, 6, "U-Net")]
+    {
+        let mut rng = common::Rng::new(12);
+        let x = rng.vec(d * b, -2.0, 2.0);
+        let sigma: Vec<f32> = (0..b).map(|i| [0.1, 0.7, 1.9, 4.0, 0.49, 2.01][i % 6]).collect();
+        let labels: Vec<Option<u32>> = (0..b).map(|i| Some((i % 3) as u32)).collect();
+        let cond = Conditions { values: label_conditions(3, &labels).values, cycle: false };
+        let null = Conditions { values: label_conditions(3, &vec![None; b]).values, cycle: false };
+        let s_c = scores(&model(), &x, &sigma, &cond);
+        let s_u = scores(&model(), &x, &sigma, &null);
+        let guided = FreeGuided::new(Box::new(model()), w).unwrap().with_interval(lo, hi).unwrap();
+        let got = scores(&guided, &x, &sigma, &cond);
+        let want: Vec<f32> = (0..d * b)
+            .map(|j| {
+                let inside = sigma[j / d] > lo && sigma[j / d] < hi;
+                if inside {
+                    (1.0 + w) * s_c[j] - w * s_u[j]
+                } else {
+                    s_c[j]
+                }
+            })
+            .collect();
+        assert!((0..d * b).any(|j| (want[j] - s_c[j]).abs() > 1e-3), "{what}: guidance changes nothing");
+        assert_close(&got, &want, 2e-4, 1e-3, &format!("{what}: guidance interval ({lo}, {hi})"));
+    }
+    for (lo, hi) in [(2.0, 1.0), (-0.1, 1.0), (1.0, 1.0), (f32::NAN, 1.0), (0.0, f32::NAN)] {
+        assert!(FreeGuided::new(Box::new(conditional_mlp(5)), w).unwrap().with_interval(lo, hi).is_err());
+    }
+}
+
 /// log p(y | x, sigma) of a classifier [B] as a plan (x, sigma, label inputs).
 fn log_prob_plan(clf: &Classifier, b: usize) -> Plan {
     let mut g = Graph::new();

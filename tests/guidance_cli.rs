@@ -135,6 +135,16 @@ fn conditional_and_classifier_guided_sampling_from_the_command_line() {
     assert_eq!(y.len(), 400);
     assert!(y.iter().enumerate().all(|(i, &c)| c == (i % 8) as f64));
     assert!(on_mode(&dir.join("w1.npy")) > 0.95, "CFG w = 1: {}", on_mode(&dir.join("w1.npy")));
+    // A guidance interval that holds every noise level is plain guidance; one that holds none is
+    // plain conditional sampling (w = 0), bit for bit.
+    let (code, err) = sample(&["--class", "all", "--guidance", "1", "--guidance-interval", "0,inf"], "i_all.npy");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(dir.join("w1.npy")).unwrap(), std::fs::read(dir.join("i_all.npy")).unwrap());
+    let (code, err) = sample(&["--class", "all", "--guidance", "1", "--guidance-interval", "1e6,1e7"], "i_none.npy");
+    assert_eq!(code, 0, "{err}");
+    let (code, err) = sample(&["--class", "all"], "w0.npy");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(dir.join("w0.npy")).unwrap(), std::fs::read(dir.join("i_none.npy")).unwrap());
     // Classifier guidance of the same checkpoint used unconditionally: toward the class.
     let (code, err) = sample(&["--class", "2,5", "--classifier", &clf, "--classifier-scale", "4"], "cg.npy");
     assert_eq!(code, 0, "{err}");
@@ -191,6 +201,19 @@ fn bad_guidance_input_is_refused_in_one_line() {
         (
             vec!["--checkpoint", &unc, "--classifier", &clf, "--class", "1", "--classifier-scale", "inf"],
             vec!["--classifier-scale inf", "finite"],
+        ),
+        (vec!["--checkpoint", &cond, "--class", "1", "--guidance-interval", "0.3,5"], vec!["--guidance W"]),
+        (
+            vec!["--checkpoint", &cond, "--class", "1", "--guidance", "2", "--guidance-interval", "5,0.3"],
+            vec!["--guidance-interval 5,0.3", "LO < HI"],
+        ),
+        (
+            vec!["--checkpoint", &cond, "--class", "1", "--guidance", "2", "--guidance-interval", "0.3"],
+            vec!["--guidance-interval 0.3", "LO,HI"],
+        ),
+        (
+            vec!["--checkpoint", &cond, "--class", "1", "--guidance", "2", "--guidance-interval", "-1,x"],
+            vec!["--guidance-interval -1,x"],
         ),
     ];
     for (extra, words) in cases {

@@ -22,6 +22,10 @@ pub struct GuideArgs {
     /// diffusers' convention for the same: S = 1 + w (S = 1: no guidance).
     #[arg(long, allow_hyphen_values = true, conflicts_with = "guidance")]
     pub guidance_scale: Option<f32>,
+    /// Guide only at noise levels LO < sigma < HI, `LO,HI` (sigma as in the process: x~ = s (x0 +
+    /// sigma z)); elsewhere the conditional score alone (Kynkäänniemi et al. 2024). HI may be `inf`.
+    #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
+    pub guidance_interval: Option<String>,
     /// A noise-conditional classifier (model.network = "classifier") whose input gradient guides
     /// the score toward --class.
     #[arg(long)]
@@ -54,7 +58,23 @@ impl GuideArgs {
             Some(c) => super::shard::model_hash(&super::ModelSource::Checkpoint(c.clone()))?,
             None => "none".into(),
         };
-        Ok(format!(" classifier {clf} guidance {:?} {:?}", self.weight(), self.classifier_scale))
+        let interval = self.interval()?;
+        Ok(format!(" classifier {clf} guidance {:?} {:?} {interval:?}", self.weight(), self.classifier_scale))
+    }
+
+    /// `--guidance-interval LO,HI` as two numbers.
+    pub fn interval(&self) -> Result<Option<(f32, f32)>> {
+        let Some(s) = &self.guidance_interval else { return Ok(None) };
+        let bad = || {
+            Error::Invalid(format!(
+                "--guidance-interval {s}: give two noise levels LO,HI with 0 <= LO < HI (e.g. 0.3,5 or 0.3,inf)"
+            ))
+        };
+        let v: Vec<f32> = s.split(',').map(|t| t.trim().parse::<f32>().map_err(|_| bad())).collect::<Result<_>>()?;
+        match v[..] {
+            [lo, hi] if lo >= 0.0 && hi > lo && lo.is_finite() => Ok(Some((lo, hi))),
+            _ => Err(bad()),
+        }
     }
 
     /// Wrap `model` as the flags say (class names from `names`, where the model has them).
@@ -86,9 +106,19 @@ impl GuideArgs {
                 p.display()
             )));
         }
+        let interval = self.interval()?;
+        if let (Some(s), None) = (&self.guidance_interval, self.weight()) {
+            return Err(Error::Invalid(format!(
+                "--guidance-interval {s}: give --guidance W (the weight to apply inside the interval)"
+            )));
+        }
         let mut model = model;
         if let Some(w) = self.weight().filter(|w| *w != 0.0) {
-            model = Box::new(FreeGuided::new(model, w)?);
+            let guided = FreeGuided::new(model, w)?;
+            model = Box::new(match interval {
+                Some((lo, hi)) => guided.with_interval(lo, hi)?,
+                None => guided,
+            });
         }
         if let (Some(c), Some(p)) = (clf, &self.classifier) {
             let s = self.classifier_scale.unwrap_or(1.0);
