@@ -22,8 +22,9 @@ pub struct GuideArgs {
     /// diffusers' convention for the same: S = 1 + w (S = 1: no guidance).
     #[arg(long, allow_hyphen_values = true, conflicts_with = "guidance")]
     pub guidance_scale: Option<f32>,
-    /// Guide only at noise levels LO < sigma < HI, `LO,HI` (sigma as in the process: x~ = s (x0 +
-    /// sigma z)); elsewhere the conditional score alone (Kynkäänniemi et al. 2024). HI may be `inf`.
+    /// Classifier-free guidance only at noise levels LO < sigma < HI, `LO,HI` (sigma as in the
+    /// process: x~ = s (x0 + sigma z)); elsewhere the conditional score alone (Kynkäänniemi et al.
+    /// 2024). HI may be `inf`. Needs --guidance; classifier guidance is not limited by it.
     #[arg(long, value_name = "LO,HI", allow_hyphen_values = true)]
     pub guidance_interval: Option<String>,
     /// A noise-conditional classifier (model.network = "classifier") whose input gradient guides
