@@ -3,7 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::gpu::Gpu;
-use crate::model::guide::{label_classes, label_conditions, unconditional};
+use crate::model::guide::{interval_ok, label_classes, label_conditions, unconditional};
 use crate::model::{Classifier, ClassifierGuided, Conditions, FreeGuided, ScoreModel};
 use std::path::{Path, PathBuf};
 
@@ -73,7 +73,7 @@ impl GuideArgs {
         };
         let v: Vec<f32> = s.split(',').map(|t| t.trim().parse::<f32>().map_err(|_| bad())).collect::<Result<_>>()?;
         match v[..] {
-            [lo, hi] if lo >= 0.0 && hi > lo && lo.is_finite() => Ok(Some((lo, hi))),
+            [lo, hi] if interval_ok(lo, hi) => Ok(Some((lo, hi))),
             _ => Err(bad()),
         }
     }

@@ -125,8 +125,7 @@ impl FreeGuided {
     /// 2024, who guide EDM2 only in the middle of the noise range); 0 <= lo < hi, hi may be
     /// infinite.
     pub fn with_interval(self, lo: f32, hi: f32) -> Result<FreeGuided> {
-        let valid = lo >= 0.0 && lo.is_finite() && hi > lo; // false for NaNs
-        if !valid {
+        if !interval_ok(lo, hi) {
             return Err(Error::Invalid(format!(
                 "--guidance-interval {lo},{hi}: give two noise levels 0 <= LO < HI (guidance applies where LO < sigma < HI)"
             )));
@@ -150,6 +149,11 @@ impl FreeGuided {
         let u = b.g.mul(uncond, wm)?;
         b.g.sub(c, u)
     }
+}
+
+/// Whether (lo, hi) is a guidance interval: 0 <= lo < hi, lo finite (false for NaNs).
+pub fn interval_ok(lo: f32, hi: f32) -> bool {
+    lo >= 0.0 && lo.is_finite() && hi > lo
 }
 
 /// (1 + w) a - w b, the guided combination of the conditional a and unconditional b.
