@@ -311,6 +311,13 @@ mod tests {
         let c = Config::from_toml("[data]\nsource = \"toy\"\n", "e.toml").unwrap();
         assert_eq!(c.process(), Process::ve(0.01, 10.0));
         assert!(c.to_toml().contains("sigma_max = 10.0"));
+        // EDM's log-normal of training levels: the paper's by default, or the config's.
+        let edm = "[data]\nsource = \"toy\"\n[process]\nkind = \"edm\"\nsigma_min = 0.002\nsigma_max = 80.0\n";
+        let c = Config::from_toml(edm, "d.toml").unwrap();
+        assert_eq!(c.process(), Process::edm());
+        let c = Config::from_toml(&format!("{edm}p_mean = -0.6\n"), "d.toml").unwrap();
+        assert_eq!(c.process(), Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -0.6, p_std: 1.2 });
+        assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap().process(), c.process());
         // Checkpoints written before: a VP config with the unused default sigma range loads;
         // a user's config with it is refused.
         let old = "[data]\nsource = \"toy\"\n[process]\nkind = \"subvp\"\nsigma_min = 0.01\nsigma_max = 10.0\n";
@@ -352,6 +359,9 @@ mod tests {
             ("[process]\nkind = \"ve\"\nbeta_min = 0.5", "process.beta_min"),
             ("[process]\nkind = \"vp\"\nbeta_min = 30.0", "beta_min"),
             ("[process]\nkind = \"vp\"\nbeta_max = 1e9", "beta range"),
+            ("[process]\np_mean = -0.6", "process.p_mean"),
+            ("[process]\nkind = \"edm\"\np_std = 0.0", "process.p_std"),
+            ("[process]\nkind = \"edm\"\np_mean = nan", "process.p_mean"),
             ("size = 0", "data.size"),
             ("size = 100000", "data.size"),
             ("limit = 0", "data.limit"),

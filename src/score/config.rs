@@ -105,11 +105,26 @@ pub struct ProcessConfig {
     /// See `beta_min`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub beta_max: Option<f64>,
+    /// edm: training draws ln sigma ~ N(p_mean, p_std^2) (EDM's P_mean and P_std, defaults
+    /// -1.2 and 1.2). Other kinds refuse them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_mean: Option<f64>,
+    /// See `p_mean`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p_std: Option<f64>,
 }
 
 impl Default for ProcessConfig {
     fn default() -> Self {
-        ProcessConfig { kind: ProcessKind::Ve, sigma_min: None, sigma_max: None, beta_min: None, beta_max: None }
+        ProcessConfig {
+            kind: ProcessKind::Ve,
+            sigma_min: None,
+            sigma_max: None,
+            beta_min: None,
+            beta_max: None,
+            p_mean: None,
+            p_std: None,
+        }
     }
 }
 
@@ -122,7 +137,15 @@ impl ProcessConfig {
     pub fn process(&self) -> Process {
         let sigma = Self::pair(self.sigma_min, self.sigma_max, (0.01, 10.0));
         let beta = Self::pair(self.beta_min, self.beta_max, (0.1, 20.0));
-        Process::from_kind(self.kind, sigma, beta)
+        match Process::from_kind(self.kind, sigma, beta) {
+            Process::Edm { sigma_min, sigma_max, p_mean, p_std } => Process::Edm {
+                sigma_min,
+                sigma_max,
+                p_mean: self.p_mean.unwrap_or(p_mean),
+                p_std: self.p_std.unwrap_or(p_std),
+            },
+            p => p,
+        }
     }
 
     /// Write the kind's range out in full (defaults included), so that a checkpoint's config
@@ -147,6 +170,7 @@ impl ProcessConfig {
     /// ordered and give noise levels that f32 holds.
     pub fn check(&self) -> std::result::Result<(), String> {
         let takes = self.kind.takes();
+        self.check_lognormal()?;
         if self.kind == ProcessKind::Fixed {
             if self.sigma_max.is_some() {
                 return Err(
@@ -213,6 +237,28 @@ impl ProcessConfig {
                 "{}: sigma_min = {lo:.3e}: sigma_min^2 underflows f32; use at least 1e-18",
                 key("sigma_min")
             ));
+        }
+        Ok(())
+    }
+}
+
+impl ProcessConfig {
+    /// EDM's training distribution of noise levels: edm alone takes it, a finite mean and a
+    /// positive, finite spread.
+    fn check_lognormal(&self) -> std::result::Result<(), String> {
+        for (key, v) in [("p_mean", self.p_mean), ("p_std", self.p_std)] {
+            let Some(v) = v else { continue };
+            if self.kind != ProcessKind::Edm {
+                return Err(format!(
+                    "process.{key}: only process 'edm' draws its training noise levels from a log-normal (kind is \
+                     '{}'); remove the key",
+                    self.kind.name()
+                ));
+            }
+            if !v.is_finite() || (key == "p_std" && v <= 0.0) {
+                let what = if key == "p_std" { "positive and finite" } else { "finite" };
+                return Err(format!("process.{key} = {v} must be {what} (EDM: p_mean = -1.2, p_std = 1.2)"));
+            }
         }
         Ok(())
     }
