@@ -315,6 +315,8 @@ mod tests {
         let edm = "[data]\nsource = \"toy\"\n[process]\nkind = \"edm\"\nsigma_min = 0.002\nsigma_max = 80.0\n";
         let c = Config::from_toml(edm, "d.toml").unwrap();
         assert_eq!(c.process(), Process::edm());
+        let text = c.to_toml();
+        assert!(text.contains("p_mean = -1.2") && text.contains("p_std = 1.2"), "{text}");
         let c = Config::from_toml(&format!("{edm}p_mean = -0.6\n"), "d.toml").unwrap();
         assert_eq!(c.process(), Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -0.6, p_std: 1.2 });
         assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap().process(), c.process());

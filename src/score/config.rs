@@ -148,8 +148,9 @@ impl ProcessConfig {
         }
     }
 
-    /// Write the kind's range out in full (defaults included), so that a checkpoint's config
-    /// does not depend on the defaults of the version that reads it.
+    /// Write the kind's range out in full (defaults included; edm also its log-normal of
+    /// training levels), so that a checkpoint's config does not depend on the defaults of the
+    /// version that reads it.
     pub fn fill_defaults(&mut self) {
         match self.kind.takes() {
             Some(Range::Sigma) => {
@@ -163,6 +164,10 @@ impl ProcessConfig {
                 self.beta_max.get_or_insert(20.0);
             }
             None => {}
+        }
+        if self.kind == ProcessKind::Edm {
+            self.p_mean.get_or_insert(-1.2);
+            self.p_std.get_or_insert(1.2);
         }
     }
 
