@@ -6,7 +6,7 @@
 //! the figures are the median time of each and the medians of the per-repeat ratios b / a and
 //! c / a, with their range.
 
-use super::{Figure, Report};
+use super::{median, Figure, Report};
 use crate::embed::{Engine, Present};
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -35,11 +35,6 @@ fn sampling_run(engine: &Engine, sampling: &mut crate::embed::Sampling, t: &mut 
     sampling.run(engine)?;
     t.push(t0.elapsed().as_secs_f64());
     Ok(())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
 }
 
 /// Run the benchmark, printing its figures.

@@ -5,7 +5,7 @@
 //! one run, each the median of interleaved rounds (the ratios: the median of each round's
 //! ratio), random weights (the cost is the same).
 
-use super::{Figure, Report};
+use super::{median, Figure, Report};
 use crate::config::Config;
 use crate::error::Result;
 use crate::gpu::Gpu;
@@ -112,10 +112,10 @@ pub fn run(gpu: &Gpu, chains: usize, steps: usize, rounds: usize, report: &Repor
             report.note(&format!("{name}, one run of {steps} steps:\n{}", gpu.profile_take().unwrap_or_default()));
         }
     }
-    let med: Vec<f64> = times.iter().map(|t| median(t.clone())).collect();
+    let med: Vec<f64> = times.iter().map(|t| median(&mut t.clone())).collect();
     // The ratios are taken within each round (the rows ran back to back) and their median
     // reported: a drift of the host's speed between rounds then moves both sides together.
-    let per_round = |f: &dyn Fn(usize) -> f64| median((0..rounds).map(f).collect());
+    let per_round = |f: &dyn Fn(usize) -> f64| median(&mut (0..rounds).map(f).collect::<Vec<_>>());
     let cfg = per_round(&|r| times[1][r] / times[0][r]);
     let clf = per_round(&|r| times[3][r] / (times[2][r] + times[4][r]));
     let fields = || vec![("chains", chains.to_string()), ("steps", steps.to_string())];
@@ -137,9 +137,4 @@ pub fn run(gpu: &Gpu, chains: usize, steps: usize, rounds: usize, report: &Repor
         unit: "x",
     });
     Ok(())
-}
-
-fn median(mut t: Vec<f64>) -> f64 {
-    t.sort_by(f64::total_cmp);
-    t[t.len() / 2]
 }

@@ -81,6 +81,12 @@ impl Report {
     }
 }
 
+/// The median of timings (the upper one of an even count), sorting them in place.
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 /// Best wall time of `reps` runs of `record` (one submission each, waited), after a warm-up of
 /// at least one run and 0.2 s: the first run builds the pipelines, and drivers keep working
 /// after it (lavapipe writes the compiled shaders to its disk cache on a thread of its own; W4's
