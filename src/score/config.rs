@@ -3,7 +3,7 @@
 //! the CLI's) holds these two beside data, training and sampling settings; the library reads
 //! them alone from a checkpoint (`model::Trained::load`).
 
-use super::process::{ProcessKind, Range};
+use super::process::{ProcessKind, Range, EDM_P_MEAN, EDM_P_STD};
 use super::{Activation, EnergyForm, ModelSpec, Network, NetworkKind, ParamKind, Parameterisation, Process};
 use crate::error::{Error, Result};
 use crate::nn::unet::UNetConfig;
@@ -166,8 +166,8 @@ impl ProcessConfig {
             None => {}
         }
         if self.kind == ProcessKind::Edm {
-            self.p_mean.get_or_insert(-1.2);
-            self.p_std.get_or_insert(1.2);
+            self.p_mean.get_or_insert(EDM_P_MEAN);
+            self.p_std.get_or_insert(EDM_P_STD);
         }
     }
 
@@ -245,25 +245,31 @@ impl ProcessConfig {
         }
         Ok(())
     }
-}
-
-impl ProcessConfig {
-    /// EDM's training distribution of noise levels: edm alone takes it, a finite mean and a
-    /// positive, finite spread.
+    /// EDM's training distribution of noise levels: edm alone takes it; a finite mean and a
+    /// positive spread whose draws keep sigma^2 inside f32 (ln sigma within +-40 out to five
+    /// standard deviations).
     fn check_lognormal(&self) -> std::result::Result<(), String> {
-        for (key, v) in [("p_mean", self.p_mean), ("p_std", self.p_std)] {
-            let Some(v) = v else { continue };
-            if self.kind != ProcessKind::Edm {
-                return Err(format!(
-                    "process.{key}: only process 'edm' draws its training noise levels from a log-normal (kind is \
-                     '{}'); remove the key",
-                    self.kind.name()
-                ));
-            }
-            if !v.is_finite() || (key == "p_std" && v <= 0.0) {
-                let what = if key == "p_std" { "positive and finite" } else { "finite" };
-                return Err(format!("process.{key} = {v} must be {what} (EDM: p_mean = -1.2, p_std = 1.2)"));
-            }
+        let key = match (self.p_mean, self.p_std) {
+            (None, None) => return Ok(()),
+            (Some(_), _) => "p_mean",
+            (None, Some(_)) => "p_std",
+        };
+        if self.kind != ProcessKind::Edm {
+            return Err(format!(
+                "process.{key}: only process 'edm' draws its training noise levels from a log-normal (kind is '{}'); \
+                 remove the key",
+                self.kind.name()
+            ));
+        }
+        let (mean, std) = (self.p_mean.unwrap_or(EDM_P_MEAN), self.p_std.unwrap_or(EDM_P_STD));
+        if !(std > 0.0) {
+            return Err(format!("process.p_std = {std} must be positive (EDM: 1.2)"));
+        }
+        if !(mean.abs() + 5.0 * std <= 40.0) {
+            return Err(format!(
+                "process.p_mean = {mean}, process.p_std = {std}: ln sigma = p_mean +- 5 p_std leaves +-40, where \
+                 sigma^2 overflows f32 (EDM: p_mean = -1.2, p_std = 1.2)"
+            ));
         }
         Ok(())
     }

@@ -109,6 +109,11 @@ pub enum Process {
     },
 }
 
+/// EDM's mean and spread of ln sigma in training (Karras et al. 2022: P_mean, P_std).
+pub const EDM_P_MEAN: f64 = -1.2;
+/// See `EDM_P_MEAN`.
+pub const EDM_P_STD: f64 = 1.2;
+
 /// Smallest t used by the VP-family processes (score_sde's eps = 1e-5 for sampling; 1e-3 keeps
 /// sigma(t_min) from vanishing in f32).
 pub const VP_T_MIN: f64 = 1e-3;
@@ -124,7 +129,7 @@ impl Process {
     }
     /// EDM with the paper's settings (sigma 0.002 to 80, ln sigma ~ N(-1.2, 1.2^2)).
     pub fn edm() -> Process {
-        Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: -1.2, p_std: 1.2 }
+        Process::Edm { sigma_min: 0.002, sigma_max: 80.0, p_mean: EDM_P_MEAN, p_std: EDM_P_STD }
     }
 
     /// The process of a config: `kind` with its noise range (ve, edm: sigma, default
@@ -138,7 +143,7 @@ impl Process {
             ProcessKind::Vp => Process::VpLinear { beta_min, beta_max },
             ProcessKind::VpCosine => Process::VpCosine { s: 0.008 },
             ProcessKind::Subvp => Process::SubVp { beta_min, beta_max },
-            ProcessKind::Edm => Process::Edm { sigma_min, sigma_max, p_mean: -1.2, p_std: 1.2 },
+            ProcessKind::Edm => Process::Edm { sigma_min, sigma_max, p_mean: EDM_P_MEAN, p_std: EDM_P_STD },
             ProcessKind::Fixed => Process::Fixed { sigma: sigma_min },
         }
     }
