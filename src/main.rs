@@ -176,6 +176,10 @@ struct SampleArgs {
     /// Chains per batch (results do not depend on it, except with rk45).
     #[arg(long)]
     batch: Option<usize>,
+    /// Image models: clip the denoised estimate to [-1, 1] at every step (true or false;
+    /// default from the checkpoint's config, `sample.clip_denoised`, itself true by default).
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    clip_denoised: Option<bool>,
     #[command(flatten)]
     mcmc: scoregen::app::mcmc_cli::McmcArgs,
     #[command(flatten)]
@@ -232,6 +236,7 @@ fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
     req.n = a.n.unwrap_or(req.n);
     req.seed = a.seed.unwrap_or(req.seed);
     req.batch = a.batch.unwrap_or(req.batch);
+    req.opts.clip_denoised = a.clip_denoised.unwrap_or(req.opts.clip_denoised);
     req.opts.mcmc = a.mcmc.apply(&req.opts.mcmc);
     req.opts.levels = a.mcmc.mcmc_levels.unwrap_or(req.opts.levels);
     req.conditions = m.conditions.clone();

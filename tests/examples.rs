@@ -111,7 +111,19 @@ fn texture_example_equals_the_cli_samples_for_the_same_seed() {
         .chain(args)
         .collect::<Vec<_>>());
     same_bits(&img.with_extension("npy"), &cli_img);
-    assert_eq!(scoregen::io::npy::read_npy(&cli_img).unwrap().0, vec![10, 1, 8, 8]);
+    let (shape, clipped) = scoregen::io::npy::read_npy(&cli_img).unwrap();
+    assert_eq!(shape, vec![10, 1, 8, 8]);
+    // The denoised estimate is clipped to [-1, 1] by default (DDPM's last step lands on it);
+    // `--clip-denoised false` leaves the barely trained network's estimate as it is.
+    assert!(clipped.iter().all(|v| v.abs() <= 1.0));
+    let raw = dir.join("raw.npy");
+    cli(&["sample", "--checkpoint", s(&ck), "--n", "10", "--quiet", "--clip-denoised", "false", "--out", s(&raw)]
+        .iter()
+        .copied()
+        .chain(args)
+        .collect::<Vec<_>>());
+    let raw = scoregen::io::npy::read_npy(&raw).unwrap().1;
+    assert!(raw.iter().any(|v| v.abs() > 1.0), "no value left [-1, 1] unclipped");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

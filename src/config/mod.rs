@@ -301,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn clipping_the_denoised_estimate_is_on_by_default_and_a_sample_setting() {
+        let c = Config::from_toml("[data]\nsource = \"toy\"\n", "c.toml").unwrap();
+        assert!(c.sample.clip_denoised && c.sample.request().opts.clip_denoised);
+        let c = Config::from_toml("[data]\nsource = \"toy\"\n[sample]\nclip_denoised = false\n", "c.toml").unwrap();
+        assert!(!c.sample.request().opts.clip_denoised);
+        assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+        let e =
+            Config::from_toml("[data]\nsource = \"toy\"\n[sample]\nclip_denoised = \"no\"\n", "c.toml").unwrap_err();
+        let e = e.to_string();
+        assert!(e.contains("c.toml (line 4)") && e.contains("boolean") && e.lines().count() == 1, "{e}");
+    }
+
+    #[test]
     fn process_ranges_are_used_or_refused_and_written_out() {
         // A config names only the kind: the range it uses is written out in full.
         let c = Config::from_toml("[data]\nsource = \"toy\"\n[process]\nkind = \"vp\"\nbeta_max = 10.0\n", "v.toml")

@@ -100,6 +100,10 @@ pub struct SampleConfig {
     pub tol: f64,
     /// The seed: chain i's noise depends only on (seed, i).
     pub seed: u64,
+    /// Image models: clip the denoised estimate to [-1, 1] at every step (DDPM's
+    /// clip_denoised). It keeps a rare runaway trajectory in range but lifts pixels that sit
+    /// at the range's edge (MNIST's background); EDM-preconditioned denoisers do well without.
+    pub clip_denoised: bool,
 }
 
 impl Default for SampleConfig {
@@ -114,6 +118,7 @@ impl Default for SampleConfig {
             snr: 0.16,
             tol: 1e-5,
             seed: 0,
+            clip_denoised: true,
         }
     }
 }
@@ -132,6 +137,7 @@ impl SampleConfig {
                 levels: self.levels,
                 snr: self.snr,
                 tol: self.tol,
+                clip_denoised: self.clip_denoised,
                 ..SamplerOpts::default()
             },
             conditions: Default::default(),

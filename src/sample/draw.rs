@@ -136,7 +136,7 @@ pub fn draw_each(
             Ok(runner.mcmc_report())
         }
         super::SamplerProgram::Adaptive { tol } => {
-            let f = ScoreFn::plan(gpu, model, batch, Probes::None).map_err(&hint)?;
+            let f = plan(gpu, model, batch, req).map_err(&hint)?;
             let prior_mean: Vec<f32> = moments.mean.iter().map(|&m| m as f32).collect();
             let prior = (&prior_mean[..], p.prior_var_with(opts.data_var).sqrt());
             let mut start = 0;
@@ -179,10 +179,16 @@ pub fn runner(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest) -> Result<
     bind(gpu, model, req, prog)
 }
 
+/// `model` planned for sampling `batch` chains, clipping image models' denoised estimate where
+/// the request says so.
+fn plan(gpu: &Gpu, model: &dyn ScoreModel, batch: usize, req: &SampleRequest) -> Result<ScoreFn> {
+    ScoreFn::plan_with(gpu, model, batch, Probes::None, model.images() && req.opts.clip_denoised)
+}
+
 /// `prog` bound to `model` planned for `req.batch` chains.
 fn bind(gpu: &Gpu, model: &dyn ScoreModel, req: &SampleRequest, prog: super::Program) -> Result<Runner<'static>> {
     let hint = batch_hint(req.batch);
-    let f = ScoreFn::plan(gpu, model, req.batch, Probes::None).map_err(&hint)?;
+    let f = plan(gpu, model, req.batch, req).map_err(&hint)?;
     let mut runner = Runner::owning(gpu, f, prog, req.seed).map_err(&hint)?;
     runner.prior_mean = model.moments().mean.iter().map(|&m| m as f32).collect();
     runner.conditions = req.conditions.clone();

@@ -343,10 +343,21 @@ pub struct SamplerOpts {
     pub tol: f64,
     /// The MCMC samplers' and correctors' settings.
     pub mcmc: McmcOpts,
+    /// Image models: clip the denoised estimate to [-1, 1] at every step (DDPM's
+    /// clip_denoised; diffusers' clip_sample). Ignored for other models.
+    pub clip_denoised: bool,
 }
 
 impl Default for SamplerOpts {
     fn default() -> Self {
-        SamplerOpts { eps: 5e-5, levels: 10, snr: 0.16, data_var: 0.0, tol: 1e-5, mcmc: McmcOpts::default() }
+        SamplerOpts {
+            eps: 5e-5,
+            levels: 10,
+            snr: 0.16,
+            data_var: 0.0,
+            tol: 1e-5,
+            mcmc: McmcOpts::default(),
+            clip_denoised: true,
+        }
     }
 }
