@@ -2,8 +2,8 @@
 //! (8 classes), seconds per sampler step of the unguided conditional model, of classifier-free
 //! guidance (one network pass over 2B rows) and of classifier guidance of the unconditional
 //! W1 network by an MLP classifier, beside the classifier's forward and backward alone; all in
-//! one run, each the median of interleaved rounds (the ratios: the median of each round's
-//! ratio), random weights (the cost is the same).
+//! one run, each the median of interleaved rounds (each round runs the rows forward and back;
+//! the ratios: the median of each round's ratio), random weights (the cost is the same).
 
 use super::{median, Figure, Report};
 use crate::config::Config;
@@ -94,14 +94,20 @@ pub fn run(gpu: &Gpu, chains: usize, steps: usize, rounds: usize, report: &Repor
         }
         runners.push(r);
     }
-    let mut times = vec![Vec::new(); rows.len()];
+    // Each round runs the rows in order and then in reverse (A B C C B A), a row's time the
+    // mean of its two runs: a drift of the host's speed within the round (seconds per row on a
+    // shared CPU) then moves every row alike instead of favouring the rows that ran first.
+    let n = runners.len();
+    let mut times = vec![Vec::new(); n];
     for round in 0..=rounds {
-        for (i, r) in runners.iter().enumerate() {
+        let mut sum = vec![0.0; n];
+        for i in (0..n).chain((0..n).rev()) {
             let t = Instant::now();
-            r.sample(gpu, 0, chains, &mut |_, _| {})?;
-            if round > 0 {
-                times[i].push(t.elapsed().as_secs_f64() / steps as f64);
-            }
+            runners[i].sample(gpu, 0, chains, &mut |_, _| {})?;
+            sum[i] += t.elapsed().as_secs_f64() / (2 * steps) as f64;
+        }
+        if round > 0 {
+            sum.iter().zip(&mut times).for_each(|(s, t)| t.push(*s));
         }
     }
     // With --profile: the timed rounds' times are dropped, then each model runs once more
