@@ -307,6 +307,9 @@ mod tests {
         let c = Config::from_toml("[data]\nsource = \"toy\"\n[sample]\nclip_denoised = false\n", "c.toml").unwrap();
         assert!(!c.sample.request().opts.clip_denoised);
         assert_eq!(Config::from_toml(&c.to_toml(), "round").unwrap(), c);
+        // The MNIST U-Net samples unclipped by default (its background measure in the README).
+        let unet = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/configs/mnist_unet_cond.toml");
+        assert!(!Config::load(&unet).unwrap().sample.clip_denoised);
         let e =
             Config::from_toml("[data]\nsource = \"toy\"\n[sample]\nclip_denoised = \"no\"\n", "c.toml").unwrap_err();
         let e = e.to_string();
