@@ -2,13 +2,12 @@
 
 use clap::{Parser, Subcommand};
 use scoregen::app::shard::Shard;
-use scoregen::app::{evaluate, FisherRequest, Loaded, ModelSource};
+use scoregen::app::{evaluate, FisherRequest, ModelSource};
 use scoregen::config::Config;
 use scoregen::gpu::{info::adapters_report, BackendChoice};
 use scoregen::io::samples::{png_fits, write_samples};
 use scoregen::model::ScoreModel;
-use scoregen::sample::{draw, SampleRequest};
-use scoregen::sample::{Probes, SamplerKind};
+use scoregen::sample::{draw, Probes};
 use scoregen::train::{train, TrainOpts};
 use scoregen::{Error, Gpu, GpuOptions, Result};
 use std::path::PathBuf;
@@ -16,9 +15,11 @@ use std::path::PathBuf;
 mod bench_cli;
 mod classify_cli;
 mod index_cli;
+mod sample_cli;
 use bench_cli::{cmd_bench, BenchCmd};
 use classify_cli::{cmd_classify, ClassifyArgs};
 use index_cli::{cmd_index, IndexCmd};
+use sample_cli::{load_model, parse_model, request, source, source_name, SampleArgs};
 
 #[derive(Parser)]
 #[command(name = "scoregen", version, about = "Score-based generative models on the GPU (wgpu + WGSL)")]
@@ -150,47 +151,6 @@ struct TrainArgs {
     no_samples: bool,
 }
 
-/// The model and sampler settings `sample` and `eval` share (defaults: the checkpoint's config).
-#[derive(clap::Args)]
-struct SampleArgs {
-    /// A checkpoint written by `train`.
-    #[arg(long, conflicts_with = "model")]
-    checkpoint: Option<PathBuf>,
-    /// An analytic model or a composition instead: gmm:FILE.toml, gmm:ring8, gmm:ncsn or
-    /// compose:FILE.toml.
-    #[arg(long, value_parser = parse_model)]
-    model: Option<ModelSource>,
-    /// ald, pc, ode, rk45, ddim, ancestral, heun, langevin, ula, mala, uhmc, hmc.
-    #[arg(long, value_enum)]
-    sampler: Option<SamplerKind>,
-    /// Sampler steps (model evaluations; ALD: all noise levels together); default from the
-    /// checkpoint's config.
-    #[arg(long)]
-    steps: Option<usize>,
-    /// Samples to draw (eval: for the sample metrics, 0 skips them).
-    #[arg(long)]
-    n: Option<usize>,
-    /// Seed of the chains (chain i's numbers depend only on seed and i).
-    #[arg(long)]
-    seed: Option<u64>,
-    /// Chains per batch (results do not depend on it, except with rk45).
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Image models: clip the denoised estimate to [-1, 1] at every step (true or false;
-    /// default from the checkpoint's config, `sample.clip_denoised`, itself true by default).
-    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
-    clip_denoised: Option<bool>,
-    #[command(flatten)]
-    mcmc: scoregen::app::mcmc_cli::McmcArgs,
-    #[command(flatten)]
-    guide: scoregen::app::guide_cli::GuideArgs,
-    #[command(flatten)]
-    retrieval: scoregen::app::retrieval_cli::RetrievalArgs,
-}
-
-fn parse_model(s: &str) -> std::result::Result<ModelSource, String> {
-    ModelSource::parse_model(s).map_err(|e| e.message().to_string())
-}
 fn parse_probes(s: &str) -> std::result::Result<Probes, String> {
     match s {
         "exact" => Ok(Probes::Exact),
@@ -210,37 +170,6 @@ fn open(cli: &Cli) -> Result<Gpu> {
         eprintln!("{hint}");
     }
     Ok(gpu)
-}
-
-fn source(a: &SampleArgs) -> Result<ModelSource> {
-    match (&a.checkpoint, &a.model) {
-        (Some(c), _) => Ok(ModelSource::Checkpoint(c.clone())),
-        (None, Some(m)) => Ok(m.clone()),
-        (None, None) => Err(Error::Invalid("give --checkpoint FILE or --model gmm:...".into())),
-    }
-}
-
-/// The model's file as the user named it (errors about its database name it).
-fn source_name(a: &SampleArgs) -> String {
-    a.checkpoint.as_ref().map_or("the model".into(), |c| c.display().to_string())
-}
-
-fn load_model(gpu: &Gpu, a: &SampleArgs) -> Result<Loaded> {
-    Loaded::load(gpu, &source(a)?)?.guide(gpu, &a.guide)
-}
-
-fn request(m: &Loaded, a: &SampleArgs) -> SampleRequest {
-    let mut req = m.sample_defaults().request();
-    req.sampler = a.sampler.unwrap_or(req.sampler);
-    req.steps = a.steps.unwrap_or(req.steps);
-    req.n = a.n.unwrap_or(req.n);
-    req.seed = a.seed.unwrap_or(req.seed);
-    req.batch = a.batch.unwrap_or(req.batch);
-    req.opts.clip_denoised = a.clip_denoised.unwrap_or(req.opts.clip_denoised);
-    req.opts.mcmc = a.mcmc.apply(&req.opts.mcmc);
-    req.opts.levels = a.mcmc.mcmc_levels.unwrap_or(req.opts.levels);
-    req.conditions = m.conditions.clone();
-    req
 }
 
 /// Progress on stderr (scoregen::progress: a bar on a terminal, lines in logs, none with --quiet).
