@@ -296,6 +296,7 @@ fn bad_checkpoints_mixtures_and_flags() {
         (vec!["sample", "--model", g, "--batch", "0", "--out", &out], 1, "--batch"),
         (vec!["sample", "--model", g, "--n", "1000000000000", "--out", &out], 1, "--n 1000000000000"),
         (vec!["sample", "--model", g, "--sampler", "bogus", "--out", &out], 2, "bogus"),
+        (vec!["sample", "--model", g, "--clip-denoised", "maybe", "--out", &out], 2, "maybe"),
         (vec!["sample", "--model", g, "--sampler", "ald", "--steps", "5", "--out", &out], 1, "--steps 5"),
         (vec!["sample", "--model", g, "--out", &s(&dir.join("x.txt"))], 1, "x.txt"),
         (vec!["sample", "--model", g, "--out", &s(&dir.join("no/such/x.npy"))], 1, "does not exist"),
